@@ -1,0 +1,1 @@
+"""Bundled data files: instrument lists, themes, monitoring rules."""

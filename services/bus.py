@@ -1,0 +1,191 @@
+"""An asyncio event bus with typed topics that no slow subscriber can stall.
+
+Publishing never awaits and never blocks: each subscriber has its own mailbox.
+
+* A *coalescing* topic (ticks, live bars, funds) keeps only the newest event per key in a
+  subscriber's mailbox. A chart that repaints 60 times a second therefore receives at most one
+  tick per instrument per frame, however fast the feed runs, and memory stays bounded by the
+  number of instruments.
+* A *lossless* topic (orders, fills) keeps every event in order. Its mailbox is bounded; a
+  subscriber that falls that far behind is marked as lagged and gets ``SubscriberLagged`` on
+  its next read, so it resynchronises from a snapshot instead of silently missing an order
+  update, and the publisher (the order path) is never held up by a slow view.
+
+All methods must be called on the event loop's thread; SDK threads use
+``publish_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from services.domain import Bar, ConnectionState, Fill, Funds, Order, Position, Tick
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, eq=False)
+class Topic(Generic[T]):
+    """A named stream of events of one type.
+
+    ``coalesce_key`` turns on per-key coalescing; leave it ``None`` for events that must all
+    be delivered. ``maxsize`` bounds a lossless subscriber's backlog.
+    """
+
+    name: str
+    coalesce_key: Callable[[T], Hashable] | None = None
+    maxsize: int = 10_000
+
+    def __repr__(self) -> str:
+        return f"Topic({self.name!r})"
+
+
+class SubscriberLagged(Exception):
+    """The subscriber fell more than ``maxsize`` events behind and must resynchronise."""
+
+
+class Subscription(Generic[T]):
+    def __init__(self, bus: EventBus, topic: Topic[T], name: str) -> None:
+        self._bus = bus
+        self.topic = topic
+        self.name = name
+        self._coalesced: dict[Hashable, T] = {}
+        self._queue: deque[T] = deque()
+        self._ready = asyncio.Event()
+        self._lagged = False
+        self.closed = False
+        self.delivered = 0
+        self.coalesced_away = 0
+
+    def _offer(self, event: T) -> None:
+        key_fn = self.topic.coalesce_key
+        if key_fn is not None:
+            key = key_fn(event)
+            if key in self._coalesced:
+                self.coalesced_away += 1
+                # Re-insert so the newest event moves to the end: mailbox order is arrival order.
+                del self._coalesced[key]
+            self._coalesced[key] = event
+        elif len(self._queue) >= self.topic.maxsize:
+            if not self._lagged:
+                log.warning("subscriber %s lagged on %s; it must resync", self.name, self.topic)
+            self._lagged = True
+            self._queue.clear()
+        else:
+            self._queue.append(event)
+        self._ready.set()
+
+    def pending(self) -> int:
+        return len(self._coalesced) + len(self._queue)
+
+    def drain(self) -> list[T]:
+        """Return everything waiting now without waiting (possibly nothing)."""
+        if self._lagged:
+            self._lagged = False
+            raise SubscriberLagged(f"{self.name} fell behind on {self.topic.name}")
+        if self.topic.coalesce_key is not None:
+            batch = list(self._coalesced.values())
+            self._coalesced.clear()
+        else:
+            batch = list(self._queue)
+            self._queue.clear()
+        self._ready.clear()
+        self.delivered += len(batch)
+        return batch
+
+    async def next_batch(self) -> list[T]:
+        """Wait until at least one event is waiting, then return all of them."""
+        while True:
+            if self.closed:
+                raise asyncio.CancelledError(f"subscription {self.name} closed")
+            batch = self.drain()
+            if batch:
+                return batch
+            await self._ready.wait()
+
+    async def batches(self) -> AsyncIterator[list[T]]:
+        while not self.closed:
+            yield await self.next_batch()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._ready.set()
+            self._bus._remove(self)
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subs: dict[Topic[Any], list[Subscription[Any]]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.published: dict[str, int] = {}
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Remember the loop that owns the bus, for ``publish_threadsafe``."""
+        self._loop = loop
+
+    def subscribe(self, topic: Topic[T], name: str) -> Subscription[T]:
+        sub = Subscription(self, topic, name)
+        self._subs.setdefault(topic, []).append(sub)
+        return sub
+
+    def _remove(self, sub: Subscription[T]) -> None:
+        subs = self._subs.get(sub.topic)
+        if subs is not None and sub in subs:
+            subs.remove(sub)
+
+    def publish(self, topic: Topic[T], event: T) -> None:
+        self.published[topic.name] = self.published.get(topic.name, 0) + 1
+        for sub in self._subs.get(topic, ()):
+            sub._offer(event)
+
+    def publish_many(self, topic: Topic[T], events: list[T]) -> None:
+        self.published[topic.name] = self.published.get(topic.name, 0) + len(events)
+        for sub in self._subs.get(topic, ()):
+            for event in events:
+                sub._offer(event)
+
+    def publish_threadsafe(self, topic: Topic[T], event: T) -> None:
+        """Publish from a foreign thread (a broker SDK's socket thread)."""
+        if self._loop is None:
+            raise RuntimeError("EventBus.bind_loop() was not called")
+        self._loop.call_soon_threadsafe(self.publish, topic, event)
+
+    def subscriber_count(self, topic: Topic[T]) -> int:
+        return len(self._subs.get(topic, ()))
+
+
+def _tick_key(tick: Tick) -> str:
+    return tick.key
+
+
+def _bar_key(bar: Bar) -> tuple[str, str, object]:
+    return (bar.key, bar.timeframe, bar.start)
+
+
+def _position_key(position: Position) -> tuple[str, str]:
+    return (position.key, position.product)
+
+
+def _constant_key(_event: object) -> int:
+    return 0
+
+
+def _connection_key(state: ConnectionState) -> str:
+    return state.component
+
+
+TICKS: Topic[Tick] = Topic("ticks", coalesce_key=_tick_key)
+BARS: Topic[Bar] = Topic("bars", coalesce_key=_bar_key)
+ORDERS: Topic[Order] = Topic("orders")
+FILLS: Topic[Fill] = Topic("fills")
+POSITIONS: Topic[Position] = Topic("positions", coalesce_key=_position_key)
+FUNDS: Topic[Funds] = Topic("funds", coalesce_key=_constant_key)
+CONNECTION: Topic[ConnectionState] = Topic("connection", coalesce_key=_connection_key)
