@@ -37,7 +37,15 @@ if [ "${#missing[@]}" -gt 0 ] && command -v apt-get >/dev/null; then
 fi
 
 PY="${PYTHON:-python3}"
-extras="[test]"
+if ! "$PY" -c 'import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] < (3, 14)))' 2>/dev/null; then
+  echo "setup: Dalal Terminal needs Python 3.11 to 3.13 as python3 (or PYTHON=/path/to/python)" >&2
+  exit 1
+fi
+if ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then
+  echo "setup: installing python3-venv"
+  "${sudo_cmd[@]}" apt-get install -y -qq python3-venv >/dev/null
+fi
+extras="[test,brokers]"
 stamp=".venv/.stamp-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "setup: building .venv"
