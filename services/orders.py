@@ -1,0 +1,268 @@
+"""The order manager: the one door every order goes through, whoever sends it.
+
+The ticket, hotkeys, the HTTP API and models all call ``submit``; the order is validated
+against the exchange's rules, then every pre-trade check (the risk engine plugs in here), and
+only then handed to the broker, so a refused order never reaches any broker. Afterwards the
+broker is the source of truth: the snapshots here follow its events on the bus, refuse any
+update that would move an order backwards through its state machine (a reordered or repeated
+message), and are reloaded from the broker by ``resync`` when a subscription lagged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from decimal import Decimal
+from typing import Protocol, TypeVar
+
+from services.broker import Broker, BrokerError, OrderChange
+from services.bus import FILLS, FUNDS, ORDERS, POSITIONS, EventBus, SubscriberLagged, Subscription
+from services.clock import Clock
+from services.domain import (
+    ORDER_TRANSITIONS,
+    Fill,
+    Funds,
+    Instrument,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    Position,
+    Product,
+)
+from services.instruments import InstrumentRegistry
+from services.validation import validate_order
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+LATENCY_SAMPLES = 1024
+
+
+class QuoteSource(Protocol):
+    def last_price(self, key: str) -> Decimal | None: ...
+
+
+class PreTradeCheck(Protocol):
+    def __call__(self, request: OrderRequest, instrument: Instrument) -> None:
+        """Return to let the order through; raise ``OrderRejected(msg, rule=...)`` to stop it."""
+        ...
+
+
+def apply_change(request: OrderRequest, change: OrderChange) -> OrderRequest:
+    """Return ``request`` as ``change`` modifies it.
+
+    Fields the new order type does not take are dropped (a stop-loss turned into a LIMIT loses
+    its trigger, a LIMIT turned into a MARKET order its price), so the result validates like a
+    fresh order.
+    """
+    order_type = change.order_type or request.order_type
+    price = change.price if change.price is not None else request.price
+    trigger = change.trigger_price if change.trigger_price is not None else request.trigger_price
+    return replace(
+        request,
+        quantity=change.quantity if change.quantity is not None else request.quantity,
+        order_type=order_type,
+        price=price if order_type.needs_price else None,
+        trigger_price=trigger if order_type.needs_trigger else None,
+    )
+
+
+class OrderManager:
+    def __init__(
+        self,
+        broker: Broker,
+        instruments: InstrumentRegistry,
+        quotes: QuoteSource,
+        bus: EventBus,
+        clock: Clock,
+        checks: Sequence[PreTradeCheck] = (),
+        *,
+        on_ack: Callable[[float], None] | None = None,
+    ) -> None:
+        self._broker = broker
+        self._instruments = instruments
+        self._quotes = quotes
+        self._bus = bus
+        self._clock = clock
+        self.checks: list[PreTradeCheck] = list(checks)
+        self.on_ack = on_ack
+        # Seconds from submit to the broker's acknowledgement, newest last, for metrics.
+        self.order_latency: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        # Why the last ``cancel_all`` could not cancel some orders, by order id.
+        self.cancel_failures: dict[str, str] = {}
+        self._orders: dict[str, Order] = {}
+        self._fills: dict[str, Fill] = {}
+        self._positions: dict[tuple[str, Product], Position] = {}
+        self._funds: Funds | None = None
+        # Subscribed now, not in run(), so events published before run() starts are kept.
+        self._order_sub = bus.subscribe(ORDERS, "order-manager")
+        self._fill_sub = bus.subscribe(FILLS, "order-manager")
+        self._position_sub = bus.subscribe(POSITIONS, "order-manager")
+        self._funds_sub = bus.subscribe(FUNDS, "order-manager")
+
+    # -- order entry -----------------------------------------------------------------------
+    async def submit(self, request: OrderRequest) -> Order:
+        """Validate, run the pre-trade checks, then place ``request`` with the broker.
+
+        Raises ``OrderValidationError`` or the check's ``OrderRejected`` unchanged; the broker
+        is not called in either case. A broker's own refusal comes back as a REJECTED order.
+        """
+        instrument = self._instruments.get(request.key)
+        validate_order(request, instrument, self._quotes.last_price(request.key))
+        assert instrument is not None  # validate_order refuses unknown symbols
+        for check in self.checks:
+            check(request, instrument)
+        started = time.perf_counter()
+        order = await self._broker.place_order(request)
+        elapsed = time.perf_counter() - started
+        self.order_latency.append(elapsed)
+        if self.on_ack is not None:
+            self.on_ack(elapsed)
+        self._apply_order(order)
+        return order
+
+    async def modify(self, order_id: str, change: OrderChange) -> Order:
+        """Modify a working order; the new order is validated here before the broker sees it."""
+        known = self._orders.get(order_id)
+        if known is not None and known.status.is_working:
+            request = apply_change(known.request, change)
+            last = (
+                self._quotes.last_price(request.key)
+                if known.status is OrderStatus.TRIGGER_PENDING
+                else None
+            )
+            validate_order(request, self._instruments.get(request.key), last)
+        order = await self._broker.modify_order(order_id, change)
+        self._apply_order(order)
+        return order
+
+    async def cancel(self, order_id: str) -> Order:
+        order = await self._broker.cancel_order(order_id)
+        self._apply_order(order)
+        return order
+
+    async def cancel_all(self) -> list[str]:
+        """Cancel every working order; return the ids cancelled.
+
+        A failure (the order filled meanwhile, the broker refused) does not stop the others: it
+        is logged and kept in ``cancel_failures``.
+        """
+        self.cancel_failures = {}
+        cancelled: list[str] = []
+        for order in self.orders():
+            if not order.status.is_working:
+                continue
+            try:
+                await self.cancel(order.order_id)
+            except BrokerError as exc:
+                log.warning("cancel_all: %s not cancelled: %s", order.order_id, exc)
+                self.cancel_failures[order.order_id] = str(exc)
+            else:
+                cancelled.append(order.order_id)
+        return cancelled
+
+    # -- snapshots -------------------------------------------------------------------------
+    def orders(self) -> list[Order]:
+        """All orders of the session, newest first."""
+        newest_first = list(reversed(self._orders.values()))
+        return sorted(newest_first, key=lambda o: o.placed_at, reverse=True)
+
+    def order(self, order_id: str) -> Order | None:
+        return self._orders.get(order_id)
+
+    def open_orders(self) -> list[Order]:
+        return [o for o in self.orders() if o.status.is_working]
+
+    def positions(self) -> list[Position]:
+        return [self._positions[k] for k in sorted(self._positions)]
+
+    def funds(self) -> Funds | None:
+        return self._funds
+
+    def fills(self) -> list[Fill]:
+        """All fills of the session, newest first."""
+        return list(reversed(self._fills.values()))
+
+    # -- following the broker --------------------------------------------------------------
+    async def run(self) -> None:
+        """Apply the broker's events to the snapshots until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._follow(self._order_sub, self._apply_orders))
+            group.create_task(self._follow(self._fill_sub, self._apply_fills))
+            group.create_task(self._follow(self._position_sub, self._apply_positions))
+            group.create_task(self._follow(self._funds_sub, self._apply_funds))
+
+    def apply_pending(self) -> None:
+        """Apply every event waiting now, without waiting (for tests and synchronous callers).
+
+        Raises ``SubscriberLagged`` if a subscription fell behind; call ``resync`` then.
+        """
+        self._apply_orders(self._order_sub.drain())
+        self._apply_fills(self._fill_sub.drain())
+        self._apply_positions(self._position_sub.drain())
+        self._apply_funds(self._funds_sub.drain())
+
+    async def resync(self) -> None:
+        """Reload every snapshot from the broker, dropping events queued before the reload."""
+        for sub in (self._order_sub, self._fill_sub, self._position_sub, self._funds_sub):
+            try:
+                sub.drain()
+            except SubscriberLagged:
+                sub.drain()
+        orders = await self._broker.orders()
+        fills = await self._broker.fills()
+        positions = await self._broker.positions()
+        funds = await self._broker.funds()
+        self._orders = {o.order_id: o for o in sorted(orders, key=lambda o: o.placed_at)}
+        self._fills = {f.fill_id: f for f in fills}
+        self._positions = {(p.key, p.product): p for p in positions}
+        self._funds = funds
+
+    def close(self) -> None:
+        for sub in (self._order_sub, self._fill_sub, self._position_sub, self._funds_sub):
+            sub.close()
+
+    async def _follow(self, sub: Subscription[T], apply: Callable[[list[T]], None]) -> None:
+        while True:
+            try:
+                batch = await sub.next_batch()
+            except SubscriberLagged:
+                log.warning("order manager lagged on %s; resyncing from the broker", sub.topic)
+                await self.resync()
+                continue
+            apply(batch)
+
+    def _apply_orders(self, orders: list[Order]) -> None:
+        for order in orders:
+            self._apply_order(order)
+
+    def _apply_order(self, order: Order) -> None:
+        current = self._orders.get(order.order_id)
+        if current is not None and current != order:
+            legal = order.status in ORDER_TRANSITIONS[current.status]
+            if not legal or order.filled_quantity < current.filled_quantity:
+                log.debug(
+                    "ignoring stale update for %s: %s -> %s",
+                    order.order_id,
+                    current.status,
+                    order.status,
+                )
+                return
+        self._orders[order.order_id] = order
+
+    def _apply_fills(self, fills: list[Fill]) -> None:
+        for fill in fills:
+            self._fills.setdefault(fill.fill_id, fill)
+
+    def _apply_positions(self, positions: list[Position]) -> None:
+        for position in positions:
+            self._positions[(position.key, position.product)] = position
+
+    def _apply_funds(self, funds: list[Funds]) -> None:
+        if funds:
+            self._funds = funds[-1]
