@@ -1,1 +1,185 @@
-def main() -> None: ...
+"""The `dalal` command line.
+
+Building the parser must stay cheap: `dalal --help` and `dalal --version` import no Qt, no
+numpy-heavy service, no scikit-learn and no broker SDK (some SDKs even touch the network at
+import). Every heavy import lives inside the handler that needs it, and each module in
+``COMMAND_MODULES`` must follow the same rule in its ``register``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+# Before settings, Qt and the services load: the start of the cold-start measurement.
+IMPORTED_AT = time.perf_counter()
+
+DIST_NAME = "dalal-terminal"
+PROG = "dalal"
+
+# Modules providing ``register(subparsers) -> None``; each adds its own subcommands and sets
+# ``func`` (a handler taking the parsed namespace and returning an exit code) on them.
+COMMAND_MODULES: list[str] = []
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class UsageError(Exception):
+    """A bad option value: shown as one line, exit status 2."""
+
+
+def package_version() -> str:
+    try:
+        return version(DIST_NAME)
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
+    """Options every command accepts, before or after the subcommand name.
+
+    On subcommands the defaults are suppressed so that ``dalal --profile x run`` keeps the
+    value given before the subcommand instead of being reset by the subparser's default.
+    """
+    common = argparse.ArgumentParser(add_help=False)
+    default = argparse.SUPPRESS if suppress else None
+    common.add_argument(
+        "--profile", default=default, help="settings profile name (letters, digits, _ and -)"
+    )
+    common.add_argument(
+        "--config", type=Path, default=default, metavar="PATH", help="settings file (JSON)"
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Dalal Terminal: a trading terminal for Indian markets. "
+        "With no command, starts the desktop terminal.",
+        parents=[_common_options(suppress=False)],
+    )
+    parser.add_argument("--version", action="version", version=f"{DIST_NAME} {package_version()}")
+    parser.set_defaults(func=_run_desktop)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    common = _common_options(suppress=True)
+
+    run = sub.add_parser("run", parents=[common], help="start the desktop terminal (default)")
+    run.set_defaults(func=_run_desktop)
+
+    headless = sub.add_parser(
+        "headless",
+        parents=[common],
+        help="run the services without a window, with health checks and Prometheus metrics",
+        description="Run the simulated market and paper broker with no GUI, serving /livez, "
+        "/healthz, /readyz and /metrics over HTTP. Stops cleanly on SIGTERM or SIGINT.",
+    )
+    headless.add_argument(
+        "--listen",
+        default="127.0.0.1:9400",
+        metavar="HOST:PORT",
+        help="address to serve on (default 127.0.0.1:9400; port 0 picks a free port and prints it)",
+    )
+    headless.add_argument("--seed", type=int, help="simulator seed (default from settings)")
+    headless.add_argument(
+        "--ticks-per-second", type=float, metavar="R", help="simulated ticks per second"
+    )
+    headless.add_argument(
+        "--market-hours",
+        action="store_true",
+        help="tick only in NSE market hours (09:15-15:30 IST) instead of always",
+    )
+    headless.add_argument(
+        "--insecure-bind",
+        action="store_true",
+        help="allow a non-loopback address without TLS (only on a trusted private network)",
+    )
+    headless.set_defaults(func=_run_headless)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def load_cli_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    """Load settings from ``--config`` (or the default file) and apply command-line overrides.
+
+    Overrides go through validation again, so ``--ticks-per-second 0`` is refused with the
+    same message a bad settings file would give.
+    """
+    from pydantic import ValidationError
+
+    from app.settings import Settings, SettingsError, load_settings
+
+    settings = load_settings(args.config)
+    updates = {k: v for k, v in overrides.items() if v is not None}
+    if args.profile is not None:
+        updates["profile"] = args.profile
+    if not updates:
+        return settings
+    try:
+        return Settings.model_validate({**settings.model_dump(), **updates})
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        raise SettingsError(f"command line: {problems}") from None
+
+
+def _run_desktop(args: argparse.Namespace) -> int:
+    settings = load_cli_settings(args)
+    from app.desktop import run_desktop
+
+    return run_desktop(settings, started_at=IMPORTED_AT)
+
+
+def _run_headless(args: argparse.Namespace) -> int:
+    from app.headless import ListenError, check_exposure, configure_logging, parse_listen
+
+    try:
+        check_exposure(parse_listen(args.listen), insecure_bind=args.insecure_bind)
+    except ListenError as e:
+        raise UsageError(str(e)) from None
+    settings = load_cli_settings(
+        args,
+        seed=args.seed,
+        ticks_per_second=args.ticks_per_second,
+        always_open=False if args.market_hours else None,
+    )
+    configure_logging()
+    from app.headless import run_headless
+
+    return run_headless(
+        settings, args.listen, insecure_bind=args.insecure_bind, version=package_version()
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version and argparse's own usage errors
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    handler: Handler = args.func
+    from app.settings import SettingsError
+
+    try:
+        return handler(args)
+    except (SettingsError, UsageError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The headless HTTP server: health, readiness and metrics today; the control API later."""
