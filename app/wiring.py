@@ -142,7 +142,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> AppService
         ticks_per_second=settings.ticks_per_second,
         always_open=settings.always_open,
     )
-    bars = BarBuilder(bus)
+    bars = BarBuilder(bus, clock=clock)
     broker = PaperBroker(
         instruments, bus, clock, opening_balance=Decimal(settings.opening_balance)
     )

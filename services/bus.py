@@ -3,9 +3,11 @@
 Publishing never awaits and never blocks: each subscriber has its own mailbox.
 
 * A *coalescing* topic (ticks, live bars, funds) keeps only the newest event per key in a
-  subscriber's mailbox. A chart that repaints 60 times a second therefore receives at most one
+  view's mailbox. A chart that repaints 60 times a second therefore receives at most one
   tick per instrument per frame, however fast the feed runs, and memory stays bounded by the
-  number of instruments.
+  number of instruments. Consumers that need every tick (the bar builder for true highs and
+  lows, the paper broker so a stop-loss trigger is never skipped) subscribe with
+  ``lossless=True`` and get the lossless behaviour below on any topic.
 * A *lossless* topic (orders, fills) keeps every event in order. Its mailbox is bounded; a
   subscriber that falls that far behind is marked as lagged and gets ``SubscriberLagged`` on
   its next read, so it resynchronises from a snapshot instead of silently missing an order
@@ -52,10 +54,11 @@ class SubscriberLagged(Exception):
 
 
 class Subscription(Generic[T]):
-    def __init__(self, bus: EventBus, topic: Topic[T], name: str) -> None:
+    def __init__(self, bus: EventBus, topic: Topic[T], name: str, *, lossless: bool) -> None:
         self._bus = bus
         self.topic = topic
         self.name = name
+        self._key_fn = None if lossless else topic.coalesce_key
         self._coalesced: dict[Hashable, T] = {}
         self._queue: deque[T] = deque()
         self._ready = asyncio.Event()
@@ -65,7 +68,7 @@ class Subscription(Generic[T]):
         self.coalesced_away = 0
 
     def _offer(self, event: T) -> None:
-        key_fn = self.topic.coalesce_key
+        key_fn = self._key_fn
         if key_fn is not None:
             key = key_fn(event)
             if key in self._coalesced:
@@ -73,9 +76,10 @@ class Subscription(Generic[T]):
                 # Re-insert so the newest event moves to the end: mailbox order is arrival order.
                 del self._coalesced[key]
             self._coalesced[key] = event
+        elif self._lagged:
+            pass  # everything up to the resync is superseded by the snapshot it will take
         elif len(self._queue) >= self.topic.maxsize:
-            if not self._lagged:
-                log.warning("subscriber %s lagged on %s; it must resync", self.name, self.topic)
+            log.warning("subscriber %s lagged on %s; it must resync", self.name, self.topic)
             self._lagged = True
             self._queue.clear()
         else:
@@ -89,8 +93,9 @@ class Subscription(Generic[T]):
         """Return everything waiting now without waiting (possibly nothing)."""
         if self._lagged:
             self._lagged = False
+            self._ready.clear()
             raise SubscriberLagged(f"{self.name} fell behind on {self.topic.name}")
-        if self.topic.coalesce_key is not None:
+        if self._key_fn is not None:
             batch = list(self._coalesced.values())
             self._coalesced.clear()
         else:
@@ -131,8 +136,9 @@ class EventBus:
         """Remember the loop that owns the bus, for ``publish_threadsafe``."""
         self._loop = loop
 
-    def subscribe(self, topic: Topic[T], name: str) -> Subscription[T]:
-        sub = Subscription(self, topic, name)
+    def subscribe(self, topic: Topic[T], name: str, *, lossless: bool = False) -> Subscription[T]:
+        """Return a new mailbox on ``topic``; ``lossless`` turns off coalescing for it."""
+        sub = Subscription(self, topic, name, lossless=lossless)
         self._subs.setdefault(topic, []).append(sub)
         return sub
 

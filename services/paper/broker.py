@@ -29,7 +29,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from services.broker import BrokerError, OrderChange, OrderNotFound, OrderRejected
-from services.bus import FILLS, FUNDS, ORDERS, POSITIONS, TICKS, EventBus
+from services.bus import FILLS, FUNDS, ORDERS, POSITIONS, TICKS, EventBus, SubscriberLagged
 from services.clock import Clock
 from services.domain import (
     PAISA,
@@ -139,10 +139,15 @@ class PaperBroker:
 
     # -- feed ------------------------------------------------------------------------------
     async def run(self) -> None:
-        sub = self._bus.subscribe(TICKS, "paper-broker")
+        sub = self._bus.subscribe(TICKS, "paper-broker", lossless=True)
         try:
             while True:
-                for tick in await sub.next_batch():
+                try:
+                    batch = await sub.next_batch()
+                except SubscriberLagged:
+                    log.warning("paper broker fell behind the feed; some ticks were skipped")
+                    continue
+                for tick in batch:
                     self.on_tick(tick)
         finally:
             sub.close()

@@ -1,0 +1,301 @@
+"""Bars from ticks, bucketed on the NSE session grid.
+
+Intraday buckets are anchored to the session open (09:15 IST), not to the clock hour, because
+that is how NSE charts are drawn: the 1h bars are 09:15-10:15, ..., and the last one of the
+day is the short 15:15-15:30 bar. Times after the close (only seen when the simulator runs
+``always_open``) are bucketed from 15:30 and times before the open from midnight, so buckets
+never straddle the session edges. A daily bar is stamped 09:15 IST of its date and covers the
+whole date.
+
+Volume comes from differences of the cumulative day volume carried by every tick, not from
+``last_quantity``: the tick topic coalesces per instrument, so a slow consumer misses ticks,
+and only the cumulative figure stays right across the gaps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from services.bus import BARS, TICKS, EventBus, SubscriberLagged
+from services.clock import IST, MARKET_CLOSE, MARKET_OPEN, Clock, is_trading_day, to_ist
+from services.domain import Bar, Tick, Timeframe
+
+log = logging.getLogger(__name__)
+
+SESSION_SECONDS = 22_500  # 09:15 to 15:30
+
+
+def _at(day: date, when: time) -> datetime:
+    return datetime.combine(day, when, tzinfo=IST)
+
+
+def bucket_start(ts: datetime, timeframe: Timeframe) -> datetime:
+    """Return the IST start of the bucket of ``timeframe`` holding ``ts``."""
+    local = to_ist(ts)
+    day = local.date()
+    if timeframe is Timeframe.D1:
+        return _at(day, MARKET_OPEN)
+    now_t = local.time()
+    if now_t < MARKET_OPEN:
+        anchor = _at(day, time(0, 0))
+    elif now_t < MARKET_CLOSE:
+        anchor = _at(day, MARKET_OPEN)
+    else:
+        anchor = _at(day, MARKET_CLOSE)
+    delta = local.replace(microsecond=0) - anchor
+    secs = delta.days * 86_400 + delta.seconds
+    size = timeframe.seconds
+    return anchor + timedelta(seconds=(secs // size) * size)
+
+
+def bucket_end(start: datetime, timeframe: Timeframe) -> datetime:
+    """Return the end (exclusive) of the bucket that starts at ``start``."""
+    local = to_ist(start)
+    day = local.date()
+    midnight = _at(day + timedelta(days=1), time(0, 0))
+    if timeframe is Timeframe.D1:
+        return midnight
+    now_t = local.time()
+    if now_t < MARKET_OPEN:
+        edge = _at(day, MARKET_OPEN)
+    elif now_t < MARKET_CLOSE:
+        edge = _at(day, MARKET_CLOSE)
+    else:
+        edge = midnight
+    return min(local + timedelta(seconds=timeframe.seconds), edge)
+
+
+def _previous_trading_day(day: date) -> date:
+    day -= timedelta(days=1)
+    while not is_trading_day(day):
+        day -= timedelta(days=1)
+    return day
+
+
+def _last_bucket_of_session(day: date, timeframe: Timeframe) -> datetime:
+    if timeframe is Timeframe.D1:
+        return _at(day, MARKET_OPEN)
+    size = timeframe.seconds
+    return _at(day, MARKET_OPEN) + timedelta(seconds=((SESSION_SECONDS - 1) // size) * size)
+
+
+def last_closed_session_bucket(end: datetime, timeframe: Timeframe) -> datetime:
+    """Return the newest in-session bucket that has fully ended at ``end``.
+
+    A daily bar counts as ended once its session closed at 15:30.
+    """
+    local = to_ist(end)
+    day = local.date()
+    if is_trading_day(day) and local.time() >= MARKET_CLOSE:
+        return _last_bucket_of_session(day, timeframe)
+    if is_trading_day(day) and local.time() >= MARKET_OPEN:
+        if timeframe is Timeframe.D1:
+            return _at(_previous_trading_day(day), MARKET_OPEN)
+        return previous_session_bucket(bucket_start(local, timeframe), timeframe)
+    return _last_bucket_of_session(_previous_trading_day(day), timeframe)
+
+
+def previous_session_bucket(start: datetime, timeframe: Timeframe) -> datetime:
+    """Return the in-session bucket before the one at ``start``, skipping nights and weekends."""
+    local = to_ist(start)
+    if timeframe is Timeframe.D1:
+        return _at(_previous_trading_day(local.date()), MARKET_OPEN)
+    if local > _at(local.date(), MARKET_OPEN):
+        return local - timedelta(seconds=timeframe.seconds)
+    return _last_bucket_of_session(_previous_trading_day(local.date()), timeframe)
+
+
+def session_buckets(end: datetime, timeframe: Timeframe, count: int) -> list[datetime]:
+    """Return the ``count`` newest ended in-session bucket starts before ``end``, oldest first."""
+    if count <= 0:
+        return []
+    starts = [last_closed_session_bucket(end, timeframe)]
+    while len(starts) < count:
+        starts.append(previous_session_bucket(starts[-1], timeframe))
+    starts.reverse()
+    return starts
+
+
+@dataclass(slots=True)
+class _LiveBar:
+    key: str
+    timeframe: Timeframe
+    start: datetime
+    end: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: int
+
+    def freeze(self, closed: bool) -> Bar:
+        return Bar(
+            key=self.key,
+            timeframe=self.timeframe,
+            start=self.start,
+            open=self.open,
+            high=self.high,
+            low=self.low,
+            close=self.close,
+            volume=self.volume,
+            closed=closed,
+        )
+
+
+class BarBuilder:
+    """Aggregates ticks into OHLCV bars for several timeframes and publishes them on BARS.
+
+    Volume of the first tick seen for an instrument on a day is that tick's ``last_quantity``,
+    not its cumulative volume: when the terminal joins mid-session the cumulative figure holds
+    the whole morning, and putting it into one bar would draw a spike that never traded. When
+    the first tick seen is the day's first trade the two are equal, so nothing is lost then.
+    A cumulative volume that goes down (a feed restart) is treated the same way.
+
+    Ticks older than the bar being built, or for a bucket already closed, are dropped for that
+    timeframe: a closed bar is final for everyone who received it.
+    """
+
+    def __init__(
+        self,
+        bus: EventBus,
+        timeframes: Iterable[Timeframe] = tuple(Timeframe),
+        max_bars: int = 2000,
+        *,
+        clock: Clock | None = None,
+        stale_check_seconds: float = 1.0,
+    ) -> None:
+        self._bus = bus
+        self._timeframes = tuple(timeframes)
+        self._max_bars = max_bars
+        self._clock = clock
+        self._stale_check = stale_check_seconds
+        self._live: dict[tuple[str, Timeframe], _LiveBar] = {}
+        self._history: dict[tuple[str, Timeframe], deque[Bar]] = {}
+        self._cumulative: dict[str, tuple[date, int]] = {}
+        self.dropped_ticks = 0
+
+    @property
+    def timeframes(self) -> tuple[Timeframe, ...]:
+        return self._timeframes
+
+    def _volume_delta(self, tick: Tick) -> int:
+        day = to_ist(tick.ts).date()
+        previous = self._cumulative.get(tick.key)
+        self._cumulative[tick.key] = (day, tick.volume)
+        if previous is None or previous[0] != day or tick.volume < previous[1]:
+            return min(tick.last_quantity, tick.volume) if tick.volume else tick.last_quantity
+        return tick.volume - previous[1]
+
+    def _history_of(self, key: str, timeframe: Timeframe) -> deque[Bar]:
+        hist = self._history.get((key, timeframe))
+        if hist is None:
+            hist = self._history[(key, timeframe)] = deque(maxlen=self._max_bars)
+        return hist
+
+    def _apply(self, tick: Tick, out: dict[tuple[str, Timeframe, datetime], Bar]) -> None:
+        """Fold ``tick`` in; put closed bars and live updates into ``out`` (insertion order)."""
+        delta = self._volume_delta(tick)
+        price = tick.last_price
+        ts = tick.ts
+        for tf in self._timeframes:
+            live = self._live.get((tick.key, tf))
+            if live is not None and live.start <= ts < live.end:
+                if price > live.high:
+                    live.high = price
+                if price < live.low:
+                    live.low = price
+                live.close = price
+                live.volume += delta
+                out[(tick.key, tf, live.start)] = live.freeze(False)
+                continue
+            if live is not None and ts < live.start:
+                self.dropped_ticks += 1
+                continue
+            start = bucket_start(ts, tf)
+            hist = self._history_of(tick.key, tf)
+            if hist and start <= hist[-1].start:
+                self.dropped_ticks += 1
+                continue
+            if live is not None:
+                done = live.freeze(True)
+                hist.append(done)
+                out[(tick.key, tf, done.start)] = done
+            live = _LiveBar(
+                tick.key, tf, start, bucket_end(start, tf), price, price, price, price, delta
+            )
+            self._live[(tick.key, tf)] = live
+            out[(tick.key, tf, start)] = live.freeze(False)
+
+    def on_tick(self, tick: Tick) -> None:
+        self.on_ticks([tick])
+
+    def on_ticks(self, ticks: Iterable[Tick]) -> None:
+        """Fold a batch in and publish each changed bar once (its latest state)."""
+        out: dict[tuple[str, Timeframe, datetime], Bar] = {}
+        for tick in ticks:
+            self._apply(tick, out)
+        if out:
+            self._bus.publish_many(BARS, list(out.values()))
+
+    def close_stale(self, now: datetime) -> list[Bar]:
+        """Close and publish every live bar whose bucket ended by ``now``."""
+        closed: list[Bar] = []
+        for slot, live in list(self._live.items()):
+            if live.end <= now:
+                bar = live.freeze(True)
+                self._history_of(*slot).append(bar)
+                del self._live[slot]
+                closed.append(bar)
+        if closed:
+            self._bus.publish_many(BARS, closed)
+        return closed
+
+    def bars(self, key: str, timeframe: Timeframe) -> list[Bar]:
+        """Return closed history oldest first, then the bar being built (``closed=False``)."""
+        result = list(self._history.get((key, timeframe), ()))
+        live = self._live.get((key, timeframe))
+        if live is not None:
+            result.append(live.freeze(False))
+        return result
+
+    def seed(self, key: str, timeframe: Timeframe, bars: Iterable[Bar]) -> None:
+        """Preload history (e.g. ``MarketSimulator.history``); replaces what was there."""
+        ordered = sorted(bars, key=lambda b: b.start)
+        live = self._live.get((key, timeframe))
+        if live is not None:
+            ordered = [b for b in ordered if b.start < live.start]
+        hist = self._history_of(key, timeframe)
+        hist.clear()
+        hist.extend(ordered)
+
+    async def _stale_loop(self, clock: Clock) -> None:
+        while True:
+            await asyncio.sleep(self._stale_check)
+            self.close_stale(clock.now())
+
+    async def run(self) -> None:
+        """Consume TICKS until cancelled; with a clock, also close ended bars every second."""
+        sub = self._bus.subscribe(TICKS, "bar-builder", lossless=True)
+        stale = None
+        if self._clock is not None:
+            stale = asyncio.create_task(self._stale_loop(self._clock), name="bars-stale")
+        try:
+            while True:
+                try:
+                    self.on_ticks(await sub.next_batch())
+                except SubscriberLagged:
+                    # Bars keep building from the next tick; the gap shows as a missed high/low.
+                    log.warning("bar builder fell behind the feed; some ticks were skipped")
+        finally:
+            sub.close()
+            if stale is not None:
+                stale.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await stale

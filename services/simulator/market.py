@@ -1,0 +1,505 @@
+"""A synthetic NSE market: ticks with depth for a bundled universe, reproducible from a seed.
+
+Each equity and index follows its own log-price random walk, scaled from its annual
+volatility to the time between its ticks, with a U-shaped intraday profile and rare small
+jumps. Index futures and options have no walk of their own: they are priced from their
+index's current level (a carry for futures, Black-Scholes for options), so the F&O chain
+always agrees with its index.
+
+Determinism: every draw comes from one ``random.Random(seed)``, and the only other input is
+the sequence of ``now`` values handed to ``step``. Two simulators with the same seed, the same
+instruments and the same times therefore produce identical ticks, which is what lets a test
+or a backtest replay a session exactly.
+
+Speed: the hot path works on floats and integer tick counts held per instrument and builds
+``Decimal`` values only for the fields of the ``Tick`` it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from services.bars import SESSION_SECONDS, session_buckets
+from services.bus import CONNECTION, TICKS, EventBus
+from services.clock import IST, MARKET_CLOSE, Clock, is_market_open, to_ist
+from services.domain import (
+    Bar,
+    ConnectionState,
+    ConnectionStatus,
+    Depth,
+    DepthLevel,
+    Instrument,
+    InstrumentKind,
+    Tick,
+    Timeframe,
+)
+from services.instruments import Reference
+from services.simulator.history import backward_path, bar_shape, history_rng
+from services.simulator.pricing import (
+    SECONDS_PER_YEAR,
+    black_scholes,
+    futures_price,
+    intraday_profile,
+    per_second_variance,
+    session_fraction,
+)
+
+COMPONENT = "feed:simulator"
+LEVELS = 5
+_ROLE_SPOT, _ROLE_FUTURE, _ROLE_CALL, _ROLE_PUT = 0, 1, 2, 3
+_JUMPS_PER_SESSION = 3.0
+_JUMP_SHARE_OF_DAILY_SD = 0.15  # so jumps carry ~7% of the variance
+_GAP_SHARE_OF_DAILY_SD = 0.3
+_MAX_STEP_SECONDS = 22_500.0  # one session: a longer silence is a day roll, not a walk
+_BATCH_SECONDS = 0.015
+_CLOSED_POLL_SECONDS = 0.5
+_LIQUID = frozenset({"RELIANCE", "HDFCBANK", "ICICIBANK", "INFY", "SBIN", "TCS", "BHARTIARTL"})
+
+
+@dataclass(slots=True, eq=False)
+class _Walk:
+    """The latent log-price of an index or equity, which its derivatives share."""
+
+    x: float
+    last_t: float
+    variance: float  # per second of trading time, net of the jumps' share
+    jump_rate: float  # per second
+    jump_sd: float
+    gap_sd: float
+    volatility: float
+    prev_close: float
+
+
+@dataclass(slots=True, eq=False)
+class _State:
+    inst: Instrument
+    key: str
+    walk: _Walk
+    role: int
+    tick: float
+    tick_dec: Decimal
+    lot: int
+    strike: float
+    expiry_ts: float
+    spread_frac: float
+    spread_min: int
+    spread_extra: int
+    gap_max: int
+    depth_lots: int
+    trade_lots: float
+    daily_volume: float
+    # day state, in tick counts; 0 means "no trade yet today"
+    prev_close: Decimal = Decimal(0)
+    open_n: int = 0
+    high_n: int = 0
+    low_n: int = 0
+    open: Decimal = Decimal(0)
+    high: Decimal = Decimal(0)
+    low: Decimal = Decimal(0)
+    volume: int = 0
+    basis: float = 0.0
+
+    def price(self, n: int) -> Decimal:
+        return self.tick_dec * n
+
+
+def _role(inst: Instrument, has_underlying: bool) -> int:
+    if not has_underlying:
+        return _ROLE_SPOT
+    return {
+        InstrumentKind.FUTURE: _ROLE_FUTURE,
+        InstrumentKind.CALL: _ROLE_CALL,
+        InstrumentKind.PUT: _ROLE_PUT,
+    }.get(inst.kind, _ROLE_SPOT)
+
+
+def _expiry_ts(inst: Instrument) -> float:
+    if inst.expiry is None:
+        return 0.0
+    return datetime.combine(inst.expiry, MARKET_CLOSE, tzinfo=IST).timestamp()
+
+
+class MarketSimulator:
+    def __init__(
+        self,
+        instruments: list[Instrument],
+        references: dict[str, Reference],
+        bus: EventBus,
+        clock: Clock,
+        *,
+        seed: int = 0,
+        ticks_per_second: float = 50.0,
+        always_open: bool = False,
+    ) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._seed = seed
+        self._rate = float(ticks_per_second)
+        self._always_open = always_open
+        self._rng = random.Random(seed)  # noqa: S311 -- a simulation, not a secret
+        self._day: date | None = None
+        self._walks: dict[str, _Walk] = {}
+        self._states: list[_State] = []
+        self._by_key: dict[str, _State] = {}
+        self._last: dict[str, Tick] = {}
+        self._build(instruments, references)
+        weights = [self._weight(s) for s in self._states]
+        self._cum_weights = [sum(weights[: i + 1]) for i in range(len(weights))]
+        self._indices = range(len(self._states))
+
+    # -- construction -------------------------------------------------------------------
+
+    def _walk(self, key: str, ref: Reference) -> _Walk:
+        walk = self._walks.get(key)
+        if walk is not None:
+            return walk
+        vol = float(ref.annual_volatility)
+        daily_sd = vol / math.sqrt(252.0)
+        jump_sd = _JUMP_SHARE_OF_DAILY_SD * daily_sd
+        jump_var_share = _JUMPS_PER_SESSION * jump_sd**2 / daily_sd**2
+        prev_close = float(ref.price) * math.exp(self._rng.gauss(0.0, 0.5 * daily_sd))
+        walk = _Walk(
+            x=math.log(prev_close),
+            last_t=0.0,
+            variance=per_second_variance(vol) * (1.0 - jump_var_share),
+            jump_rate=_JUMPS_PER_SESSION / SESSION_SECONDS,
+            jump_sd=jump_sd,
+            gap_sd=_GAP_SHARE_OF_DAILY_SD * daily_sd,
+            volatility=vol,
+            prev_close=prev_close,
+        )
+        self._walks[key] = walk
+        return walk
+
+    def _build(self, instruments: list[Instrument], references: dict[str, Reference]) -> None:
+        for inst in instruments:  # spots first so derivatives find their walk
+            if not (inst.is_derivative and inst.underlying is not None):
+                self._walk(inst.key, references[inst.key])
+        for inst in instruments:
+            ref = references[inst.key]
+            derived = inst.is_derivative and inst.underlying is not None
+            if derived:
+                assert inst.underlying is not None
+                # An option's Reference carries its underlying's spot, so a missing
+                # underlying can still be walked, unseen.
+                walk = self._walk(inst.underlying, ref)
+            else:
+                walk = self._walks[inst.key]
+            role = _role(inst, derived)
+            price = math.exp(walk.x)
+            option = role in (_ROLE_CALL, _ROLE_PUT)
+            lot = inst.lot_size
+            if inst.kind is InstrumentKind.EQUITY or role == _ROLE_SPOT:
+                spread = (0.00005, 1, 1, 1)
+                depth_lots = max(1, int(300_000 / price))
+                trade_lots = max(1.0, 60_000 / price)
+                daily_volume = 4e9 / price
+            elif role == _ROLE_FUTURE:
+                spread = (0.00001, 1, 2, 1)
+                depth_lots, trade_lots, daily_volume = 40, 2.0, lot * 120_000.0
+            else:
+                spread = (0.001, 2, 2, 2)
+                depth_lots, trade_lots, daily_volume = 60, 4.0, lot * 250_000.0
+            state = _State(
+                inst=inst,
+                key=inst.key,
+                walk=walk,
+                role=role,
+                tick=float(inst.tick_size),
+                tick_dec=inst.tick_size,
+                lot=lot,
+                strike=float(inst.strike) if option and inst.strike is not None else 0.0,
+                expiry_ts=_expiry_ts(inst),
+                spread_frac=spread[0],
+                spread_min=spread[1],
+                spread_extra=spread[2],
+                gap_max=spread[3],
+                depth_lots=depth_lots,
+                trade_lots=trade_lots,
+                daily_volume=0.0 if inst.kind is InstrumentKind.INDEX else daily_volume,
+            )
+            self._states.append(state)
+            self._by_key[inst.key] = state
+
+    @staticmethod
+    def _weight(s: _State) -> float:
+        """Relative tick frequency: indices and futures most, near-the-money options next."""
+        kind = s.inst.kind
+        if kind is InstrumentKind.INDEX:
+            return 6.0
+        if s.role == _ROLE_FUTURE:
+            return 4.0
+        if s.role in (_ROLE_CALL, _ROLE_PUT):
+            moneyness = s.strike / s.walk.prev_close - 1.0
+            return 0.5 + 2.0 * math.exp(-((moneyness / 0.006) ** 2))
+        return 2.0 if s.inst.tradingsymbol in _LIQUID else 1.0
+
+    # -- model ----------------------------------------------------------------------------
+
+    def _fair(self, s: _State, spot: float, t: float) -> float:
+        role = s.role
+        if role == _ROLE_SPOT:
+            return spot
+        years = (s.expiry_ts - t) / SECONDS_PER_YEAR
+        if role == _ROLE_FUTURE:
+            return futures_price(spot, years) * math.exp(s.basis)
+        return black_scholes(spot, s.strike, years, s.walk.volatility, role == _ROLE_CALL)
+
+    def _to_steps(self, s: _State, value: float) -> int:
+        return max(1, int(value / s.tick + 0.5))
+
+    def _roll_day(self, day: date, t: float) -> None:
+        """Start a session: yesterday's last price becomes ``close``, then an opening gap."""
+        first = self._day is None
+        for s in self._states:
+            last = self._last.get(s.key)
+            if not first and last is not None and s.open_n:
+                s.prev_close = last.last_price
+            else:
+                spot = s.walk.prev_close if first else math.exp(s.walk.x)
+                s.prev_close = s.price(self._to_steps(s, self._fair(s, spot, t)))
+            s.open_n = s.high_n = s.low_n = 0
+            s.volume = 0
+        for key, walk in self._walks.items():
+            walk.x += self._opening_gap(key, walk, day)
+            walk.last_t = t
+        self._day = day
+
+    def _opening_gap(self, walk_key: str, walk: _Walk, day: date) -> float:
+        """Return the day's opening gap in log terms.
+
+        Drawn from its own stream, not the tick stream, so ``history`` can add a gap that
+        has not happened yet without disturbing the ticks that follow.
+        """
+        return history_rng(self._seed, "gap", walk_key, day.isoformat()).gauss(0.0, walk.gap_sd)
+
+    # -- ticks ----------------------------------------------------------------------------
+
+    def step(self, now: datetime, count: int) -> list[Tick]:
+        """Produce the next ``count`` ticks at ``now`` (none outside market hours).
+
+        The time since each walk last moved is shared out over its ticks in the batch, so the
+        volatility per second of exchange time does not depend on the tick rate. The last
+        price sits on the best bid or the best ask, as a trade does.
+        """
+        if count <= 0 or not is_market_open(now, always_open=self._always_open):
+            return []
+        t = now.timestamp()
+        day = to_ist(now).date()
+        if day != self._day:
+            self._roll_day(day, t)
+        profile = intraday_profile(session_fraction(now))
+        rng = self._rng
+        r = rng.random
+        gauss = rng.gauss
+        states = self._states
+        picks = rng.choices(self._indices, cum_weights=self._cum_weights, k=count)
+
+        # Split the time since each walk last moved evenly over its ticks in this batch.
+        uses: dict[_Walk, int] = {}
+        for i in picks:
+            w = states[i].walk
+            uses[w] = uses.get(w, 0) + 1
+        move_sd: dict[_Walk, float] = {}
+        jump_p: dict[_Walk, float] = {}
+        for walk, n_uses in uses.items():
+            dt = min(max(t - walk.last_t, 0.0), _MAX_STEP_SECONDS) / n_uses
+            move_sd[walk] = math.sqrt(walk.variance * dt * profile)
+            jump_p[walk] = walk.jump_rate * dt
+            walk.last_t = max(walk.last_t, t)
+
+        ticks: list[Tick] = []
+        append = ticks.append
+        for i in picks:
+            s = states[i]
+            walk = s.walk
+            sd = move_sd[walk]
+            if sd > 0.0:
+                walk.x += gauss(0.0, sd)
+                if r() < jump_p[walk]:
+                    walk.x += gauss(0.0, walk.jump_sd)
+            if s.role == _ROLE_FUTURE:
+                s.basis = 0.95 * s.basis + gauss(0.0, 0.00004)
+            append(self._tick(s, self._fair(s, math.exp(walk.x), t), now, profile))
+        for tick in ticks:
+            self._last[tick.key] = tick
+        return ticks
+
+    def _tick(self, s: _State, fair: float, now: datetime, profile: float) -> Tick:
+        r = self._rng.random
+        tick = s.tick
+        if s.inst.kind is InstrumentKind.INDEX:
+            n = self._to_steps(s, fair)
+            depth = None
+            quantity = 0
+        else:
+            spread = max(s.spread_min, int(fair * s.spread_frac / tick + 0.5))
+            spread += int(r() * (s.spread_extra + 1))
+            bid = int(fair / tick - spread / 2 + 0.5)
+            if s.role == _ROLE_CALL:
+                bid = max(bid, math.ceil(max(math.exp(s.walk.x) - s.strike, 0.0) / tick))
+            elif s.role == _ROLE_PUT:
+                bid = max(bid, math.ceil(max(s.strike - math.exp(s.walk.x), 0.0) / tick))
+            bid = max(bid, 1)
+            ask = bid + spread
+            n = ask if r() < 0.5 else bid
+            depth = self._depth(s, bid, ask)
+            lots = 1 + int(self._rng.expovariate(1.0 / (s.trade_lots * profile)))
+            quantity = lots * s.lot
+            s.volume += quantity
+        price = s.tick_dec * n
+        if not s.open_n:
+            s.open_n = s.high_n = s.low_n = n
+            s.open = s.high = s.low = price
+        elif n > s.high_n:
+            s.high_n, s.high = n, price
+        elif n < s.low_n:
+            s.low_n, s.low = n, price
+        return Tick(
+            key=s.key,
+            ts=now,
+            last_price=price,
+            last_quantity=quantity,
+            volume=s.volume,
+            open=s.open,
+            high=s.high,
+            low=s.low,
+            close=s.prev_close,
+            depth=depth,
+        )
+
+    def _depth(self, s: _State, bid: int, ask: int) -> Depth:
+        """Five levels a side; a bid ladder that would reach zero (a 0.05 option) stops short."""
+        r = self._rng.random
+        lot, tick_dec, max_lots, gap_max = s.lot, s.tick_dec, s.depth_lots, s.gap_max
+        bids: list[DepthLevel] = []
+        asks: list[DepthLevel] = []
+        for side, n, direction in ((bids, bid, -1), (asks, ask, 1)):
+            for _ in range(LEVELS):
+                if n < 1:
+                    break
+                lots = 1 + int(r() * max_lots)
+                orders = 1 + int(r() * min(lots, 25))
+                side.append(DepthLevel(tick_dec * n, lots * lot, min(orders, lots)))
+                n += direction * (1 + int(r() * gap_max))
+        return Depth(tuple(bids), tuple(asks))
+
+    # -- public -------------------------------------------------------------------------
+
+    @property
+    def ticks_per_second(self) -> float:
+        return self._rate
+
+    def set_rate(self, ticks_per_second: float) -> None:
+        if ticks_per_second < 0:
+            raise ValueError("tick rate must be >= 0")
+        self._rate = float(ticks_per_second)
+
+    def keys(self) -> list[str]:
+        return [s.key for s in self._states]
+
+    def last_tick(self, key: str) -> Tick | None:
+        return self._last.get(key)
+
+    def fair_price(self, key: str, now: datetime) -> Decimal | None:
+        """Return the model value of ``key`` at ``now`` on its tick grid (mid, no spread)."""
+        s = self._by_key.get(key)
+        if s is None:
+            return None
+        return s.price(self._to_steps(s, self._fair(s, math.exp(s.walk.x), now.timestamp())))
+
+    def history(self, key: str, timeframe: Timeframe, count: int, end: datetime) -> list[Bar]:
+        """Return ``count`` synthetic closed bars ending before ``end``, joining the live price.
+
+        The path belongs to the instrument's walk (its index for F&O), seeded from the
+        simulator seed, the walk and the newest bucket, so repeated calls agree and an
+        option's history moves with its index's history.
+        """
+        s = self._by_key.get(key)
+        if s is None:
+            raise KeyError(key)
+        starts = session_buckets(end, timeframe, count)
+        if not starts:
+            return []
+        shape = bar_shape(starts, timeframe)
+        walk = s.walk
+        walk_key = next(k for k, v in self._walks.items() if v is walk)
+        spot = walk.x
+        day = to_ist(end).date()
+        if day != self._day and is_market_open(end, always_open=self._always_open):
+            spot += self._opening_gap(walk_key, walk, day)  # the first tick at ``end`` adds it
+        path = backward_path(
+            history_rng(self._seed, walk_key, timeframe, starts[-1].isoformat()),
+            math.exp(spot),
+            shape,
+            walk.variance,
+        )
+        vol_rng = history_rng(self._seed, key, timeframe, starts[-1].isoformat(), "volume")
+        per_second = s.daily_volume / SESSION_SECONDS
+        bars: list[Bar] = []
+        for start, (seconds, profile, mid), (o, h, lo, c) in zip(starts, shape, path, strict=True):
+            if s.role == _ROLE_SPOT:
+                vo, vh, vl, vc = o, h, lo, c
+            else:
+                vo, vc = self._fair(s, o, mid), self._fair(s, c, mid)
+                up, down = self._fair(s, h, mid), self._fair(s, lo, mid)
+                vh, vl = max(up, down), min(up, down)
+            no, nc = self._to_steps(s, vo), self._to_steps(s, vc)
+            nh = max(no, nc, self._to_steps(s, vh))
+            nl = min(no, nc, self._to_steps(s, vl))
+            volume = 0
+            if per_second:
+                expected = per_second * seconds * profile * vol_rng.lognormvariate(0.0, 0.35)
+                volume = max(1, round(expected / s.lot)) * s.lot
+            bars.append(
+                Bar(
+                    key,
+                    timeframe,
+                    start,
+                    s.price(no),
+                    s.price(nh),
+                    s.price(nl),
+                    s.price(nc),
+                    volume,
+                    closed=True,
+                )
+            )
+        return bars
+
+    def _announce(self, status: ConnectionStatus) -> None:
+        self._bus.publish(CONNECTION, ConnectionState(COMPONENT, status, ts=self._clock.now()))
+
+    async def run(self) -> None:
+        """Publish TICKS at the configured rate in ~15 ms batches until cancelled."""
+        loop = asyncio.get_running_loop()
+        self._announce(ConnectionStatus.CONNECTED)
+        try:
+            last = loop.time()
+            owed = 0.0
+            while True:
+                now = self._clock.now()
+                if not is_market_open(now, always_open=self._always_open):
+                    owed = 0.0
+                    await asyncio.sleep(_CLOSED_POLL_SECONDS)
+                    last = loop.time()
+                    continue
+                await asyncio.sleep(_BATCH_SECONDS)
+                mono = loop.time()
+                # A stalled loop resumes at the normal pace instead of bursting to catch up.
+                owed += self._rate * min(mono - last, 0.25)
+                last = mono
+                count = int(owed)
+                if count:
+                    owed -= count
+                    ticks = self.step(self._clock.now(), count)
+                    if ticks:
+                        self._bus.publish_many(TICKS, ticks)
+        finally:
+            with contextlib.suppress(Exception):
+                self._announce(ConnectionStatus.DISCONNECTED)

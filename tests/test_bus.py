@@ -1,0 +1,82 @@
+"""The event bus: coalescing for views, lossless delivery for the order path, no stalls."""
+
+import asyncio
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from services.bus import ORDERS, TICKS, EventBus, SubscriberLagged, Topic
+from services.clock import IST
+from services.domain import Tick
+
+
+def tick(key: str, price: str, n: int = 0) -> Tick:
+    p = Decimal(price)
+    return Tick(key, datetime(2026, 11, 25, 10, 0, n, tzinfo=IST), p, 1, n, p, p, p, p)
+
+
+def test_view_subscription_keeps_only_the_newest_tick_per_instrument() -> None:
+    bus = EventBus()
+    view = bus.subscribe(TICKS, "chart")
+    for i in range(1000):
+        bus.publish(TICKS, tick("NSE:INFY", f"{1500 + i}", i % 60))
+        bus.publish(TICKS, tick("NSE:TCS", f"{3000 + i}", i % 60))
+    batch = view.drain()
+    assert [(t.key, t.last_price) for t in batch] == [
+        ("NSE:INFY", Decimal(2499)),
+        ("NSE:TCS", Decimal(3999)),
+    ]
+    assert view.coalesced_away == 1998
+
+
+def test_lossless_subscription_on_a_coalescing_topic_gets_every_tick_in_order() -> None:
+    bus = EventBus()
+    bars = bus.subscribe(TICKS, "bars", lossless=True)
+    prices = [f"{100 + i}" for i in range(50)]
+    for p in prices:
+        bus.publish(TICKS, tick("NSE:INFY", p))
+    assert [str(t.last_price) for t in bars.drain()] == prices
+
+
+def test_a_slow_lossless_subscriber_is_told_to_resync_and_never_blocks_the_publisher() -> None:
+    bus = EventBus()
+    topic: Topic[int] = Topic("test", maxsize=100)
+    slow = bus.subscribe(topic, "slow")
+    fast = bus.subscribe(topic, "fast")
+    for i in range(150):
+        bus.publish(topic, i)
+        if i % 10 == 9:
+            assert len(fast.drain()) == 10  # the fast one is unaffected by the slow one
+    with pytest.raises(SubscriberLagged):
+        slow.drain()
+    bus.publish(topic, 999)
+    assert slow.drain() == [999]  # after the resync signal it receives new events again
+
+
+async def test_next_batch_waits_for_events_published_later() -> None:
+    bus = EventBus()
+    sub = bus.subscribe(ORDERS, "blotter")
+    waiter = asyncio.create_task(sub.next_batch())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    bus.publish(ORDERS, "order-1")  # type: ignore[arg-type]
+    assert await asyncio.wait_for(waiter, 1) == ["order-1"]
+
+
+async def test_publish_threadsafe_delivers_on_the_loop() -> None:
+    bus = EventBus()
+    bus.bind_loop(asyncio.get_running_loop())
+    sub = bus.subscribe(TICKS, "view")
+    await asyncio.to_thread(bus.publish_threadsafe, TICKS, tick("NSE:SBIN", "950"))
+    batch = await asyncio.wait_for(sub.next_batch(), 1)
+    assert batch[0].key == "NSE:SBIN"
+
+
+def test_closed_subscription_receives_nothing() -> None:
+    bus = EventBus()
+    sub = bus.subscribe(TICKS, "view")
+    sub.close()
+    bus.publish(TICKS, tick("NSE:SBIN", "950"))
+    assert bus.subscriber_count(TICKS) == 0
+    assert sub.pending() == 0
