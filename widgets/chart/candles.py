@@ -1,0 +1,185 @@
+"""Candles and volume bars that paint only the bars inside the view.
+
+A pyqtgraph item per candle, or one QPicture of the whole history, costs time in proportion
+to the history on every live update. These items hold references to the ``BarSeries`` columns
+and, in ``paint``, slice the visible index range and hand it to QPainter as two packed arrays
+(one per colour) of lines and rects, so a paint costs in proportion to what is on screen.
+Pens are cosmetic and 1 px wide: wider pens make Qt's line drawing an order of magnitude slower.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from pyqtgraph.Qt import internals
+from PySide6 import QtCore, QtGui
+
+from widgets.chart import style
+from widgets.chart.series import BarSeries
+
+
+def _pen(colour: QtGui.QColor) -> QtGui.QPen:
+    pen = QtGui.QPen(colour)
+    pen.setWidth(1)
+    pen.setCosmetic(True)
+    return pen
+
+
+class _SeriesItem(pg.GraphicsObject):  # type: ignore[misc]
+    """Shared bookkeeping: bounds over the whole series, visible slice, paint counters."""
+
+    def __init__(self, series: BarSeries) -> None:
+        super().__init__()
+        self.series = series
+        self.paint_count = 0
+        self.painted_bars = 0  # bars drawn by the last paint: lets tests prove clipping
+        self._rect = QtCore.QRectF()
+        self._lines = internals.PrimitiveArray(QtCore.QLineF, 4)
+        self._rects = internals.PrimitiveArray(QtCore.QRectF, 4)
+        up, down = QtGui.QColor(style.UP), QtGui.QColor(style.DOWN)
+        self._colours = (up, down)
+
+    # -- bounds ------------------------------------------------------------------------------
+    def _y_range(self, rows: slice) -> tuple[float, float] | None:
+        raise NotImplementedError
+
+    def data_changed(self) -> None:
+        """Call after the series changed: refreshes bounds only when they grew or shrank."""
+        n = len(self.series)
+        yr = self._y_range(slice(0, n)) if n else None
+        if yr is None:
+            rect = QtCore.QRectF()
+        else:
+            rect = QtCore.QRectF(-0.5, yr[0], float(n), yr[1] - yr[0])
+        if rect != self._rect:
+            self.prepareGeometryChange()
+            self._rect = rect
+        self.informViewBoundsChanged()
+        self.update()
+
+    def boundingRect(self) -> QtCore.QRectF:
+        return QtCore.QRectF(self._rect)
+
+    def dataBounds(
+        self, ax: int, frac: float = 1.0, orthoRange: Any = None
+    ) -> tuple[float, float] | None:
+        """Bounds for auto-range; y over the bars in ``orthoRange`` so the view fits them."""
+        n = len(self.series)
+        if n == 0:
+            return None
+        if ax == 0:
+            return (-0.5, n - 0.5)
+        rows = slice(0, n)
+        if orthoRange is not None:
+            rows = self.series.visible_slice(orthoRange[0], orthoRange[1])
+        return self._y_range(rows)
+
+    def pixelPadding(self) -> int:
+        return 0
+
+    def _visible(self) -> slice:
+        view = self.viewRect()
+        n = len(self.series)
+        if view is None:
+            return slice(0, n)
+        return self.series.visible_slice(view.left(), view.right())
+
+    # -- painting ----------------------------------------------------------------------------
+    def paint(self, p: QtGui.QPainter, *args: Any) -> None:
+        self.paint_count += 1
+        rows = self._visible()
+        self.painted_bars = rows.stop - rows.start
+        if self.painted_bars <= 0:
+            return
+        o = self.series.column("open")[rows]
+        c = self.series.column("close")[rows]
+        x = self.series.column("x")[rows]
+        up = c >= o
+        for mask, colour in ((up, self._colours[0]), (~up, self._colours[1])):
+            if mask.any():
+                self._paint_group(p, rows, mask, x[mask], colour)
+
+    def _paint_group(
+        self,
+        p: QtGui.QPainter,
+        rows: slice,
+        mask: np.ndarray[Any, np.dtype[np.bool_]],
+        x: np.ndarray[Any, np.dtype[np.float64]],
+        colour: QtGui.QColor,
+    ) -> None:
+        raise NotImplementedError
+
+    def _draw_rects(
+        self,
+        p: QtGui.QPainter,
+        x: np.ndarray[Any, np.dtype[np.float64]],
+        y0: np.ndarray[Any, np.dtype[np.float64]],
+        y1: np.ndarray[Any, np.dtype[np.float64]],
+    ) -> None:
+        half = style.BODY_WIDTH / 2
+        self._rects.resize(len(x))
+        r = self._rects.ndarray()
+        r[:, 0] = x - half
+        r[:, 1] = y0
+        r[:, 2] = style.BODY_WIDTH
+        r[:, 3] = y1 - y0
+        p.drawRects(*self._rects.drawargs())
+
+
+class CandleItem(_SeriesItem):
+    def _y_range(self, rows: slice) -> tuple[float, float] | None:
+        if rows.stop <= rows.start:
+            return None
+        low = self.series.column("low")[rows]
+        high = self.series.column("high")[rows]
+        return (float(low.min()), float(high.max()))
+
+    def _paint_group(self, p, rows, mask, x, colour):  # type: ignore[no-untyped-def]
+        s = self.series
+        o, c = s.column("open")[rows][mask], s.column("close")[rows][mask]
+        lo, hi = s.column("low")[rows][mask], s.column("high")[rows][mask]
+        p.setPen(_pen(colour))
+        p.setBrush(QtGui.QBrush(colour))
+        self._lines.resize(len(x))
+        ln = self._lines.ndarray()
+        ln[:, 0] = x
+        ln[:, 1] = lo
+        ln[:, 2] = x
+        ln[:, 3] = hi
+        p.drawLines(*self._lines.drawargs())
+        self._draw_rects(p, x, np.minimum(o, c), np.maximum(o, c))
+
+
+class VolumeItem(_SeriesItem):
+    def __init__(self, series: BarSeries) -> None:
+        super().__init__(series)
+        # Opaque colours blended into the background, not translucent ones: the outline and
+        # the fill would otherwise add up to a darker rim.
+        bg = QtGui.QColor(style.BACKGROUND)
+        a = style.VOLUME_ALPHA / 255
+
+        def fade(c: QtGui.QColor) -> QtGui.QColor:
+            return QtGui.QColor(
+                round(c.red() * a + bg.red() * (1 - a)),
+                round(c.green() * a + bg.green() * (1 - a)),
+                round(c.blue() * a + bg.blue() * (1 - a)),
+            )
+
+        self._colours = (fade(self._colours[0]), fade(self._colours[1]))
+
+    def _y_range(self, rows: slice) -> tuple[float, float] | None:
+        if rows.stop <= rows.start:
+            return None
+        return (0.0, float(self.series.column("volume")[rows].max()) or 1.0)
+
+    def _paint_group(self, p, rows, mask, x, colour):  # type: ignore[no-untyped-def]
+        vol = self.series.column("volume")[rows][mask]
+        # A pen as well as the fill, so that zoomed far out each bar still covers a pixel.
+        p.setPen(_pen(colour))
+        p.setBrush(QtGui.QBrush(colour))
+        self._draw_rects(p, x, np.zeros_like(vol), vol)
+
+
+__all__ = ["CandleItem", "VolumeItem"]

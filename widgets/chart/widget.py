@@ -1,0 +1,411 @@
+"""The live candlestick chart: a price pane over a volume pane, fed bars by a controller.
+
+The widget is a view: it never subscribes to the bus or calls a service. A controller calls
+``set_bars`` with history and ``update_bar`` with live bars at its own frame rate (many ticks
+coalesced into one call per frame); ``update_bar`` touches one row of numpy columns and
+schedules a repaint, and the candle items paint only the bars in view, so a frame costs the
+same with 500 bars of history as with 50,000.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6.QtCore import Signal
+
+from services.domain import Bar, Timeframe
+from widgets.chart import style
+from widgets.chart.axis import TimeAxis
+from widgets.chart.candles import CandleItem, VolumeItem
+from widgets.chart.crosshair import Crosshair, readout, readout_html
+from widgets.chart.grid import GridItem
+from widgets.chart.indicators import FloatArray, ema, ema_at, sma, sma_at
+from widgets.chart.series import BarSeries, Change
+
+
+@dataclass
+class _Overlay:
+    kind: str  # "SMA" | "EMA"
+    period: int
+    item: pg.PlotDataItem
+    values: FloatArray
+
+    def recompute(self, closes: FloatArray, capacity: int) -> None:
+        full = sma(closes, self.period) if self.kind == "SMA" else ema(closes, self.period)
+        self.values = np.full(max(capacity, 16), np.nan)
+        self.values[: len(full)] = full
+
+    def update_last(self, closes: FloatArray) -> None:
+        i = len(closes) - 1
+        if i >= len(self.values):
+            grown = np.full(2 * len(self.values), np.nan)
+            grown[: len(self.values)] = self.values
+            self.values = grown
+        if self.kind == "SMA":
+            self.values[i] = sma_at(closes, i, self.period)
+        else:
+            self.values[i] = ema_at(closes, self.values, i, self.period)
+
+
+def _pen(colour: str, style_: QtCore.Qt.PenStyle = QtCore.Qt.PenStyle.SolidLine) -> QtGui.QPen:
+    pen = QtGui.QPen(QtGui.QColor(colour))
+    pen.setWidth(1)
+    pen.setCosmetic(True)
+    pen.setStyle(style_)
+    return pen
+
+
+class ChartWidget(QtWidgets.QWidget):
+    timeframeChanged = Signal(str)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.key = ""
+        self.timeframe = Timeframe.M1
+        self._series = BarSeries()
+        self._overlays: list[_Overlay] = []
+        self._markers: list[tuple[datetime, Decimal, str]] = []
+        self._hover_index: int | None = None
+        self._readout = ""
+
+        self.setObjectName("ChartWidget")
+        self.setAutoFillBackground(True)
+        palette = self.palette()
+        palette.setColor(QtGui.QPalette.ColorRole.Window, QtGui.QColor(style.BACKGROUND))
+        self.setPalette(palette)
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self._build_header())
+        self._graphics = pg.GraphicsLayoutWidget()
+        self._graphics.setBackground(style.BACKGROUND)
+        self._graphics.ci.layout.setSpacing(0)
+        self._graphics.ci.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._graphics, 1)
+        self._build_plots()
+        self.set_overlays()
+
+        self._graphics.scene().sigMouseMoved.connect(self.on_scene_mouse_moved)
+        self._graphics.viewport().installEventFilter(self)
+
+    # -- construction ------------------------------------------------------------------------
+    def _build_header(self) -> QtWidgets.QWidget:
+        header = QtWidgets.QWidget()
+        header.setObjectName("ChartHeader")
+        header.setStyleSheet(
+            f"#ChartHeader {{ background: {style.BACKGROUND};"
+            f" border-bottom: 1px solid {style.AXIS}; }}"
+            f"#ChartHeader QLabel {{ color: {style.TEXT_BRIGHT}; }}"
+            f"#ChartHeader QToolButton {{ color: {style.TEXT}; background: transparent;"
+            f" border: none; padding: 2px 6px; border-radius: 3px; }}"
+            f"#ChartHeader QToolButton:hover {{ background: {style.PANEL}; }}"
+            f"#ChartHeader QToolButton:checked {{ color: #2962ff; background: {style.PANEL}; }}"
+        )
+        row = QtWidgets.QHBoxLayout(header)
+        row.setContentsMargins(8, 4, 8, 4)
+        row.setSpacing(4)
+        self._symbol_label = QtWidgets.QLabel("")
+        font = self._symbol_label.font()
+        font.setBold(True)
+        self._symbol_label.setFont(font)
+        row.addWidget(self._symbol_label)
+        row.addSpacing(8)
+        self._tf_group = QtWidgets.QButtonGroup(header)
+        self._tf_group.setExclusive(True)
+        self.timeframe_buttons: dict[str, QtWidgets.QToolButton] = {}
+        for tf in Timeframe:
+            button = QtWidgets.QToolButton()
+            button.setText(tf.value)
+            button.setCheckable(True)
+            button.setAutoRaise(True)
+            button.setCursor(QtCore.Qt.CursorShape.PointingHandCursor)
+            self._tf_group.addButton(button)
+            self.timeframe_buttons[tf.value] = button
+            row.addWidget(button)
+            # clicked fires only for the user: set_bars checking a button must not echo back.
+            button.clicked.connect(
+                lambda _=False, value=tf.value: self.timeframeChanged.emit(value)
+            )
+        self.timeframe_buttons[self.timeframe.value].setChecked(True)
+        row.addSpacing(16)
+        self._readout_label = QtWidgets.QLabel("")
+        self._readout_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        row.addWidget(self._readout_label)
+        row.addStretch(1)
+        self._overlay_label = QtWidgets.QLabel("")
+        self._overlay_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        row.addWidget(self._overlay_label)
+        return header
+
+    def _build_plots(self) -> None:
+        font = QtGui.QFont()
+        font.setPointSize(style.FONT_PT)
+        axis_pen = _pen(style.AXIS)
+
+        def dress(plot: pg.PlotItem) -> None:
+            plot.hideButtons()
+            plot.setMenuEnabled(False)
+            plot.showAxis("right")
+            plot.hideAxis("left")
+            for name in ("right", "bottom"):
+                axis = plot.getAxis(name)
+                axis.setPen(axis_pen)
+                axis.setTextPen(style.TEXT)
+                axis.setStyle(tickFont=font, tickLength=-4, autoExpandTextSpace=False)
+            plot.getAxis("right").setWidth(70)
+            vb = plot.getViewBox()
+            vb.setMouseEnabled(x=True, y=False)
+            vb.enableAutoRange(axis="x", enable=False)
+            vb.enableAutoRange(axis="y", enable=True)
+            vb.setAutoVisible(y=True)
+            vb.setDefaultPadding(0.06)
+
+        self.price_plot: pg.PlotItem = self._graphics.addPlot(row=0, col=0)
+        self._time_axis = TimeAxis(self._series)
+        self.volume_plot: pg.PlotItem = self._graphics.addPlot(
+            row=1, col=0, axisItems={"bottom": self._time_axis}
+        )
+        for plot in (self.price_plot, self.volume_plot):
+            dress(plot)
+        # The price pane's bottom axis stays as a bare line: the separator above the volume pane.
+        self.price_plot.getAxis("bottom").setStyle(showValues=False, tickLength=0)
+        self.price_plot.getAxis("bottom").setHeight(1)
+        self.volume_plot.setXLink(self.price_plot)
+        self.volume_plot.getAxis("right").setStyle(showValues=False, tickLength=0)
+        self._graphics.ci.layout.setRowStretchFactor(0, 4)
+        self._graphics.ci.layout.setRowStretchFactor(1, 1)
+
+        self.price_plot.addItem(
+            GridItem(self._time_axis, self.price_plot.getAxis("right")), ignoreBounds=True
+        )
+        self.volume_plot.addItem(GridItem(self._time_axis, None), ignoreBounds=True)
+
+        self._candles = CandleItem(self._series)
+        self._volume = VolumeItem(self._series)
+        self.price_plot.addItem(self._candles)
+        self.volume_plot.addItem(self._volume)
+
+        self._last_line = pg.InfiniteLine(
+            angle=0,
+            movable=False,
+            pen=_pen(style.UP, QtCore.Qt.PenStyle.DotLine),
+            label="{value:.2f}",
+            labelOpts={
+                "position": 0.995,
+                "color": "#ffffff",
+                "fill": style.UP,
+                "anchors": [(1, 0.5), (1, 0.5)],
+            },
+        )
+        self._last_line.setVisible(False)
+        self.price_plot.addItem(self._last_line, ignoreBounds=True)
+
+        self._markers_item = pg.ScatterPlotItem(pxMode=True, size=11)
+        self.price_plot.addItem(self._markers_item, ignoreBounds=True)
+        self._crosshair = Crosshair(self.price_plot, [self.volume_plot])
+
+    # -- public API --------------------------------------------------------------------------
+    @property
+    def paint_count(self) -> int:
+        """Paints of the candle item so far: benchmarks and tests use it to see a frame land."""
+        return int(self._candles.paint_count)
+
+    @property
+    def candles(self) -> CandleItem:
+        return self._candles
+
+    @property
+    def series(self) -> BarSeries:
+        return self._series
+
+    def set_bars(self, key: str, timeframe: Timeframe, bars: Sequence[Bar]) -> None:
+        """Replace the history and show its last ~120 bars."""
+        if key != self.key:
+            self._markers = []
+        self.key = key
+        self.timeframe = Timeframe(timeframe)
+        self._time_axis.timeframe = self.timeframe
+        self._symbol_label.setText(key)
+        self.timeframe_buttons[self.timeframe.value].setChecked(True)
+        self._series.replace(bars)
+        self._time_axis.invalidate()
+        self._recompute_overlays()
+        self._candles.data_changed()
+        self._volume.data_changed()
+        self._refresh_markers()
+        self._refresh_last()
+        self.show_last_bars(style.DEFAULT_VISIBLE_BARS)
+
+    def update_bar(self, bar: Bar) -> bool:
+        """Apply one live bar; return False when it was not for this chart or was stale."""
+        if bar.key != self.key or bar.timeframe != self.timeframe:
+            return False
+        n = len(self._series)
+        follow = n > 0 and self._at_right_edge()
+        change = self._series.upsert(bar)
+        if change is Change.IGNORED:
+            return False
+        closes = self._series.column("close")
+        for overlay in self._overlays:
+            overlay.update_last(closes)
+            self._push_overlay(overlay)
+        self._candles.data_changed()
+        self._volume.data_changed()
+        if change is Change.APPENDED:
+            if self._markers:
+                self._refresh_markers()
+            if follow:
+                left, right = self.price_plot.getViewBox().viewRange()[0]
+                self.price_plot.setXRange(left + 1, right + 1, padding=0)
+        self._refresh_last()
+        return True
+
+    def set_overlays(self, sma: Sequence[int] = (20,), ema: Sequence[int] = (50,)) -> None:
+        for overlay in self._overlays:
+            self.price_plot.removeItem(overlay.item)
+        self._overlays = []
+        specs = [("SMA", n) for n in sma] + [("EMA", n) for n in ema]
+        for i, (kind, period) in enumerate(specs):
+            colour = style.OVERLAY_COLOURS[i % len(style.OVERLAY_COLOURS)]
+            item = pg.PlotDataItem(pen=_pen(colour))
+            item.setDownsampling(auto=True, method="peak")
+            item.setClipToView(True)
+            self.price_plot.addItem(item)
+            self._overlays.append(_Overlay(kind, period, item, np.full(16, np.nan)))
+        self._recompute_overlays()
+
+    def overlay_values(self) -> dict[str, FloatArray]:
+        """Current indicator values by name ("SMA 20"), one per bar."""
+        n = len(self._series)
+        return {f"{o.kind} {o.period}": o.values[:n] for o in self._overlays}
+
+    def add_markers(self, markers: Sequence[tuple[datetime, Decimal, str]]) -> None:
+        """Mark signals on the candles: ``(time, price, "buy" | "sell")``."""
+        for when, price, side in markers:
+            if side not in ("buy", "sell"):
+                raise ValueError(f"marker side must be 'buy' or 'sell', got {side!r}")
+            if when.tzinfo is None:
+                raise ValueError("marker times must be timezone-aware")
+            self._markers.append((when, price, side))
+        self._refresh_markers()
+
+    def marker_points(self) -> list[tuple[float, float, str]]:
+        """The markers as drawn: (bar index, price, side)."""
+        return list(self._marker_points)
+
+    def readout_text(self) -> str:
+        return self._readout
+
+    def show_last_bars(self, count: int) -> None:
+        n = len(self._series)
+        right = n - 1 + style.RIGHT_MARGIN_BARS
+        self.price_plot.setXRange(right - count - style.RIGHT_MARGIN_BARS, right, padding=0)
+
+    # -- crosshair ---------------------------------------------------------------------------
+    def on_scene_mouse_moved(self, scene_pos: QtCore.QPointF) -> None:
+        """Move the crosshair to a scene position; off the plots it reverts to the last bar."""
+        vb = self.price_plot.getViewBox()
+        over_price = vb.sceneBoundingRect().contains(scene_pos)
+        over_volume = self.volume_plot.getViewBox().sceneBoundingRect().contains(scene_pos)
+        n = len(self._series)
+        if n == 0 or not (over_price or over_volume):
+            self._leave()
+            return
+        point = vb.mapSceneToView(scene_pos)
+        index = min(max(round(point.x()), 0), n - 1)
+        self._crosshair.move_to(float(index), point.y())
+        self._crosshair.h_line.setVisible(over_price)
+        self._hover_index = index
+        self._set_readout(index)
+
+    def _leave(self) -> None:
+        self._crosshair.set_visible(False)
+        self._hover_index = None
+        self._set_readout(len(self._series) - 1)
+
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:
+        if event.type() == QtCore.QEvent.Type.Leave:
+            self._leave()
+        return super().eventFilter(watched, event)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _at_right_edge(self) -> bool:
+        right = self.price_plot.getViewBox().viewRange()[0][1]
+        return right >= len(self._series) - 1
+
+    def _recompute_overlays(self) -> None:
+        closes = self._series.column("close")
+        for overlay in self._overlays:
+            overlay.recompute(closes, len(closes) * 2)
+            self._push_overlay(overlay)
+
+    def _push_overlay(self, overlay: _Overlay) -> None:
+        n = len(self._series)
+        if n == 0:
+            overlay.item.setData([], [])
+            return
+        overlay.item.setData(self._series.column("x"), overlay.values[:n])
+
+    def _refresh_last(self) -> None:
+        n = len(self._series)
+        if n == 0:
+            self._last_line.setVisible(False)
+            self._set_readout(None)
+            return
+        last = self._series.bars[-1]
+        colour = style.UP if last.close >= last.open else style.DOWN
+        if self._last_line.pen.color().name() != colour:
+            self._last_line.setPen(_pen(colour, QtCore.Qt.PenStyle.DotLine))
+            self._last_line.label.fill = pg.mkBrush(colour)
+            self._last_line.label.update()
+        # Visible first: the line's label skips re-formatting its text while hidden.
+        self._last_line.setVisible(True)
+        self._last_line.setValue(float(last.close))
+        if self._hover_index is None or self._hover_index == n - 1:
+            self._set_readout(n - 1)
+
+    def _set_readout(self, index: int | None) -> None:
+        if index is None or not 0 <= index < len(self._series):
+            self._readout = ""
+            self._readout_label.setText("")
+            self._overlay_label.setText("")
+            return
+        bar = self._series.bars[index]
+        text = readout(bar)
+        if text != self._readout:
+            self._readout = text
+            self._readout_label.setText(readout_html(bar))
+        parts = []
+        for overlay in self._overlays:
+            value = overlay.values[index] if index < len(overlay.values) else math.nan
+            shown = "—" if math.isnan(value) else f"{value:.2f}"
+            colour = overlay.item.opts["pen"].color().name()
+            name = f"{overlay.kind} {overlay.period}"
+            parts.append(f'<span style="color:{colour}">{name} {shown}</span>')
+        self._overlay_label.setText("&nbsp;&nbsp;".join(parts))
+
+    def _refresh_markers(self) -> None:
+        points: list[tuple[float, float, str]] = []
+        for when, price, side in self._markers:
+            index = self._series.index_at(when.timestamp())
+            if index is not None:
+                points.append((float(index), float(price), side))
+        self._marker_points = points
+        if not points:
+            self._markers_item.setData([])
+            return
+        self._markers_item.setData(
+            x=[p[0] for p in points],
+            y=[p[1] for p in points],
+            symbol=["t1" if p[2] == "buy" else "t" for p in points],
+            brush=[pg.mkBrush(style.UP if p[2] == "buy" else style.DOWN) for p in points],
+            pen=[pg.mkPen("#ffffff", width=1) for _ in points],
+        )
