@@ -99,6 +99,8 @@ class OrderManager:
         self._fills: dict[str, Fill] = {}
         self._positions: dict[tuple[str, Product], Position] = {}
         self._funds: Funds | None = None
+        self._in_flight: dict[str, Order] = {}
+        self._in_flight_seq = 0
         # Subscribed now, not in run(), so events published before run() starts are kept.
         self._order_sub = bus.subscribe(ORDERS, "order-manager")
         self._fill_sub = bus.subscribe(FILLS, "order-manager")
@@ -117,8 +119,19 @@ class OrderManager:
         assert instrument is not None  # validate_order refuses unknown symbols
         for check in self.checks:
             check(request, instrument)
+        # Until the broker answers, the order counts as open (PENDING) for the checks of any
+        # order submitted meanwhile, so concurrent submits cannot slip past max_open_orders.
+        self._in_flight_seq += 1
+        placeholder_id = f"in-flight-{self._in_flight_seq}"
+        now = self._clock.now()
+        self._in_flight[placeholder_id] = Order(
+            placeholder_id, request, OrderStatus.PENDING, now, now
+        )
         started = time.perf_counter()
-        order = await self._broker.place_order(request)
+        try:
+            order = await self._broker.place_order(request)
+        finally:
+            del self._in_flight[placeholder_id]
         elapsed = time.perf_counter() - started
         self.order_latency.append(elapsed)
         if self.on_ack is not None:
@@ -176,7 +189,8 @@ class OrderManager:
         return self._orders.get(order_id)
 
     def open_orders(self) -> list[Order]:
-        return [o for o in self.orders() if o.status.is_working]
+        """Working orders, including those sent and not yet acknowledged by the broker."""
+        return [*self._in_flight.values(), *(o for o in self.orders() if o.status.is_working)]
 
     def positions(self) -> list[Position]:
         return [self._positions[k] for k in sorted(self._positions)]

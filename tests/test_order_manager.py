@@ -10,7 +10,15 @@ import pytest
 from services.broker import OrderChange, OrderRejected
 from services.bus import ORDERS, EventBus
 from services.clock import ManualClock
-from services.domain import Instrument, OrderRequest, OrderStatus, OrderType, Product, Side
+from services.domain import (
+    Instrument,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Product,
+    Side,
+)
 from services.orders import OrderManager, apply_change
 from services.paper import PaperBroker
 from services.validation import OrderValidationError
@@ -236,3 +244,33 @@ def test_apply_change_drops_fields_the_new_type_does_not_take() -> None:
     as_market = apply_change(stop, OrderChange(order_type=OrderType.MARKET, quantity=7))
     assert (as_market.price, as_market.trigger_price, as_market.quantity) == (None, None, 7)
     assert apply_change(stop, OrderChange(price=D("1512"))).trigger_price == D("1505")
+
+
+
+async def test_an_unacknowledged_order_counts_as_open_for_concurrent_checks() -> None:
+    """Two submits racing for the last open-order slot: the second must see the first."""
+    release = asyncio.Event()
+    env = Env()
+
+    def max_one_open(request: OrderRequest, instrument: Instrument) -> None:
+        if len(env.manager.open_orders()) >= 1:
+            raise OrderRejected("max_open_orders: 1 open order allowed", rule="max_open_orders")
+
+    env.manager.checks.append(max_one_open)
+    place = env.broker.place_order
+
+    async def slow_place(request: OrderRequest) -> Order:
+        await release.wait()
+        return await place(request)
+
+    env.broker.place_order = slow_place  # type: ignore[method-assign]
+    request = req(REL, Side.BUY, 1, OrderType.LIMIT, Product.MIS, price="1490.00")
+    first = asyncio.create_task(env.manager.submit(request))
+    await asyncio.sleep(0)
+    assert [o.status for o in env.manager.open_orders()] == [OrderStatus.PENDING]
+    with pytest.raises(OrderRejected, match="max_open_orders"):
+        await env.manager.submit(request)
+    release.set()
+    placed = await first
+    assert placed.status is OrderStatus.OPEN
+    assert [o.order_id for o in env.manager.open_orders()] == [placed.order_id]
