@@ -1,0 +1,309 @@
+"""Mapping between services.domain records and SQL rows.
+
+Decimals are stored as TEXT (exact, and ``Decimal(str(d)) == d``), enums as their values,
+tick and bar times as integer nanoseconds since the epoch (compact, sortable, indexable) and
+order and fill times as ISO-8601 UTC text (readable in an export). Everything read back is
+timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from services.domain import (
+    Bar,
+    Depth,
+    DepthLevel,
+    Exchange,
+    Fill,
+    Instrument,
+    InstrumentKind,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+    Product,
+    Side,
+    Tick,
+    Timeframe,
+    Validity,
+)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def to_ns(ts: datetime) -> int:
+    if ts.tzinfo is None:
+        raise ValueError("naive datetime: storage only accepts timezone-aware times")
+    return ((ts - EPOCH) // _US) * 1000
+
+
+def from_ns(ns: int) -> datetime:
+    return EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def to_iso(ts: datetime) -> str:
+    if ts.tzinfo is None:
+        raise ValueError("naive datetime: storage only accepts timezone-aware times")
+    return ts.astimezone(UTC).isoformat()
+
+
+def from_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def dec(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def undec(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def instrument_row(i: Instrument) -> tuple[Any, ...]:
+    return (
+        i.exchange.value,
+        i.tradingsymbol,
+        i.token,
+        i.name,
+        i.kind.value,
+        str(i.tick_size),
+        i.lot_size,
+        i.expiry.isoformat() if i.expiry else None,
+        dec(i.strike),
+        i.underlying,
+        i.freeze_quantity,
+    )
+
+
+def instrument_from(row: tuple[Any, ...]) -> Instrument:
+    return Instrument(
+        exchange=Exchange(row[0]),
+        tradingsymbol=row[1],
+        token=int(row[2]),
+        name=row[3],
+        kind=InstrumentKind(row[4]),
+        tick_size=Decimal(row[5]),
+        lot_size=int(row[6]),
+        expiry=date.fromisoformat(row[7]) if row[7] else None,
+        strike=undec(row[8]),
+        underlying=row[9],
+        freeze_quantity=row[10],
+    )
+
+
+def _depth_json(depth: Depth | None) -> str | None:
+    if depth is None:
+        return None
+
+    def side(levels: tuple[DepthLevel, ...]) -> list[list[Any]]:
+        return [[str(x.price), x.quantity, x.orders] for x in levels]
+
+    return json.dumps({"b": side(depth.bids), "a": side(depth.asks)}, separators=(",", ":"))
+
+
+def _depth_from(text: str | None) -> Depth | None:
+    if text is None:
+        return None
+    raw = json.loads(text)
+
+    def side(rows: list[list[Any]]) -> tuple[DepthLevel, ...]:
+        return tuple(DepthLevel(Decimal(p), int(q), int(o)) for p, q, o in rows)
+
+    return Depth(bids=side(raw["b"]), asks=side(raw["a"]))
+
+
+def tick_row(t: Tick, seq: int) -> tuple[Any, ...]:
+    """``seq`` orders ticks that share a timestamp (exchange times are often whole seconds)."""
+    return (
+        t.key,
+        to_ns(t.ts),
+        seq,
+        str(t.last_price),
+        t.last_quantity,
+        t.volume,
+        str(t.open),
+        str(t.high),
+        str(t.low),
+        str(t.close),
+        _depth_json(t.depth),
+    )
+
+
+def _fast_ts(ns: int) -> datetime:
+    # Exact to the microsecond until ~2112 (µs count < 2**52); 2x faster than a timedelta.
+    return datetime.fromtimestamp(ns // 1000 / 1e6, UTC)
+
+
+def ticks_from(rows: Iterable[tuple[Any, ...]]) -> list[Tick]:
+    """Decode tick rows in one tight loop.
+
+    Prices are parsed once per distinct text: open/high/low/close repeat on almost every tick
+    of a day and Decimal is immutable, so sharing them is safe; this keeps reading back a
+    chart's 500 ticks well under the 2 ms budget.
+    """
+    cache: dict[str, Decimal] = {}
+
+    def d(text: str) -> Decimal:
+        value = cache.get(text)
+        if value is None:
+            value = cache[text] = Decimal(text)
+        return value
+
+    fromtimestamp = datetime.fromtimestamp
+    out: list[Tick] = []
+    for key, ns, _seq, last, last_qty, volume, open_, high, low, close, depth in rows:
+        out.append(
+            Tick(
+                key,
+                # Exact to the microsecond until ~2112 (µs count < 2**52), 2x a timedelta.
+                fromtimestamp(ns // 1000 / 1e6, UTC),
+                d(last),
+                last_qty,
+                volume,
+                d(open_),
+                d(high),
+                d(low),
+                d(close),
+                None if depth is None else _depth_from(depth),
+            )
+        )
+    return out
+
+
+def bar_row(b: Bar) -> tuple[Any, ...]:
+    return (
+        b.key,
+        b.timeframe.value,
+        to_ns(b.start),
+        str(b.open),
+        str(b.high),
+        str(b.low),
+        str(b.close),
+        b.volume,
+        int(b.closed),
+    )
+
+
+def bar_from(row: tuple[Any, ...]) -> Bar:
+    return Bar(
+        key=row[0],
+        timeframe=Timeframe(row[1]),
+        start=from_ns(row[2]),
+        open=Decimal(row[3]),
+        high=Decimal(row[4]),
+        low=Decimal(row[5]),
+        close=Decimal(row[6]),
+        volume=int(row[7]),
+        closed=bool(row[8]),
+    )
+
+
+def order_row(o: Order) -> tuple[Any, ...]:
+    r = o.request
+    return (
+        o.order_id,
+        r.key,
+        r.side.value,
+        r.quantity,
+        r.order_type.value,
+        r.product.value,
+        r.validity.value,
+        dec(r.price),
+        dec(r.trigger_price),
+        r.tag,
+        r.source,
+        o.status.value,
+        to_iso(o.placed_at),
+        to_iso(o.updated_at),
+        o.filled_quantity,
+        str(o.average_price),
+        o.status_message,
+        o.broker_order_id,
+    )
+
+
+def order_from(row: tuple[Any, ...]) -> Order:
+    request = OrderRequest(
+        key=row[1],
+        side=Side(row[2]),
+        quantity=int(row[3]),
+        order_type=OrderType(row[4]),
+        product=Product(row[5]),
+        validity=Validity(row[6]),
+        price=undec(row[7]),
+        trigger_price=undec(row[8]),
+        tag=row[9],
+        source=row[10],
+    )
+    return Order(
+        order_id=row[0],
+        request=request,
+        status=OrderStatus(row[11]),
+        placed_at=from_iso(row[12]),
+        updated_at=from_iso(row[13]),
+        filled_quantity=int(row[14]),
+        average_price=Decimal(row[15]),
+        status_message=row[16],
+        broker_order_id=row[17],
+    )
+
+
+def fill_row(f: Fill) -> tuple[Any, ...]:
+    return (
+        f.fill_id,
+        f.order_id,
+        f.key,
+        f.side.value,
+        f.product.value,
+        f.quantity,
+        str(f.price),
+        to_iso(f.ts),
+    )
+
+
+def fill_from(row: tuple[Any, ...]) -> Fill:
+    return Fill(
+        fill_id=row[0],
+        order_id=row[1],
+        key=row[2],
+        side=Side(row[3]),
+        product=Product(row[4]),
+        quantity=int(row[5]),
+        price=Decimal(row[6]),
+        ts=from_iso(row[7]),
+    )
+
+
+def position_row(p: Position) -> tuple[Any, ...]:
+    return (
+        p.key,
+        p.product.value,
+        p.quantity,
+        str(p.average_price),
+        str(p.realised_pnl),
+        str(p.last_price),
+        p.buy_quantity,
+        p.sell_quantity,
+        p.multiplier,
+    )
+
+
+def position_from(row: tuple[Any, ...]) -> Position:
+    return Position(
+        key=row[0],
+        product=Product(row[1]),
+        quantity=int(row[2]),
+        average_price=Decimal(row[3]),
+        realised_pnl=Decimal(row[4]),
+        last_price=Decimal(row[5]),
+        buy_quantity=int(row[6]),
+        sell_quantity=int(row[7]),
+        multiplier=int(row[8]),
+    )

@@ -1,0 +1,181 @@
+"""One profile's encrypted database: connections, transactions and its repositories.
+
+Two connections share the file in WAL mode. The main one runs ``synchronous=NORMAL``: a
+committed tick batch survives a process crash (it is in the WAL) and only an OS crash or power
+cut can lose the last few batches, which is the right price for tens of thousands of rows a
+second. The journal connection runs ``synchronous=FULL``: an order or fill it commits is
+fsynced before ``commit`` returns, so it is on disk before the order goes to the broker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from services.storage.errors import DatabaseMissingError
+from services.storage.migrations import CURRENT_VERSION, migrate, schema_version
+from services.storage.repositories import (
+    AlertRepository,
+    AuditRepository,
+    BarRepository,
+    CredentialMetaRepository,
+    FillRepository,
+    InstrumentRepository,
+    ModelRecordRepository,
+    OrderRepository,
+    PositionRepository,
+    SettingsRepository,
+    TickRepository,
+)
+from services.storage.sqlcipher import Connection, connect_raw, rekey
+
+# Every table a trader's export contains; also the whitelist for the one place a table name
+# is put into SQL text (identifiers cannot be bound parameters).
+EXPORT_TABLES: tuple[str, ...] = (
+    "instruments",
+    "ticks",
+    "bars",
+    "orders",
+    "fills",
+    "positions",
+    "alerts",
+    "settings",
+    "model_records",
+    "credential_meta",
+    "audit_log",
+)
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def _configure(conn: Connection, synchronous: str) -> None:
+    conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA temp_store = MEMORY")
+
+
+class Database:
+    """An unlocked profile database. Blocking: call it from a worker thread, not the loop."""
+
+    def __init__(self, path: Path, conn: Connection, journal_conn: Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._journal_conn = journal_conn
+        self._lock = threading.RLock()
+        self._journal_lock = threading.Lock()
+        self._closed = False
+        self.instruments = InstrumentRepository(self)
+        self.ticks = TickRepository(self)
+        self.bars = BarRepository(self)
+        self.orders = OrderRepository(self)
+        self.fills = FillRepository(self)
+        self.positions = PositionRepository(self)
+        self.alerts = AlertRepository(self)
+        self.settings = SettingsRepository(self)
+        self.model_records = ModelRecordRepository(self)
+        self.credential_meta = CredentialMetaRepository(self)
+        self.audit = AuditRepository(self)
+
+    @classmethod
+    def open(
+        cls, path: Path, key: bytes, *, create: bool = False, target_version: int | None = None
+    ) -> Database:
+        """Open (and migrate) the database at ``path``.
+
+        ``create`` must be true to make a new file: an unlock that finds no file when one is
+        expected is an error, never a fresh empty database.
+        """
+        if not path.exists():
+            if not create:
+                raise DatabaseMissingError(f"no database at {path}")
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Create the file ourselves with owner-only permissions; SQLite's WAL and SHM
+            # files copy the database file's mode.
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            os.close(fd)
+        conn = connect_raw(path, key)
+        try:
+            _configure(conn, "NORMAL")
+            migrate(conn, CURRENT_VERSION if target_version is None else target_version)
+            journal = connect_raw(path, key)
+            _configure(journal, "FULL")
+        except BaseException:
+            conn.close()
+            raise
+        return cls(path, conn, journal)
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return schema_version(self._conn)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One write transaction on the main (synchronous=NORMAL) connection."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def journal_transaction(self) -> Iterator[Connection]:
+        """One write transaction on the synchronous=FULL connection: durable at return."""
+        with self._journal_lock:
+            self._journal_conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._journal_conn
+            except BaseException:
+                self._journal_conn.execute("ROLLBACK")
+                raise
+            self._journal_conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def dump_table(self, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Return the column names and all rows of an exportable table."""
+        if table not in EXPORT_TABLES:
+            raise ValueError(f"not an exportable table: {table}")
+        with self._lock:
+            cur = self._conn.execute(f"SELECT * FROM {table}")  # noqa: S608 - whitelisted name
+            columns = [d[0] for d in cur.description or ()]
+            return columns, cur.fetchall()
+
+    def rekey(self, new_key: bytes) -> None:
+        """Re-encrypt the file under ``new_key``; the old key stops working at return."""
+        with self._lock, self._journal_lock:
+            self._journal_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            rekey(self._conn, new_key)
+            # The journal connection still holds the old key's cipher state: reopen it.
+            self._journal_conn.close()
+            self._journal_conn = connect_raw(self.path, new_key)
+            _configure(self._journal_conn, "FULL")
+
+    def checkpoint(self) -> None:
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        with self._lock, self._journal_lock:
+            self._journal_conn.close()
+            self._conn.close()
+            self._closed = True
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

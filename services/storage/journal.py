@@ -1,0 +1,78 @@
+"""Crash-safe writers: the order journal (durable per call) and the batched tick writer.
+
+The order manager calls ``record_intent`` *before* it sends an order: if the process dies
+between the two, the restart finds a PENDING order to reconcile with the broker instead of an
+order the terminal never heard of. Ticks are cheap to lose and expensive to fsync, so they
+are buffered and written one transaction per batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.domain import Fill, Order, Tick
+from services.storage import codec
+from services.storage.database import Database
+from services.storage.repositories import next_tick_seq
+
+
+class OrderJournal:
+    """Each call commits in its own synchronous=FULL transaction and is durable at return."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def record_intent(self, order: Order) -> None:
+        with self._db.journal_transaction() as c:
+            self._db.orders.upsert(c, order)
+
+    def record_update(self, order: Order) -> None:
+        with self._db.journal_transaction() as c:
+            self._db.orders.upsert(c, order)
+
+    def record_fill(self, fill: Fill) -> None:
+        with self._db.journal_transaction() as c:
+            self._db.fills.insert(c, fill)
+
+    def record_fill_and_order(self, fill: Fill, order: Order) -> None:
+        """A fill and the order state it produces, atomically."""
+        with self._db.journal_transaction() as c:
+            self._db.fills.insert(c, fill)
+            self._db.orders.upsert(c, order)
+
+
+class TickWriter:
+    """Buffers ticks and writes each full batch in one transaction.
+
+    Encoding happens in ``add`` so that ``flush`` holds the database lock only for the
+    insert. Not thread-safe: one writer per feed task (run ``flush`` off the event loop).
+    """
+
+    def __init__(self, db: Database, batch_size: int = 1000) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be positive")
+        self._db = db
+        self.batch_size = batch_size
+        self._pending: list[tuple[Any, ...]] = []
+        self.written = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def add(self, tick: Tick) -> bool:
+        """Buffer ``tick``; flush and return True when the batch is full."""
+        self._pending.append(codec.tick_row(tick, next_tick_seq()))
+        if len(self._pending) >= self.batch_size:
+            self.flush()
+            return True
+        return False
+
+    def flush(self) -> int:
+        if not self._pending:
+            return 0
+        rows, self._pending = self._pending, []
+        with self._db.transaction() as c:
+            self._db.ticks.insert_rows(c, rows)
+        self.written += len(rows)
+        return len(rows)

@@ -1,0 +1,169 @@
+"""Numbered schema migrations, applied in order at open and tracked in ``PRAGMA user_version``.
+
+A migration is appended, never edited: a trader's file at version N must reach the current
+version by running N+1.. in turn. A file with a version above ``CURRENT_VERSION`` was written
+by a newer terminal and is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+from services.storage.errors import SchemaTooNewError
+from services.storage.sqlcipher import Connection
+
+_V1 = """
+CREATE TABLE instruments (
+    exchange TEXT NOT NULL,
+    tradingsymbol TEXT NOT NULL,
+    token INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    tick_size TEXT NOT NULL,
+    lot_size INTEGER NOT NULL,
+    expiry TEXT,
+    strike TEXT,
+    underlying TEXT,
+    freeze_quantity INTEGER,
+    PRIMARY KEY (exchange, tradingsymbol)
+);
+CREATE TABLE ticks (
+    key TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    last_price TEXT NOT NULL,
+    last_quantity INTEGER NOT NULL,
+    volume INTEGER NOT NULL,
+    open TEXT NOT NULL,
+    high TEXT NOT NULL,
+    low TEXT NOT NULL,
+    close TEXT NOT NULL,
+    depth TEXT,
+    PRIMARY KEY (key, ts_ns, seq)
+) WITHOUT ROWID;
+CREATE TABLE bars (
+    key TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    open TEXT NOT NULL,
+    high TEXT NOT NULL,
+    low TEXT NOT NULL,
+    close TEXT NOT NULL,
+    volume INTEGER NOT NULL,
+    closed INTEGER NOT NULL,
+    PRIMARY KEY (key, timeframe, start_ns)
+) WITHOUT ROWID;
+CREATE TABLE orders (
+    order_id TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    side TEXT NOT NULL,
+    quantity INTEGER NOT NULL,
+    order_type TEXT NOT NULL,
+    product TEXT NOT NULL,
+    validity TEXT NOT NULL,
+    price TEXT,
+    trigger_price TEXT,
+    tag TEXT,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    placed_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    filled_quantity INTEGER NOT NULL,
+    average_price TEXT NOT NULL,
+    status_message TEXT NOT NULL
+);
+CREATE TABLE fills (
+    fill_id TEXT PRIMARY KEY,
+    order_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    side TEXT NOT NULL,
+    product TEXT NOT NULL,
+    quantity INTEGER NOT NULL,
+    price TEXT NOT NULL,
+    ts TEXT NOT NULL
+);
+CREATE INDEX fills_by_order ON fills (order_id);
+CREATE TABLE positions (
+    key TEXT NOT NULL,
+    product TEXT NOT NULL,
+    quantity INTEGER NOT NULL,
+    average_price TEXT NOT NULL,
+    realised_pnl TEXT NOT NULL,
+    last_price TEXT NOT NULL,
+    buy_quantity INTEGER NOT NULL,
+    sell_quantity INTEGER NOT NULL,
+    multiplier INTEGER NOT NULL,
+    PRIMARY KEY (key, product)
+);
+CREATE TABLE alerts (
+    alert_id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    condition TEXT NOT NULL,
+    threshold TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    triggered_at TEXT,
+    active INTEGER NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE TABLE settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE credential_meta (
+    broker TEXT PRIMARY KEY,
+    field_names TEXT NOT NULL,
+    set_at TEXT NOT NULL
+);
+CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    details TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+"""
+
+# v2: the broker's own order id (reconciliation after a restart) and the ML registry's
+# placeholder table.
+_V2 = """
+ALTER TABLE orders ADD COLUMN broker_order_id TEXT;
+CREATE INDEX orders_by_broker_id ON orders (broker_order_id);
+CREATE TABLE model_records (
+    model_id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (model_id, version)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+CURRENT_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: Connection, target: int = CURRENT_VERSION) -> int:
+    """Bring the schema to ``target``; each step commits with its version bump atomically."""
+    found = schema_version(conn)
+    if found > CURRENT_VERSION:
+        raise SchemaTooNewError(found, CURRENT_VERSION)
+    for version in range(found + 1, target + 1):
+        script = MIGRATIONS[version - 1]
+        # executescript commits any open transaction first, so wrap the step ourselves.
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;"
+            )
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+    return schema_version(conn)

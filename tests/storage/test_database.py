@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+import os
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from services.domain import (
+    Bar,
+    Depth,
+    DepthLevel,
+    Exchange,
+    Instrument,
+    InstrumentKind,
+    OrderStatus,
+    Position,
+    Product,
+    Tick,
+    Timeframe,
+)
+from services.storage import (
+    CURRENT_VERSION,
+    AlertRecord,
+    Database,
+    DatabaseMissingError,
+    ModelRecord,
+    OrderJournal,
+    SchemaTooNewError,
+    TickWriter,
+    WrongKeyError,
+)
+from services.storage.sqlcipher import connect_raw
+from tests.storage.helpers import T0, make_fill, make_order, make_tick
+
+KEY = bytes(range(32))
+MARKER = "PLAINTEXT_MARKER_7f3a9c"
+
+
+def _all_bytes(db_path: Path) -> bytes:
+    data = db_path.read_bytes()
+    wal = db_path.with_name(db_path.name + "-wal")
+    return data + (wal.read_bytes() if wal.exists() else b"")
+
+
+def test_file_holds_no_plaintext_of_a_marker_row(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    with Database.open(path, KEY, create=True) as db:
+        db.settings.set("note", MARKER)
+        OrderJournal(db).record_intent(make_order("o1", tag=MARKER))
+        assert MARKER.encode() not in _all_bytes(path)  # WAL included, before checkpoint
+        db.checkpoint()
+    raw = path.read_bytes()
+    assert MARKER.encode() not in raw
+    assert not raw.startswith(b"SQLite format 3")
+    assert os.stat(path).st_mode & 0o077 == 0
+    with Database.open(path, KEY) as db:
+        assert db.settings.get("note") == MARKER
+
+
+def test_wrong_key_fails_cleanly_and_leaves_the_file_alone(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    with Database.open(path, KEY, create=True) as db:
+        db.settings.set("x", 1)
+    before = path.read_bytes()
+    with pytest.raises(WrongKeyError) as info:
+        Database.open(path, bytes(32), create=True)  # create=True must not replace a file
+    assert str(info.value) == "wrong passphrase or key"
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert path.read_bytes() == before
+    with Database.open(path, KEY) as db:
+        assert db.settings.get("x") == 1
+
+
+def test_missing_file_is_not_created_silently(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseMissingError):
+        Database.open(tmp_path / "nope.db", KEY)
+    assert not (tmp_path / "nope.db").exists()
+
+
+def test_migration_from_schema_1_keeps_data(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    with Database.open(path, KEY, create=True, target_version=1) as db:
+        assert db.schema_version == 1
+        with db.transaction() as c:  # a schema-1 row, written as version 1 wrote it
+            c.execute(
+                "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    "o1",
+                    "NSE:RELIANCE",
+                    "BUY",
+                    10,
+                    "LIMIT",
+                    "MIS",
+                    "DAY",
+                    "2500.05",
+                    None,
+                    "t1",
+                    "ticket",
+                    "OPEN",
+                    T0.isoformat(),
+                    T0.isoformat(),
+                    0,
+                    "0",
+                    "",
+                ),
+            )
+        db.settings.set("theme", "dark")
+    with Database.open(path, KEY) as db:
+        assert db.schema_version == CURRENT_VERSION
+        order = db.orders.get("o1")
+        assert order is not None
+        assert order.status is OrderStatus.OPEN
+        assert order.request.price == Decimal("2500.05")
+        assert order.broker_order_id is None
+        assert db.settings.get("theme") == "dark"
+        db.model_records.upsert(ModelRecord("m", "1", "dev", T0, {"auc": 0.6}))
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    Database.open(path, KEY, create=True).close()
+    conn = connect_raw(path, KEY)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(SchemaTooNewError, match="newer"):
+        Database.open(path, KEY)
+
+
+def test_repositories_round_trip_domain_records(tmp_path: Path) -> None:
+    with Database.open(tmp_path / "t.db", KEY, create=True) as db:
+        inst = Instrument(
+            Exchange.NFO,
+            "NIFTY26JAN24000CE",
+            123,
+            "NIFTY",
+            InstrumentKind.CALL,
+            Decimal("0.05"),
+            75,
+            expiry=date(2026, 1, 29),
+            strike=Decimal("24000"),
+            underlying="NIFTY",
+            freeze_quantity=1800,
+        )
+        db.instruments.upsert_many([inst])
+        assert db.instruments.get(inst.key) == inst
+
+        depth = Depth(
+            (DepthLevel(Decimal("99.95"), 10, 2),), (DepthLevel(Decimal("100.05"), 5, 1),)
+        )
+        ticks = [make_tick("NSE:A", T0 + timedelta(seconds=i // 3), i) for i in range(30)]
+        ticks.append(
+            Tick(
+                "NSE:A",
+                T0 + timedelta(seconds=20),
+                Decimal("1"),
+                1,
+                1,
+                Decimal(1),
+                Decimal(1),
+                Decimal(1),
+                Decimal(1),
+                depth,
+            )
+        )
+        writer = TickWriter(db, batch_size=7)
+        for t in ticks:
+            writer.add(t)
+        writer.add(make_tick("NSE:B", T0, 0))
+        writer.flush()
+        latest = db.ticks.latest("NSE:A", limit=5)
+        # Newest five, oldest first; ticks sharing a timestamp keep their arrival order.
+        assert latest == [*ticks[26:30], ticks[30]]
+        assert latest[-1].depth == depth
+        assert db.ticks.count() == 32
+
+        bar = Bar("NSE:A", Timeframe.M1, T0, Decimal("1.5"), Decimal(2), Decimal(1), Decimal(2), 9)
+        db.bars.upsert_many([bar, bar])
+        assert db.bars.between("NSE:A", Timeframe.M1, T0, T0 + timedelta(minutes=1)) == [bar]
+
+        journal = OrderJournal(db)
+        order = make_order("o1")
+        journal.record_intent(order)
+        opened = order.evolve(OrderStatus.OPEN, T0 + timedelta(seconds=1), broker_order_id="B1")
+        journal.record_update(opened)
+        journal.record_fill(make_fill("f1", "o1"))
+        journal.record_fill(make_fill("f1", "o1"))  # a broker resend is not a second fill
+        assert db.orders.get("o1") == opened
+        assert db.fills.for_order("o1") == [make_fill("f1", "o1")]
+
+        pos = Position("NSE:A", Product.MIS).apply_fill(order.side, 5, Decimal("10.10"))
+        db.positions.upsert(pos)
+        assert db.positions.all() == [pos]
+
+        alert_id = db.alerts.add(AlertRecord("NSE:A", "above", Decimal("101.5"), T0, "n"))
+        db.alerts.mark_triggered(alert_id, T0 + timedelta(hours=1))
+        (alert,) = db.alerts.all()
+        assert not alert.active and alert.triggered_at == T0 + timedelta(hours=1)
+        assert db.alerts.all(active_only=True) == []
+
+
+def test_naive_datetimes_are_refused(tmp_path: Path) -> None:
+    with Database.open(tmp_path / "t.db", KEY, create=True) as db:
+        with pytest.raises(ValueError, match="naive"):
+            db.ticks.insert_many([make_tick("NSE:A", datetime(2026, 1, 1), 1)])
+        assert db.ticks.count() == 0
+
+
+def test_audit_table_refuses_update_and_delete(tmp_path: Path) -> None:
+    from services.security import AuditLog
+
+    with Database.open(tmp_path / "t.db", KEY, create=True) as db:
+        AuditLog(db).record("unlock", "test", {})
+        with pytest.raises(Exception, match="append-only"), db.transaction() as c:
+            c.execute("UPDATE audit_log SET actor = 'x'")
+        with pytest.raises(Exception, match="append-only"), db.transaction() as c:
+            c.execute("DELETE FROM audit_log")
+        assert len(AuditLog(db).rows()) == 1
