@@ -28,7 +28,12 @@ PROG = "dalal"
 
 # Modules providing ``register(subparsers) -> None``; each adds its own subcommands and sets
 # ``func`` (a handler taking the parsed namespace and returning an exit code) on them.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "app.commands.vault",
+    "app.commands.credentials",
+    "app.commands.audit",
+    "app.commands.data",
+]
 
 Handler = Callable[[argparse.Namespace], int]
 

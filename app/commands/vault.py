@@ -37,7 +37,10 @@ EXPECTED_ERRORS: tuple[type[Exception], ...] = (
 
 
 def add_profile_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="default", help="profile name (default: default)")
+    # SUPPRESS: a --profile given before the subcommand (dalal --profile x vault ...) must win.
+    parser.add_argument(
+        "--profile", default=argparse.SUPPRESS, help="profile name (default: default)"
+    )
     parser.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument(
@@ -53,7 +56,9 @@ def add_profile_args(parser: argparse.ArgumentParser) -> None:
 
 
 def make_vault(args: argparse.Namespace) -> Vault:
-    paths = ProfilePaths.for_profile(args.profile, args.data_dir, args.cache_dir)
+    paths = ProfilePaths.for_profile(
+        getattr(args, "profile", None) or "default", args.data_dir, args.cache_dir
+    )
     return Vault(paths, argon2=Argon2Params(time_cost=args.kdf_time_cost))
 
 
