@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -19,7 +20,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Protocol, TypeVar
 
-from services.broker import Broker, BrokerError, OrderChange
+from services.broker import Broker, BrokerError, OrderChange, OrderRejected
 from services.bus import FILLS, FUNDS, ORDERS, POSITIONS, EventBus, SubscriberLagged, Subscription
 from services.clock import Clock
 from services.domain import (
@@ -45,6 +46,25 @@ LATENCY_SAMPLES = 1024
 
 class QuoteSource(Protocol):
     def last_price(self, key: str) -> Decimal | None: ...
+
+
+class OrderJournalPort(Protocol):
+    """Durable records of the order path (the encrypted database's journal and audit log).
+
+    ``record_intent`` must be durable when it returns: it runs before the broker is called, so
+    after a crash the terminal knows of every order it may have sent.
+    """
+
+    async def record_intent(self, order: Order) -> None: ...
+
+    async def record_ack(self, intent_id: str, order: Order) -> None: ...
+
+    async def audit(self, kind: str, actor: str, details: dict[str, object]) -> None: ...
+
+
+def new_tag() -> str:
+    """Return our own order tag: unique, alphanumeric and within Kite's 20-character limit."""
+    return "dt" + secrets.token_hex(6)
 
 
 class PreTradeCheck(Protocol):
@@ -83,6 +103,7 @@ class OrderManager:
         checks: Sequence[PreTradeCheck] = (),
         *,
         on_ack: Callable[[float], None] | None = None,
+        journal: OrderJournalPort | None = None,
     ) -> None:
         self._broker = broker
         self._instruments = instruments
@@ -91,6 +112,7 @@ class OrderManager:
         self._clock = clock
         self.checks: list[PreTradeCheck] = list(checks)
         self.on_ack = on_ack
+        self.journal = journal
         # Seconds from submit to the broker's acknowledgement, newest last, for metrics.
         self.order_latency: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         # Why the last ``cancel_all`` could not cancel some orders, by order id.
@@ -114,29 +136,46 @@ class OrderManager:
         Raises ``OrderValidationError`` or the check's ``OrderRejected`` unchanged; the broker
         is not called in either case. A broker's own refusal comes back as a REJECTED order.
         """
+        if request.tag is None:
+            request = replace(request, tag=new_tag())
+        tag = request.tag
+        assert tag is not None
         instrument = self._instruments.get(request.key)
         validate_order(request, instrument, self._quotes.last_price(request.key))
         assert instrument is not None  # validate_order refuses unknown symbols
-        for check in self.checks:
-            check(request, instrument)
+        try:
+            for check in self.checks:
+                check(request, instrument)
+        except OrderRejected as e:
+            if self.journal is not None:
+                await self.journal.audit(
+                    "risk_rejected", request.source, {**_describe(request), "rule": e.rule}
+                )
+            raise
         # Until the broker answers, the order counts as open (PENDING) for the checks of any
         # order submitted meanwhile, so concurrent submits cannot slip past max_open_orders.
-        self._in_flight_seq += 1
-        placeholder_id = f"in-flight-{self._in_flight_seq}"
         now = self._clock.now()
-        self._in_flight[placeholder_id] = Order(
-            placeholder_id, request, OrderStatus.PENDING, now, now
-        )
+        intent = Order(tag, request, OrderStatus.PENDING, now, now)
+        self._in_flight[tag] = intent
         started = time.perf_counter()
         try:
+            if self.journal is not None:
+                await self.journal.record_intent(intent)
             order = await self._broker.place_order(request)
         finally:
-            del self._in_flight[placeholder_id]
+            del self._in_flight[tag]
         elapsed = time.perf_counter() - started
         self.order_latency.append(elapsed)
         if self.on_ack is not None:
             self.on_ack(elapsed)
         self._apply_order(order)
+        if self.journal is not None:
+            await self.journal.record_ack(tag, order)
+            await self.journal.audit(
+                "order_placed",
+                request.source,
+                {**_describe(request), "order_id": order.order_id, "status": order.status},
+            )
         return order
 
     async def modify(self, order_id: str, change: OrderChange) -> Order:
@@ -152,11 +191,21 @@ class OrderManager:
             validate_order(request, self._instruments.get(request.key), last)
         order = await self._broker.modify_order(order_id, change)
         self._apply_order(order)
+        if self.journal is not None:
+            await self.journal.audit(
+                "order_modified",
+                order.request.source,
+                {**_describe(order.request), "order_id": order_id},
+            )
         return order
 
     async def cancel(self, order_id: str) -> Order:
         order = await self._broker.cancel_order(order_id)
         self._apply_order(order)
+        if self.journal is not None:
+            await self.journal.audit(
+                "order_cancelled", order.request.source, {"order_id": order_id, "key": order.key}
+            )
         return order
 
     async def cancel_all(self) -> list[str]:
@@ -280,3 +329,18 @@ class OrderManager:
     def _apply_funds(self, funds: list[Funds]) -> None:
         if funds:
             self._funds = funds[-1]
+
+
+def _describe(request: OrderRequest) -> dict[str, object]:
+    """The audit log's view of an order: what was asked, never who the account is."""
+    return {
+        "key": request.key,
+        "side": request.side,
+        "quantity": request.quantity,
+        "order_type": request.order_type,
+        "product": request.product,
+        "validity": request.validity,
+        "price": None if request.price is None else str(request.price),
+        "trigger_price": None if request.trigger_price is None else str(request.trigger_price),
+        "tag": request.tag,
+    }

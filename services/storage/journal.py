@@ -26,6 +26,17 @@ class OrderJournal:
         with self._db.journal_transaction() as c:
             self._db.orders.upsert(c, order)
 
+    def record_ack(self, intent_id: str, order: Order) -> None:
+        """Replace the intent row written before sending with the broker's acknowledged order.
+
+        One transaction, so a crash leaves either the intent (to reconcile by its tag) or the
+        acknowledged order, never both and never neither.
+        """
+        with self._db.journal_transaction() as c:
+            if intent_id != order.order_id:
+                self._db.orders.delete(c, intent_id)
+            self._db.orders.upsert(c, order)
+
     def record_update(self, order: Order) -> None:
         with self._db.journal_transaction() as c:
             self._db.orders.upsert(c, order)

@@ -141,6 +141,9 @@ class OrderRepository(_Repository):
     def ids(self) -> set[str]:
         return {r[0] for r in self._db.query("SELECT order_id FROM orders")}
 
+    def delete(self, conn: Connection, order_id: str) -> None:
+        conn.execute("DELETE FROM orders WHERE order_id = ?", (order_id,))
+
 
 class FillRepository(_Repository):
     def insert(self, conn: Connection, fill: Fill) -> None:

@@ -1,0 +1,135 @@
+"""Keeps the encrypted database in step with the event bus, off the event loop.
+
+SQLCipher calls block (an order-journal commit is an fsync), so every write runs on one of two
+single-thread executors: one for the durable order path (journal and audit log), one for the
+bulk market data (tick batches, closed bars). A burst of ticks therefore never delays the
+journal write that must precede an order, and the loop never waits on the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from services.bus import BARS, FILLS, ORDERS, TICKS, EventBus, SubscriberLagged, Subscription
+from services.domain import Bar, Fill, Order, Tick
+from services.security.audit import AuditLog
+from services.storage import Database, OrderJournal, TickWriter
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Recorder:
+    """The order journal, audit log and market-data recorder of one unlocked profile.
+
+    Implements ``services.orders.OrderJournalPort`` for the order manager.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        *,
+        record_ticks: bool = True,
+        tick_batch: int = 1000,
+        flush_seconds: float = 1.0,
+    ) -> None:
+        self.db = db
+        self._bus = bus
+        self._journal = OrderJournal(db)
+        self._audit = AuditLog(db)
+        self._ticks = TickWriter(db, batch_size=tick_batch) if record_ticks else None
+        self._flush_seconds = flush_seconds
+        self._durable = ThreadPoolExecutor(1, thread_name_prefix="dalal-journal")
+        self._bulk = ThreadPoolExecutor(1, thread_name_prefix="dalal-ticks")
+        # Subscribed at construction so nothing published before run() starts is missed.
+        self._orders = bus.subscribe(ORDERS, "recorder", lossless=True)
+        self._fills = bus.subscribe(FILLS, "recorder", lossless=True)
+        self._tick_sub = bus.subscribe(TICKS, "recorder", lossless=True) if record_ticks else None
+        self._bars = bus.subscribe(BARS, "recorder", lossless=True)
+        self.errors = 0
+
+    async def _on(self, pool: ThreadPoolExecutor, fn: Callable[..., R], *args: Any) -> R:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    # -- OrderJournalPort --------------------------------------------------------------------
+    async def record_intent(self, order: Order) -> None:
+        await self._on(self._durable, self._journal.record_intent, order)
+
+    async def record_ack(self, intent_id: str, order: Order) -> None:
+        await self._on(self._durable, self._journal.record_ack, intent_id, order)
+
+    async def audit(self, kind: str, actor: str, details: dict[str, object]) -> None:
+        await self._on(self._durable, self._audit.record, kind, actor, details)
+
+    # -- following the bus -------------------------------------------------------------------
+    async def run(self) -> None:
+        """Record order updates, fills, ticks and closed bars until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._follow(self._orders, self._write_orders, self._durable))
+            group.create_task(self._follow(self._fills, self._write_fills, self._durable))
+            group.create_task(self._follow(self._bars, self._write_bars, self._bulk))
+            if self._tick_sub is not None:
+                group.create_task(self._follow(self._tick_sub, self._write_ticks, self._bulk))
+                group.create_task(self._flush_loop())
+
+    async def _follow(
+        self, sub: Subscription[T], write: Callable[[list[T]], None], pool: ThreadPoolExecutor
+    ) -> None:
+        while True:
+            try:
+                batch = await sub.next_batch()
+            except SubscriberLagged:
+                log.error("recorder fell behind on %s; some events were not recorded", sub.topic)
+                self.errors += 1
+                continue
+            try:
+                await self._on(pool, write, batch)
+            except Exception:
+                # A full disk must not take the terminal down; it is counted and logged.
+                self.errors += 1
+                log.exception("recording %d %s events failed", len(batch), sub.topic.name)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_seconds)
+            await self._on(self._bulk, self._flush_ticks)
+
+    def _write_orders(self, orders: list[Order]) -> None:
+        for order in orders:
+            self._journal.record_update(order)
+
+    def _write_fills(self, fills: list[Fill]) -> None:
+        for fill in fills:
+            self._journal.record_fill(fill)
+
+    def _write_ticks(self, ticks: list[Tick]) -> None:
+        assert self._ticks is not None
+        for tick in ticks:
+            self._ticks.add(tick)
+
+    def _flush_ticks(self) -> None:
+        if self._ticks is not None:
+            self._ticks.flush()
+
+    def _write_bars(self, bars: list[Bar]) -> None:
+        closed = [b for b in bars if b.closed]
+        if closed:
+            self.db.bars.upsert_many(closed)
+
+    async def close(self) -> None:
+        """Flush what is buffered, then release the executors (the database stays open)."""
+        for sub in (self._orders, self._fills, self._tick_sub, self._bars):
+            if sub is not None:
+                sub.close()
+        with contextlib.suppress(Exception):
+            await self._on(self._bulk, self._flush_ticks)
+        self._durable.shutdown(wait=True)
+        self._bulk.shutdown(wait=True)
