@@ -14,6 +14,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from app.settings import Settings
@@ -21,12 +22,35 @@ from services.bars import BarBuilder
 from services.broker import OrderChange
 from services.bus import EventBus
 from services.clock import Clock, SystemClock
-from services.domain import Bar, Funds, Instrument, Order, OrderRequest, Position, Tick, Timeframe
+from services.domain import (
+    Bar,
+    Funds,
+    Instrument,
+    Order,
+    OrderRequest,
+    Position,
+    Tick,
+    Timeframe,
+)
 from services.instruments import InstrumentRegistry, Reference, bundled_universe
 from services.orders import OrderManager
-from services.paper import PaperBroker
+from services.paper import PaperBroker, PaperMarginModel
 from services.quotes import QuoteBook
+from services.recorder import Recorder
+from services.risk import (
+    CallbackContext,
+    JsonFileStateStore,
+    KillReport,
+    KillSwitch,
+    MemoryStateStore,
+    RiskEngine,
+    RiskLimits,
+    StateStore,
+    StuckOrderMonitor,
+)
+from services.risk.supervisor import RiskSupervisor
 from services.simulator import MarketSimulator
+from services.storage import Database
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +69,10 @@ class AppServices:
     bars: BarBuilder
     broker: PaperBroker
     orders: OrderManager
+    risk: RiskEngine
+    kill_switch: KillSwitch
+    risk_supervisor: RiskSupervisor
+    recorder: Recorder | None = None
     started_at: datetime | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -54,13 +82,17 @@ class AppServices:
         self.bus.bind_loop(asyncio.get_running_loop())
         self.started_at = self.clock.now()
         # Consumers first, so the first simulated tick already reaches all of them.
-        for name, coro in (
+        services: list[tuple[str, Coroutine[Any, Any, None]]] = [
             ("quotes", self.quotes.run()),
             ("bars", self.bars.run()),
             ("broker", self.broker.run()),
             ("orders", self.orders.run()),
-            ("simulator", self.simulator.run()),
-        ):
+            ("risk", self.risk_supervisor.run()),
+        ]
+        if self.recorder is not None:
+            services.append(("recorder", self.recorder.run()))
+        services.append(("simulator", self.simulator.run()))
+        for name, coro in services:
             self._spawn(name, coro)
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
@@ -75,6 +107,8 @@ class AppServices:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.recorder is not None:
+            await self.recorder.close()
 
     def running(self) -> dict[str, bool]:
         """Return each background service and whether it is still alive."""
@@ -118,6 +152,10 @@ class AppServices:
     def funds(self) -> Funds | None:
         return self.orders.funds()
 
+    async def kill(self, *, square_off: bool, actor: str = "user") -> KillReport:
+        """Cancel every open order, optionally flatten every position, and halt trading."""
+        return await self.kill_switch.activate(square_off, actor=actor)
+
 
 def _log_task_end(task: asyncio.Task[None]) -> None:
     if task.cancelled():
@@ -127,7 +165,20 @@ def _log_task_end(task: asyncio.Task[None]) -> None:
         log.error("service %s stopped with an error", task.get_name(), exc_info=exc)
 
 
-def build_services(settings: Settings, clock: Clock | None = None) -> AppServices:
+def build_services(
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    database: Database | None = None,
+    state_dir: Path | None = None,
+    limits: RiskLimits | None = None,
+) -> AppServices:
+    """Wire the simulator, paper broker, order path and risk engine.
+
+    ``database`` (an unlocked profile) turns on the order journal, the audit log and market
+    data recording; ``state_dir`` keeps the risk engine's trading state across restarts. Tests
+    leave both out and get an in-memory session.
+    """
     clock = clock or SystemClock()
     bus = EventBus()
     universe, references = bundled_universe(clock.now().date())
@@ -146,7 +197,33 @@ def build_services(settings: Settings, clock: Clock | None = None) -> AppService
     broker = PaperBroker(
         instruments, bus, clock, opening_balance=Decimal(settings.opening_balance)
     )
-    orders = OrderManager(broker, instruments, quotes, bus, clock)
+    recorder = Recorder(database, bus) if database is not None else None
+    orders = OrderManager(broker, instruments, quotes, bus, clock, journal=recorder)
+
+    def available_funds() -> Decimal | None:
+        funds = orders.funds()
+        return funds.available_cash if funds is not None else Decimal(settings.opening_balance)
+
+    context = CallbackContext(
+        clock=clock,
+        last_price_of=quotes.last_price,
+        open_orders_of=orders.open_orders,
+        positions_of=orders.positions,
+        funds_of=available_funds,
+        margin=PaperMarginModel(),
+    )
+    store: StateStore = (
+        JsonFileStateStore(state_dir / "risk_state.json")
+        if state_dir is not None
+        else MemoryStateStore()
+    )
+    audit = recorder.audit_nowait if recorder is not None else None
+    risk = RiskEngine(limits or RiskLimits(), context, store=store, audit=audit)
+    orders.checks.append(risk)
+    kill_switch = KillSwitch(broker, risk, instruments=instruments.get, clock=clock)
+    supervisor = RiskSupervisor(
+        risk, bus, broker, StuckOrderMonitor(60, clock), on_refreshed=orders.apply_broker_update
+    )
     return AppServices(
         settings=settings,
         clock=clock,
@@ -158,4 +235,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> AppService
         bars=bars,
         broker=broker,
         orders=orders,
+        risk=risk,
+        kill_switch=kill_switch,
+        risk_supervisor=supervisor,
+        recorder=recorder,
     )

@@ -300,6 +300,10 @@ class OrderManager:
                 continue
             apply(batch)
 
+    def apply_broker_update(self, order: Order) -> None:
+        """Apply an order as the broker reports it now (reconciliation of a stuck order)."""
+        self._apply_order(order)
+
     def _apply_orders(self, orders: list[Order]) -> None:
         for order in orders:
             self._apply_order(order)

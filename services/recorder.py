@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from services.bus import BARS, FILLS, ORDERS, TICKS, EventBus, SubscriberLagged, Subscription
@@ -68,6 +68,15 @@ class Recorder:
 
     async def audit(self, kind: str, actor: str, details: dict[str, object]) -> None:
         await self._on(self._durable, self._audit.record, kind, actor, details)
+
+    def audit_nowait(self, kind: str, actor: str, details: Mapping[str, Any]) -> None:
+        """Queue an audit entry from synchronous code (the risk engine's state changes).
+
+        The journal executor runs one job at a time in submission order, so entries keep
+        their order; a failure is logged, never raised into the caller.
+        """
+        future = self._durable.submit(self._audit.record, kind, actor, dict(details))
+        future.add_done_callback(_log_failure)
 
     # -- following the bus -------------------------------------------------------------------
     async def run(self) -> None:
@@ -133,3 +142,9 @@ class Recorder:
             await self._on(self._bulk, self._flush_ticks)
         self._durable.shutdown(wait=True)
         self._bulk.shutdown(wait=True)
+
+
+def _log_failure(future: Future[Any]) -> None:
+    exc = future.exception()
+    if exc is not None:
+        log.error("audit entry not written: %s", exc)
