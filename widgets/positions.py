@@ -1,0 +1,119 @@
+"""Positions with live mark-to-market.
+
+The broker publishes a position when a fill changes it; between fills the unrealised P&L moves
+with every tick, so this view marks each row to the newest tick it has seen itself instead of
+waiting for the broker to republish.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QVBoxLayout, QWidget
+
+from services.domain import ZERO, Position, Tick
+from widgets import theme
+from widgets.blotter_view import BlotterView
+from widgets.ports import TerminalFacade
+from widgets.table_model import CENTER, RIGHT, Column, RowTableModel, fmt_int, fmt_price
+
+
+def _pnl_colour(value: Decimal) -> QColor:
+    return theme.signed_colour(value)
+
+
+COLUMNS: list[Column[Position]] = [
+    Column("Symbol", lambda p: p.key.split(":", 1)[-1]),
+    Column("Product", lambda p: p.product.value, CENTER),
+    Column("Qty", lambda p: fmt_int(p.quantity), RIGHT, lambda p: _pnl_colour(Decimal(p.quantity))),
+    Column("Avg", lambda p: fmt_price(p.average_price) if p.quantity else "", RIGHT),
+    Column("LTP", lambda p: fmt_price(p.last_price), RIGHT),
+    Column(
+        "Realised",
+        lambda p: fmt_price(p.realised_pnl),
+        RIGHT,
+        lambda p: _pnl_colour(p.realised_pnl),
+    ),
+    Column(
+        "Unrealised",
+        lambda p: fmt_price(p.unrealised_pnl),
+        RIGHT,
+        lambda p: _pnl_colour(p.unrealised_pnl),
+    ),
+    Column("P&L", lambda p: fmt_price(p.pnl), RIGHT, lambda p: _pnl_colour(p.pnl)),
+]
+_FIRST_LIVE_COLUMN = 4  # LTP onwards moves with ticks
+
+
+class PositionsModel(RowTableModel[Position]):
+    def __init__(self) -> None:
+        super().__init__(COLUMNS, key=lambda p: (p.key, p.product))
+        self._ltp: dict[str, Decimal] = {}
+
+    def apply_positions(self, positions: list[Position]) -> None:
+        marked = [
+            replace(p, last_price=self._ltp[p.key]) if p.key in self._ltp else p for p in positions
+        ]
+        self.upsert(marked)
+
+    def apply_ticks(self, ticks: list[Tick]) -> None:
+        prices = {t.key: t.last_price for t in ticks}
+        self._ltp.update(prices)
+        changed: list[int] = []
+        for i, pos in enumerate(self.rows()):
+            price = prices.get(pos.key)
+            if price is not None and price != pos.last_price:
+                self.replace_row(i, replace(pos, last_price=price))
+                changed.append(i)
+        self.emit_rows_changed(changed, _FIRST_LIVE_COLUMN, len(COLUMNS) - 1)
+
+    def total_pnl(self) -> Decimal:
+        return sum((p.pnl for p in self.rows()), ZERO)
+
+
+class PositionsWidget(QWidget):
+    def __init__(self, facade: TerminalFacade) -> None:
+        super().__init__()
+        self._facade = facade
+        self.model = PositionsModel()
+        self.table = BlotterView()
+        self.table.setModel(self.model)
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(False)
+        header.setDefaultSectionSize(110)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # numbers stay together
+        self.total = QLabel("")
+        self.total.setObjectName("positionsTotal")
+        footer = QHBoxLayout()
+        footer.addStretch(1)
+        footer.addWidget(self.total)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(4)
+        layout.addWidget(self.table)
+        layout.addLayout(footer)
+        self.resync()
+
+    def resync(self) -> None:
+        self.model.reset(self._facade.position_list())
+        self._update_total()
+
+    def apply_positions(self, positions: list[Position]) -> None:
+        self.model.apply_positions(positions)
+        self._update_total()
+
+    def apply_ticks(self, ticks: list[Tick]) -> None:
+        if self.model.rowCount():
+            self.model.apply_ticks(ticks)
+            self._update_total()
+
+    def _update_total(self) -> None:
+        total = self.model.total_pnl()
+        colour = theme.signed_colour(total).name()
+        self.total.setText(
+            f"Total P&amp;L <b style='color:{colour}'>{fmt_price(total)}</b>"
+            if self.model.rowCount()
+            else ""
+        )
