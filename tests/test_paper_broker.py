@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
@@ -10,9 +11,10 @@ from decimal import ROUND_CEILING, Decimal
 import pytest
 
 from services.broker import BrokerError, OrderChange, OrderNotFound, OrderRejected
-from services.bus import FILLS, FUNDS, ORDERS, POSITIONS, TICKS, EventBus
+from services.bus import CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, TICKS, EventBus
 from services.clock import IST, ManualClock
 from services.domain import (
+    ConnectionStatus,
     Depth,
     DepthLevel,
     Fill,
@@ -579,3 +581,18 @@ def test_modify_rechecks_a_resting_stop_against_the_last_price(env: Env) -> None
     moved = env.broker.modify(stop.order_id, OrderChange(trigger_price=D("1510")))
     assert moved.status is OrderStatus.TRIGGER_PENDING
     assert env.broker.current_funds().margin_used == D("1510.00")  # 20% of 5 x 1510
+
+
+async def test_run_announces_the_broker_connection_and_its_end() -> None:
+    bus = EventBus()
+    states = bus.subscribe(CONNECTION, "status-bar")
+    broker = PaperBroker(registry(), bus, ManualClock(START))
+    task = asyncio.create_task(broker.run())
+    await asyncio.sleep(0)
+    (up,) = states.drain()
+    assert (up.component, up.status) == ("broker:paper", ConnectionStatus.CONNECTED)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    (down,) = states.drain()
+    assert down.status is ConnectionStatus.DISCONNECTED

@@ -29,11 +29,22 @@ from datetime import timedelta
 from decimal import Decimal
 
 from services.broker import BrokerError, OrderChange, OrderNotFound, OrderRejected
-from services.bus import FILLS, FUNDS, ORDERS, POSITIONS, TICKS, EventBus, SubscriberLagged
+from services.bus import (
+    CONNECTION,
+    FILLS,
+    FUNDS,
+    ORDERS,
+    POSITIONS,
+    TICKS,
+    EventBus,
+    SubscriberLagged,
+)
 from services.clock import Clock
 from services.domain import (
     PAISA,
     ZERO,
+    ConnectionState,
+    ConnectionStatus,
     Fill,
     Funds,
     Holding,
@@ -55,6 +66,8 @@ from services.paper.matching import TickBook, trigger_touched
 from services.validation import OrderValidationError, validate_order
 
 log = logging.getLogger(__name__)
+
+BROKER_COMPONENT = "broker:paper"
 
 DEFAULT_MAX_QUOTE_AGE = timedelta(seconds=5)
 
@@ -140,6 +153,12 @@ class PaperBroker:
     # -- feed ------------------------------------------------------------------------------
     async def run(self) -> None:
         sub = self._bus.subscribe(TICKS, "paper-broker", lossless=True)
+        self._bus.publish(
+            CONNECTION,
+            ConnectionState(
+                BROKER_COMPONENT, ConnectionStatus.CONNECTED, "paper", self._clock.now()
+            ),
+        )
         try:
             while True:
                 try:
@@ -151,6 +170,12 @@ class PaperBroker:
                     self.on_tick(tick)
         finally:
             sub.close()
+            self._bus.publish(
+                CONNECTION,
+                ConnectionState(
+                    BROKER_COMPONENT, ConnectionStatus.DISCONNECTED, "stopped", self._clock.now()
+                ),
+            )
 
     def on_tick(self, tick: Tick) -> None:
         self._last_ticks[tick.key] = tick
