@@ -147,6 +147,11 @@ class OrderManager:
             for check in self.checks:
                 check(request, instrument)
         except OrderRejected as e:
+            # The refusal goes into the order book like a broker's rejection, so the trader
+            # sees the rule and its reason where they look for their orders.
+            now = self._clock.now()
+            rejected = Order(tag, request, OrderStatus.REJECTED, now, now, status_message=str(e))
+            self._bus.publish(ORDERS, rejected)
             if self.journal is not None:
                 await self.journal.audit(
                     "risk_rejected", request.source, {**_describe(request), "rule": e.rule}

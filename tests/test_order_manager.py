@@ -121,8 +121,12 @@ async def test_a_failing_pre_trade_check_blocks_the_order() -> None:
     with pytest.raises(OrderRejected) as refused:
         await env.manager.submit(req(REL, Side.BUY, 500))
     assert refused.value.rule == "max_quantity"
-    assert await env.broker_saw_nothing()
+    assert await env.broker.orders() == []
     assert seen[0][1].key == REL  # the check is handed the instrument
+    env.manager.apply_pending()  # the refusal is in the order book with its reason
+    (rejected,) = env.manager.orders()
+    assert rejected.status is OrderStatus.REJECTED
+    assert rejected.status_message == "quantity 500 exceeds the limit of 100"
     order = await env.manager.submit(req(REL, Side.BUY, 5))
     assert order.status is OrderStatus.OPEN
 
