@@ -33,6 +33,7 @@ COMMAND_MODULES: list[str] = [
     "app.commands.credentials",
     "app.commands.audit",
     "app.commands.data",
+    "app.commands.model",
 ]
 
 Handler = Callable[[argparse.Namespace], int]
@@ -108,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow a non-loopback address without TLS (only on a trusted private network)",
     )
+    headless.add_argument(
+        "--tls-cert", type=Path, metavar="PEM", help="TLS certificate chain (TLS 1.3 only)"
+    )
+    headless.add_argument("--tls-key", type=Path, metavar="PEM", help="TLS private key")
     headless.set_defaults(func=_run_headless)
 
     for name in COMMAND_MODULES:
@@ -151,7 +156,8 @@ def _run_headless(args: argparse.Namespace) -> int:
     from app.headless import ListenError, check_exposure, configure_logging, parse_listen
 
     try:
-        check_exposure(parse_listen(args.listen), insecure_bind=args.insecure_bind)
+        tls = args.tls_cert is not None or args.tls_key is not None
+        check_exposure(parse_listen(args.listen), insecure_bind=args.insecure_bind, tls=tls)
     except ListenError as e:
         raise UsageError(str(e)) from None
     settings = load_cli_settings(
@@ -163,9 +169,17 @@ def _run_headless(args: argparse.Namespace) -> int:
     configure_logging()
     from app.headless import run_headless
 
-    return run_headless(
-        settings, args.listen, insecure_bind=args.insecure_bind, version=package_version()
-    )
+    try:
+        return run_headless(
+            settings,
+            args.listen,
+            insecure_bind=args.insecure_bind,
+            version=package_version(),
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+        )
+    except ListenError as e:
+        raise UsageError(str(e)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
