@@ -34,6 +34,9 @@ COMMAND_MODULES: list[str] = [
     "app.commands.audit",
     "app.commands.data",
     "app.commands.model",
+    "app.commands.apikey",
+    "app.commands.login",
+    "app.commands.check_connections",
 ]
 
 Handler = Callable[[argparse.Namespace], int]
