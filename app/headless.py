@@ -4,9 +4,13 @@ The runner owns the process lifecycle: build the services, start them and the mo
 serve the probe routes, then on SIGTERM or SIGINT stop in the order that loses nothing:
 mark not-ready, stop accepting connections, stop the services, close the HTTP runner.
 
-Binding beyond loopback is refused unless ``--insecure-bind`` is given: the control API that
-arrives with the secured headless issue will require TLS there, and until then nothing here
-authenticates anyone.
+Binding beyond loopback needs TLS 1.3 (``--tls-cert``/``--tls-key``) or an explicit
+``--insecure-bind`` for a private network. The control API under ``/v1`` needs API keys
+(``dalal apikey create``); see docs/operator-guide.md.
+
+Under systemd with ``Type=notify`` the runner says ``READY=1`` once it is serving and
+``STOPPING=1`` when it starts to drain, by writing to ``$NOTIFY_SOCKET`` (a few lines of the
+documented datagram protocol; no libsystemd needed).
 """
 
 from __future__ import annotations
@@ -15,17 +19,25 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import signal
+import socket
+import ssl
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from app.http.routes import ProbeContext, build_app
+from app.http.api import ApiContext
+from app.http.auth import AuditFn, Guard, KeyVerifier, log_audit
+from app.http.routes import ProbeContext
+from app.http.server import build_control_app, runner_options, tls_context
 from app.settings import Settings
 from app.wiring import AppServices, build_services
+from services.apikeys import Failure, Verdict
 from services.health import FeedMonitor, Readiness, feed_probe, not_configured, services_probe
 from services.metrics import FeedSource, Metrics
 
@@ -84,13 +96,52 @@ def parse_listen(text: str) -> ListenAddress:
     return ListenAddress(host, int(port_text))
 
 
-def check_exposure(address: ListenAddress, *, insecure_bind: bool) -> None:
-    if not address.loopback and not insecure_bind:
+def check_exposure(address: ListenAddress, *, insecure_bind: bool, tls: bool = False) -> None:
+    if not address.loopback and not tls and not insecure_bind:
         raise ListenError(
-            f"refusing to listen on {address.host}: it is not a loopback address and this "
-            "server has no TLS or authentication yet; use 127.0.0.1 (and an SSH tunnel), "
+            f"refusing to listen on {address.host} without TLS: it is not a loopback address; "
+            "give --tls-cert and --tls-key, use 127.0.0.1 (and an SSH tunnel), "
             "or pass --insecure-bind if the network is private"
         )
+
+
+def load_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """Build the TLS 1.3 context, or ``None`` without files; ``ListenError`` if unusable."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ListenError("--tls-cert and --tls-key must be given together")
+    try:
+        return tls_context(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        raise ListenError(f"cannot load TLS certificate {cert} / key {key}: {e}") from None
+
+
+class NoKeys:
+    """The verifier when no key store is open: every presented key is unknown."""
+
+    def verify(self, presented: str | None) -> Verdict:
+        return Verdict(None, Failure.MISSING if not presented else Failure.UNKNOWN)
+
+    def flush_last_used(self) -> int:
+        return 0
+
+
+def sd_notify(state: str, *, environ: Mapping[str, str] = os.environ) -> bool:
+    """Send ``state`` (e.g. ``READY=1``) to systemd's notify socket; False when not under it."""
+    address = environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):  # abstract namespace socket
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode())
+    except OSError as e:
+        log.warning("cannot notify systemd at %s: %s", environ.get("NOTIFY_SOCKET"), e)
+        return False
+    return True
 
 
 @dataclass
@@ -102,6 +153,8 @@ class HeadlessRuntime:
     readiness: Readiness
     feed: FeedMonitor
     lag_interval: float = 0.1
+    keys: KeyVerifier = field(default_factory=NoKeys)
+    flush_interval: float = 30.0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -110,7 +163,10 @@ class HeadlessRuntime:
         for name, coro in (
             ("feed-monitor", self.feed.run()),
             ("loop-lag", self.metrics.measure_loop_lag(self.lag_interval)),
-        ):
+            ("feed-lag", self.metrics.measure_feed_lag(
+                self.services.bus, FEED_NAME, self.services.clock.now)),
+            ("key-last-used", self._flush_keys()),
+        ):  # fmt: skip
             self._tasks.append(loop.create_task(coro, name=f"dalal-headless:{name}"))
         self.metrics.started.set(self.services.clock.now().timestamp())
 
@@ -122,10 +178,39 @@ class HeadlessRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self._flush_once()
         await self.services.stop()
 
+    async def _flush_keys(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            self._flush_once()
 
-def build_runtime(services: AppServices, *, version: str = "unknown") -> HeadlessRuntime:
+    def _flush_once(self) -> None:
+        try:
+            self.keys.flush_last_used()
+        except Exception:  # a locked or closed database must not stop the server
+            log.exception("could not record API key last-use times")
+
+    async def cancel_all(self) -> tuple[list[str], Mapping[str, str]]:
+        """The kill switch's fallback when no risk kill switch is wired: cancel every order."""
+        cancelled = await self.services.orders.cancel_all()
+        return cancelled, dict(self.services.orders.cancel_failures)
+
+    def api_context(self, audit: AuditFn = log_audit) -> ApiContext:
+        return ApiContext(
+            trading=self.services,
+            metrics=self.metrics,
+            cancel_all=self.cancel_all,
+            killswitch=getattr(self.services, "killswitch", None),
+            audit=audit,
+            fetch_funds=self.services.broker.funds,
+        )
+
+
+def build_runtime(
+    services: AppServices, *, version: str = "unknown", keys: KeyVerifier | None = None
+) -> HeadlessRuntime:
     metrics = Metrics(version=version)
     feed = FeedMonitor(services.bus, FEED_NAME)
     metrics.watch_orders(services.order_list)
@@ -147,7 +232,9 @@ def build_runtime(services: AppServices, *, version: str = "unknown") -> Headles
     readiness.add("services", services_probe("services", services.running, ["quotes", "bars"]))
     readiness.add("database", not_configured("database"))
     readiness.add("models", not_configured("models"))
-    return HeadlessRuntime(services, metrics, readiness, feed)
+    metrics.watch_components(lambda: {c.name: c.ready for c in readiness.report().checks})
+    metrics.watch_disk("home", Path.home())
+    return HeadlessRuntime(services, metrics, readiness, feed, keys=keys or NoKeys())
 
 
 def _chain(
@@ -163,12 +250,25 @@ def _chain(
     return both
 
 
-def bound_url(runner: web.AppRunner) -> str:
+def bound_url(runner: web.AppRunner, *, tls: bool = False) -> str:
     sockname: Any = runner.addresses[0]
     host, port = sockname[0], sockname[1]
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{'https' if tls else 'http'}://{host}:{port}"
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """What ``serve`` needs beyond the settings: TLS, keys, audit and the traffic limits."""
+
+    tls: ssl.SSLContext | None = None
+    keys: KeyVerifier | None = None
+    audit: AuditFn = log_audit
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    rate: float = 20.0
+    burst: float = 40.0
 
 
 async def serve(
@@ -178,8 +278,12 @@ async def serve(
     version: str = "unknown",
     announce: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
+    options: ServerOptions | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); return the process exit code."""
+    from services.apikeys import AddressLockout, KeyRateLimiter
+
+    options = options or ServerOptions()
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     handled: list[signal.Signals] = []
@@ -190,14 +294,20 @@ async def serve(
         except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
             pass
 
-    runtime = build_runtime(build_services(settings), version=version)
-    runner = web.AppRunner(
-        build_app(ProbeContext(runtime.metrics, runtime.readiness, version)),
-        access_log=None,  # probes every few seconds would drown the log
-        shutdown_timeout=5.0,
+    runtime = build_runtime(build_services(settings), version=version, keys=options.keys)
+    api = runtime.api_context(options.audit)
+    api.body_timeout = options.body_timeout
+    guard = Guard(
+        runtime.keys,
+        runtime.metrics,
+        KeyRateLimiter(options.rate, options.burst),
+        AddressLockout(),
+        options.audit,
     )
+    app = build_control_app(ProbeContext(runtime.metrics, runtime.readiness, version), api, guard)
+    runner = web.AppRunner(app, **runner_options(options.header_timeout))
     await runner.setup()
-    site = web.TCPSite(runner, address.host, address.port)
+    site = web.TCPSite(runner, address.host, address.port, ssl_context=options.tls)
     try:
         await site.start()  # bind before starting anything, so a taken port fails fast
     except OSError as e:
@@ -207,14 +317,18 @@ async def serve(
         return 1
     await runtime.start()
 
-    url = bound_url(runner)
+    url = bound_url(runner, tls=options.tls is not None)
+    if isinstance(runtime.keys, NoKeys):
+        log.warning("no API key store is open: every /v1 request will be refused")
     log.info(
         "dalal headless %s serving on %s (feed %s, broker %s, seed %s, %s ticks/s)",
         version, url, FEED_NAME, BROKER_NAME, settings.seed, settings.ticks_per_second,
     )  # fmt: skip
     (announce or _print_line)(f"listening on {url}")
+    sd_notify(f"READY=1\nSTATUS=serving on {url}")
 
     await stop.wait()
+    sd_notify("STOPPING=1")
     log.info("shutting down: refusing new connections")
     runtime.readiness.stopping = True
     await site.stop()
@@ -252,12 +366,67 @@ def configure_logging(level: int = logging.INFO) -> None:
     )
 
 
+@dataclass
+class ProfileStore:
+    keys: KeyVerifier
+    audit: AuditFn
+    close: Callable[[], None]
+
+
+def open_profile_store(profile: str, credential: str = "dalal-db-key") -> ProfileStore | None:
+    """Open the profile database with the systemd credential, for API keys and the audit log.
+
+    Headless runs unattended, so only a handed key works here (``LoadCredential=`` in the
+    unit); without ``$CREDENTIALS_DIRECTORY`` or a profile database, return ``None``.
+    """
+    if not os.environ.get("CREDENTIALS_DIRECTORY"):
+        return None
+    from services.apikeys import ApiKeyStore, DatabaseConnection
+    from services.security import AuditLog, CredentialFileKeySource, Vault
+    from services.storage import ProfilePaths
+
+    vault = Vault(ProfilePaths.for_profile(profile))
+    if not vault.exists:
+        return None
+    db = vault.unlock(CredentialFileKeySource(credential), actor="headless")
+    audit_log = AuditLog(db)
+
+    def audit(kind: str, actor: str, details: Mapping[str, Any]) -> None:
+        try:
+            audit_log.record(kind, actor, dict(details))
+        except Exception:  # the event is also in the log; serving must go on
+            log.exception("could not write audit event %s", kind)
+
+    return ProfileStore(ApiKeyStore(DatabaseConnection(db)), audit, db.close)
+
+
 def run_headless(
-    settings: Settings, listen: str, *, insecure_bind: bool = False, version: str = "unknown"
+    settings: Settings,
+    listen: str,
+    *,
+    insecure_bind: bool = False,
+    version: str = "unknown",
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    keys: KeyVerifier | None = None,
+    audit: AuditFn = log_audit,
 ) -> int:
-    """Entry point for ``dalal headless``; raises ``ListenError`` for an unusable address."""
+    """Entry point for ``dalal headless``; raises ``ListenError`` for an unusable address.
+
+    ``keys`` and ``audit`` are the profile database's key store and audit log, handed in by
+    whoever opened the database; without them the API refuses every key.
+    """
     address = parse_listen(listen)
-    check_exposure(address, insecure_bind=insecure_bind)
-    if not address.loopback:
+    tls = load_tls(tls_cert, tls_key)
+    check_exposure(address, insecure_bind=insecure_bind, tls=tls is not None)
+    if not address.loopback and tls is None:
         log.warning("listening on non-loopback %s without TLS (--insecure-bind)", address.host)
-    return asyncio.run(serve(settings, address, version=version))
+    store = open_profile_store(settings.profile) if keys is None else None
+    if store is not None:
+        keys, audit = store.keys, store.audit
+    options = ServerOptions(tls=tls, keys=keys, audit=audit)
+    try:
+        return asyncio.run(serve(settings, address, version=version, options=options))
+    finally:
+        if store is not None:
+            store.close()

@@ -18,12 +18,16 @@ Names follow https://prometheus.io/docs/practices/naming: the ``dalal_`` prefix,
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from prometheus_client import (
     CollectorRegistry,
+    Counter,
     Gauge,
     Histogram,
     Info,
@@ -35,13 +39,19 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.registry import Collector
 
-from services.bus import EventBus
+from services.bus import TICKS, EventBus
 from services.domain import Order, OrderStatus
 
 # Event-loop lag: 0.5 ms (healthy) to 1 s (the UI or API is frozen).
 LOOP_LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 # Order round trips to a broker: 1 ms (paper) to 10 s (a struggling REST API).
 ORDER_ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Feed lag (exchange timestamp to our receipt): 1 ms (co-located) to 30 s (a stalled feed).
+FEED_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# HTTP handlers on loopback: 100 us to 1 s.
+HTTP_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+# Model inference, measured at 7 us to 5 ms (research/ml_headless.md 7.1).
+MODEL_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 
 
 @dataclass(frozen=True)
@@ -64,8 +74,12 @@ class _SnapshotCollector(Collector):
         self.orders: Callable[[], Iterable[Order]] | None = None
         self.bus: EventBus | None = None
         self.feeds: dict[str, FeedSource] = {}
+        self.blocked_addresses: Callable[[], int] | None = None
+        self.components: Callable[[], Mapping[str, bool]] | None = None
+        self.disk_paths: dict[str, str] = {}
 
     def collect(self) -> Iterator[Metric]:
+        yield from self._collect_security_and_health()
         if self.orders is not None:
             counts = dict.fromkeys(OrderStatus, 0)
             for order in self.orders():
@@ -100,6 +114,41 @@ class _SnapshotCollector(Collector):
             yield ticks
             yield age
 
+    def _collect_security_and_health(self) -> Iterator[Metric]:
+        if self.blocked_addresses is not None:
+            yield GaugeMetricFamily(
+                "dalal_blocked_addresses",
+                "Client addresses currently blocked after repeated failed authentication.",
+                value=self.blocked_addresses(),
+            )
+        if self.components is not None:
+            ready = GaugeMetricFamily(
+                "dalal_component_ready",
+                "1 when the component passes its readiness check, else 0.",
+                labels=["component"],
+            )
+            for name, ok in sorted(self.components().items()):
+                ready.add_metric([name], 1.0 if ok else 0.0)
+            yield ready
+        if self.disk_paths:
+            free = GaugeMetricFamily(
+                "dalal_disk_free_bytes",
+                "Bytes available to the process on the volume holding the path.",
+                labels=["volume"],
+            )
+            size = GaugeMetricFamily(
+                "dalal_disk_size_bytes", "Size of the volume holding the path.", labels=["volume"]
+            )
+            for volume, path in sorted(self.disk_paths.items()):
+                try:
+                    usage = shutil.disk_usage(path)
+                except OSError:
+                    continue  # a vanished mount: absent, which the disk alert treats as unknown
+                free.add_metric([volume], usage.free)
+                size.add_metric([volume], usage.total)
+            yield free
+            yield size
+
 
 class Metrics:
     """The terminal's metrics and the registry that exposes them."""
@@ -131,6 +180,77 @@ class Metrics:
             "Unix time the services were started.",
             registry=self.registry,
         )
+        self.feed_lag = Histogram(
+            "dalal_feed_lag_seconds",
+            "Time from a tick's exchange timestamp to its arrival on our event bus.",
+            labelnames=["feed"],
+            buckets=FEED_LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.order_path = Histogram(
+            "dalal_order_path_seconds",
+            "Time from an order entering the order path (validation, risk checks) to the "
+            "broker's acknowledgement, by where the order came from.",
+            labelnames=["source"],
+            buckets=ORDER_ACK_BUCKETS,
+            registry=self.registry,
+        )
+        self.risk_rejections = Counter(
+            "dalal_risk_rejections",
+            "Orders refused before reaching the broker, by the rule that refused them.",
+            labelnames=["rule"],
+            registry=self.registry,
+        )
+        self.auth_failures = Counter(
+            "dalal_auth_failures",
+            "Control API requests refused for a missing or bad credential, by reason.",
+            labelnames=["reason"],
+            registry=self.registry,
+        )
+        self.address_blocks = Counter(
+            "dalal_address_blocks",
+            "Times a client address was blocked after repeated failed authentication.",
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "dalal_rate_limited",
+            "Control API requests refused with 429 by a key's rate limit or an address block.",
+            labelnames=["cause"],
+            registry=self.registry,
+        )
+        self.http_requests = Counter(
+            "dalal_http_requests",
+            "HTTP requests answered, by route template, method and status code.",
+            labelnames=["handler", "method", "code"],
+            registry=self.registry,
+        )
+        self.http_duration = Histogram(
+            "dalal_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template.",
+            labelnames=["handler"],
+            buckets=HTTP_BUCKETS,
+            registry=self.registry,
+        )
+        # Hooks for the models issue: no samples until a model reports (no invented zeros).
+        self.model_inference = Histogram(
+            "dalal_model_inference_duration_seconds",
+            "Time to produce one prediction (hook: fed by model inference).",
+            labelnames=["model", "version"],
+            buckets=MODEL_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_outcomes = Counter(
+            "dalal_model_prediction_outcomes",
+            "Predictions whose outcome is known, by correctness (hook: fed by model monitoring).",
+            labelnames=["model", "version", "correct"],
+            registry=self.registry,
+        )
+        self.model_rollbacks = Counter(
+            "dalal_model_rollbacks",
+            "Automatic or manual model rollbacks, by reason (hook: fed by the model registry).",
+            labelnames=["model", "reason"],
+            registry=self.registry,
+        )
         self._snapshot = _SnapshotCollector()
         self.registry.register(self._snapshot)
 
@@ -144,6 +264,17 @@ class Metrics:
 
     def watch_feed(self, feed: FeedSource) -> None:
         self._snapshot.feeds[feed.name] = feed
+
+    def watch_blocked_addresses(self, count: Callable[[], int]) -> None:
+        self._snapshot.blocked_addresses = count
+
+    def watch_components(self, states: Callable[[], Mapping[str, bool]]) -> None:
+        """Report ``dalal_component_ready`` from ``states()`` (component name -> ready)."""
+        self._snapshot.components = states
+
+    def watch_disk(self, volume: str, path: str | os.PathLike[str]) -> None:
+        """Report free and total bytes of the volume holding ``path`` under label ``volume``."""
+        self._snapshot.disk_paths[volume] = os.fspath(path)
 
     # -- exposition -------------------------------------------------------------------------
     def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
@@ -175,3 +306,42 @@ class Metrics:
         because binding per observation costs twice as much.
         """
         return self.order_ack.labels(broker=broker).observe
+
+    def order_path_observer(self, source: str) -> Callable[[float], None]:
+        return self.order_path.labels(source=source).observe
+
+    def model_observers(
+        self, model: str, version: str
+    ) -> tuple[Callable[[float], None], Callable[[bool], None]]:
+        """Return ``(inference_seconds, outcome_correct)`` callbacks for one model version.
+
+        The hook the models issue feeds: children are bound once per version because label
+        lookups per prediction cost as much as a small model's inference.
+        """
+        latency = self.model_inference.labels(model=model, version=version).observe
+        right = self.model_outcomes.labels(model=model, version=version, correct="true")
+        wrong = self.model_outcomes.labels(model=model, version=version, correct="false")
+
+        def outcome(correct: bool) -> None:
+            (right if correct else wrong).inc()
+
+        return latency, outcome
+
+    async def measure_feed_lag(
+        self, bus: EventBus, feed: str, now: Callable[[], datetime]
+    ) -> None:
+        """Observe, for every tick batch, how old each tick is when we see it.
+
+        The tick topic is coalesced per instrument, so under load this samples the newest tick
+        of each instrument, which is the one whose lag matters.
+        """
+        observe = self.feed_lag.labels(feed=feed).observe
+        sub = bus.subscribe(TICKS, f"metrics:{feed}:lag")
+        try:
+            while True:
+                batch = await sub.next_batch()
+                received = now()
+                for tick in batch:
+                    observe(max(0.0, (received - tick.ts).total_seconds()))
+        finally:
+            sub.close()

@@ -1,0 +1,168 @@
+"""Authentication, authorisation and rate limiting for the control API.
+
+The order of checks is deliberate:
+
+1. an address under a failed-authentication block is answered 429 with ``Retry-After``
+   before its credential is read (429 rather than 403: the refusal is temporary and says when
+   to come back; the block is per address, so a client behind the same NAT waits too);
+2. a missing credential is 401 and does not count towards a block (it is a misconfigured
+   client, not a guess); a malformed, unknown, wrong, expired or revoked one is 401, counts,
+   and is a security event in the audit log;
+3. the key's own token bucket: 429 with ``Retry-After``;
+4. the endpoint's scope: 403.
+
+Credentials travel only in the ``Authorization: Bearer`` header. The API sets no cookies and
+reads none, so a browser never attaches a credential on its own and cross-site request forgery
+has nothing to ride on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from app.http.endpoints import Access, endpoint_for
+from app.http.problems import ApiProblem, Handler
+from services.apikeys import (
+    AddressLockout,
+    ApiKey,
+    Failure,
+    KeyRateLimiter,
+    Verdict,
+    retry_after_header,
+)
+from services.metrics import Metrics
+
+log = logging.getLogger("dalal.http.auth")
+
+REALM = 'Bearer realm="dalal"'
+
+AuditFn = Callable[[str, str, Mapping[str, Any]], object]
+
+
+class KeyVerifier(Protocol):
+    def verify(self, presented: str | None) -> Verdict: ...
+    def flush_last_used(self) -> int: ...
+
+
+def log_audit(kind: str, actor: str, details: Mapping[str, Any]) -> None:
+    log.warning("security event %s by %s: %s", kind, actor, dict(details))
+
+
+@dataclass
+class Guard:
+    """Everything the auth middleware consults; one per application."""
+
+    keys: KeyVerifier
+    metrics: Metrics
+    limiter: KeyRateLimiter = field(default_factory=KeyRateLimiter)
+    lockout: AddressLockout = field(default_factory=AddressLockout)
+    audit: AuditFn = log_audit
+
+    def __post_init__(self) -> None:
+        self.metrics.watch_blocked_addresses(self.lockout.blocked_count)
+
+
+GUARD_KEY: web.AppKey[Guard] = web.AppKey("dalal_guard", Guard)
+API_KEY: web.RequestKey[ApiKey] = web.RequestKey("dalal_api_key", ApiKey)
+
+
+def is_loopback_peer(request: web.Request) -> bool:
+    remote = request.remote
+    if not remote:
+        return False
+    try:
+        return ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False  # a unix socket or something we cannot place: not trusted
+
+
+def bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return "<not a bearer token>"  # present but unusable: a failure, not a missing key
+    return value.strip()
+
+
+def _unauthorized(detail: str, *, error: str | None = None) -> ApiProblem:
+    challenge = REALM if error is None else f'{REALM}, error="{error}"'
+    return ApiProblem(401, detail, headers={"WWW-Authenticate": challenge})
+
+
+def authenticate(request: web.Request, guard: Guard) -> ApiKey:
+    """Return the request's key or raise the problem to answer with."""
+    address = request.remote or "unknown"
+    blocked = guard.lockout.retry_after(address)
+    if blocked > 0:
+        guard.metrics.rate_limited.labels(cause="address_blocked").inc()
+        raise ApiProblem(
+            429,
+            "too many failed authentication attempts from this address",
+            headers={"Retry-After": retry_after_header(blocked)},
+        )
+    verdict = guard.keys.verify(bearer(request))
+    if verdict.key is not None:
+        guard.lockout.success(address)
+        return verdict.key
+    failure = verdict.failure or Failure.MALFORMED
+    guard.metrics.auth_failures.labels(reason=failure.value).inc()
+    if failure is Failure.MISSING:
+        raise _unauthorized("this endpoint needs an API key: Authorization: Bearer dk_...")
+    outcome = guard.lockout.failure(address)
+    details = {
+        "address": address,
+        "reason": failure.value,
+        "key_id": verdict.key_id,
+        "method": request.method,
+        "path": request.path,
+        "failures_in_window": outcome.failures,
+    }
+    guard.audit("api.auth_failure", f"address:{address}", details)
+    if outcome.blocked_for > 0:
+        guard.metrics.address_blocks.inc()
+        guard.audit(
+            "api.address_blocked",
+            f"address:{address}",
+            {"address": address, "seconds": outcome.blocked_for},
+        )
+        log.warning("blocked %s for %.0f s after failed authentication", address,
+                    outcome.blocked_for)  # fmt: skip
+    # The client learns that the key did not work, never which check failed.
+    raise _unauthorized("the API key is not valid", error="invalid_token")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    endpoint = endpoint_for(request)
+    if endpoint is None or endpoint.access is Access.PUBLIC:
+        return await handler(request)
+    if endpoint.access is Access.LOCAL_OR_READ and is_loopback_peer(request):
+        return await handler(request)
+    guard = request.app[GUARD_KEY]
+    key = authenticate(request, guard)
+    wait = guard.limiter.check(key.key_id)
+    if wait > 0:
+        guard.metrics.rate_limited.labels(cause="key_rate").inc()
+        raise ApiProblem(
+            429,
+            f"rate limit of {guard.limiter.rate:g} requests/s for this key exceeded",
+            headers={"Retry-After": retry_after_header(wait)},
+        )
+    needed = endpoint.scope
+    if needed is not None and needed not in key.scopes:
+        raise ApiProblem(
+            403,
+            f"this key lacks the {needed.value!r} scope",
+            headers={"WWW-Authenticate": f'{REALM}, error="insufficient_scope", '
+                     f'scope="{needed.value}"'},
+        )  # fmt: skip
+    request[API_KEY] = key
+    return await handler(request)
