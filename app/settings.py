@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 APP_NAME = "dalal-terminal"
 
@@ -30,6 +32,38 @@ DEFAULT_WATCHLIST = [
 ]
 
 
+DEFAULT_KITE_REDIRECT = "http://127.0.0.1:5010/kite/callback"
+
+
+class KiteSettings(BaseModel):
+    """Zerodha Kite Connect. The API secret and the day's access token are not here: they
+    live in the OS keyring (``dalal credentials set kite``, ``dalal login kite``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The app's API key is not a secret (it is in every login URL), so it may sit here; when
+    # empty, the key stored in the keyring with the secret is used.
+    api_key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,64}$")
+    # Must equal the redirect URL registered on the Kite Connect app, character for character.
+    redirect_url: str = DEFAULT_KITE_REDIRECT
+    ticker_mode: Literal["ltp", "quote", "full"] = "full"
+    # Endpoint overrides, for tests against a local fake Kite; None means Zerodha's servers.
+    api_root: str | None = None
+    login_url: str | None = None
+    ticker_url: str | None = None
+
+    @field_validator("redirect_url")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not parts.port:
+            raise ValueError(
+                "must be http://127.0.0.1:<port>/<path>: the login listener only binds the "
+                "loopback address"
+            )
+        return value
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -41,6 +75,10 @@ class Settings(BaseModel):
     always_open: bool = True
     opening_balance: str = Field(default="1000000", pattern=r"^\d{1,12}(\.\d{1,2})?$")
     watchlist: list[str] = Field(default_factory=lambda: list(DEFAULT_WATCHLIST))
+    # "paper": the built-in simulator and paper broker (no account, no network);
+    # "kite": live data and real orders on the Zerodha account (see docs/brokers/zerodha.md).
+    broker: Literal["paper", "kite"] = "paper"
+    kite: KiteSettings = Field(default_factory=KiteSettings)
 
 
 class SettingsError(Exception):

@@ -1,8 +1,9 @@
 """Composition root: builds the services the desktop and headless runners share.
 
-This is the only module that knows the concrete feed and broker in use (today the built-in
-simulator and paper broker). Everything else sees ``AppServices``, whose methods are the
-facade widgets and the HTTP API call.
+This is the only module that knows the concrete feed and broker in use: the built-in
+simulator and paper broker by default, or Zerodha Kite (``settings.broker == "kite"``,
+composed in ``app.kite_runtime`` and imported only then). Everything else sees
+``AppServices``, whose methods are the facade widgets and the HTTP API call.
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
 from services.bars import BarBuilder
-from services.broker import OrderChange
+from services.broker import Broker, BrokerError, OrderChange
 from services.bus import EventBus
 from services.clock import Clock, SystemClock
 from services.domain import (
@@ -36,6 +37,7 @@ from services.instruments import InstrumentRegistry, Reference, bundled_universe
 from services.orders import OrderManager
 from services.paper import PaperBroker, PaperMarginModel
 from services.quotes import QuoteBook
+from services.reconcile import Reconciler
 from services.recorder import Recorder
 from services.risk import (
     CallbackContext,
@@ -52,6 +54,10 @@ from services.risk.supervisor import RiskSupervisor
 from services.simulator import MarketSimulator
 from services.storage import Database
 
+if TYPE_CHECKING:
+    from app.kite_runtime import KiteRuntime
+    from services.brokers.kite.session import SecretStore
+
 log = logging.getLogger(__name__)
 
 HISTORY_BARS = 300
@@ -65,35 +71,52 @@ class AppServices:
     instruments: InstrumentRegistry
     references: dict[str, Reference]
     quotes: QuoteBook
+    # With Kite the simulator does not run: it only backs chart history when Kite's
+    # historical API is unavailable (no add-on on the Kite Connect app).
     simulator: MarketSimulator
     bars: BarBuilder
-    broker: PaperBroker
+    broker: PaperBroker | Broker
     orders: OrderManager
     risk: RiskEngine
     kill_switch: KillSwitch
     risk_supervisor: RiskSupervisor
     recorder: Recorder | None = None
     started_at: datetime | None = None
+    kite: KiteRuntime | None = None
+    reconciler: Reconciler | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         """Start every background service on the running loop (Qt's, through qasync)."""
-        self.bus.bind_loop(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        self.bus.bind_loop(loop)
         self.started_at = self.clock.now()
+        if self.kite is not None:
+            await self.kite.load_instruments()
+            self.kite.watch(self.settings.watchlist)
         # Consumers first, so the first simulated tick already reaches all of them.
         services: list[tuple[str, Coroutine[Any, Any, None]]] = [
             ("quotes", self.quotes.run()),
             ("bars", self.bars.run()),
-            ("broker", self.broker.run()),
-            ("orders", self.orders.run()),
-            ("risk", self.risk_supervisor.run()),
         ]
+        if isinstance(self.broker, PaperBroker):
+            services.append(("broker", self.broker.run()))
+        services += [("orders", self.orders.run()), ("risk", self.risk_supervisor.run())]
+        if self.reconciler is not None:
+            services.append(("reconcile", self.reconciler.run()))
         if self.recorder is not None:
             services.append(("recorder", self.recorder.run()))
-        services.append(("simulator", self.simulator.run()))
+        if self.kite is not None:
+            # The Kite adapter has no loop of its own; "broker" stays the name health probes
+            # and /readyz look for, and it watches the feed's heartbeat.
+            services.append(("broker", self.kite.watchdog()))
+        else:
+            services.append(("simulator", self.simulator.run()))
         for name, coro in services:
             self._spawn(name, coro)
+        if self.kite is not None:
+            self.kite.start_stream(loop)
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"dalal:{name}")
@@ -107,12 +130,42 @@ class AppServices:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.kite is not None:
+            self.kite.stop_stream()
         if self.recorder is not None:
             await self.recorder.close()
 
     def running(self) -> dict[str, bool]:
         """Return each background service and whether it is still alive."""
-        return {t.get_name().removeprefix("dalal:"): not t.done() for t in self._tasks}
+        alive = {t.get_name().removeprefix("dalal:"): not t.done() for t in self._tasks}
+        if self.kite is not None and "broker" in alive:
+            stream = self.kite.stream
+            alive["feed"] = stream is not None and stream.connected
+        return alive
+
+    @property
+    def feed_name(self) -> str:
+        """The market-data source: ``"simulator"`` or ``"kite"`` (for metrics and probes)."""
+        return "kite" if self.kite is not None else "simulator"
+
+    def on_session_expired(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (on the loop) when the broker says the login has expired.
+
+        The desktop shows its "log in again" dialog; the same event is also published on
+        the CONNECTION topic (component ``broker:zerodha``) for status bars and headless.
+        """
+        if self.kite is not None:
+            self.kite.session_listeners.append(listener)
+
+    async def broker_login(self, open_browser: Callable[[str], object]) -> None:
+        """Log in to the broker in the browser (Kite) and resume with the new session."""
+        if self.kite is not None:
+            await self.kite.login(open_browser)
+
+    def session_renewed(self, access_token: str) -> None:
+        """Resume the broker and the feed with a fresh access token after a re-login."""
+        if self.kite is not None:
+            self.kite.use_token(access_token)
 
     # -- facade for views and the API -----------------------------------------------------
     def search(self, text: str, limit: int = 20) -> list[Instrument]:
@@ -122,17 +175,40 @@ class AppServices:
         return self.instruments.get(key)
 
     def last_tick(self, key: str) -> Tick | None:
+        if self.kite is not None:
+            self.kite.watch([key])  # a view asking for a price wants its ticks
+            return self.quotes.last_tick(key)
         return self.quotes.last_tick(key) or self.simulator.last_tick(key)
 
     def history(self, key: str, timeframe: Timeframe, count: int = HISTORY_BARS) -> list[Bar]:
-        """Return bars for a chart: live bars built today, preceded by synthetic history."""
+        """Return bars for a chart: live bars built today, preceded by history.
+
+        With Kite the history comes from Kite's historical API in the background (this call
+        must not block): the first call returns what is built so far and ``load_history``
+        is the awaitable form. Synthetic history is used only when Kite has none to give.
+        """
         bars = self.bars.bars(key, timeframe)
+        if self.kite is not None:
+            self.kite.watch([key])
+            if self.kite.history_available or key not in self.references:
+                if len(bars) < count:
+                    self.kite.request_history(key, timeframe, count)
+                return bars[-count:]
         if len(bars) < count:
             end = bars[0].start if bars else self.clock.now()
             past = self.simulator.history(key, timeframe, count - len(bars), end)
             self.bars.seed(key, timeframe, past)
             bars = self.bars.bars(key, timeframe)
         return bars[-count:]
+
+    async def load_history(
+        self, key: str, timeframe: Timeframe, count: int = HISTORY_BARS
+    ) -> list[Bar]:
+        """Like ``history``, but waits for the broker's bars when there is a broker."""
+        if self.kite is not None and self.kite.history_available:
+            with contextlib.suppress(BrokerError):
+                return await self.kite.load_history(key, timeframe, count)
+        return self.history(key, timeframe, count)
 
     async def submit_order(self, request: OrderRequest) -> Order:
         return await self.orders.submit(request)
@@ -172,17 +248,27 @@ def build_services(
     database: Database | None = None,
     state_dir: Path | None = None,
     limits: RiskLimits | None = None,
+    secrets: SecretStore | None = None,
+    kite_access_token: str | None = None,
 ) -> AppServices:
-    """Wire the simulator, paper broker, order path and risk engine.
+    """Wire the feed, the broker, the order path and the risk engine.
 
     ``database`` (an unlocked profile) turns on the order journal, the audit log and market
     data recording; ``state_dir`` keeps the risk engine's trading state across restarts. Tests
     leave both out and get an in-memory session.
+
+    With ``settings.broker == "kite"``, Kite's API key, secret and access token come from
+    ``secrets`` (by default the keyring entries of the profile, which need ``database``);
+    ``kite_access_token`` overrides the stored token. The instrument master is loaded in
+    ``start()``, cached in ``database`` and refreshed once a day.
     """
     clock = clock or SystemClock()
     bus = EventBus()
     universe, references = bundled_universe(clock.now().date())
-    instruments = InstrumentRegistry(universe)
+    kite_mode = settings.broker == "kite"
+    # With Kite the registry is filled from the instrument master in start(), never with the
+    # simulator's made-up contracts, so an order cannot be validated against them.
+    instruments = InstrumentRegistry(() if kite_mode else universe)
     quotes = QuoteBook(bus)
     simulator = MarketSimulator(
         universe,
@@ -194,15 +280,39 @@ def build_services(
         always_open=settings.always_open,
     )
     bars = BarBuilder(bus, clock=clock)
-    broker = PaperBroker(
-        instruments, bus, clock, opening_balance=Decimal(settings.opening_balance)
-    )
+    kite: KiteRuntime | None = None
+    broker: PaperBroker | Broker
+    if kite_mode:
+        from app.kite_runtime import KiteRuntime  # lazy: the SDK and Twisted
+
+        if secrets is None and database is not None:
+            from services.security import CredentialStore
+
+            secrets = CredentialStore(settings.profile, database, actor="terminal")
+        kite = KiteRuntime(
+            settings,
+            bus,
+            clock,
+            instruments,
+            bars,
+            database=database,
+            secrets=secrets,
+            access_token=kite_access_token,
+        )
+        broker = kite.broker
+    else:
+        broker = PaperBroker(
+            instruments, bus, clock, opening_balance=Decimal(settings.opening_balance)
+        )
     recorder = Recorder(database, bus) if database is not None else None
     orders = OrderManager(broker, instruments, quotes, bus, clock, journal=recorder)
 
     def available_funds() -> Decimal | None:
         funds = orders.funds()
-        return funds.available_cash if funds is not None else Decimal(settings.opening_balance)
+        if funds is not None:
+            return funds.available_cash
+        # Kite's funds arrive with the first reconciliation; until then the check is open.
+        return None if kite is not None else Decimal(settings.opening_balance)
 
     context = CallbackContext(
         clock=clock,
@@ -224,6 +334,17 @@ def build_services(
     supervisor = RiskSupervisor(
         risk, bus, broker, StuckOrderMonitor(60, clock), on_refreshed=orders.apply_broker_update
     )
+    reconciler = None
+    if kite is not None:
+        reconciler = Reconciler(
+            broker,
+            orders,
+            bus,
+            clock,
+            audit=audit if audit is not None else risk.audit,
+            notice_component="reconcile:zerodha",
+            after=[_discard(kite.repair.repair)],
+        )
     return AppServices(
         settings=settings,
         clock=clock,
@@ -239,4 +360,17 @@ def build_services(
         kill_switch=kill_switch,
         risk_supervisor=supervisor,
         recorder=recorder,
+        kite=kite,
+        reconciler=reconciler,
     )
+
+
+def _discard(
+    fn: Callable[[], Coroutine[Any, Any, object]],
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """Adapt a coroutine function with a result to a post-reconnect hook."""
+
+    async def run() -> None:
+        await fn()
+
+    return run

@@ -164,6 +164,12 @@ class EventBus:
             raise RuntimeError("EventBus.bind_loop() was not called")
         self._loop.call_soon_threadsafe(self.publish, topic, event)
 
+    def publish_many_threadsafe(self, topic: Topic[T], events: list[T]) -> None:
+        """Publish a batch from a foreign thread in one hop to the loop (one decoded frame)."""
+        if self._loop is None:
+            raise RuntimeError("EventBus.bind_loop() was not called")
+        self._loop.call_soon_threadsafe(self.publish_many, topic, events)
+
     def subscriber_count(self, topic: Topic[T]) -> int:
         return len(self._subs.get(topic, ()))
 

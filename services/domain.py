@@ -274,6 +274,11 @@ class OrderRequest:
     trigger_price: Decimal | None = None
     tag: str | None = None  # our own correlation id, sent to the broker
     source: str = "manual"  # ticket, hotkey, api, model:<id>: shown in the audit log
+    # An after-market order: queued by the broker until the next session opens.
+    amo: bool = False
+    # Market protection in percent for MARKET and SL-M orders (how far from the last price
+    # a fill may go); None lets the broker choose its automatic protection.
+    market_protection: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -611,8 +611,12 @@ class FakeKite:
         if request.query.get("api_key") != self.api_key:
             return web.Response(status=400, text="Invalid api_key", content_type="text/plain")
         token = self.issue_request_token()
+        # Kite appends the login URL's ``redirect_params`` (a URL-encoded query string) to
+        # the redirect, which is how a client carries its own state through the login.
+        extra = request.query.get("redirect_params", "")
         raise web.HTTPFound(
             f"{self.redirect_url}?request_token={token}&action=login&status=success"
+            + (f"&{extra}" if extra else "")
         )
 
     async def _session_token(self, request: web.Request) -> web.StreamResponse:
@@ -934,7 +938,7 @@ class FakeKite:
                 "filled_quantity": 0,
                 "pending_quantity": quantity,
                 "cancelled_quantity": 0,
-                "market_protection": int(protection),
+                "market_protection": _num(Decimal(protection)),
                 "meta": {},
                 "tag": str(tag) if tag else None,
                 "tags": [str(tag)] if tag else None,

@@ -198,6 +198,8 @@ class KiteBroker:
         return tag
 
     def _variety_for(self, request: OrderRequest) -> str:
+        if request.amo:
+            return mapping.VARIETY_AMO
         exchange, _ = mapping.split_key(request.key)
         if (
             self._amo_outside_hours

@@ -187,6 +187,7 @@ def order_from_kite(record: Json) -> Order:
         ),
         tag=record.get("tag") or None,
         source="broker",
+        amo=record.get("variety") == VARIETY_AMO,
     )
     return Order(
         order_id=str(record["order_id"]),
@@ -353,6 +354,21 @@ def bars_from_records(key: str, timeframe: Timeframe, records: Any) -> list[Bar]
     return bars
 
 
+def market_protection_param(percent: Decimal | None) -> int | str:
+    """Kite's ``market_protection``: -1 (automatic) or a percentage above 0 and at most 100.
+
+    Zero would mean "no protection", which Kite refuses for API market orders, so it is
+    refused here with a message instead.
+    """
+    if percent is None or percent == -1:
+        return MARKET_PROTECTION_AUTO
+    if not 0 < percent <= 100:
+        raise MappingError(
+            f"market protection {percent}% must be above 0 and at most 100 (or automatic)"
+        )
+    return int(percent) if percent == percent.to_integral_value() else str(percent)
+
+
 def order_params(
     request: OrderRequest, *, variety: str, tag: str, algo_id: str | None = None
 ) -> dict[str, Any]:
@@ -385,7 +401,7 @@ def order_params(
             raise MappingError(f"a {request.order_type} order needs a trigger price")
         params["trigger_price"] = str(request.trigger_price)
     if request.order_type in (OrderType.MARKET, OrderType.SL_M):
-        params["market_protection"] = MARKET_PROTECTION_AUTO
+        params["market_protection"] = market_protection_param(request.market_protection)
     if algo_id:
         params["algo_id"] = algo_id
     return params

@@ -57,9 +57,11 @@ class KiteStream:
         from kiteconnect import KiteTicker  # type: ignore[import-untyped]  # lazy: Twisted
 
         self._bus = bus
-        # With the bus's loop, a frame's ticks cross threads in one hop (publish_many);
-        # without it, one publish_threadsafe per tick.
-        self._loop = loop
+        self._api_key = api_key
+        # A frame's ticks cross threads in one hop (publish_many_threadsafe). ``loop`` binds
+        # the bus when the caller has not done so yet.
+        if loop is not None:
+            bus.bind_loop(loop)
         self.decoder = TickDecoder(keys)
         self.dead_after = dead_after
         self._on_session_rejected = on_session_rejected
@@ -122,6 +124,28 @@ class KiteStream:
                 self._desired.pop(token, None)
         if self._ticker.is_connected():
             self._call(self._ticker.unsubscribe, tokens)
+
+    def set_access_token(self, access_token: str) -> None:
+        """Use a new day's token: the factory's next (re)connection carries it.
+
+        The reactor cannot be restarted, so the ticker is not rebuilt; the factory keeps
+        retrying (a dead token gets 403s) and its URL is swapped under it, then the socket is
+        dropped so that a live connection on the old token is replaced at once.
+        """
+        ticker = self._ticker
+        url = f"{ticker.root}?api_key={self._api_key}&access_token={access_token}"
+        ticker.socket_url = url
+        factory = getattr(ticker, "factory", None)
+        if factory is None:
+            return
+
+        def swap() -> None:
+            factory.setSessionParameters(url=url, headers=factory.headers)
+            factory.resetDelay()
+            if ticker.is_connected():
+                ticker.ws.dropConnection(abort=True)
+
+        self._call(swap)
 
     @property
     def connected(self) -> bool:
@@ -187,11 +211,10 @@ class KiteStream:
             return
         if not ticks:
             return
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._bus.publish_many, TICKS, ticks)
-        else:
-            for tick in ticks:
-                self._bus.publish_threadsafe(TICKS, tick)
+        try:
+            self._bus.publish_many_threadsafe(TICKS, ticks)
+        except RuntimeError:
+            log.debug("bus not bound to a loop; %d ticks dropped", len(ticks))
 
     def _on_order_update(self, ticker: Any, data: Mapping[str, Any]) -> None:
         try:

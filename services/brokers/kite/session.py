@@ -1,0 +1,105 @@
+"""The Kite API key, secret and the day's access token, kept in the keyring.
+
+Kite access tokens are valid until 06:00 IST the next morning (SEBI wants a fresh interactive
+login every day). We store the expiry with the token so that the terminal asks for a login
+before it sends a dead token, instead of finding out from a rejected order.
+
+The store is any object with ``get``/``set``/``delete`` by broker name, which
+``services.security.CredentialStore`` is: values go to the keyring, names and dates to the
+database, and every change is audited there (a login is an audit event).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Protocol
+
+from services.broker import BrokerError
+from services.clock import IST, to_ist
+
+CREDENTIALS = "kite"  # api_key, api_secret: ``dalal credentials set kite``
+SESSION = "kite-session"  # access_token, expires_at: written by ``dalal login kite``
+EXPIRY_TIME = time(6, 0)
+
+
+class SecretStore(Protocol):
+    def get(self, broker: str) -> dict[str, str] | None: ...
+
+    def set(self, broker: str, fields: dict[str, str]) -> None: ...
+
+    def delete(self, broker: str) -> bool: ...
+
+
+class CredentialsMissing(BrokerError):
+    """No Kite API key or secret configured."""
+
+
+def token_expiry(login_at: datetime) -> datetime:
+    """The 06:00 IST following ``login_at`` (the same morning for a login before 06:00)."""
+    local = to_ist(login_at)
+    expiry = datetime.combine(local.date(), EXPIRY_TIME, tzinfo=IST)
+    return expiry if local < expiry else expiry + timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    access_token: str
+    expires_at: datetime
+
+    def valid_at(self, now: datetime) -> bool:
+        return now < self.expires_at
+
+
+class KiteSecrets:
+    """Reads and writes the Kite entries of a ``SecretStore``; never logs a value."""
+
+    def __init__(self, store: SecretStore) -> None:
+        self._store = store
+
+    def api_key(self, configured: str | None = None) -> str:
+        if configured:
+            return configured
+        key = (self._store.get(CREDENTIALS) or {}).get("api_key")
+        if not key:
+            raise CredentialsMissing(
+                "no Kite API key: set it in the settings or run `dalal credentials set kite`"
+            )
+        return key
+
+    def api_secret(self) -> str:
+        secret = (self._store.get(CREDENTIALS) or {}).get("api_secret")
+        if not secret:
+            raise CredentialsMissing(
+                "no Kite API secret in the keyring: run `dalal credentials set kite`"
+            )
+        return secret
+
+    def token(self) -> StoredToken | None:
+        entry = self._store.get(SESSION)
+        if not entry or "access_token" not in entry or "expires_at" not in entry:
+            return None
+        try:
+            expires = datetime.fromisoformat(entry["expires_at"])
+        except ValueError:
+            return None
+        if expires.tzinfo is None:
+            return None
+        return StoredToken(entry["access_token"], expires)
+
+    def valid_token(self, now: datetime) -> str | None:
+        """The access token if one is stored and not past its expiry, else ``None``."""
+        token = self.token()
+        return token.access_token if token is not None and token.valid_at(now) else None
+
+    def save_token(self, access_token: str, login_at: datetime) -> StoredToken:
+        stored = StoredToken(access_token, token_expiry(login_at))
+        self._store.set(
+            SESSION,
+            {"access_token": access_token, "expires_at": stored.expires_at.isoformat()},
+        )
+        return stored
+
+    def forget_token(self) -> None:
+        """Drop a token Kite refused, so the next start asks for a login at once."""
+        self._store.delete(SESSION)
