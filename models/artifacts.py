@@ -23,6 +23,7 @@ from typing import Any
 KeyProvider = Callable[[], bytes]
 
 SUFFIX = ".joblib"
+SUFFIXES = (SUFFIX, ".onnx")  # signed joblib pickles; signed ONNX graphs (models.onnx_path)
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 MIN_KEY_BYTES = 16
 
@@ -55,7 +56,7 @@ class ArtifactStore:
         return key
 
     def _path(self, name: str) -> Path:
-        if not _NAME.match(name) or not name.endswith(SUFFIX) or name.startswith("."):
+        if not _NAME.match(name) or not name.endswith(SUFFIXES) or name.startswith("."):
             raise ArtifactError(f"invalid artifact name {name!r}")
         return self.directory / name
 
@@ -66,13 +67,18 @@ class ArtifactStore:
         """Dump ``obj`` with joblib, atomically, and return its signed reference."""
         import joblib  # type: ignore[import-untyped,unused-ignore]
 
+        if not name.endswith(SUFFIX):
+            raise ArtifactError(f"invalid artifact name {name!r}: a joblib dump ends in {SUFFIX}")
+        buffer = io.BytesIO()
+        joblib.dump(obj, buffer)
+        return self.save_bytes(buffer.getvalue(), name)
+
+    def save_bytes(self, data: bytes, name: str) -> ArtifactRef:
+        """Write ``data`` atomically under ``name`` and return its signed reference."""
         path = self._path(name)
         if path.exists():
             raise ArtifactError(f"artifact {name} already exists; versions are immutable")
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        buffer = io.BytesIO()
-        joblib.dump(obj, buffer)
-        data = buffer.getvalue()
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=SUFFIX)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -111,6 +117,8 @@ class ArtifactStore:
         return data
 
     def load(self, ref: ArtifactRef) -> Any:
+        if not ref.name.endswith(SUFFIX):
+            raise ArtifactError(f"artifact {ref.name} is not a joblib dump; refusing to unpickle")
         data = self.verified_bytes(ref)
         import joblib  # type: ignore[import-untyped,unused-ignore]
 

@@ -9,10 +9,10 @@ in opposite directions give a low-confidence signal even if each is sure of itse
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from models.inference import Features, InferenceEngine
+from models.inference import Features, InferenceEngine, Prediction
 from models.registry import ModelRecord, ModelRegistry
 
 MIN_WEIGHT = 1e-3
@@ -60,16 +60,41 @@ class Ensemble:
         self.registry = registry
         self.engine = engine
 
+    def score_sync(
+        self,
+        records: Sequence[ModelRecord],
+        features: Features,
+        *,
+        on_error: Callable[[ModelRecord, Exception], None] | None = None,
+    ) -> tuple[EnsembleSignal, list[Prediction]]:
+        """Vote of exactly these versions (the live loop swaps in an A/B arm's version).
+
+        Blocking: call from the engine's thread. The members' own predictions come back too, for
+        monitoring (latency) and A/B recording. With ``on_error``, a member that fails (refused
+        artifact, missing features) is reported and left out instead of sinking the vote; if
+        none is left, ``LookupError``.
+        """
+        predictions: list[Prediction] = []
+        members: list[Member] = []
+        for r in records:
+            try:
+                p = self.engine.predict_sync(r.model_id, r.version, features)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(r, exc)
+                continue
+            predictions.append(p)
+            members.append(Member(r.model_id, r.version, weight_of(r), p.prob_up))
+        if not members:
+            raise LookupError("no ensemble member could predict")
+        return combine(members), predictions
+
     def predict_sync(self, symbol: str, features: Features) -> EnsembleSignal:
         records = self.registry.productions(symbol)
         if not records:
             raise LookupError(f"no production model for {symbol}")
-        members = [
-            Member(r.model_id, r.version, weight_of(r),
-                   self.engine.predict_sync(r.model_id, r.version, features).prob_up)
-            for r in records
-        ]
-        return combine(members)
+        return self.score_sync(records, features)[0]
 
     async def predict(self, symbol: str, features: Features) -> EnsembleSignal:
         return await self.engine.run(lambda: self.predict_sync(symbol, features))

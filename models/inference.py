@@ -10,21 +10,32 @@ the event loop use ``await engine.predict(...)``: the work runs in the engine's 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from models.features import FloatArray
 from models.registry import LoadedModel, ModelRecord
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 Features = Mapping[str, float] | FloatArray
 Loader = Callable[[str, int], LoadedModel]
+
+
+class FastScorer(Protocol):
+    def prob_up(self, X: FloatArray) -> FloatArray: ...
+
+
+# (model id, version, column of "up") -> a verified ONNX scorer, or None to use scikit-learn.
+FastSource = Callable[[str, int, int], FastScorer | None]
 
 
 class MissingFeaturesError(ValueError):
@@ -75,7 +86,7 @@ def _forest_trees(estimator: Any) -> list[Any]:
 class Predictor:
     """One loaded model version: turns feature rows into probabilities of "up"."""
 
-    def __init__(self, loaded: LoadedModel) -> None:
+    def __init__(self, loaded: LoadedModel, fast: FastScorer | None = None) -> None:
         self.record: ModelRecord = loaded.record
         self.estimator = single_threaded(loaded.estimator)
         classes = list(getattr(self.estimator, "classes_", []))
@@ -84,6 +95,15 @@ class Predictor:
         self._col = classes.index(1.0)
         self.n_features = len(self.record.feature_names)
         self._trees = _forest_trees(self.estimator)
+        self._fast = fast
+
+    @property
+    def up_column(self) -> int:
+        return self._col
+
+    @property
+    def backend(self) -> str:
+        return "onnx" if self._fast is not None else "sklearn"
 
     def rows(self, features: Features | Sequence[Mapping[str, float]]) -> FloatArray:
         names = self.record.feature_names
@@ -113,6 +133,14 @@ class Predictor:
         return X
 
     def prob_up(self, X: FloatArray) -> FloatArray:
+        if self._fast is not None:
+            try:
+                return self._fast.prob_up(X)
+            except Exception:
+                # Parity was proven at conversion; a runtime failure means a broken runtime.
+                log.exception("%s: ONNX Runtime failed; falling back to scikit-learn",
+                              self.record.label)
+                self._fast = None
         if self._trees:
             # RandomForestClassifier.predict_proba is the mean of its trees' class fractions;
             # calling the fitted trees directly skips a joblib dispatch per call (4.5 ms ->
@@ -136,8 +164,11 @@ class Predictor:
 class InferenceEngine:
     """Loads models on first use (verified through the registry) and scores them off the loop."""
 
-    def __init__(self, loader: Loader, executor: Executor | None = None) -> None:
+    def __init__(
+        self, loader: Loader, executor: Executor | None = None, *, fast: FastSource | None = None
+    ) -> None:
         self._loader = loader
+        self._fast = fast
         self._owns_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="inference", initializer=limit_threads
@@ -152,8 +183,26 @@ class InferenceEngine:
         if cached is not None:
             return cached
         predictor = Predictor(self._loader(model_id, version))
+        if self._fast is not None:
+            predictor = self._with_fast_path(predictor)
         with self._lock:
             return self._cache.setdefault(key, predictor)
+
+    def _with_fast_path(self, predictor: Predictor) -> Predictor:
+        from models.artifacts import ArtifactError
+
+        assert self._fast is not None
+        r = predictor.record
+        try:
+            scorer = self._fast(r.model_id, r.version, predictor.up_column)
+        except ArtifactError:
+            raise  # a tampered ONNX file is an attack, not a missing fast path
+        except Exception:
+            log.exception("%s: no ONNX fast path; scikit-learn serves it", r.label)
+            return predictor
+        if scorer is None:
+            return predictor
+        return Predictor(LoadedModel(r, predictor.estimator), scorer)
 
     def evict(self, model_id: str, version: int | None = None) -> None:
         with self._lock:

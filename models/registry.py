@@ -13,6 +13,7 @@ anything is unpickled.
 from __future__ import annotations
 
 import enum
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,12 @@ from models.training import TrainingResult, check_model_type
 from services.domain import Timeframe
 
 AuditFn = Callable[[str, str, dict[str, Any]], object]  # AuditLog.record(kind, actor, details)
+ProductionHook = Callable[["ModelRecord"], object]
 Now = Callable[[], datetime]
+
+log = logging.getLogger(__name__)
+
+CHECK_ROWS = 512  # training rows kept with an artifact for conversion parity checks
 
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -111,6 +117,10 @@ class RegistryStore(Protocol):
 class LoadedModel:
     record: ModelRecord
     estimator: Any
+    # The last training rows, kept in the artifact: the parity batch for the ONNX conversion
+    # (tree thresholds sit on training values, the hardest case for float32). None in artifacts
+    # written before they were kept.
+    check_rows: Any = None
 
 
 def _utc_now() -> datetime:
@@ -136,6 +146,9 @@ class ModelRegistry:
         self._audit = audit
         self._now = now
         self._symbol_known = symbol_known
+        # Called after a version reaches production (promotion or rollback), e.g. to build its
+        # ONNX serving artifact. A failing hook is logged and never undoes the stage change.
+        self.production_hooks: list[ProductionHook] = []
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -181,7 +194,7 @@ class ModelRegistry:
             record.feature_names
         ):
             raise RegistryError(f"{record.label}: artifact does not match its record's features")
-        return LoadedModel(record, payload["estimator"])
+        return LoadedModel(record, payload["estimator"], payload.get("check_rows"))
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -205,7 +218,8 @@ class ModelRegistry:
         names = tuple(result.feature_names)
         ref = self.artifacts.save(
             {"estimator": result.estimator, "feature_names": list(names),
-             "model_type": result.config.model_type},
+             "model_type": result.config.model_type,
+             "check_rows": result.reference[-CHECK_ROWS:]},
             f"{model_id}-v{version}.joblib",
         )
         now = self._now()
@@ -268,7 +282,16 @@ class ModelRegistry:
             "to": target.value, "forced": not step_ok, "previous_production": previous,
             "reason": reason,
         })
+        if target is Stage.PRODUCTION:
+            self._run_production_hooks(records[-1])
         return records[-1]
+
+    def _run_production_hooks(self, record: ModelRecord) -> None:
+        for hook in self.production_hooks:
+            try:
+                hook(record)
+            except Exception:
+                log.exception("production hook failed for %s", record.label)
 
     def rollback(self, model_id: str, *, actor: str, reason: str = "") -> ModelRecord:
         """Put back the version that was in production before the current one."""
@@ -297,7 +320,9 @@ class ModelRegistry:
             "model_id": model_id, "from_version": current.version, "to_version": target_version,
             "reason": reason,
         })
-        return self.get(model_id, target_version)
+        restored = self.get(model_id, target_version)
+        self._run_production_hooks(restored)
+        return restored
 
     @staticmethod
     def _previous_production(events: Sequence[StageEvent], version: int) -> int | None:

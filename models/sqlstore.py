@@ -4,8 +4,10 @@ Written for SQLite's dialect and the ``?`` parameter style, which stdlib ``sqlit
 and ``sqlcipher3`` (the profile database) share. The stores take a *transaction factory*: a
 callable returning a context manager that yields a connection and commits on success, which is
 exactly ``services.storage.Database.transaction``; ``for_connection`` builds one for a bare
-connection. Tables are created if missing (``SCHEMA``; the lead may move them into numbered
-migrations unchanged). Stage events are insert-only: no statement here updates or deletes one.
+connection. ``MIGRATION_SQL`` is the DDL as one numbered-migration script for the profile
+database; ``SCHEMA`` is the same DDL with ``IF NOT EXISTS``, which the stores run on a bare
+connection unless told ``create=False``. Stage events are insert-only: no statement here
+updates or deletes one, and triggers make the database refuse it too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Protocol
 
 from models.abtest import ABTest, Arm, ArmStats
 from models.artifacts import ArtifactRef
+from models.onnx_path import OnnxArtifact
 from models.registry import ModelRecord, Stage, StageEvent
 from services.domain import Timeframe
 
@@ -41,8 +44,9 @@ class Connection(Protocol):
 
 Transaction = Callable[[], AbstractContextManager[Any]]
 
-SCHEMA: tuple[str, ...] = (
-    """CREATE TABLE IF NOT EXISTS ml_models (
+# name -> column list. One source for both the numbered migration and the tests' schema.
+_TABLES: tuple[tuple[str, str], ...] = (
+    ("ml_models", """
         model_id TEXT NOT NULL, version INTEGER NOT NULL, model_type TEXT NOT NULL,
         symbol TEXT NOT NULL, timeframe TEXT NOT NULL, horizon INTEGER NOT NULL,
         data_start TEXT NOT NULL, data_end TEXT NOT NULL, feature_names TEXT NOT NULL,
@@ -51,22 +55,53 @@ SCHEMA: tuple[str, ...] = (
         artifact_signature TEXT NOT NULL, stage TEXT NOT NULL, created_at TEXT NOT NULL,
         created_by TEXT NOT NULL, stage_changed_at TEXT NOT NULL,
         stage_changed_by TEXT NOT NULL, reference TEXT NOT NULL,
-        PRIMARY KEY (model_id, version))""",
-    """CREATE TABLE IF NOT EXISTS ml_stage_events (
+        PRIMARY KEY (model_id, version)"""),
+    ("ml_stage_events", """
         seq INTEGER PRIMARY KEY AUTOINCREMENT, model_id TEXT NOT NULL, version INTEGER NOT NULL,
         from_stage TEXT, to_stage TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL,
-        reason TEXT NOT NULL, previous_production INTEGER)""",
-    """CREATE TABLE IF NOT EXISTS ml_ab_tests (
+        reason TEXT NOT NULL, previous_production INTEGER"""),
+    ("ml_ab_tests", """
         test_id TEXT PRIMARY KEY, model_id TEXT NOT NULL, champion INTEGER NOT NULL,
         challenger INTEGER NOT NULL, split REAL NOT NULL, shadow INTEGER NOT NULL,
         min_samples INTEGER NOT NULL, max_samples INTEGER NOT NULL, alpha REAL NOT NULL,
         tau REAL NOT NULL, salt TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL,
-        created_by TEXT NOT NULL, concluded_at TEXT, verdict TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS ml_ab_predictions (
+        created_by TEXT NOT NULL, concluded_at TEXT, verdict TEXT NOT NULL"""),
+    ("ml_ab_predictions", """
         test_id TEXT NOT NULL, arm TEXT NOT NULL, symbol TEXT NOT NULL, bar_start TEXT NOT NULL,
         prob_up REAL NOT NULL, traded INTEGER NOT NULL, outcome INTEGER,
-        PRIMARY KEY (test_id, arm, symbol, bar_start))""",
+        PRIMARY KEY (test_id, arm, symbol, bar_start)"""),
+    # The signed ONNX serving artifact of a version, when its conversion passed parity.
+    ("ml_onnx_artifacts", """
+        model_id TEXT NOT NULL, version INTEGER NOT NULL, artifact_name TEXT NOT NULL,
+        artifact_size INTEGER NOT NULL, artifact_sha256 TEXT NOT NULL,
+        artifact_signature TEXT NOT NULL, max_abs_diff REAL NOT NULL, rows_checked INTEGER NOT NULL,
+        versions TEXT NOT NULL, created_at TEXT NOT NULL,
+        PRIMARY KEY (model_id, version)"""),
 )
+
+# Stage events are the registry's history: the database refuses to rewrite them.
+_TRIGGERS: tuple[tuple[str, str], ...] = (
+    ("ml_stage_events_no_update",
+     "BEFORE UPDATE ON ml_stage_events BEGIN SELECT RAISE(ABORT, 'stage events are append-only'); "
+     "END"),
+    ("ml_stage_events_no_delete",
+     "BEFORE DELETE ON ml_stage_events BEGIN SELECT RAISE(ABORT, 'stage events are append-only'); "
+     "END"),
+)
+
+
+def _ddl(if_not_exists: bool) -> tuple[str, ...]:
+    guard = " IF NOT EXISTS" if if_not_exists else ""
+    tables = tuple(f"CREATE TABLE{guard} {name} ({cols}\n)" for name, cols in _TABLES)
+    triggers = tuple(f"CREATE TRIGGER{guard} {name} {body}" for name, body in _TRIGGERS)
+    return tables + triggers
+
+
+# For ``services/storage/migrations.py``: append as the next numbered migration, unchanged.
+MIGRATION_SQL: str = "".join(f"{statement};\n" for statement in _ddl(if_not_exists=False))
+
+# For a bare connection (tests, scratch databases): creates whatever is missing.
+SCHEMA: tuple[str, ...] = _ddl(if_not_exists=True)
 
 
 def for_connection(conn: Connection) -> Transaction:
@@ -288,3 +323,40 @@ class SqlABStore:
         for arm, n, hits in rows:
             out[Arm(arm)] = ArmStats(int(n), int(hits or 0))
         return out
+
+
+class SqlOnnxStore:
+    """Where each version's ONNX serving artifact is recorded (``models.onnx_path``)."""
+
+    def __init__(self, transaction: Transaction, *, create: bool = True) -> None:
+        self._tx = transaction
+        if create:
+            create_schema(transaction)
+
+    def get_onnx(self, model_id: str, version: int) -> OnnxArtifact | None:
+        with self._tx() as c:
+            rows = c.execute(
+                "SELECT model_id, version, artifact_name, artifact_size, artifact_sha256, "
+                "artifact_signature, max_abs_diff, rows_checked, versions, created_at "
+                "FROM ml_onnx_artifacts WHERE model_id = ? AND version = ?",
+                (model_id, version),
+            ).fetchall()
+        if not rows:
+            return None
+        r = rows[0]
+        return OnnxArtifact(
+            r[0], int(r[1]), ArtifactRef(r[2], int(r[3]), r[4], r[5]), float(r[6]), int(r[7]),
+            json.loads(r[8]), _dt(r[9]),
+        )
+
+    def put_onnx(self, artifact: OnnxArtifact) -> None:
+        a = artifact.artifact
+        with self._tx() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO ml_onnx_artifacts (model_id, version, artifact_name, "
+                "artifact_size, artifact_sha256, artifact_signature, max_abs_diff, "
+                "rows_checked, versions, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (artifact.model_id, artifact.version, a.name, a.size, a.sha256, a.signature,
+                 artifact.max_abs_diff, artifact.rows_checked,
+                 json.dumps(artifact.versions, sort_keys=True), _ts(artifact.created_at)),
+            )
