@@ -1,8 +1,16 @@
-"""The desktop runner: Qt and asyncio on one loop (qasync), services started, window shown.
+"""The desktop runner: unlock the profile, then Qt and asyncio on one loop (qasync).
 
 Qt is imported inside ``run_desktop`` so that ``dalal --help`` and the headless runner never
 pay for it. ``DALAL_EXIT_AFTER_FIRST_PAINT=1`` makes the app print how long it took to paint
 its first live tick and exit: that is how ``bench/bench_cold_start.py`` measures cold start.
+
+Opening the profile comes first, because the services write to its database from their first
+tick. The default (keyring) path shows nothing and runs no KDF: the random key comes from the
+OS keyring and opens SQLCipher as a raw key. When the keyring is missing or refused as
+insecure (a headless Linux box without a Secret Service), the trader chooses between a
+passphrase-protected profile and an in-memory session that keeps nothing; the terminal never
+refuses to start over it. ``DALAL_EPHEMERAL=1`` (tests, benchmarks, CI) takes the in-memory
+session without asking.
 """
 
 from __future__ import annotations
@@ -12,8 +20,18 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
+
+    from services.security import Argon2Params, Vault
+    from services.storage import Database, ProfilePaths
+    from widgets.unlock_dialog import KeyringProblemDialog, UnlockDialog
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +39,180 @@ log = logging.getLogger(__name__)
 IMPORTED_AT = time.perf_counter()
 
 EXIT_AFTER_FIRST_PAINT_ENV = "DALAL_EXIT_AFTER_FIRST_PAINT"
+EPHEMERAL_ENV = "DALAL_EPHEMERAL"
+IDLE_LOCK_ENV = "DALAL_IDLE_LOCK_SECONDS"
+DEFAULT_IDLE_LOCK_SECONDS = 300.0
 
 
-def run_desktop(settings: Settings, *, started_at: float | None = None) -> int:
+# -- unlock gates: what the lock screen calls to let the trader back in ----------------------
+class EphemeralGate:
+    """An in-memory session has no secret: the lock screen only hides the data."""
+
+    needs_passphrase = False
+    description = "In-memory session: nothing is saved. Click Unlock to show the terminal again."
+
+    def retry_after(self) -> float:
+        return 0.0
+
+    async def unlock(self, passphrase: str) -> None:
+        return None
+
+
+class VaultGate:
+    """Unlocks a profile through its vault, off the event loop (Argon2id takes ~0.3 s).
+
+    The first successful unlock keeps the database; later ones (after an idle lock) only
+    prove the passphrase or keyring again, through the same lockout and audit log, and close
+    the extra connection.
+    """
+
+    def __init__(self, vault: Vault, *, passphrase: bool) -> None:
+        self.vault = vault
+        self.needs_passphrase = passphrase
+        self.database: Database | None = None
+        self.description = (
+            "Enter the profile's passphrase to unlock."
+            if passphrase
+            else "The profile's key is in the OS keyring. Click Unlock to show the terminal again."
+        )
+
+    def retry_after(self) -> float:
+        return self.vault.lockout.retry_after()
+
+    async def unlock(self, passphrase: str) -> None:
+        vault = self.vault
+        source = (
+            vault.passphrase_source(passphrase) if self.needs_passphrase else vault.keyring_source()
+        )
+        db = await asyncio.to_thread(vault.unlock, source, "user")
+        if self.database is None:
+            self.database = db
+        else:
+            await asyncio.to_thread(db.close)
+
+
+@dataclass
+class ProfileSession:
+    """What the opener produced: an unlocked database (or none), and how to unlock again."""
+
+    gate: EphemeralGate | VaultGate
+    note: str
+    database: Database | None = None
+    paths: ProfilePaths | None = None
+    warning: bool = False
+
+    @property
+    def state_dir(self) -> Path | None:
+        return self.paths.directory if self.database is not None and self.paths else None
+
+
+def ephemeral_session(why: str) -> ProfileSession:
+    note = f"⚠ In-memory session ({why}): nothing is saved"
+    return ProfileSession(EphemeralGate(), note, warning=True)
+
+
+@dataclass
+class ProfileOpener:
+    """Opens the profile's encrypted database before the services are built.
+
+    ``dialog`` is the dialog currently shown (tests drive it with qtbot).
+    """
+
+    profile: str
+    data_dir: Path | None = None
+    cache_dir: Path | None = None
+    keyring_backend: KeyringBackend | None = None
+    argon2: Argon2Params | None = None
+    dialog: UnlockDialog | KeyringProblemDialog | None = field(default=None, init=False)
+
+    async def open(self) -> ProfileSession | None:
+        """Return the session to run, or None when the trader chose to quit."""
+        if os.environ.get(EPHEMERAL_ENV) == "1":
+            return ephemeral_session(f"{EPHEMERAL_ENV}=1")
+
+        from services.security import InsecureKeyringError, KeyUnavailableError, Vault
+        from services.security.keys import MODE_KEYRING, MODE_PASSPHRASE
+        from services.storage import ProfilePaths
+
+        paths = ProfilePaths.for_profile(self.profile, self.data_dir, self.cache_dir)
+        vault = Vault(paths, keyring_backend=self.keyring_backend, argon2=self.argon2)
+        mode = vault.mode
+        if mode == MODE_PASSPHRASE:
+            return await self._ask_passphrase(vault, paths, new=False)
+        if mode != MODE_KEYRING:
+            return await self._keyring_problem(
+                vault,
+                paths,
+                f"This profile's key is handed to the terminal ({mode} mode, for headless "
+                "use); the desktop cannot open it.",
+                allow_passphrase=False,
+            )
+        gate = VaultGate(vault, passphrase=False)
+        try:
+            await gate.unlock("")
+        except (InsecureKeyringError, KeyUnavailableError) as e:
+            log.warning("keyring unusable for profile %s: %s", self.profile, e)
+            return await self._keyring_problem(
+                vault, paths, str(e), allow_passphrase=not vault.exists
+            )
+        except Exception as e:  # wrong key, schema too new, damaged file: say it, never crash
+            log.error("cannot open profile %s: %s", self.profile, e)
+            return await self._keyring_problem(
+                vault, paths, f"The profile could not be opened: {e}", allow_passphrase=False
+            )
+        return ProfileSession(
+            gate, f"Profile {self.profile} · encrypted (keyring)", gate.database, paths
+        )
+
+    async def _keyring_problem(
+        self, vault: Vault, paths: ProfilePaths, problem: str, *, allow_passphrase: bool
+    ) -> ProfileSession | None:
+        from widgets.unlock_dialog import KeyringProblemDialog, Outcome
+
+        dialog = KeyringProblemDialog(self.profile, problem, allow_passphrase=allow_passphrase)
+        self.dialog = dialog
+        outcome = await dialog.show_and_wait()
+        self.dialog = None
+        if outcome is Outcome.PASSPHRASE:
+            return await self._ask_passphrase(vault, paths, new=True)
+        if outcome is Outcome.EPHEMERAL:
+            return ephemeral_session("chosen at start")
+        return None
+
+    async def _ask_passphrase(
+        self, vault: Vault, paths: ProfilePaths, *, new: bool
+    ) -> ProfileSession | None:
+        from widgets.unlock_dialog import Outcome, UnlockDialog
+
+        gate = VaultGate(vault, passphrase=True)
+        dialog = UnlockDialog(gate, self.profile, new_passphrase=new and not vault.exists)
+        self.dialog = dialog
+        outcome = await dialog.show_and_wait()
+        self.dialog = None
+        if outcome is Outcome.UNLOCKED and gate.database is not None:
+            return ProfileSession(
+                gate, f"Profile {self.profile} · encrypted (passphrase)", gate.database, paths
+            )
+        if outcome is Outcome.EPHEMERAL:
+            return ephemeral_session("chosen at start")
+        return None
+
+
+def idle_lock_seconds() -> float:
+    raw = os.environ.get(IDLE_LOCK_ENV)
+    try:
+        return float(raw) if raw else DEFAULT_IDLE_LOCK_SECONDS
+    except ValueError:
+        return DEFAULT_IDLE_LOCK_SECONDS
+
+
+def run_desktop(
+    settings: Settings,
+    *,
+    started_at: float | None = None,
+    data_dir: Path | None = None,
+    cache_dir: Path | None = None,
+) -> int:
     """Run the terminal until its window is closed; return the process exit code."""
     t0 = IMPORTED_AT if started_at is None else started_at
     exit_after_paint = os.environ.get(EXIT_AFTER_FIRST_PAINT_ENV) == "1"
@@ -46,11 +235,26 @@ def run_desktop(settings: Settings, *, started_at: float | None = None) -> int:
 
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    exit_code = 0
 
     async def main() -> None:
-        services = build_services(settings)
+        nonlocal exit_code
+        opener = ProfileOpener(settings.profile, data_dir, cache_dir)
+        session = await opener.open()
+        if session is None:
+            exit_code = 1
+            return
+        services = build_services(settings, database=session.database, state_dir=session.state_dir)
         layouts = None if exit_after_paint else QSettings("dalal", APP_NAME)
-        window = MainWindow(services, settings.watchlist, layouts)
+        window = MainWindow(
+            services,
+            settings.watchlist,
+            layouts,
+            gate=session.gate,
+            idle_timeout=None if exit_after_paint else idle_lock_seconds(),
+            session_note=session.note,
+            session_warning=session.warning,
+        )
         closed = asyncio.Event()
         window.closed.connect(closed.set)
         if exit_after_paint:
@@ -68,10 +272,12 @@ def run_desktop(settings: Settings, *, started_at: float | None = None) -> int:
         finally:
             await window.stop()
             await services.stop()
+            if session.database is not None:
+                await asyncio.to_thread(session.database.close)
 
     try:
         with loop:
             loop.run_until_complete(main())
     finally:
         asyncio.set_event_loop(None)
-    return 0
+    return exit_code

@@ -4,32 +4,66 @@ Panels are QDockWidgets so a trader can move, float and tab them; the arrangemen
 with QSettings (the last layout on close, plus one named "saved layout" on demand). All live
 data reaches the panels through ``UiPump``, never through per-widget bus subscriptions, so the
 whole window repaints at most once per frame whatever the tick rate.
+
+The kill switch (Ctrl+Shift+K) is an application-wide shortcut that asks nothing, because the
+moment it is needed is the moment a confirmation dialog costs money; what it does (square off
+or not) is chosen beforehand in the risk panel. With an ``UnlockGate`` the window also locks
+itself after ``idle_timeout`` seconds without a key or mouse event and hides every number
+until the profile is unlocked again.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QResizeEvent, QShortcut
+from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QToolBar, QWidget
 
 from services.bus import BARS, CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, TICKS
 from services.domain import Bar, Fill, Side, Tick, Timeframe
+from services.risk import KillReport
 from widgets.chart import ChartWidget
+from widgets.lock_screen import IdleWatcher, LockOverlay
 from widgets.order_book import OrderBookWidget
 from widgets.order_ticket import OrderTicket
-from widgets.ports import TerminalFacade
+from widgets.ports import TerminalFacade, UnlockGate
 from widgets.positions import PositionsWidget
+from widgets.risk_panel import STATE_COLOURS, RiskPanel
 from widgets.status_bar import TerminalStatusBar
-from widgets.ui_pump import UiPump
+from widgets.ui_pump import UiPump, spawn
 from widgets.watchlist import WatchlistWidget
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = (1600, 900)
 _LAYOUT_VERSION = 1
 _LAST_STATE = "layout/last_state"
 _LAST_GEOMETRY = "layout/last_geometry"
 _SAVED_STATE = "layout/saved_state"
+_KILL_SQUARE_OFF = "risk/kill_square_off"
+KILL_SHORTCUT = "Ctrl+Shift+K"
+
+
+def kill_summary(report: KillReport) -> str:
+    closed = len(report.closed)
+    return (
+        f"Kill switch: trading {report.state.value} · {len(report.cancelled)} order"
+        f"{'' if len(report.cancelled) == 1 else 's'} cancelled · {closed} position"
+        f"{'' if closed == 1 else 's'} closed · {len(report.failed)} failed"
+        f" ({report.elapsed_seconds * 1000:.0f} ms)"
+    )
+
+
+def kill_details(report: KillReport) -> str:
+    lines = [f"Cancelled: {', '.join(report.cancelled) or 'none'}"]
+    for c in report.closed:
+        ids = ", ".join(o.order_id for o in c.orders)
+        lines.append(f"Closed {c.key} {c.product} {c.quantity:+,} with {ids}")
+    for f in report.failed:
+        lines.append(f"FAILED {f.action} {f.target}: {f.reason}")
+    return "\n".join(lines)
 
 
 class MainWindow(QMainWindow):
@@ -41,6 +75,11 @@ class MainWindow(QMainWindow):
         facade: TerminalFacade,
         watchlist: Iterable[str],
         layout_store: QSettings | None = None,
+        *,
+        gate: UnlockGate | None = None,
+        idle_timeout: float | None = None,
+        session_note: str = "",
+        session_warning: bool = False,
     ) -> None:
         super().__init__()
         self.setWindowTitle("Dalal Terminal — simulated NSE · paper trading")
@@ -61,22 +100,79 @@ class MainWindow(QMainWindow):
         self.ticket = OrderTicket(facade)
         self.order_book = OrderBookWidget(facade)
         self.positions = PositionsWidget(facade)
+        self.risk_panel = RiskPanel(facade.risk)
         self.status = TerminalStatusBar(lambda: facade.bus.published.get(TICKS.name, 0))
         self.setStatusBar(self.status)
+        self.status.set_session(session_note, warning=session_warning)
+        self.status.set_trading_state(facade.risk.state.value, STATE_COLOURS[facade.risk.state])
+        self.risk_panel.stateShown.connect(self.status.set_trading_state)
 
         self.docks: dict[str, QDockWidget] = {}
+        # The right column (ticket over risk) runs down to the status bar, so the kill switch
+        # and the limits have room; the order book takes the width beside it.
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Watchlist", self.watchlist, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Order ticket", self.ticket, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Order book", self.order_book, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Positions", self.positions, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Risk", self.risk_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.docks["Order book"], self.docks["Positions"])
         self.docks["Order book"].raise_()
         self.resizeDocks(
             [self.docks["Watchlist"], self.docks["Order ticket"]],
-            [340, 300],
+            [340, 330],
             Qt.Orientation.Horizontal,
         )
+        self.resizeDocks(
+            [self.docks["Order ticket"], self.docks["Risk"]], [370, 440], Qt.Orientation.Vertical
+        )
         self.resizeDocks([self.docks["Order book"]], [250], Qt.Orientation.Vertical)
+
+        self.kill_action = QAction("Kill switch: cancel all, halt", self)
+        self.kill_action.setObjectName("killSwitchAction")
+        self.kill_action.setShortcut(QKeySequence(KILL_SHORTCUT))
+        # Application-wide: fires from any dock, floating panel or focused field.
+        self.kill_action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        self.kill_action.setToolTip(
+            f"Cancel every open order, optionally square off, and HALT ({KILL_SHORTCUT})"
+        )
+        self.kill_action.triggered.connect(self.trigger_kill)
+        self.addAction(self.kill_action)  # the shortcut works even with the toolbar hidden
+        self.lock_action = QAction("Lock now", self)
+        self.lock_action.setShortcut(QKeySequence("Ctrl+L"))
+        self.lock_action.setEnabled(gate is not None)
+        self.lock_action.triggered.connect(self.lock_view)
+        self.addAction(self.lock_action)
+        self.toolbar = QToolBar("Trading", self)
+        self.toolbar.setObjectName("toolbar:trading")
+        self.toolbar.setMovable(False)
+        self.toolbar.addAction(self.kill_action)
+        self.toolbar.addSeparator()
+        self.toolbar.addAction(self.lock_action)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
+        self.toolbar.widgetForAction(self.kill_action).setStyleSheet(
+            "color: white; background-color: #8e1f1a; font-weight: bold; padding: 3px 10px;"
+        )
+        self.kill_message: QMessageBox | None = None
+        self.last_kill_report: KillReport | None = None
+        self.kills_running = 0
+        if self._store is not None:
+            checked = self._store.value(_KILL_SQUARE_OFF, True, type=bool)
+            self.risk_panel.square_off.setChecked(bool(checked))
+        self.risk_panel.square_off.toggled.connect(self._square_off_toggled)
+        self.risk_panel.killRequested.connect(self.trigger_kill)
+
+        self.locked = False
+        self._hidden_while_locked: list[QWidget] = []
+        self.lock_overlay: LockOverlay | None = None
+        self.idle: IdleWatcher | None = None
+        if gate is not None:
+            self.lock_overlay = LockOverlay(gate, self)
+            self.lock_overlay.unlocked.connect(self.unlock_view)
+            if idle_timeout is not None and idle_timeout > 0:
+                self.idle = IdleWatcher(idle_timeout, parent=self)
+                self.idle.idle.connect(self.lock_view)
+
         self._default_state = self.saveState(_LAYOUT_VERSION)
         self._build_menus()
 
@@ -94,6 +190,8 @@ class MainWindow(QMainWindow):
         self.pump.on(FUNDS, self.status.apply_funds)
         self.pump.on(ORDERS, self.order_book.apply_orders, on_lagged=self.order_book.resync)
         self.pump.on(POSITIONS, self.positions.apply_positions, on_lagged=self.positions.resync)
+        self.pump.on(ORDERS, self.risk_panel.mark_dirty, on_lagged=self.risk_panel.mark_dirty)
+        self.pump.on(POSITIONS, self.risk_panel.mark_dirty, on_lagged=self.risk_panel.mark_dirty)
         self.pump.on(FILLS, self._on_fills)
         self.pump.on(TICKS, self._on_ticks)
         self.pump.on(BARS, self._on_bars)
@@ -112,9 +210,92 @@ class MainWindow(QMainWindow):
             tradable = [k for k in keys if (i := self.facade.instrument(k)) and i.tradable]
             self.watchlist.select_key(tradable[0] if tradable else keys[0])
         self.pump.start()
+        if self.idle is not None:
+            self.idle.start()
 
     async def stop(self) -> None:
+        if self.idle is not None:
+            self.idle.stop()
         await self.pump.stop()
+
+    # -- kill switch -------------------------------------------------------------------------
+    def trigger_kill(self) -> None:
+        """Halt, cancel every open order and (if chosen) square off, without asking."""
+        square_off = self.risk_panel.square_off.isChecked()
+        what = "cancelling all orders and squaring off" if square_off else "cancelling all orders"
+        self.status.showMessage(f"Kill switch: halting trading, {what}…")
+        self.kills_running += 1
+        spawn(self._kill(square_off), name="kill-switch")
+
+    async def _kill(self, square_off: bool) -> None:
+        try:
+            report = await self.facade.kill(square_off=square_off, actor="user")
+        except Exception as e:
+            log.exception("kill switch failed")
+            self.status.showMessage(f"Kill switch FAILED: {e}")
+            self._show_kill_message(QMessageBox.Icon.Critical, f"Kill switch failed: {e}", "")
+            return
+        finally:
+            self.kills_running -= 1
+            self.risk_panel.refresh()
+        self.last_kill_report = report
+        summary = kill_summary(report)
+        self.status.showMessage(summary, 60_000)
+        icon = QMessageBox.Icon.Information if report.ok else QMessageBox.Icon.Warning
+        self._show_kill_message(icon, summary, kill_details(report))
+
+    def _show_kill_message(self, icon: QMessageBox.Icon, text: str, details: str) -> None:
+        if self.kill_message is not None:
+            self.kill_message.close()
+        box = QMessageBox(icon, "Kill switch", text, QMessageBox.StandardButton.Close, self)
+        box.setWindowModality(Qt.WindowModality.NonModal)  # the market keeps moving
+        if details:
+            box.setInformativeText(details)
+        self.kill_message = box
+        if not self.locked:
+            box.show()
+
+    def _square_off_toggled(self, checked: bool) -> None:
+        if self._store is not None:
+            self._store.setValue(_KILL_SQUARE_OFF, checked)
+
+    # -- idle lock ---------------------------------------------------------------------------
+    def lock_view(self) -> None:
+        """Cover every number in the window until the profile is unlocked again."""
+        if self.locked or self.lock_overlay is None:
+            return
+        self.locked = True
+        if self.idle is not None:
+            self.idle.lock_now()
+        floating = [d for d in self.docks.values() if d.isFloating() and d.isVisible()]
+        dialogs = [d for d in self.findChildren(QDialog) if d.isVisible()]
+        self._hidden_while_locked = [*floating, *dialogs]
+        for widget in self._hidden_while_locked:
+            widget.hide()
+        for widget in self._lockable():
+            widget.setEnabled(False)
+        self.lock_overlay.cover()
+
+    def unlock_view(self) -> None:
+        if not self.locked or self.lock_overlay is None:
+            return
+        self.locked = False
+        if self.idle is not None:
+            self.idle.unlocked()
+        for widget in self._lockable():
+            widget.setEnabled(True)
+        for widget in self._hidden_while_locked:
+            widget.show()
+        self._hidden_while_locked = []
+        self.lock_overlay.hide()
+
+    def _lockable(self) -> list[QWidget]:
+        return [self.chart, *self.docks.values(), self.menuBar(), self.toolbar, self.status]
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self.lock_overlay is not None and self.lock_overlay.isVisible():
+            self.lock_overlay.setGeometry(self.rect())
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._store is not None:
@@ -166,6 +347,9 @@ class MainWindow(QMainWindow):
         self.docks[title] = dock
 
     def _build_menus(self) -> None:
+        trading = self.menuBar().addMenu("&Trading")
+        trading.addAction(self.kill_action)
+        trading.addAction(self.lock_action)
         view = self.menuBar().addMenu("&View")
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
@@ -194,6 +378,8 @@ class MainWindow(QMainWindow):
         self.chart.set_bars(key, timeframe, self.facade.history(key, timeframe))
 
     def _focus_ticket(self, side: Side) -> None:
+        if self.locked:
+            return
         dock = self.docks["Order ticket"]
         dock.show()
         dock.raise_()

@@ -12,6 +12,7 @@ from typing import Protocol
 from services.broker import OrderChange
 from services.bus import EventBus
 from services.domain import Bar, Funds, Instrument, Order, OrderRequest, Position, Tick, Timeframe
+from services.risk import KillReport, RiskEngine
 
 
 class TerminalFacade(Protocol):
@@ -37,3 +38,26 @@ class TerminalFacade(Protocol):
     def position_list(self) -> list[Position]: ...
 
     def funds(self) -> Funds | None: ...
+
+    @property
+    def risk(self) -> RiskEngine: ...
+
+    async def kill(self, *, square_off: bool, actor: str = ...) -> KillReport: ...
+
+
+class UnlockGate(Protocol):
+    """What a locked view needs to let the trader back in, whatever guards the profile.
+
+    ``unlock`` raises ``WrongKeyError`` or ``LockedOutError`` (both safe to show); it runs any
+    slow work (Argon2, the keyring) off the event loop.
+    """
+
+    @property
+    def needs_passphrase(self) -> bool: ...
+
+    @property
+    def description(self) -> str: ...
+
+    def retry_after(self) -> float: ...
+
+    async def unlock(self, passphrase: str) -> None: ...

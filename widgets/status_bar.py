@@ -1,4 +1,5 @@
-"""The status bar: connection state of feed and broker, funds, feed rate and the IST clock.
+"""The status bar: connection state, session (encrypted or in memory), trading state, funds,
+feed rate and the IST clock.
 
 The clock and the ticks/s figure change once a second, so a one-second QTimer drives just those
 two labels; everything else arrives through the UI pump like any other view update.
@@ -36,8 +37,16 @@ class TerminalStatusBar(QStatusBar):
         self.funds_label = QLabel("Funds —")
         self.rate_label = QLabel("0 ticks/s")
         self.clock_label = QLabel("")
+        self.session_label = QLabel("")
+        self.trading_label = QLabel("")
         self.ticks_per_second = 0.0
-        for label in (self.funds_label, self.rate_label, self.clock_label):
+        for label in (
+            self.session_label,
+            self.trading_label,
+            self.funds_label,
+            self.rate_label,
+            self.clock_label,
+        ):
             self.addPermanentWidget(label)
         self._timer = QTimer(self)
         self._timer.setInterval(1000)
@@ -64,6 +73,15 @@ class TerminalStatusBar(QStatusBar):
     def connection_text(self, component: str) -> str:
         label = self.connections.get(component)
         return "" if label is None else label.text()
+
+    def set_session(self, text: str, *, warning: bool = False) -> None:
+        """Say where this session's data goes (an encrypted profile, or nowhere)."""
+        self.session_label.setText(text)
+        self.session_label.setStyleSheet("color: #e3b341;" if warning else "")
+
+    def set_trading_state(self, state: str, colour: str) -> None:
+        self.trading_label.setText(f"Trading {state}")
+        self.trading_label.setStyleSheet(f"color: {colour}; font-weight: bold;")
 
     def apply_funds(self, funds: list[Funds]) -> None:
         if funds:
