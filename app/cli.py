@@ -116,6 +116,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls-cert", type=Path, metavar="PEM", help="TLS certificate chain (TLS 1.3 only)"
     )
     headless.add_argument("--tls-key", type=Path, metavar="PEM", help="TLS private key")
+    headless.add_argument(
+        "--key-fd",
+        type=int,
+        metavar="FD",
+        help="read the profile database key from this file descriptor",
+    )
+    headless.add_argument(
+        "--key-credential",
+        metavar="NAME",
+        help="read the profile database key from the systemd credential NAME "
+        "(default: dalal-db-key when $CREDENTIALS_DIRECTORY has it)",
+    )
+    headless.add_argument(
+        "--no-database",
+        action="store_true",
+        help="run an in-memory session: no order journal, API keys or audit log",
+    )
     headless.set_defaults(func=_run_headless)
 
     for name in COMMAND_MODULES:
@@ -170,7 +187,7 @@ def _run_headless(args: argparse.Namespace) -> int:
         always_open=False if args.market_hours else None,
     )
     configure_logging()
-    from app.headless import run_headless
+    from app.headless import NoDatabaseKey, run_headless
 
     try:
         return run_headless(
@@ -180,9 +197,15 @@ def _run_headless(args: argparse.Namespace) -> int:
             version=package_version(),
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
+            key_fd=args.key_fd,
+            key_credential=args.key_credential,
+            use_database=not args.no_database,
         )
     except ListenError as e:
         raise UsageError(str(e)) from None
+    except NoDatabaseKey as e:
+        print(f"{PROG}: error: cannot open the profile database: {e}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,13 +38,21 @@ from app.http.server import build_control_app, runner_options, tls_context
 from app.settings import Settings
 from app.wiring import AppServices, build_services
 from services.apikeys import Failure, Verdict
-from services.health import FeedMonitor, Readiness, feed_probe, not_configured, services_probe
+from services.health import (
+    FeedMonitor,
+    Readiness,
+    database_probe,
+    feed_probe,
+    not_configured,
+    services_probe,
+)
 from services.metrics import FeedSource, Metrics
+from services.storage import Database
+from services.storage.paths import default_data_dir
 
 log = logging.getLogger("dalal.headless")
 
-FEED_NAME = "simulator"
-BROKER_NAME = "paper"
+DEFAULT_CREDENTIAL = "dalal-db-key"  # LoadCredential= name in packaging/systemd
 STOPPED_LINE = "dalal headless stopped cleanly"
 
 
@@ -164,7 +172,7 @@ class HeadlessRuntime:
             ("feed-monitor", self.feed.run()),
             ("loop-lag", self.metrics.measure_loop_lag(self.lag_interval)),
             ("feed-lag", self.metrics.measure_feed_lag(
-                self.services.bus, FEED_NAME, self.services.clock.now)),
+                self.services.bus, self.services.feed_name, self.services.clock.now)),
             ("key-last-used", self._flush_keys()),
         ):  # fmt: skip
             self._tasks.append(loop.create_task(coro, name=f"dalal-headless:{name}"))
@@ -192,17 +200,11 @@ class HeadlessRuntime:
         except Exception:  # a locked or closed database must not stop the server
             log.exception("could not record API key last-use times")
 
-    async def cancel_all(self) -> tuple[list[str], Mapping[str, str]]:
-        """The kill switch's fallback when no risk kill switch is wired: cancel every order."""
-        cancelled = await self.services.orders.cancel_all()
-        return cancelled, dict(self.services.orders.cancel_failures)
-
     def api_context(self, audit: AuditFn = log_audit) -> ApiContext:
         return ApiContext(
             trading=self.services,
             metrics=self.metrics,
-            cancel_all=self.cancel_all,
-            killswitch=getattr(self.services, "killswitch", None),
+            killswitch=self.services.kill_switch,
             audit=audit,
             fetch_funds=self.services.broker.funds,
         )
@@ -212,11 +214,14 @@ def build_runtime(
     services: AppServices, *, version: str = "unknown", keys: KeyVerifier | None = None
 ) -> HeadlessRuntime:
     metrics = Metrics(version=version)
-    feed = FeedMonitor(services.bus, FEED_NAME)
+    feed_name = services.feed_name
+    feed = FeedMonitor(services.bus, feed_name)
     metrics.watch_orders(services.order_list)
     metrics.watch_bus(services.bus)
-    metrics.watch_feed(FeedSource(FEED_NAME, lambda: feed.ticks_received, feed.last_tick_age))
-    services.orders.on_ack = _chain(services.orders.on_ack, metrics.order_ack_observer(BROKER_NAME))
+    metrics.watch_feed(FeedSource(feed_name, lambda: feed.ticks_received, feed.last_tick_age))
+    services.orders.on_ack = _chain(
+        services.orders.on_ack, metrics.order_ack_observer(services.broker.name)
+    )
 
     readiness = Readiness()
     readiness.add(
@@ -225,15 +230,23 @@ def build_runtime(
             feed,
             services.clock,
             always_open=services.settings.always_open,
-            alive=lambda: services.running().get("simulator", False),
+            alive=lambda: services.running().get(
+                "simulator" if feed_name == "simulator" else "feed", False
+            ),
         ),
     )
     readiness.add("broker", services_probe("broker", services.running, ["broker", "orders"]))
     readiness.add("services", services_probe("services", services.running, ["quotes", "bars"]))
-    readiness.add("database", not_configured("database"))
+    database = services.recorder.db if services.recorder is not None else None
+    readiness.add(
+        "database",
+        database_probe(database) if database is not None else not_configured("database"),
+    )
     readiness.add("models", not_configured("models"))
     metrics.watch_components(lambda: {c.name: c.ready for c in readiness.report().checks})
-    metrics.watch_disk("home", Path.home())
+    metrics.watch_disk(
+        "data", database.path.parent if database is not None else default_data_dir()
+    )
     return HeadlessRuntime(services, metrics, readiness, feed, keys=keys or NoKeys())
 
 
@@ -269,6 +282,8 @@ class ServerOptions:
     body_timeout: float = 10.0
     rate: float = 20.0
     burst: float = 40.0
+    database: Database | None = None  # the unlocked profile: journal, audit, recording
+    state_dir: Path | None = None  # where the risk engine keeps its trading state
 
 
 async def serve(
@@ -294,7 +309,10 @@ async def serve(
         except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
             pass
 
-    runtime = build_runtime(build_services(settings), version=version, keys=options.keys)
+    services = build_services(
+        settings, database=options.database, state_dir=options.state_dir
+    )
+    runtime = build_runtime(services, version=version, keys=options.keys)
     api = runtime.api_context(options.audit)
     api.body_timeout = options.body_timeout
     guard = Guard(
@@ -322,7 +340,8 @@ async def serve(
         log.warning("no API key store is open: every /v1 request will be refused")
     log.info(
         "dalal headless %s serving on %s (feed %s, broker %s, seed %s, %s ticks/s)",
-        version, url, FEED_NAME, BROKER_NAME, settings.seed, settings.ticks_per_second,
+        version, url, services.feed_name, services.broker.name, settings.seed,
+        settings.ticks_per_second,
     )  # fmt: skip
     (announce or _print_line)(f"listening on {url}")
     sd_notify(f"READY=1\nSTATUS=serving on {url}")
@@ -368,27 +387,70 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 @dataclass
 class ProfileStore:
+    db: Database
+    state_dir: Path
     keys: KeyVerifier
     audit: AuditFn
     close: Callable[[], None]
 
 
-def open_profile_store(profile: str, credential: str = "dalal-db-key") -> ProfileStore | None:
-    """Open the profile database with the systemd credential, for API keys and the audit log.
+class NoDatabaseKey(Exception):
+    """No key could be had for the profile database; the message says what to do."""
 
-    Headless runs unattended, so only a handed key works here (``LoadCredential=`` in the
-    unit); without ``$CREDENTIALS_DIRECTORY`` or a profile database, return ``None``.
+
+def open_profile_store(
+    profile: str, *, key_fd: int | None = None, key_credential: str | None = None
+) -> ProfileStore | None:
+    """Unlock the profile database for the headless session, or return ``None``.
+
+    Headless runs unattended, so the key is handed in: on a file descriptor (``--key-fd``), as
+    a systemd credential (``LoadCredential=dalal-db-key`` in the unit; picked up by itself when
+    ``$CREDENTIALS_DIRECTORY`` holds it), or from a keyring that is safe to use unattended
+    (keyrings.cryptfile). With none of those the server still runs, on an in-memory session
+    without the journal, API keys or the audit log, and says so.
     """
-    if not os.environ.get("CREDENTIALS_DIRECTORY"):
-        return None
     from services.apikeys import ApiKeyStore, DatabaseConnection
-    from services.security import AuditLog, CredentialFileKeySource, Vault
-    from services.storage import ProfilePaths
+    from services.security import (
+        AuditLog,
+        CredentialFileKeySource,
+        FileDescriptorKeySource,
+        InsecureKeyringError,
+        KeySource,
+        KeyUnavailableError,
+        LockedOutError,
+        Vault,
+    )
+    from services.storage import ProfilePaths, StorageError, WrongKeyError
 
-    vault = Vault(ProfilePaths.for_profile(profile))
-    if not vault.exists:
+    paths = ProfilePaths.for_profile(profile)
+    vault = Vault(paths)
+    credentials_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    if (
+        key_credential is None
+        and credentials_dir
+        and (Path(credentials_dir) / DEFAULT_CREDENTIAL).exists()
+    ):
+        key_credential = DEFAULT_CREDENTIAL
+    source: KeySource
+    if key_fd is not None:
+        source = FileDescriptorKeySource(key_fd)
+    elif key_credential is not None:
+        source = CredentialFileKeySource(key_credential)
+    else:
+        source = vault.keyring_source()
+    try:
+        db = vault.unlock(source, actor="headless")
+    except (WrongKeyError, LockedOutError, StorageError) as e:
+        raise NoDatabaseKey(str(e)) from None
+    except (KeyUnavailableError, InsecureKeyringError) as e:
+        if key_fd is not None or key_credential is not None:
+            raise NoDatabaseKey(str(e)) from None
+        log.warning(
+            "no database key (%s): running without the encrypted database: no order journal, "
+            "no API keys, no audit log. Hand a key with --key-fd or a systemd credential.",
+            e,
+        )
         return None
-    db = vault.unlock(CredentialFileKeySource(credential), actor="headless")
     audit_log = AuditLog(db)
 
     def audit(kind: str, actor: str, details: Mapping[str, Any]) -> None:
@@ -397,7 +459,9 @@ def open_profile_store(profile: str, credential: str = "dalal-db-key") -> Profil
         except Exception:  # the event is also in the log; serving must go on
             log.exception("could not write audit event %s", kind)
 
-    return ProfileStore(ApiKeyStore(DatabaseConnection(db)), audit, db.close)
+    return ProfileStore(
+        db, paths.directory, ApiKeyStore(DatabaseConnection(db)), audit, db.close
+    )
 
 
 def run_headless(
@@ -410,21 +474,35 @@ def run_headless(
     tls_key: Path | None = None,
     keys: KeyVerifier | None = None,
     audit: AuditFn = log_audit,
+    key_fd: int | None = None,
+    key_credential: str | None = None,
+    use_database: bool = True,
 ) -> int:
     """Entry point for ``dalal headless``; raises ``ListenError`` for an unusable address.
 
-    ``keys`` and ``audit`` are the profile database's key store and audit log, handed in by
-    whoever opened the database; without them the API refuses every key.
+    ``keys`` and ``audit`` override the profile database's key store and audit log (tests);
+    otherwise the profile database is unlocked with the handed key (see
+    ``open_profile_store``) unless ``use_database`` is false.
     """
     address = parse_listen(listen)
     tls = load_tls(tls_cert, tls_key)
     check_exposure(address, insecure_bind=insecure_bind, tls=tls is not None)
     if not address.loopback and tls is None:
         log.warning("listening on non-loopback %s without TLS (--insecure-bind)", address.host)
-    store = open_profile_store(settings.profile) if keys is None else None
-    if store is not None:
-        keys, audit = store.keys, store.audit
+    store = None
+    if keys is None and use_database:
+        store = open_profile_store(
+            settings.profile, key_fd=key_fd, key_credential=key_credential
+        )
     options = ServerOptions(tls=tls, keys=keys, audit=audit)
+    if store is not None:
+        options = ServerOptions(
+            tls=tls,
+            keys=store.keys,
+            audit=store.audit,
+            database=store.db,
+            state_dir=store.state_dir,
+        )
     try:
         return asyncio.run(serve(settings, address, version=version, options=options))
     finally:

@@ -16,11 +16,14 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.bus import CONNECTION, TICKS, EventBus, Subscription
 from services.clock import Clock, is_market_open
 from services.domain import ConnectionState, ConnectionStatus, Tick
+
+if TYPE_CHECKING:
+    from services.storage import Database
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,19 @@ def not_configured(name: str) -> Probe:
     """A component this process does not use yet: listed, never blocking readiness."""
     check = Check(name, True, NOT_CONFIGURED, required=False)
     return lambda: check
+
+
+def database_probe(db: Database) -> Probe:
+    """The profile database answers a trivial query: the journal can be written."""
+
+    def probe() -> Check:
+        try:
+            version = db.schema_version
+        except Exception as e:  # closed, locked or gone: not ready, never a 500
+            return Check("database", False, "unavailable", details={"error": type(e).__name__})
+        return Check("database", True, "open", details={"schema_version": version})
+
+    return probe
 
 
 class FeedMonitor:

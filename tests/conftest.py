@@ -1,6 +1,17 @@
-"""Test-wide settings: Qt renders offscreen and nothing touches the user's real keyring or data."""
+"""Test-wide settings: Qt renders offscreen and nothing touches the user's real data or keyring.
+
+Set at import, before any test module imports Qt or keyring, and inherited by every
+subprocess a test starts (the headless server, the CLI).
+"""
 
 import os
+import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TZ", "Asia/Kolkata")
+
+_sandbox = tempfile.mkdtemp(prefix="dalal-tests-")
+for _var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+    os.environ[_var] = os.path.join(_sandbox, _var.lower())
+# No OS keyring in tests: code that needs one gets an in-memory backend from its fixture.
+os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"

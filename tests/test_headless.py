@@ -50,13 +50,26 @@ QT_MODULES = ("PySide6", "shiboken6", "pyqtgraph", "qasync")
 # -- the real process ---------------------------------------------------------------------
 
 
-def start_headless(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], str, Path]:
+def start_headless(
+    tmp_path: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    pass_fds: tuple[int, ...] = (),
+) -> tuple[subprocess.Popen[str], str, Path]:
     """Start `python -m app headless` on a free port; return it, its base URL and its log."""
     log_path = tmp_path / "stderr.log"
     cmd = [sys.executable, "-X", "importtime", "-m", "app", "headless", "--listen", "127.0.0.1:0"]
     cmd += ["--config", str(tmp_path / "settings.json"), "--ticks-per-second", "100", *extra]
     with log_path.open("w") as log:  # a file, not a pipe: -X importtime writes a lot
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=env,
+            pass_fds=pass_fds,
+        )
     assert proc.stdout is not None
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -62,15 +62,11 @@ class KillSwitchPort(Protocol):
     ) -> KillReportLike: ...
 
 
-CancelAll = Callable[[], Awaitable[tuple[list[str], Mapping[str, str]]]]
-
-
 @dataclass
 class ApiContext:
     trading: TradingFacade
     metrics: Metrics
-    cancel_all: CancelAll
-    killswitch: KillSwitchPort | None = None
+    killswitch: KillSwitchPort
     audit: AuditFn = log_audit
     body_timeout: float = BODY_TIMEOUT
     # Asks the broker when the order manager has no funds snapshot yet (none is published
@@ -199,40 +195,16 @@ async def post_killswitch(request: web.Request) -> web.Response:
     ctx = request.app[API_CONTEXT]
     body = await read_body(request, KillSwitchBody, read_timeout=ctx.body_timeout, optional=True)
     actor = _actor(request)
-    if ctx.killswitch is not None:
-        report = (
-            await ctx.killswitch.activate(body.square_off, actor=actor, reason=body.reason)
-        ).summary()
-        return _json(
-            KillSwitchOut(
-                mode="risk",
-                halted=report.get("state") == "HALTED",
-                cancelled=list(report.get("cancelled", [])),
-                failed=list(report.get("failed", [])),
-                closed=list(report.get("closed", [])),
-            )
-        )
-    # No risk engine wired: do the part that is always safe, and say what was not done.
-    details = {"square_off": body.square_off, "reason": body.reason, "mode": "cancel-only"}
-    ctx.audit("killswitch.activate", actor, details)
-    cancelled, failures = await ctx.cancel_all()
-    failed = [{"action": "cancel", "target": k, "reason": v} for k, v in failures.items()]
-    if body.square_off:
-        raise ApiProblem(
-            409,
-            "square-off is not available: the risk kill switch is not wired in this process; "
-            "open orders were cancelled, positions were left open and trading is not halted",
-            title="Kill switch ran in cancel-only mode",
-            cancelled=cancelled,
-            failed=failed,
-        )
+    report = (
+        await ctx.killswitch.activate(body.square_off, actor=actor, reason=body.reason)
+    ).summary()
     return _json(
         KillSwitchOut(
-            mode="cancel-only",
-            halted=False,
-            cancelled=cancelled,
-            failed=failed,
-            note="risk kill switch not wired: open orders cancelled, trading not halted",
+            mode="risk",
+            halted=report.get("state") == "HALTED",
+            cancelled=list(report.get("cancelled", [])),
+            failed=list(report.get("failed", [])),
+            closed=list(report.get("closed", [])),
         )
     )
 

@@ -172,8 +172,8 @@ class PositionList(BaseModel):
 
 
 class KillSwitchOut(BaseModel):
-    mode: str = Field(description="'risk' (halted, cancelled, optionally squared off) or "
-                      "'cancel-only' (risk kill switch not wired: orders cancelled only)")
+    mode: str = Field(description="'risk': trading halted, orders cancelled, positions "
+                      "squared off when asked")
     halted: bool
     cancelled: list[str]
     failed: list[dict[str, str]]

@@ -245,22 +245,21 @@ async def test_ten_failures_block_the_address_even_for_a_good_key() -> None:
         assert metric(text, "dalal_address_blocks_total") == 1
 
 
-async def test_killswitch_without_risk_engine_cancels_and_says_so() -> None:
+async def test_killswitch_cancels_squares_off_and_halts() -> None:
     async with running_server() as srv, aiohttp.ClientSession() as http:
         trade = srv.key(Scope.TRADE)
         async with http.post(srv.base + "/v1/orders", json=ORDER, headers=auth(trade)) as r:
             oid = (await r.json())["order_id"]
-        async with http.post(srv.base + "/v1/killswitch", headers=auth(trade)) as r:
-            assert r.status == 200, await r.text()
-            body = await r.json()
-        assert body["mode"] == "cancel-only" and body["halted"] is False
-        assert body["cancelled"] == [oid]
         flatten = {"square_off": True, "reason": "test"}
         async with http.post(srv.base + "/v1/killswitch", json=flatten,
                              headers=auth(trade)) as r:  # fmt: skip
-            body = await problem_of(r, 409)
-        assert "positions were left open" in body["detail"]
-        assert [e["mode"] for e in srv.events("killswitch.activate")] == ["cancel-only"] * 2
+            assert r.status == 200, await r.text()
+            body = await r.json()
+        assert body["mode"] == "risk" and body["halted"] is True
+        assert body["cancelled"] == [oid] and body["failed"] == []
+        async with http.post(srv.base + "/v1/orders", json=ORDER, headers=auth(trade)) as r:
+            refused = await problem_of(r, 409)
+        assert refused["rule"] == "trading_state" and "HALTED" in refused["detail"]
 
 
 async def _raw(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
