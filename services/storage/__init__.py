@@ -10,7 +10,7 @@ from services.storage.errors import (
 from services.storage.journal import OrderJournal, TickWriter
 from services.storage.migrations import CURRENT_VERSION
 from services.storage.paths import ProfilePaths
-from services.storage.repositories import AlertRecord, AuditRow, CredentialMeta, ModelRecord
+from services.storage.repositories import AlertRecord, AuditRow, CredentialMeta
 
 __all__ = [
     "CURRENT_VERSION",
@@ -20,7 +20,6 @@ __all__ = [
     "CredentialMeta",
     "Database",
     "DatabaseMissingError",
-    "ModelRecord",
     "OrderJournal",
     "ProfilePaths",
     "SchemaTooNewError",

@@ -25,7 +25,6 @@ from services.storage.repositories import (
     CredentialMetaRepository,
     FillRepository,
     InstrumentRepository,
-    ModelRecordRepository,
     OrderRepository,
     PositionRepository,
     SettingsRepository,
@@ -44,7 +43,11 @@ EXPORT_TABLES: tuple[str, ...] = (
     "positions",
     "alerts",
     "settings",
-    "model_records",
+    "ml_models",
+    "ml_stage_events",
+    "ml_ab_tests",
+    "ml_ab_predictions",
+    "ml_onnx_artifacts",
     "credential_meta",
     "audit_log",
 )
@@ -77,7 +80,6 @@ class Database:
         self.positions = PositionRepository(self)
         self.alerts = AlertRepository(self)
         self.settings = SettingsRepository(self)
-        self.model_records = ModelRecordRepository(self)
         self.credential_meta = CredentialMetaRepository(self)
         self.audit = AuditRepository(self)
 

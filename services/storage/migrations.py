@@ -142,7 +142,64 @@ CREATE TABLE model_records (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# v3: the model registry's tables (the DDL of models/sqlstore.py, copied as text because
+# services must not import models; tests/storage/test_migrations_v3.py keeps the two equal)
+# and the headless API's keys (services/apikeys/store.py). IF NOT EXISTS: profiles used by
+# `dalal model` or `dalal apikey` before v3 already have the tables their stores created.
+_V3 = """
+DROP TABLE model_records;
+CREATE TABLE IF NOT EXISTS ml_models (
+        model_id TEXT NOT NULL, version INTEGER NOT NULL, model_type TEXT NOT NULL,
+        symbol TEXT NOT NULL, timeframe TEXT NOT NULL, horizon INTEGER NOT NULL,
+        data_start TEXT NOT NULL, data_end TEXT NOT NULL, feature_names TEXT NOT NULL,
+        feature_hash TEXT NOT NULL, metrics TEXT NOT NULL, artifact_name TEXT NOT NULL,
+        artifact_size INTEGER NOT NULL, artifact_sha256 TEXT NOT NULL,
+        artifact_signature TEXT NOT NULL, stage TEXT NOT NULL, created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL, stage_changed_at TEXT NOT NULL,
+        stage_changed_by TEXT NOT NULL, reference TEXT NOT NULL,
+        PRIMARY KEY (model_id, version)
+);
+CREATE TABLE IF NOT EXISTS ml_stage_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, model_id TEXT NOT NULL, version INTEGER NOT NULL,
+        from_stage TEXT, to_stage TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL,
+        reason TEXT NOT NULL, previous_production INTEGER
+);
+CREATE TABLE IF NOT EXISTS ml_ab_tests (
+        test_id TEXT PRIMARY KEY, model_id TEXT NOT NULL, champion INTEGER NOT NULL,
+        challenger INTEGER NOT NULL, split REAL NOT NULL, shadow INTEGER NOT NULL,
+        min_samples INTEGER NOT NULL, max_samples INTEGER NOT NULL, alpha REAL NOT NULL,
+        tau REAL NOT NULL, salt TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL, concluded_at TEXT, verdict TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ml_ab_predictions (
+        test_id TEXT NOT NULL, arm TEXT NOT NULL, symbol TEXT NOT NULL, bar_start TEXT NOT NULL,
+        prob_up REAL NOT NULL, traded INTEGER NOT NULL, outcome INTEGER,
+        PRIMARY KEY (test_id, arm, symbol, bar_start)
+);
+CREATE TABLE IF NOT EXISTS ml_onnx_artifacts (
+        model_id TEXT NOT NULL, version INTEGER NOT NULL, artifact_name TEXT NOT NULL,
+        artifact_size INTEGER NOT NULL, artifact_sha256 TEXT NOT NULL,
+        artifact_signature TEXT NOT NULL, max_abs_diff REAL NOT NULL, rows_checked INTEGER NOT NULL,
+        versions TEXT NOT NULL, created_at TEXT NOT NULL,
+        PRIMARY KEY (model_id, version)
+);
+CREATE TRIGGER IF NOT EXISTS ml_stage_events_no_update BEFORE UPDATE ON ml_stage_events
+BEGIN SELECT RAISE(ABORT, 'stage events are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ml_stage_events_no_delete BEFORE DELETE ON ml_stage_events
+BEGIN SELECT RAISE(ABORT, 'stage events are append-only'); END;
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    secret_sha256 TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT,
+    revoked_at TEXT,
+    last_used_at TEXT
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 CURRENT_VERSION = len(MIGRATIONS)
 
 

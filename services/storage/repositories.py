@@ -263,36 +263,6 @@ class SettingsRepository(_Repository):
 
 
 @dataclass(frozen=True, slots=True)
-class ModelRecord:
-    """Placeholder row for the model registry (the ML issue owns its meaning)."""
-
-    model_id: str
-    version: str
-    stage: str
-    created_at: datetime
-    payload: dict[str, Any]
-
-
-class ModelRecordRepository(_Repository):
-    def upsert(self, record: ModelRecord) -> None:
-        with self._db.transaction() as c:
-            c.execute(
-                "INSERT OR REPLACE INTO model_records VALUES (?,?,?,?,?)",
-                (
-                    record.model_id,
-                    record.version,
-                    record.stage,
-                    codec.to_iso(record.created_at),
-                    json.dumps(record.payload, sort_keys=True),
-                ),
-            )
-
-    def all(self) -> list[ModelRecord]:
-        rows = self._db.query("SELECT * FROM model_records ORDER BY model_id, version")
-        return [ModelRecord(r[0], r[1], r[2], codec.from_iso(r[3]), json.loads(r[4])) for r in rows]
-
-
-@dataclass(frozen=True, slots=True)
 class CredentialMeta:
     broker: str
     field_names: tuple[str, ...]
