@@ -59,8 +59,10 @@ fi
 case "$mode" in
   run)
     if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ] && [ -z "${QT_QPA_PLATFORM:-}" ]; then
+      # Nobody can answer an unlock dialog on a virtual display: run an in-memory session.
       echo "setup: no display found, starting the terminal on a virtual X display (xvfb-run)"
-      exec xvfb-run -a -s "-screen 0 1600x900x24" .venv/bin/dalal "$@"
+      echo "setup: in-memory session (DALAL_EPHEMERAL=1): nothing is saved"
+      DALAL_EPHEMERAL=1 exec xvfb-run -a -s "-screen 0 1600x900x24" .venv/bin/dalal "$@"
     fi
     exec .venv/bin/dalal "$@"
     ;;
