@@ -58,7 +58,10 @@ fi
 
 case "$mode" in
   run)
-    if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ] && [ -z "${QT_QPA_PLATFORM:-}" ]; then
+    desktop=no
+    case "${1:-}" in ""|run|--profile|--config) desktop=yes ;; esac
+    if [ "$desktop" = yes ] && [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ] \
+       && [ -z "${QT_QPA_PLATFORM:-}" ]; then
       # Nobody can answer an unlock dialog on a virtual display: run an in-memory session.
       echo "setup: no display found, starting the terminal on a virtual X display (xvfb-run)"
       echo "setup: in-memory session (DALAL_EPHEMERAL=1): nothing is saved"
