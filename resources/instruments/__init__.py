@@ -1,0 +1,1 @@
+"""Bundled instruments files (a package so importlib.resources and PyInstaller find them)."""

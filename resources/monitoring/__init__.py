@@ -1,0 +1,1 @@
+"""Bundled monitoring files (a package so importlib.resources and PyInstaller find them)."""

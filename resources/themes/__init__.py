@@ -1,0 +1,1 @@
+"""Bundled themes files (a package so importlib.resources and PyInstaller find them)."""
