@@ -254,6 +254,7 @@ def run_desktop(
             idle_timeout=None if exit_after_paint else idle_lock_seconds(),
             session_note=session.note,
             session_warning=session.warning,
+            models=services.models,
         )
         closed = asyncio.Event()
         window.closed.connect(closed.set)

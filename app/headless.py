@@ -39,6 +39,7 @@ from app.settings import Settings
 from app.wiring import AppServices, build_services
 from services.apikeys import Failure, Verdict
 from services.health import (
+    Check,
     FeedMonitor,
     Readiness,
     database_probe,
@@ -207,6 +208,7 @@ class HeadlessRuntime:
             killswitch=self.services.kill_switch,
             audit=audit,
             fetch_funds=self.services.broker.funds,
+            models=self.services.models,
         )
 
 
@@ -242,7 +244,16 @@ def build_runtime(
         "database",
         database_probe(database) if database is not None else not_configured("database"),
     )
-    readiness.add("models", not_configured("models"))
+    if services.models is not None:
+        models = services.models
+        readiness.add("models", lambda: Check(
+            "models", models.started, "loaded" if models.started else "not started",
+            required=False, details={"versions_loaded": len(models.loaded)}))
+        models.attach_metrics(metrics.model_observers)
+        models.on_rollback = lambda model, reason: metrics.model_rollbacks.labels(
+            model=model, reason=reason).inc()
+    else:
+        readiness.add("models", not_configured("models"))
     metrics.watch_components(lambda: {c.name: c.ready for c in readiness.report().checks})
     metrics.watch_disk(
         "data", database.path.parent if database is not None else default_data_dir()

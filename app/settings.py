@@ -79,6 +79,12 @@ class Settings(BaseModel):
     # "kite": live data and real orders on the Zerodha account (see docs/brokers/zerodha.md).
     broker: Literal["paper", "kite"] = "paper"
     kite: KiteSettings = Field(default_factory=KiteSettings)
+    # Embedded models (registry, live signals, A/B tests): on whenever a profile database is
+    # open. Paper trading from signals is off until chosen: it sends real orders to the broker.
+    models_enabled: bool = True
+    models_paper_trading: bool = False
+    models_paper_quantity: int = Field(default=1, gt=0, le=100_000)
+    models_min_confidence: float = Field(default=0.3, ge=0, le=1)
 
 
 class SettingsError(Exception):

@@ -56,6 +56,7 @@ from services.storage import Database
 
 if TYPE_CHECKING:
     from app.kite_runtime import KiteRuntime
+    from app.models_runtime import ModelsRuntime
     from services.brokers.kite.session import SecretStore
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class AppServices:
     started_at: datetime | None = None
     kite: KiteRuntime | None = None
     reconciler: Reconciler | None = None
+    models: ModelsRuntime | None = None  # with a profile database and models_enabled
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -117,6 +119,8 @@ class AppServices:
             self._spawn(name, coro)
         if self.kite is not None:
             self.kite.start_stream(loop)
+        if self.models is not None:
+            self.models.start()
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"dalal:{name}")
@@ -130,6 +134,8 @@ class AppServices:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.models is not None:
+            await self.models.stop()
         if self.kite is not None:
             self.kite.stop_stream()
         if self.recorder is not None:
@@ -345,6 +351,20 @@ def build_services(
             notice_component="reconcile:zerodha",
             after=[_discard(kite.repair.repair)],
         )
+    models = None
+    if database is not None and settings.models_enabled:
+        from app.models_runtime import ModelsConfig, build_models_runtime  # numpy, no sklearn
+
+        models = build_models_runtime(
+            database, bus, clock, profile=settings.profile,
+            symbol_known=lambda key: instruments.get(key) is not None,
+            history=simulator.history, order_submit=orders.submit,
+            config=ModelsConfig(
+                paper_trading=settings.models_paper_trading,
+                paper_quantity=settings.models_paper_quantity,
+                min_confidence=settings.models_min_confidence,
+            ),
+        )
     return AppServices(
         settings=settings,
         clock=clock,
@@ -362,6 +382,7 @@ def build_services(
         recorder=recorder,
         kite=kite,
         reconciler=reconciler,
+        models=models,
     )
 
 

@@ -21,16 +21,20 @@ from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QResizeEvent, QShortcut
 from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QToolBar, QWidget
 
+from models.signals import SIGNALS
+from models.signals import Signal as ModelSignal
 from services.bus import BARS, CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, TICKS
 from services.domain import Bar, Fill, Side, Tick, Timeframe
 from services.risk import KillReport
 from widgets.chart import ChartWidget
 from widgets.lock_screen import IdleWatcher, LockOverlay
+from widgets.models_panel import ModelsPanel, ModelsPort
 from widgets.order_book import OrderBookWidget
 from widgets.order_ticket import OrderTicket
 from widgets.ports import TerminalFacade, UnlockGate
 from widgets.positions import PositionsWidget
 from widgets.risk_panel import STATE_COLOURS, RiskPanel
+from widgets.signals_panel import SignalsPanel
 from widgets.status_bar import TerminalStatusBar
 from widgets.ui_pump import UiPump, spawn
 from widgets.watchlist import WatchlistWidget
@@ -80,6 +84,7 @@ class MainWindow(QMainWindow):
         idle_timeout: float | None = None,
         session_note: str = "",
         session_warning: bool = False,
+        models: ModelsPort | None = None,
     ) -> None:
         super().__init__()
         self.setWindowTitle("Dalal Terminal — simulated NSE · paper trading")
@@ -101,6 +106,8 @@ class MainWindow(QMainWindow):
         self.order_book = OrderBookWidget(facade)
         self.positions = PositionsWidget(facade)
         self.risk_panel = RiskPanel(facade.risk)
+        self.models_panel = ModelsPanel(models)
+        self.signals_panel = SignalsPanel()
         self.status = TerminalStatusBar(lambda: facade.bus.published.get(TICKS.name, 0))
         self.setStatusBar(self.status)
         self.status.set_session(session_note, warning=session_warning)
@@ -116,7 +123,10 @@ class MainWindow(QMainWindow):
         self._dock("Order book", self.order_book, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Positions", self.positions, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Risk", self.risk_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Models", self.models_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Signals", self.signals_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.docks["Order book"], self.docks["Positions"])
+        self.tabifyDockWidget(self.docks["Positions"], self.docks["Models"])
         self.docks["Order book"].raise_()
         self.resizeDocks(
             [self.docks["Watchlist"], self.docks["Order ticket"]],
@@ -195,6 +205,7 @@ class MainWindow(QMainWindow):
         self.pump.on(FILLS, self._on_fills)
         self.pump.on(TICKS, self._on_ticks)
         self.pump.on(BARS, self._on_bars)
+        self.pump.on(SIGNALS, self._on_signals)
         self.restore_last_layout()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -210,12 +221,14 @@ class MainWindow(QMainWindow):
             tradable = [k for k in keys if (i := self.facade.instrument(k)) and i.tradable]
             self.watchlist.select_key(tradable[0] if tradable else keys[0])
         self.pump.start()
+        self.models_panel.start()
         if self.idle is not None:
             self.idle.start()
 
     async def stop(self) -> None:
         if self.idle is not None:
             self.idle.stop()
+        self.models_panel.stop()
         await self.pump.stop()
 
     # -- kill switch -------------------------------------------------------------------------
@@ -408,6 +421,17 @@ class MainWindow(QMainWindow):
             (f.ts, f.price, "buy" if f.side is Side.BUY else "sell")
             for f in fills
             if f.key == self.chart.key
+        ]
+        if markers:
+            self.chart.add_markers(markers)
+
+    def _on_signals(self, signals: list[ModelSignal]) -> None:
+        """Signals go to their panel; the chart marks the traded calls of its own symbol."""
+        self.signals_panel.apply_signals(signals)
+        markers = [
+            (s.bar_start, s.close, "buy" if s.direction > 0 else "sell")
+            for s in signals
+            if s.key == self.chart.key and not s.shadow
         ]
         if markers:
             self.chart.add_markers(markers)

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -34,6 +34,9 @@ from services.broker import BrokerError, OrderNotFound, OrderRejected
 from services.domain import Funds, Order, OrderRequest, Position
 from services.metrics import Metrics
 from services.validation import OrderValidationError
+
+if TYPE_CHECKING:
+    from app.models_runtime import ModelsRuntime
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -72,6 +75,8 @@ class ApiContext:
     # Asks the broker when the order manager has no funds snapshot yet (none is published
     # until the first order or fill on some brokers).
     fetch_funds: Callable[[], Awaitable[Funds]] | None = None
+    # The embedded models (``/v1/deployment``); None without a profile database.
+    models: ModelsRuntime | None = None
 
 
 API_CONTEXT: web.AppKey[ApiContext] = web.AppKey("dalal_api_context", ApiContext)
@@ -230,3 +235,8 @@ API_ENDPOINTS: list[Endpoint] = [
              body=KillSwitchBody, body_optional=True, response=KillSwitchOut,
              errors=(400, 401, 403, 408, 409, 413, 415, 422, 429), tags=("trade",)),
 ]  # fmt: skip
+
+# The model deployment API (app/http/deployment.py) shares this module's helpers.
+from app.http.deployment import DEPLOYMENT_ENDPOINTS  # noqa: E402
+
+API_ENDPOINTS += DEPLOYMENT_ENDPOINTS
