@@ -47,7 +47,7 @@ from services.health import (
     not_configured,
     services_probe,
 )
-from services.metrics import FeedSource, Metrics
+from services.metrics import FeedSource, Metrics, PortfolioSource, RiskSource
 from services.storage import Database
 from services.storage.paths import default_data_dir
 
@@ -219,6 +219,12 @@ def build_runtime(
     feed_name = services.feed_name
     feed = FeedMonitor(services.bus, feed_name)
     metrics.watch_orders(services.order_list)
+    metrics.watch_risk(RiskSource(services.risk.rejections, lambda: services.risk.state.value))
+    metrics.watch_portfolio(
+        PortfolioSource(services.position_list, services.funds, services.holding_list)
+    )
+    if services.models is not None:
+        metrics.watch_model_accuracy(services.models.live_accuracy)
     metrics.watch_bus(services.bus)
     metrics.watch_feed(FeedSource(feed_name, lambda: feed.ticks_received, feed.last_tick_age))
     services.orders.on_ack = _chain(

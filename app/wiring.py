@@ -26,6 +26,7 @@ from services.clock import Clock, SystemClock
 from services.domain import (
     Bar,
     Funds,
+    Holding,
     Instrument,
     Order,
     OrderRequest,
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HISTORY_BARS = 300
+HOLDINGS_REFRESH_SECONDS = 60.0
 
 
 @dataclass
@@ -87,6 +89,7 @@ class AppServices:
     reconciler: Reconciler | None = None
     models: ModelsRuntime | None = None  # with a profile database and models_enabled
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _holdings: list[Holding] = field(default_factory=list)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -104,7 +107,11 @@ class AppServices:
         ]
         if isinstance(self.broker, PaperBroker):
             services.append(("broker", self.broker.run()))
-        services += [("orders", self.orders.run()), ("risk", self.risk_supervisor.run())]
+        services += [
+            ("orders", self.orders.run()),
+            ("risk", self.risk_supervisor.run()),
+            ("holdings", self._follow_holdings()),
+        ]
         if self.reconciler is not None:
             services.append(("reconcile", self.reconciler.run()))
         if self.recorder is not None:
@@ -234,9 +241,24 @@ class AppServices:
     def funds(self) -> Funds | None:
         return self.orders.funds()
 
-    async def kill(self, *, square_off: bool, actor: str = "user") -> KillReport:
+    def holding_list(self) -> list[Holding]:
+        """Delivery holdings as the broker last reported them (refreshed every minute)."""
+        return list(self._holdings)
+
+    async def _follow_holdings(self) -> None:
+        """Holdings change only with settlement and corporate actions: a minute is enough."""
+        while True:
+            try:
+                self._holdings = await self.broker.holdings()
+            except BrokerError as e:
+                log.warning("holdings not refreshed: %s", e)
+            await asyncio.sleep(HOLDINGS_REFRESH_SECONDS)
+
+    async def kill(
+        self, *, square_off: bool, actor: str = "user", reason: str = "kill switch"
+    ) -> KillReport:
         """Cancel every open order, optionally flatten every position, and halt trading."""
-        return await self.kill_switch.activate(square_off, actor=actor)
+        return await self.kill_switch.activate(square_off, actor=actor, reason=reason)
 
 
 def _log_task_end(task: asyncio.Task[None]) -> None:

@@ -40,7 +40,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.registry import Collector
 
 from services.bus import TICKS, EventBus
-from services.domain import Order, OrderStatus
+from services.domain import ZERO, Funds, Holding, Order, OrderStatus, Position
 
 # Event-loop lag: 0.5 ms (healthy) to 1 s (the UI or API is frozen).
 LOOP_LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -67,6 +67,26 @@ class FeedSource:
     last_tick_age: Callable[[], float | None]
 
 
+TRADING_STATES = ("ACTIVE", "REDUCING", "HALTED")
+
+
+@dataclass(frozen=True)
+class RiskSource:
+    """The risk engine's counters, read at scrape time."""
+
+    rejections: Callable[[], Mapping[str, int]]
+    state: Callable[[], str]
+
+
+@dataclass(frozen=True)
+class PortfolioSource:
+    """Positions, holdings and funds snapshots, read at scrape time."""
+
+    positions: Callable[[], Iterable[Position]]
+    funds: Callable[[], Funds | None]
+    holdings: Callable[[], Iterable[Holding]] = tuple
+
+
 class _SnapshotCollector(Collector):
     """Builds the pulled metrics from whatever sources the runner attached."""
 
@@ -77,9 +97,13 @@ class _SnapshotCollector(Collector):
         self.blocked_addresses: Callable[[], int] | None = None
         self.components: Callable[[], Mapping[str, bool]] | None = None
         self.disk_paths: dict[str, str] = {}
+        self.risk: RiskSource | None = None
+        self.portfolio: PortfolioSource | None = None
+        self.model_accuracy: Callable[[], Mapping[tuple[str, int], float]] | None = None
 
     def collect(self) -> Iterator[Metric]:
         yield from self._collect_security_and_health()
+        yield from self._collect_trading()
         if self.orders is not None:
             counts = dict.fromkeys(OrderStatus, 0)
             for order in self.orders():
@@ -113,6 +137,67 @@ class _SnapshotCollector(Collector):
                     age.add_metric([feed.name], seconds)
             yield ticks
             yield age
+
+    def _collect_trading(self) -> Iterator[Metric]:
+        if self.risk is not None:
+            rejections = CounterMetricFamily(
+                "dalal_risk_rejections",
+                "Orders refused before reaching the broker, by the rule that refused them "
+                "(every source: ticket, hotkey, API, models).",
+                labels=["rule"],
+            )
+            for rule, n in sorted(self.risk.rejections().items()):
+                rejections.add_metric([rule], n)
+            yield rejections
+            state = GaugeMetricFamily(
+                "dalal_trading_state",
+                "1 for the risk engine's current trading state, 0 for the others.",
+                labels=["state"],
+            )
+            current = self.risk.state()
+            for name in TRADING_STATES:
+                state.add_metric([name], 1.0 if name == current else 0.0)
+            yield state
+        if self.portfolio is not None:
+            positions = list(self.portfolio.positions())
+            yield GaugeMetricFamily(
+                "dalal_positions_open",
+                "Positions with a non-zero net quantity.",
+                value=sum(1 for p in positions if p.quantity != 0),
+            )
+            pnl = GaugeMetricFamily(
+                "dalal_pnl_rupees", "Day P&L over all positions, in rupees.", labels=["kind"]
+            )
+            pnl.add_metric(["realised"], float(sum((p.realised_pnl for p in positions), ZERO)))
+            pnl.add_metric(
+                ["unrealised"], float(sum((p.unrealised_pnl for p in positions), ZERO))
+            )
+            yield pnl
+            holdings = list(self.portfolio.holdings())
+            yield GaugeMetricFamily(
+                "dalal_holdings_value_rupees",
+                "Market value of delivery holdings at their last price, in rupees.",
+                value=float(sum((h.last_price * h.quantity for h in holdings), ZERO)),
+            )
+            funds = self.portfolio.funds()
+            if funds is not None:
+                money = GaugeMetricFamily(
+                    "dalal_funds_rupees",
+                    "Trading account funds, in rupees.",
+                    labels=["kind"],
+                )
+                money.add_metric(["available"], float(funds.available_cash))
+                money.add_metric(["margin_used"], float(funds.margin_used))
+                yield money
+        if self.model_accuracy is not None:
+            accuracy = GaugeMetricFamily(
+                "dalal_model_live_accuracy",
+                "Share of resolved live predictions that were right, per production version.",
+                labels=["model", "version"],
+            )
+            for (model, version), value in sorted(self.model_accuracy().items()):
+                accuracy.add_metric([model, str(version)], value)
+            yield accuracy
 
     def _collect_security_and_health(self) -> Iterator[Metric]:
         if self.blocked_addresses is not None:
@@ -195,12 +280,6 @@ class Metrics:
             buckets=ORDER_ACK_BUCKETS,
             registry=self.registry,
         )
-        self.risk_rejections = Counter(
-            "dalal_risk_rejections",
-            "Orders refused before reaching the broker, by the rule that refused them.",
-            labelnames=["rule"],
-            registry=self.registry,
-        )
         self.auth_failures = Counter(
             "dalal_auth_failures",
             "Control API requests refused for a missing or bad credential, by reason.",
@@ -271,6 +350,18 @@ class Metrics:
     def watch_components(self, states: Callable[[], Mapping[str, bool]]) -> None:
         """Report ``dalal_component_ready`` from ``states()`` (component name -> ready)."""
         self._snapshot.components = states
+
+    def watch_risk(self, source: RiskSource) -> None:
+        """Report rejections by rule and the trading state from the risk engine itself."""
+        self._snapshot.risk = source
+
+    def watch_portfolio(self, source: PortfolioSource) -> None:
+        self._snapshot.portfolio = source
+
+    def watch_model_accuracy(
+        self, accuracy: Callable[[], Mapping[tuple[str, int], float]]
+    ) -> None:
+        self._snapshot.model_accuracy = accuracy
 
     def watch_disk(self, volume: str, path: str | os.PathLike[str]) -> None:
         """Report free and total bytes of the volume holding ``path`` under label ``volume``."""

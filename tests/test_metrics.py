@@ -10,15 +10,18 @@ from decimal import Decimal
 from services.bus import ORDERS, TICKS, EventBus
 from services.clock import IST
 from services.domain import (
+    Funds,
+    Holding,
     Order,
     OrderRequest,
     OrderStatus,
     OrderType,
+    Position,
     Product,
     Side,
     Tick,
 )
-from services.metrics import FeedSource, Metrics
+from services.metrics import FeedSource, Metrics, PortfolioSource, RiskSource
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=IST)
 
@@ -105,3 +108,36 @@ async def test_loop_lag_records_the_time_the_loop_was_blocked() -> None:
     slow = count - (m.sample("dalal_event_loop_lag_seconds_bucket", {"le": "0.1"}) or 0)
     assert slow >= 1
     assert (m.sample("dalal_event_loop_lag_seconds_sum") or 0) >= 0.1
+
+
+def test_risk_portfolio_and_model_figures_are_read_at_scrape_time() -> None:
+    rejections = {"max_order_value": 1}
+    state = ["ACTIVE"]
+    positions = [
+        Position("NSE:INFY", Product.MIS, 10, Decimal("1500"), Decimal("25.50"), Decimal("1510")),
+        Position("NSE:TCS", Product.MIS, 0, Decimal("0"), Decimal("-5.25"), Decimal("3100")),
+    ]
+    m = Metrics(process=False)
+    m.watch_risk(RiskSource(lambda: rejections, lambda: state[0]))
+    m.watch_portfolio(
+        PortfolioSource(
+            lambda: positions,
+            lambda: Funds(Decimal(100000), Decimal("90000.50"), Decimal("9999.50")),
+            lambda: [Holding("NSE:ITC", 100, Decimal(400), Decimal("410.25"))],
+        )
+    )
+    m.watch_model_accuracy(lambda: {("momentum", 3): 0.54})
+
+    assert m.sample("dalal_risk_rejections_total", {"rule": "max_order_value"}) == 1
+    assert m.sample("dalal_trading_state", {"state": "ACTIVE"}) == 1
+    rejections["max_order_value"] = 4
+    state[0] = "HALTED"
+    assert m.sample("dalal_risk_rejections_total", {"rule": "max_order_value"}) == 4
+    assert m.sample("dalal_trading_state", {"state": "ACTIVE"}) == 0
+    assert m.sample("dalal_trading_state", {"state": "HALTED"}) == 1
+    assert m.sample("dalal_positions_open") == 1
+    assert m.sample("dalal_pnl_rupees", {"kind": "realised"}) == 20.25
+    assert m.sample("dalal_pnl_rupees", {"kind": "unrealised"}) == 100.0
+    assert m.sample("dalal_funds_rupees", {"kind": "margin_used"}) == 9999.5
+    assert m.sample("dalal_holdings_value_rupees") == 41025.0
+    assert m.sample("dalal_model_live_accuracy", {"model": "momentum", "version": "3"}) == 0.54

@@ -169,7 +169,6 @@ async def post_order(request: web.Request) -> web.Response:
             422, e.message, errors=[{"field": e.field, "message": e.message, "type": "order"}]
         ) from None
     except OrderRejected as e:
-        ctx.metrics.risk_rejections.labels(rule=e.rule).inc()
         raise ApiProblem(409, str(e), title="Order refused by a risk rule", rule=e.rule) from None
     except BrokerError as e:
         raise ApiProblem(502, f"the broker did not take the order: {e}") from None

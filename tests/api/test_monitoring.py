@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.bus import EventBus
-from services.metrics import FeedSource, Metrics
+from services.metrics import FeedSource, Metrics, PortfolioSource, RiskSource
 
 REPO = Path(__file__).resolve().parents[2]
 MONITORING = REPO / "resources" / "monitoring"
@@ -35,7 +35,9 @@ def fed_metrics() -> Metrics:
     m.order_ack_observer("paper")(0.01)
     m.order_path_observer("api")(0.01)
     m.feed_lag.labels(feed="simulator").observe(0.01)
-    m.risk_rejections.labels(rule="max_qty").inc()
+    m.watch_risk(RiskSource(lambda: {"max_order_quantity": 2}, lambda: "ACTIVE"))
+    m.watch_portfolio(PortfolioSource(list, lambda: None))
+    m.watch_model_accuracy(lambda: {("m1", 3): 0.55})
     m.auth_failures.labels(reason="unknown").inc()
     m.address_blocks.inc()
     m.rate_limited.labels(cause="key_rate").inc()
