@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import time
+import webbrowser
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,7 +42,6 @@ IMPORTED_AT = time.perf_counter()
 EXIT_AFTER_FIRST_PAINT_ENV = "DALAL_EXIT_AFTER_FIRST_PAINT"
 EPHEMERAL_ENV = "DALAL_EPHEMERAL"
 IDLE_LOCK_ENV = "DALAL_IDLE_LOCK_SECONDS"
-DEFAULT_IDLE_LOCK_SECONDS = 300.0
 
 
 # -- unlock gates: what the lock screen calls to let the trader back in ----------------------
@@ -198,12 +198,13 @@ class ProfileOpener:
         return None
 
 
-def idle_lock_seconds() -> float:
+def idle_lock_seconds(settings: Settings) -> float:
+    """The idle time before the window locks: the setting, or the environment for tests."""
     raw = os.environ.get(IDLE_LOCK_ENV)
     try:
-        return float(raw) if raw else DEFAULT_IDLE_LOCK_SECONDS
+        return float(raw) if raw else settings.idle_lock_seconds
     except ValueError:
-        return DEFAULT_IDLE_LOCK_SECONDS
+        return settings.idle_lock_seconds
 
 
 def run_desktop(
@@ -223,6 +224,7 @@ def run_desktop(
 
     from app.settings import APP_NAME
     from app.wiring import build_services
+    from widgets.login_dialog import LoginDialog
     from widgets.main_window import MainWindow
     from widgets.theme import apply_dark_theme
 
@@ -251,13 +253,24 @@ def run_desktop(
             settings.watchlist,
             layouts,
             gate=session.gate,
-            idle_timeout=None if exit_after_paint else idle_lock_seconds(),
+            idle_timeout=None if exit_after_paint else idle_lock_seconds(settings),
             session_note=session.note,
             session_warning=session.warning,
             models=services.models,
         )
         closed = asyncio.Event()
         window.closed.connect(closed.set)
+        login_dialogs: list[LoginDialog] = []
+
+        def session_expired() -> None:
+            """The broker refused our token: ask for a new login instead of failing orders."""
+            if any(d.isVisible() for d in login_dialogs):
+                return
+            dialog = LoginDialog(lambda: services.broker_login(webbrowser.open), window)
+            login_dialogs[:] = [dialog]
+            dialog.show()
+
+        services.on_session_expired(session_expired)
         if exit_after_paint:
 
             def first_paint() -> None:

@@ -81,6 +81,8 @@ class Settings(BaseModel):
     kite: KiteSettings = Field(default_factory=KiteSettings)
     # Embedded models (registry, live signals, A/B tests): on whenever a profile database is
     # open. Paper trading from signals is off until chosen: it sends real orders to the broker.
+    # Minutes of no keyboard or mouse before the window hides its data (docs/security.md).
+    idle_lock_seconds: float = Field(default=300.0, gt=0, le=86_400)
     models_enabled: bool = True
     models_paper_trading: bool = False
     models_paper_quantity: int = Field(default=1, gt=0, le=100_000)
