@@ -16,7 +16,6 @@ documented datagram protocol; no libsystemd needed).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import os
@@ -50,6 +49,7 @@ from services.health import (
 from services.metrics import FeedSource, Metrics, PortfolioSource, RiskSource
 from services.storage import Database
 from services.storage.paths import default_data_dir
+from services.tasks import cancel_and_wait
 
 log = logging.getLogger("dalal.headless")
 
@@ -181,11 +181,7 @@ class HeadlessRuntime:
 
     async def stop(self) -> None:
         self.readiness.stopping = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         self._flush_once()
         await self.services.stop()

@@ -54,6 +54,7 @@ from services.risk import (
 from services.risk.supervisor import RiskSupervisor
 from services.simulator import MarketSimulator
 from services.storage import Database
+from services.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from app.kite_runtime import KiteRuntime
@@ -135,11 +136,7 @@ class AppServices:
         self._tasks.append(task)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self.models is not None:
             await self.models.stop()

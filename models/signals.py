@@ -47,6 +47,7 @@ from services.domain import (
     Side,
     Timeframe,
 )
+from services.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -187,10 +188,7 @@ class SignalService:
     async def stop(self) -> None:
         if self._sub is not None:
             self._sub.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait([self._task])
         self._sub = self._task = None
 
     async def _run(self, sub: Subscription[Bar]) -> None:
@@ -462,8 +460,5 @@ class SignalTrader:
     async def stop(self) -> None:
         if self._sub is not None:
             self._sub.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait([self._task])
         self._sub = self._task = None

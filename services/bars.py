@@ -15,7 +15,6 @@ and only the cumulative figure stays right across the gaps.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Iterable
@@ -26,6 +25,7 @@ from decimal import Decimal
 from services.bus import BARS, TICKS, EventBus, SubscriberLagged
 from services.clock import IST, MARKET_CLOSE, MARKET_OPEN, Clock, is_trading_day, to_ist
 from services.domain import Bar, Tick, Timeframe
+from services.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +303,4 @@ class BarBuilder:
                     log.warning("bar builder fell behind the feed; some ticks were skipped")
         finally:
             sub.close()
-            if stale is not None:
-                stale.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await stale
+            await cancel_and_wait([stale])

@@ -10,7 +10,6 @@ loop, through qasync) always has time left to paint and handle input.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from services.bus import EventBus, SubscriberLagged, Subscription, Topic
+from services.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,7 @@ class UiPump:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([task])
         for route in self._routes:
             route.sub.close()
 
