@@ -15,3 +15,22 @@ for _var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HO
     os.environ[_var] = os.path.join(_sandbox, _var.lower())
 # No OS keyring in tests: code that needs one gets an in-memory backend from its fixture.
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+
+from collections.abc import Iterator  # noqa: E402  (after the environment is set)
+
+import keyring  # noqa: E402
+import pytest  # noqa: E402
+
+from tests.keyrings import MemoryKeyring  # noqa: E402
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    """Install an empty in-memory keyring for one test, then restore the previous backend."""
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    try:
+        yield backend
+    finally:
+        keyring.set_keyring(previous)

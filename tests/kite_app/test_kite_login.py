@@ -6,11 +6,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-import keyring
 import pytest
 import requests
 
@@ -22,8 +20,9 @@ from services.clock import IST
 from services.security import CredentialStore, Vault
 from services.storage import ProfilePaths
 from tests.fakes.kite_server import FakeKite
+from tests.keyrings import MemoryKeyring
 from tests.kite_app.conftest import kite_settings
-from tests.storage.conftest import FAST_ARGON2, MemoryKeyring
+from tests.storage.conftest import FAST_ARGON2
 
 
 def free_port() -> int:
@@ -116,17 +115,6 @@ async def test_cancelled_login_and_timeout_fail_cleanly(fake: FakeKite, redirect
 async def test_wrong_secret_is_a_login_failure(fake: FakeKite, redirect: str) -> None:
     with pytest.raises(LoginFailed, match="refused the login token"):
         await login(broker_for(fake), "not-the-secret", redirect_url=redirect, open_browser=follow)
-
-
-@pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    try:
-        yield backend
-    finally:
-        keyring.set_keyring(previous)
 
 
 def test_dalal_login_kite_stores_the_token_with_its_expiry(

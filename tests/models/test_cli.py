@@ -12,7 +12,7 @@ from app.commands import model as model_cmd
 from services.security import AuditLog, Vault
 from services.security.keys import Argon2Params
 from services.storage import ProfilePaths
-from tests.storage.conftest import MemoryKeyring
+from tests.keyrings import MemoryKeyring
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from app.models_runtime import ModelsConfig, ModelsRuntime, build_models_runtime
 from app.settings import Settings
 from app.wiring import AppServices
 from services.storage import Database
-from tests.storage.conftest import memory_keyring  # noqa: F401  (fixture)
 
 SYMBOL = "NSE:INFY"
 # Small enough to train in about a second, large enough for two walk-forward folds.
@@ -20,7 +19,7 @@ SMALL = ModelsConfig(train_bars=900, train_size=300, test_size=100, max_splits=2
 
 
 @pytest.fixture
-def database(tmp_path: Path, memory_keyring) -> Iterator[Database]:  # noqa: F811
+def database(tmp_path: Path, memory_keyring) -> Iterator[Database]:
     db = Database.open(tmp_path / "profile" / "terminal.db", os.urandom(32), create=True)
     try:
         yield db

@@ -18,7 +18,8 @@ from services.security import AuditLog, Vault, WrongKeyError
 from services.security.keyring_policy import SERVICE
 from services.storage import EXPORT_TABLES, ProfilePaths
 from services.storage.sqlcipher import connect_raw
-from tests.storage.conftest import FAST_ARGON2, MemoryKeyring
+from tests.keyrings import MemoryKeyring
+from tests.storage.conftest import FAST_ARGON2
 
 SECRET_VALUE = "CREDVALUE_MARKER_91c2e"
 PASSPHRASE = "PASSPHRASE_MARKER_5d7b0"

@@ -25,7 +25,8 @@ from services.security import (
 from services.security.keyring_policy import SERVICE
 from services.storage import ProfilePaths
 from services.storage.sqlcipher import connect_raw
-from tests.storage.conftest import FAST_ARGON2, MemoryKeyring
+from tests.keyrings import MemoryKeyring
+from tests.storage.conftest import FAST_ARGON2
 
 
 class _Clock:

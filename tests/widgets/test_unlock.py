@@ -18,7 +18,8 @@ from app.desktop import EPHEMERAL_ENV, EphemeralGate, ProfileOpener, VaultGate
 from services.security import Lockout, Vault
 from services.security.keys import MODE_KEYRING, MODE_PASSPHRASE, VaultHeader
 from services.storage import ProfilePaths
-from tests.storage.conftest import FAST_ARGON2, MemoryKeyring
+from tests.keyrings import MemoryKeyring
+from tests.storage.conftest import FAST_ARGON2
 from widgets.main_window import MainWindow
 from widgets.unlock_dialog import KeyringProblemDialog, UnlockDialog
 
