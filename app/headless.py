@@ -37,6 +37,7 @@ from app.http.server import build_control_app, runner_options, tls_context
 from app.settings import Settings
 from app.wiring import AppServices, build_services
 from services.apikeys import Failure, Verdict
+from services.broker import BrokerError
 from services.health import (
     Check,
     FeedMonitor,
@@ -322,9 +323,14 @@ async def serve(
         except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
             pass
 
-    services = build_services(
-        settings, database=options.database, state_dir=options.state_dir
-    )
+    try:
+        services = build_services(
+            settings, database=options.database, state_dir=options.state_dir
+        )
+    except BrokerError as e:  # missing broker credentials, an unusable endpoint
+        log.error("cannot start: %s", e)
+        _remove_handlers(loop, handled)
+        return 2
     runtime = build_runtime(services, version=version, keys=options.keys)
     api = runtime.api_context(options.audit)
     api.body_timeout = options.body_timeout
@@ -346,7 +352,14 @@ async def serve(
         await runner.cleanup()
         _remove_handlers(loop, handled)
         return 1
-    await runtime.start()
+    try:
+        await runtime.start()
+    except BrokerError as e:  # the broker refused the session or cannot be reached
+        log.error("cannot start: %s", e)
+        await runtime.stop()
+        await runner.cleanup()
+        _remove_handlers(loop, handled)
+        return 2
 
     url = bound_url(runner, tls=options.tls is not None)
     if isinstance(runtime.keys, NoKeys):

@@ -356,3 +356,18 @@ def test_listen_addresses() -> None:
             check_exposure(parse_listen(exposed), insecure_bind=False)
         check_exposure(parse_listen(exposed), insecure_bind=True)
     check_exposure(parse_listen("127.0.0.2:1"), insecure_bind=False)
+
+
+def test_an_unreachable_broker_is_a_one_line_error_not_a_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "settings.json"
+    config.write_text(
+        json.dumps({"broker": "kite", "kite": {"api_key": "k", "api_root": "http://127.0.0.1:9"}})
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "headless", "--listen", "127.0.0.1:0",
+         "--config", str(config), "--no-database"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "cannot start:" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -107,7 +107,7 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     dalal = Path(sys.executable).with_name("dalal")
     exe = dalal if dalal.exists() else Path("/bin/true")
     unit = tmp_path / "dalal-headless.service"
-    unit.write_text(text.replace("/opt/dalal/venv/bin/dalal", str(exe)))
+    unit.write_text(text.replace("/usr/bin/dalal", str(exe)))
     out = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
                          text=True, timeout=60)  # fmt: skip
     messages = [ln for ln in (out.stdout + out.stderr).splitlines() if "dalal-headless" in ln]
