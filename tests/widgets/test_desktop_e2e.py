@@ -17,6 +17,7 @@ from app.wiring import build_services
 from services.domain import OrderType, Product, Side, round_to_tick
 from tests.widgets.conftest import TEST_WATCHLIST, make_settings
 from widgets.main_window import MainWindow
+from widgets.ui_pump import FRAME_SECONDS
 
 TICK = Decimal("0.05")
 
@@ -168,7 +169,8 @@ def test_ui_stays_responsive_at_5000_ticks_per_second(qtbot, qloop, tmp_path):
         qloop.run(services.stop())
     published = services.bus.published.get("ticks", 0)
     assert published > 5000, published  # the feed really ran near its rate
-    assert win.pump.frames < 2.0 * 40  # coalesced to about the frame rate, not per tick
+    # coalesced to at most the frame rate, not one update per tick
+    assert win.pump.frames <= 2.0 / FRAME_SECONDS * 1.25 < published / 20
     assert win.watchlist.model.ticks_applied > 0
     # The Qt loop kept serving the 10 ms timer (how long it stalled is measured, on a quiet
     # machine, by bench/bench_window_ticks.py: timings are not asserted in tests).
