@@ -93,6 +93,7 @@ class ModelMonitor:
         self._audit = audit
         self._actor = actor
         self._states: dict[str, _State] = {}
+        self._alerted: dict[tuple[str, int], frozenset[str]] = {}
 
     def _state(self, model_id: str, version: int) -> _State:
         state = self._states.get(model_id)
@@ -174,7 +175,9 @@ class ModelMonitor:
             t for t in health.tripped
             if self.rules.rollback_on_drift or not t.startswith("feature drift")
         ]
+        alerted_key = (model_id, health.version)
         if not health.tripped:
+            self._alerted.pop(alerted_key, None)  # recovered: a new trip alerts again
             return health
         rolled_to: int | None = None
         if rollback_reasons:
@@ -185,10 +188,18 @@ class ModelMonitor:
                     rolled_to = self.registry.rollback(
                         model_id, actor=self._actor, reason=reason
                     ).version
-                except RegistryError:
+                except RegistryError:  # nothing to roll back to: keep watching this version
                     rolled_to = None
-                del self._states[model_id]
+                else:
+                    del self._states[model_id]
         result = ModelHealth(**{**_fields(health), "rolled_back_to": rolled_to})
+        # check() runs after every scored bar: a rule that stays tripped on a version with
+        # nothing to roll back to must alert once, not on every bar.
+        kinds = frozenset(_rule_kind(t) for t in health.tripped)
+        seen = self._alerted.get(alerted_key, frozenset())
+        if rolled_to is None and kinds <= seen:
+            return result
+        self._alerted[alerted_key] = seen | kinds
         self._audit("model.monitor_trip", self._actor, {
             "model_id": model_id, "version": health.version, "tripped": list(health.tripped),
             "rolled_back_to": rolled_to, "resolved": health.resolved,
@@ -201,6 +212,11 @@ class ModelMonitor:
 
     def check_all(self) -> list[ModelHealth]:
         return [self.check(model_id) for model_id in list(self._states)]
+
+
+def _rule_kind(tripped: str) -> str:
+    """``"accuracy ..."`` or ``"feature drift: ..."``: the rule, without its changing figures."""
+    return "drift" if tripped.startswith("feature drift") else tripped.split(" ", 1)[0]
 
 
 def _finite(x: float) -> float | None:

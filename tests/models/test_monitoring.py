@@ -96,3 +96,21 @@ def test_feature_drift_trips_a_rollback(two_versions: ModelRegistry) -> None:
     health = monitor.check("mom")
     assert any("PSI" in t for t in health.tripped)
     assert health.rolled_back_to == 1 and len(alerts) == 1
+
+
+def test_a_trip_with_nothing_to_roll_back_to_alerts_once_not_every_bar(
+    registry: ModelRegistry, contrarian: TrainingResult, audit: AuditSpy
+) -> None:
+    version = registry.register(contrarian, model_id="mom", symbol="NSE:SYNTH",
+                                timeframe=Timeframe.M5, actor="t").version
+    registry.promote("mom", version, "production", actor="t", force=True)
+    alerts: list[ModelHealth] = []
+    monitor = ModelMonitor(registry, rules=MonitorRules(min_resolved=300), alert=alerts.append,
+                           audit=audit)
+    _serve_live(monitor, registry, version=version)
+    for _ in range(5):  # as the live loop does after every scored bar
+        health = monitor.check("mom")
+        assert health.tripped and health.rolled_back_to is None
+    assert len(alerts) == 1
+    assert audit.kinds().count("model.monitor_trip") == 1
+    assert registry.production("mom").version == version  # type: ignore[union-attr]
