@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from decimal import Decimal
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from services.broker import Broker, BrokerError, OrderChange, OrderRejected
 from services.bus import FILLS, FUNDS, ORDERS, POSITIONS, EventBus, SubscriberLagged, Subscription
@@ -65,6 +65,15 @@ class OrderJournalPort(Protocol):
 def new_tag() -> str:
     """Return our own order tag: unique, alphanumeric and within Kite's 20-character limit."""
     return "dt" + secrets.token_hex(6)
+
+
+@runtime_checkable
+class ModifyCheck(Protocol):
+    """A pre-trade check that also vets modifications (the risk engine)."""
+
+    def check_modify(
+        self, request: OrderRequest, instrument: Instrument, original: Order
+    ) -> None: ...
 
 
 class PreTradeCheck(Protocol):
@@ -193,7 +202,21 @@ class OrderManager:
                 if known.status is OrderStatus.TRIGGER_PENDING
                 else None
             )
-            validate_order(request, self._instruments.get(request.key), last)
+            instrument = self._instruments.get(request.key)
+            validate_order(request, instrument, last)
+            assert instrument is not None  # validate_order refuses unknown symbols
+            try:
+                for check in self.checks:
+                    if isinstance(check, ModifyCheck):
+                        check.check_modify(request, instrument, known)
+            except OrderRejected as e:
+                if self.journal is not None:
+                    await self.journal.audit(
+                        "risk_rejected",
+                        known.request.source,
+                        {**_describe(request), "order_id": order_id, "rule": e.rule},
+                    )
+                raise
         order = await self._broker.modify_order(order_id, change)
         self._apply_order(order)
         if self.journal is not None:

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.broker import OrderRejected
-from services.domain import Instrument, OrderRequest
+from services.domain import Instrument, Order, OrderRequest
 from services.risk import checks
 from services.risk.context import RiskContext
 from services.risk.limits import RiskLimits
@@ -94,7 +94,23 @@ class RiskEngine:
 
     check = __call__
 
-    def _check(self, request: OrderRequest, instrument: Instrument) -> None:
+    def check_modify(self, request: OrderRequest, instrument: Instrument, original: Order) -> None:
+        """Check ``original`` as modified into ``request``.
+
+        A modification is not a new order: it does not add an open order and cannot be a
+        duplicate of itself, and the broker re-blocks its margin; but it counts against the
+        order rate (the exchange counts modifications) and must respect every per-order limit
+        and the trading state, or a modify could move an order outside the price band.
+        """
+        try:
+            self._check(request, instrument, modifying=original)
+        except OrderRejected as exc:
+            self._rejections[exc.rule] += 1
+            raise
+
+    def _check(
+        self, request: OrderRequest, instrument: Instrument, *, modifying: Order | None = None
+    ) -> None:
         ctx = self.context
         limits = self.limits
         state = self._machine.state
@@ -111,6 +127,8 @@ class RiskEngine:
         checks.check_well_formed(request, instrument, last_price)
 
         open_orders = ctx.open_orders()
+        if modifying is not None:  # the order being modified is replaced, not added
+            open_orders = [o for o in open_orders if o.order_id != modifying.order_id]
         reducible = -1  # computed lazily: only REDUCING and the margin check need it
         if state is TradingState.REDUCING:
             reducible = checks.reducible_quantity(request, ctx.positions(), open_orders)
@@ -127,11 +145,17 @@ class RiskEngine:
         if price is not None:
             checks.check_max_value(price * request.quantity, limits.max_order_value)
 
+        now = ctx.now()
+        if modifying is not None:
+            if self._rate is not None:
+                self._rate.check(now)
+                self._rate.record(now)
+            return
+
         if limits.max_open_orders is not None:
             working = sum(1 for o in open_orders if o.status.is_working)
             checks.check_open_orders(working, limits.max_open_orders)
 
-        now = ctx.now()
         if self._duplicates is not None:
             self._duplicates.check(request, now)
         if self._rate is not None:
