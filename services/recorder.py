@@ -13,9 +13,11 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import date
 from typing import Any, TypeVar
 
 from services.bus import BARS, FILLS, ORDERS, TICKS, EventBus, SubscriberLagged, Subscription
+from services.clock import to_ist
 from services.domain import Bar, Fill, Order, Tick
 from services.security.audit import AuditLog
 from services.storage import Database, OrderJournal, TickWriter
@@ -77,6 +79,19 @@ class Recorder:
         """
         future = self._durable.submit(self._audit.record, kind, actor, dict(details))
         future.add_done_callback(_log_failure)
+
+    async def session(self, day: date) -> tuple[list[Order], list[Fill]]:
+        """Return the orders placed and the fills made on ``day`` (IST), for a restart."""
+
+        def load() -> tuple[list[Order], list[Fill]]:
+            orders = [o for o in self.db.orders.all() if to_ist(o.placed_at).date() == day]
+            fills = [f for f in self.db.fills.all() if to_ist(f.ts).date() == day]
+            return orders, fills
+
+        return await self._on(self._durable, load)
+
+    async def record_update(self, order: Order) -> None:
+        await self._on(self._durable, self._journal.record_update, order)
 
     # -- following the bus -------------------------------------------------------------------
     async def run(self) -> None:

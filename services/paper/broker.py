@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
@@ -286,6 +287,47 @@ class PaperBroker:
         self._bus.publish(POSITIONS, position)
         return updated
 
+    # -- restart -----------------------------------------------------------------------------
+    def restore(self, orders: list[Order], fills: list[Fill]) -> None:
+        """Resume a session from the journal after a restart (before any tick or order).
+
+        Positions are rebuilt by replaying the fills, so average prices and realised P&L come
+        out exactly as they were; working orders go back on the book with their margin, and
+        the id counters continue after the highest id seen, so no id is reused.
+        """
+        if self._orders or self._fills:
+            raise BrokerError("restore() must run before the session starts trading")
+        for fill in sorted(fills, key=lambda f: (f.ts, f.fill_id)):
+            pkey = (fill.key, fill.product)
+            position = self._positions.get(pkey) or Position(fill.key, fill.product)
+            self._positions[pkey] = position.apply_fill(fill.side, fill.quantity, fill.price)
+            self._fills.append(fill)
+        for order in sorted(orders, key=lambda o: (o.placed_at, o.order_id)):
+            self._orders[order.order_id] = order
+            instrument = self._instruments.get(order.key)
+            if not order.status.is_working or instrument is None:
+                continue
+            margin_price = (
+                self._margin_price(order.request) or order.average_price or order.request.price
+            )
+            if margin_price is None:
+                continue  # a MARKET order with no price to value it: it waits for a tick
+            self._working[order.order_id] = _Working(
+                instrument=instrument,
+                margin_price=margin_price,
+                opening_quantity=self._opening_quantity(
+                    order.request, order.pending_quantity, exclude=order.order_id
+                ),
+                cost=order.average_price * order.filled_quantity,
+                triggered=order.status is not OrderStatus.TRIGGER_PENDING,
+            )
+            self._working_by_key.setdefault(order.key, []).append(order.order_id)
+        self._order_seq = itertools.count(_next_number(self._orders, "PA"))
+        self._fill_seq = itertools.count(_next_number({f.fill_id: f for f in fills}, "PT"))
+        for position in self._positions.values():
+            self._bus.publish(POSITIONS, position)
+        self._bus.publish(FUNDS, self.current_funds())
+
     # -- order entry -----------------------------------------------------------------------
     def place(self, request: OrderRequest) -> Order:
         """Accept or reject ``request`` synchronously; see the module docstring for fills."""
@@ -489,3 +531,11 @@ class PaperBroker:
             realised_pnl=realised,
             unrealised_pnl=unrealised,
         )
+
+
+def _next_number(ids: Mapping[str, object], prefix: str) -> int:
+    """Return one more than the highest ``<prefix><digits>`` id in ``ids`` (1 when none)."""
+    numbers = [
+        int(i[len(prefix) :]) for i in ids if i.startswith(prefix) and i[len(prefix) :].isdigit()
+    ]
+    return max(numbers, default=0) + 1
