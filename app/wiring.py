@@ -22,7 +22,7 @@ from app.settings import Settings
 from services.bars import BarBuilder
 from services.broker import Broker, BrokerError, OrderChange
 from services.bus import EventBus
-from services.clock import Clock, SystemClock
+from services.clock import Clock, SystemClock, to_ist
 from services.domain import (
     Bar,
     Funds,
@@ -30,6 +30,7 @@ from services.domain import (
     Instrument,
     Order,
     OrderRequest,
+    OrderStatus,
     Position,
     Tick,
     Timeframe,
@@ -101,6 +102,8 @@ class AppServices:
         if self.kite is not None:
             await self.kite.load_instruments()
             self.kite.watch(self.settings.watchlist)
+        if self.recorder is not None and isinstance(self.broker, PaperBroker):
+            await self._resume_paper_session(self.recorder, self.broker)
         # Consumers first, so the first simulated tick already reaches all of them.
         services: list[tuple[str, Coroutine[Any, Any, None]]] = [
             ("quotes", self.quotes.run()),
@@ -111,8 +114,15 @@ class AppServices:
         services += [
             ("orders", self.orders.run()),
             ("risk", self.risk_supervisor.run()),
-            ("holdings", self._follow_holdings()),
         ]
+        if self.kite is not None:
+            # Kite: holdings daily; positions, funds and trades re-read after each fill.
+            services += [
+                ("holdings", self.kite.follow_holdings(self._apply_holdings)),
+                ("portfolio", self.kite.follow_fills()),
+            ]
+        else:
+            services.append(("holdings", self._follow_holdings()))
         if self.reconciler is not None:
             services.append(("reconcile", self.reconciler.run()))
         if self.recorder is not None:
@@ -129,6 +139,31 @@ class AppServices:
             self.kite.start_stream(loop)
         if self.models is not None:
             self.models.start()
+
+    async def _resume_paper_session(self, recorder: Recorder, broker: PaperBroker) -> None:
+        """Put today's paper orders, fills and positions back after a restart.
+
+        An intent journaled without an acknowledgement is an order the process died placing:
+        the paper broker lived in that process, so the order was never placed, and the journal
+        says so instead of leaving it PENDING for ever.
+        """
+        orders, fills = await recorder.session(to_ist(self.clock.now()).date())
+        resumed: list[Order] = []
+        for order in orders:
+            if order.status is OrderStatus.PENDING and order.order_id == order.request.tag:
+                order = order.evolve(
+                    OrderStatus.REJECTED,
+                    self.clock.now(),
+                    status_message="not placed: the terminal stopped before the paper broker "
+                    "acknowledged it",
+                )
+                await recorder.record_update(order)
+            resumed.append(order)
+        broker.restore(resumed, fills)
+        await self.orders.resync()
+        self.risk_supervisor.seed(self.orders.positions())
+        if resumed or fills:
+            log.info("resumed today's paper session: %d orders, %d fills", len(resumed), len(fills))
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"dalal:{name}")
@@ -236,11 +271,17 @@ class AppServices:
         return self.orders.positions()
 
     def funds(self) -> Funds | None:
-        return self.orders.funds()
+        funds = self.orders.funds()
+        if funds is None and isinstance(self.broker, PaperBroker):
+            return self.broker.current_funds()  # before the first order moves any money
+        return funds
 
     def holding_list(self) -> list[Holding]:
-        """Delivery holdings as the broker last reported them (refreshed every minute)."""
+        """Delivery holdings as the broker last reported them (every minute; Kite: daily)."""
         return list(self._holdings)
+
+    def _apply_holdings(self, holdings: list[Holding]) -> None:
+        self._holdings = list(holdings)
 
     async def _follow_holdings(self) -> None:
         """Holdings change only with settlement and corporate actions: a minute is enough."""
