@@ -5,6 +5,13 @@ and its ticker brings in Twisted). ``app.wiring`` builds one ``KiteRuntime`` and
 broker to the order path; this module owns what only Kite has: the daily instrument master
 cached in the profile database, the access token and its expiry, the re-login signal, the
 reconciliation after every reconnect and the repair of missed candles.
+
+Kite's order updates on the ticker say that an order filled, but not what that did to the
+account: positions, margins and the day's trades are read back over REST after each fill
+(``follow_fills``, at most once a second so a burst of partial fills costs one refresh) and
+published on the bus, where the order manager, the risk supervisor and the panels take them
+exactly as they take the paper broker's. Holdings change only with the overnight settlement,
+so they are read at start, after a re-login and once a day (``follow_holdings``).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from app.settings import Settings
@@ -25,10 +32,18 @@ from services.brokers.kite.login import login_and_store
 from services.brokers.kite.session import CredentialsMissing, KiteSecrets, SecretStore, StoredToken
 from services.brokers.kite.stream import COMPONENT as FEED_COMPONENT
 from services.brokers.kite.stream import KiteStream
-from services.bus import CONNECTION, EventBus
+from services.bus import CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, EventBus, SubscriberLagged
 from services.candle_repair import CandleRepair
-from services.clock import Clock, to_ist
-from services.domain import Bar, ConnectionState, ConnectionStatus, Instrument, Timeframe
+from services.clock import IST, Clock, to_ist
+from services.domain import (
+    Bar,
+    ConnectionState,
+    ConnectionStatus,
+    Holding,
+    Instrument,
+    Order,
+    Timeframe,
+)
 from services.instruments import InstrumentRegistry
 from services.storage import Database
 
@@ -37,6 +52,11 @@ log = logging.getLogger(__name__)
 BROKER_COMPONENT = "broker:zerodha"
 SESSION_EXPIRED = "session expired: log in to Kite again"
 MASTER_DATE_SETTING = "kite.instruments.date"
+# A burst of partial fills becomes one read of positions, funds and trades per second.
+FILL_REFRESH_SECONDS = 1.0
+# Holdings are settled overnight; by this time (IST) Kite shows the new day's.
+HOLDINGS_REFRESH_AT = time(8, 0)
+HOLDINGS_RETRY_SECONDS = 60.0
 
 
 def endpoints_for(settings: Settings) -> KiteEndpoints:
@@ -97,6 +117,10 @@ class KiteRuntime:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.repair = CandleRepair(bars, self._history_for_repair, clock, self._bar_keys)
+        self._filled: dict[str, int] = {}  # order id -> filled quantity last seen
+        self._fills_seen: set[str] = set()
+        self._holdings_due = asyncio.Event()
+        self.portfolio_refreshes = 0
 
     # -- session ----------------------------------------------------------------------------
 
@@ -128,6 +152,7 @@ class KiteRuntime:
         if self.stream is not None:
             self.stream.set_access_token(access_token)
         self.session_valid = True
+        self._holdings_due.set()
         self._bus.publish(
             CONNECTION,
             ConnectionState(
@@ -233,6 +258,99 @@ class KiteRuntime:
 
     def _bar_keys(self) -> list[str]:
         return sorted(self._wanted)
+
+    # -- portfolio ---------------------------------------------------------------------------
+
+    async def refresh_portfolio(self) -> bool:
+        """Read positions, funds and trades from Kite and publish them; False if Kite failed.
+
+        The reads run in the adapter's executor, concurrently. Only trades not published
+        before go out on FILLS, so the chart marks each once.
+        """
+        try:
+            positions, funds, fills = await asyncio.gather(
+                self.broker.positions(), self.broker.funds(), self.broker.fills()
+            )
+        except BrokerError as exc:
+            log.warning("positions and funds not refreshed from Kite: %s", exc)
+            return False
+        for position in positions:
+            self._bus.publish(POSITIONS, position)
+        self._bus.publish(FUNDS, funds)
+        new = [f for f in fills if f.fill_id not in self._fills_seen]
+        self._fills_seen.update(f.fill_id for f in new)
+        if new:
+            self._bus.publish_many(FILLS, sorted(new, key=lambda f: f.ts))
+        self.portfolio_refreshes += 1
+        return True
+
+    def _note_fills(self, orders: Iterable[Order]) -> bool:
+        """Remember each order's filled quantity; True if any order filled more than before."""
+        more = False
+        for order in orders:
+            seen = self._filled.get(order.order_id, 0)
+            if order.filled_quantity > seen:
+                self._filled[order.order_id] = order.filled_quantity
+                more = True
+        return more
+
+    async def follow_fills(self, min_interval: float = FILL_REFRESH_SECONDS) -> None:
+        """Refresh the portfolio at start and after every (partial) fill the ticker reports.
+
+        The first fill after a quiet spell is refreshed at once; fills arriving within
+        ``min_interval`` of a refresh wait for the next one, which covers them all.
+        """
+        loop = asyncio.get_running_loop()
+        sub = self._bus.subscribe(ORDERS, "kite-portfolio")
+        try:
+            await self.refresh_portfolio()
+            last = loop.time() - min_interval
+            while True:
+                try:
+                    due = self._note_fills(await sub.next_batch())
+                except SubscriberLagged:
+                    due = True
+                if not due:
+                    continue
+                wait = last + min_interval - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                with contextlib.suppress(SubscriberLagged):
+                    self._note_fills(sub.drain())  # this refresh covers them too
+                last = loop.time()
+                await self.refresh_portfolio()
+        finally:
+            sub.close()
+
+    def seconds_to_holdings_refresh(self, now: datetime | None = None) -> float:
+        """Seconds from ``now`` to the next daily holdings refresh (08:00 IST)."""
+        local = to_ist(now or self._clock.now())
+        at = datetime.combine(local.date(), HOLDINGS_REFRESH_AT, tzinfo=IST)
+        if at <= local:
+            at += timedelta(days=1)
+        return (at - local).total_seconds()
+
+    async def follow_holdings(
+        self, apply: Callable[[list[Holding]], None], retry: float = HOLDINGS_RETRY_SECONDS
+    ) -> None:
+        """Hand Kite's holdings to ``apply`` at start, after a re-login and once a day.
+
+        A failed read (no session yet, Kite down) is retried after ``retry`` seconds. The
+        holdings' symbols are streamed, so their prices stay live between the daily reads.
+        """
+        while True:
+            self._holdings_due.clear()
+            try:
+                holdings = await self.broker.holdings()
+            except BrokerError as exc:
+                log.warning("holdings not read from Kite: %s", exc)
+                delay = retry
+            else:
+                apply(holdings)
+                self.watch(h.key for h in holdings)
+                delay = self.seconds_to_holdings_refresh()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._holdings_due.wait(), delay)
 
     # -- history -----------------------------------------------------------------------------
 

@@ -27,6 +27,8 @@ from services.bus import BARS, CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, TICK
 from services.domain import Bar, Fill, Side, Tick, Timeframe
 from services.risk import KillReport
 from widgets.chart import ChartWidget
+from widgets.funds_panel import FundsPanel
+from widgets.holdings import HoldingsWidget
 from widgets.lock_screen import IdleWatcher, LockOverlay
 from widgets.models_panel import ModelsPanel, ModelsPort
 from widgets.order_book import OrderBookWidget
@@ -105,6 +107,8 @@ class MainWindow(QMainWindow):
         self.ticket = OrderTicket(facade)
         self.order_book = OrderBookWidget(facade)
         self.positions = PositionsWidget(facade)
+        self.holdings = HoldingsWidget(facade)
+        self.funds_panel = FundsPanel(facade.funds)
         self.risk_panel = RiskPanel(facade.risk)
         self.models_panel = ModelsPanel(models)
         self.signals_panel = SignalsPanel()
@@ -122,10 +126,13 @@ class MainWindow(QMainWindow):
         self._dock("Order ticket", self.ticket, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Order book", self.order_book, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Positions", self.positions, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Holdings", self.holdings, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Funds", self.funds_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Risk", self.risk_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Models", self.models_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Signals", self.signals_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.docks["Order book"], self.docks["Positions"])
+        self.tabifyDockWidget(self.docks["Positions"], self.docks["Holdings"])
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Models"])
         self.docks["Order book"].raise_()
         self.resizeDocks(
@@ -137,6 +144,11 @@ class MainWindow(QMainWindow):
             [self.docks["Order ticket"], self.docks["Risk"]], [370, 440], Qt.Orientation.Vertical
         )
         self.resizeDocks([self.docks["Order book"]], [250], Qt.Orientation.Vertical)
+        # Funds stay in view under the watchlist, where the column has room to spare; the
+        # chart and the blotters keep their width.
+        self.resizeDocks(
+            [self.docks["Watchlist"], self.docks["Funds"]], [450, 140], Qt.Orientation.Vertical
+        )
 
         self.kill_action = QAction("Kill switch: cancel all, halt", self)
         self.kill_action.setObjectName("killSwitchAction")
@@ -198,6 +210,7 @@ class MainWindow(QMainWindow):
         self.pump = UiPump(facade.bus, "main-window")
         self.pump.on(CONNECTION, self.status.apply_connections)
         self.pump.on(FUNDS, self.status.apply_funds)
+        self.pump.on(FUNDS, self.funds_panel.apply_funds, on_lagged=self.funds_panel.resync)
         self.pump.on(ORDERS, self.order_book.apply_orders, on_lagged=self.order_book.resync)
         self.pump.on(POSITIONS, self.positions.apply_positions, on_lagged=self.positions.resync)
         self.pump.on(ORDERS, self.risk_panel.mark_dirty, on_lagged=self.risk_panel.mark_dirty)
@@ -216,6 +229,8 @@ class MainWindow(QMainWindow):
             self.status.apply_funds([funds])
         self.order_book.resync()
         self.positions.resync()
+        self.funds_panel.resync()
+        self.holdings.start()
         keys = self.watchlist.keys()
         if keys and self.watchlist.selected_key() is None:
             tradable = [k for k in keys if (i := self.facade.instrument(k)) and i.tradable]
@@ -229,6 +244,7 @@ class MainWindow(QMainWindow):
         if self.idle is not None:
             self.idle.stop()
         self.models_panel.stop()
+        self.holdings.stop()
         await self.pump.stop()
 
     # -- kill switch -------------------------------------------------------------------------
@@ -401,6 +417,7 @@ class MainWindow(QMainWindow):
     def _on_ticks(self, ticks: list[Tick]) -> None:
         self.watchlist.apply_ticks(ticks)
         self.positions.apply_ticks(ticks)
+        self.holdings.apply_ticks(ticks)
         self.ticket.update_quote(ticks)
         if not self._first_tick_reported and self.watchlist.model.ticks_applied:
             self._first_tick_reported = True

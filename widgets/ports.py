@@ -11,7 +11,17 @@ from typing import Protocol
 
 from services.broker import OrderChange
 from services.bus import EventBus
-from services.domain import Bar, Funds, Instrument, Order, OrderRequest, Position, Tick, Timeframe
+from services.domain import (
+    Bar,
+    Funds,
+    Holding,
+    Instrument,
+    Order,
+    OrderRequest,
+    Position,
+    Tick,
+    Timeframe,
+)
 from services.risk import KillReport, RiskEngine
 
 
@@ -38,6 +48,8 @@ class TerminalFacade(Protocol):
     def position_list(self) -> list[Position]: ...
 
     def funds(self) -> Funds | None: ...
+
+    def holding_list(self) -> list[Holding]: ...
 
     @property
     def risk(self) -> RiskEngine: ...
