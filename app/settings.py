@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from services.risk.limits import RiskLimits
+
 APP_NAME = "dalal-terminal"
 
 DEFAULT_WATCHLIST = [
@@ -83,6 +85,10 @@ class Settings(BaseModel):
     # open. Paper trading from signals is off until chosen: it sends real orders to the broker.
     # Minutes of no keyboard or mouse before the window hides its data (docs/security.md).
     idle_lock_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    # Pre-trade limits, daily loss and drawdown (services/risk/limits.py; user guide, Risk).
+    risk: RiskLimits = Field(default_factory=RiskLimits)
+    # An order open this long with no word from the broker is checked against its order book.
+    stuck_order_seconds: float = Field(default=60.0, gt=0, le=86_400)
     models_enabled: bool = True
     models_paper_trading: bool = False
     models_paper_quantity: int = Field(default=1, gt=0, le=100_000)

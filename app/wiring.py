@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any
 from app.settings import Settings
 from services.bars import BarBuilder
 from services.broker import Broker, BrokerError, OrderChange
-from services.bus import EventBus
+from services.bus import CONNECTION, EventBus
 from services.clock import Clock, SystemClock, to_ist
 from services.domain import (
     Bar,
+    ConnectionState,
+    ConnectionStatus,
     Funds,
     Holding,
     Instrument,
@@ -47,10 +49,12 @@ from services.risk import (
     KillReport,
     KillSwitch,
     MemoryStateStore,
+    ReconcileReport,
     RiskEngine,
     RiskLimits,
     StateStore,
     StuckOrderMonitor,
+    TradingState,
 )
 from services.risk.supervisor import RiskSupervisor
 from services.simulator import MarketSimulator
@@ -394,11 +398,46 @@ def build_services(
         else MemoryStateStore()
     )
     audit = recorder.audit_nowait if recorder is not None else None
-    risk = RiskEngine(limits or RiskLimits(), context, store=store, audit=audit)
+    risk = RiskEngine(limits or settings.risk, context, store=store, audit=audit)
+
+    def admission() -> str | None:
+        if risk.state is TradingState.HALTED:
+            return f"trading_state: trading is HALTED ({risk.state_reason}); the order was not sent"
+        return None
+
+    orders.admission = admission
     orders.checks.append(risk)
-    kill_switch = KillSwitch(broker, risk, instruments=instruments.get, clock=clock)
+    kill_switch = KillSwitch(
+        broker,
+        risk,
+        instruments=instruments.get,
+        clock=clock,
+        place=lambda request: orders.submit_exempt(request, reason="kill switch square-off"),
+        settle=orders.settle_in_flight,
+    )
+
+    def report_stuck(report: ReconcileReport) -> None:
+        """Stuck orders are a notice in the status bar and the log, not a silent sweep."""
+        if report.missing or report.error:
+            detail = (
+                f"{len(report.missing)} order(s) the broker does not know: "
+                + ", ".join(o.order_id for o in report.missing)
+                if report.missing
+                else f"stuck orders could not be checked: {report.error}"
+            )
+            status = ConnectionStatus.DISCONNECTED
+        else:
+            detail = f"{len(report.refreshed)} quiet order(s) refreshed from the broker"
+            status = ConnectionStatus.CONNECTED
+        bus.publish(CONNECTION, ConnectionState("risk:stuck-orders", status, detail, clock.now()))
+
     supervisor = RiskSupervisor(
-        risk, bus, broker, StuckOrderMonitor(60, clock), on_refreshed=orders.apply_broker_update
+        risk,
+        bus,
+        broker,
+        StuckOrderMonitor(settings.stuck_order_seconds, clock),
+        on_refreshed=orders.apply_broker_update,
+        on_stuck=report_stuck,
     )
     reconciler = None
     if kite is not None:
@@ -418,7 +457,9 @@ def build_services(
         models = build_models_runtime(
             database, bus, clock, profile=settings.profile,
             symbol_known=lambda key: instruments.get(key) is not None,
-            history=simulator.history, order_submit=orders.submit,
+            history=simulator.history,
+            # Signals trade only on the paper broker: never real money by a paper setting.
+            order_submit=orders.submit if isinstance(broker, PaperBroker) else None,
             config=ModelsConfig(
                 paper_trading=settings.models_paper_trading,
                 paper_quantity=settings.models_paper_quantity,

@@ -20,7 +20,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Protocol, TypeVar, runtime_checkable
 
-from services.broker import Broker, BrokerError, OrderChange, OrderRejected
+from services.broker import Broker, BrokerError, OrderChange, OrderNotFound, OrderRejected
 from services.bus import FILLS, FUNDS, ORDERS, POSITIONS, EventBus, SubscriberLagged, Subscription
 from services.clock import Clock
 from services.domain import (
@@ -113,6 +113,7 @@ class OrderManager:
         *,
         on_ack: Callable[[float], None] | None = None,
         journal: OrderJournalPort | None = None,
+        admission: Callable[[], str | None] | None = None,
     ) -> None:
         self._broker = broker
         self._instruments = instruments
@@ -122,6 +123,8 @@ class OrderManager:
         self.checks: list[PreTradeCheck] = list(checks)
         self.on_ack = on_ack
         self.journal = journal
+        # Asked again right before the broker call: a reason when new orders must not go out.
+        self.admission: Callable[[], str | None] | None = admission
         # Seconds from submit to the broker's acknowledgement, newest last, for metrics.
         self.order_latency: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         # Why the last ``cancel_all`` could not cancel some orders, by order id.
@@ -131,6 +134,7 @@ class OrderManager:
         self._positions: dict[tuple[str, Product], Position] = {}
         self._funds: Funds | None = None
         self._in_flight: dict[str, Order] = {}
+        self._in_flight_done: dict[str, asyncio.Event] = {}
         self._in_flight_seq = 0
         # Subscribed now, not in run(), so events published before run() starts are kept.
         self._order_sub = bus.subscribe(ORDERS, "order-manager")
@@ -166,18 +170,56 @@ class OrderManager:
                     "risk_rejected", request.source, {**_describe(request), "rule": e.rule}
                 )
             raise
+        return await self._send(request, tag, admit=True)
+
+    async def submit_exempt(self, request: OrderRequest, *, reason: str) -> Order:
+        """Send ``request`` past the pre-trade checks and the trading state: the kill switch's
+        square-off orders, which must go out while trading is HALTED.
+
+        Still validated, journaled before sending and audited (``risk_exempt``) like any order.
+        """
+        if request.tag is None:
+            request = replace(request, tag=new_tag())
+        tag = request.tag
+        assert tag is not None
+        validate_order(request, self._instruments.get(request.key))
+        if self.journal is not None:
+            await self.journal.audit(
+                "risk_exempt", request.source, {**_describe(request), "reason": reason}
+            )
+        return await self._send(request, tag, admit=False)
+
+    async def settle_in_flight(self) -> None:
+        """Wait until every order sent so far has its broker answer (bound it by a timeout)."""
+        waiting = [done.wait() for done in self._in_flight_done.values()]
+        if waiting:
+            await asyncio.gather(*waiting)
+
+    async def _send(self, request: OrderRequest, tag: str, *, admit: bool) -> Order:
         # Until the broker answers, the order counts as open (PENDING) for the checks of any
         # order submitted meanwhile, so concurrent submits cannot slip past max_open_orders.
         now = self._clock.now()
         intent = Order(tag, request, OrderStatus.PENDING, now, now)
         self._in_flight[tag] = intent
+        self._in_flight_done[tag] = asyncio.Event()
         started = time.perf_counter()
         try:
             if self.journal is not None:
                 await self.journal.record_intent(intent)
+            # The journal write awaited: a kill switch may have halted trading meanwhile.
+            refusal = self.admission() if admit and self.admission is not None else None
+            if refusal is not None:
+                order = intent.evolve(
+                    OrderStatus.REJECTED, self._clock.now(), status_message=refusal
+                )
+                self._bus.publish(ORDERS, order)
+                if self.journal is not None:
+                    await self.journal.record_ack(tag, order)
+                raise OrderRejected(refusal, rule="trading_state")
             order = await self._broker.place_order(request)
         finally:
             del self._in_flight[tag]
+            self._in_flight_done.pop(tag).set()
         elapsed = time.perf_counter() - started
         self.order_latency.append(elapsed)
         if self.on_ack is not None:
@@ -195,7 +237,10 @@ class OrderManager:
     async def modify(self, order_id: str, change: OrderChange) -> Order:
         """Modify a working order; the new order is validated here before the broker sees it."""
         known = self._orders.get(order_id)
-        if known is not None and known.status.is_working:
+        if known is None:
+            # Never modified blind: an order we do not know has not passed our checks.
+            raise OrderNotFound(f"order {order_id} is not in the order book; refresh it first")
+        if known.status.is_working:
             request = apply_change(known.request, change)
             last = (
                 self._quotes.last_price(request.key)

@@ -1,16 +1,14 @@
 """The kill switch: halt, cancel every open order, optionally flatten, and say what happened.
 
-It talks to the broker directly rather than through the order manager and the risk engine:
-the engine is HALTED first (so no strategy or hotkey can add orders while we clean up) and
-the square-off orders must go out regardless. Every broker call has its own timeout and the
-whole sequence has a time budget measured on the event loop's clock, so the switch returns
-locally within a second even when the broker hangs; whatever did not finish is listed as
-failed with its reason, never silently dropped.
-
-Square-off orders are MARKET orders marked ``source="killswitch"`` and ``tag="killswitch"``:
-``OrderRequest`` has no market-protection field yet, so adapters that support market
-protection (Kite's ``market_protection``) should apply it to orders with that source.
-Positions larger than the exchange freeze quantity are closed in slices.
+The engine is HALTED first, so no strategy, hotkey or API call can add an order while we
+clean up; orders already on their way to the broker are waited for (``settle``) before the
+order book is read, so none slips past the cancel round. Square-off orders go out through
+``place`` (the order manager's risk-exempt door in the app, so they are journaled before they
+are sent and get their own unique tags) as MARKET orders with automatic market protection and
+``source="killswitch"``. Every call has its own timeout and the whole sequence has a time
+budget measured on the event loop's clock, so the switch returns locally within a second even
+when the broker hangs; whatever did not finish is listed as failed with its reason, never
+silently dropped. Positions larger than the exchange freeze quantity are closed in slices.
 """
 
 from __future__ import annotations
@@ -19,6 +17,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from services.broker import Broker
@@ -68,14 +67,22 @@ class KillReport:
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             "cancelled": list(self.cancelled),
             "closed": [
-                {"key": c.key, "product": c.product, "quantity": c.quantity,
-                 "orders": [o.order_id for o in c.orders]}
+                {
+                    "key": c.key,
+                    "product": c.product,
+                    "quantity": c.quantity,
+                    "orders": [o.order_id for o in c.orders],
+                }
                 for c in self.closed
             ],
             "failed": [
                 {"action": f.action, "target": f.target, "reason": f.reason} for f in self.failed
             ],
         }
+
+
+# The exchange-mandated protection for market orders, chosen by the broker (Kite's -1).
+MARKET_PROTECTION_AUTO = Decimal(-1)
 
 
 class _BudgetExhausted(Exception):
@@ -93,8 +100,12 @@ class KillSwitch:
         clock: Clock | None = None,
         call_timeout: float = 0.3,
         budget: float = 0.9,
+        place: Callable[[OrderRequest], Awaitable[Order]] | None = None,
+        settle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.broker = broker
+        self._place = place if place is not None else broker.place_order
+        self._settle = settle
         self.engine = engine
         self._instruments = instruments
         self._audit = audit if audit is not None else engine.audit
@@ -117,11 +128,16 @@ class KillSwitch:
         started_at = self._clock.now()
         if self.engine.state is not TradingState.HALTED:
             self.engine.halt(actor, f"kill switch: {reason}")
-        self._audit(
-            "killswitch.activate", actor, {"square_off": square_off, "reason": reason}
-        )
+        self._audit("killswitch.activate", actor, {"square_off": square_off, "reason": reason})
 
         failed: list[KillFailure] = []
+        if self._settle is not None:  # orders sent before the halt: wait for their acks
+            try:
+                await asyncio.wait_for(
+                    self._settle(), max(0.0, min(self.call_timeout, deadline - loop.time()))
+                )
+            except TimeoutError:
+                failed.append(KillFailure("settle", "*", "orders still in flight to the broker"))
         cancelled = await self._cancel_all(deadline, failed)
         closed: list[ClosedPosition] = []
         if square_off:
@@ -164,9 +180,7 @@ class KillSwitch:
                 cancelled.append(order.order_id)
         return cancelled
 
-    async def _square_off(
-        self, deadline: float, failed: list[KillFailure]
-    ) -> list[ClosedPosition]:
+    async def _square_off(self, deadline: float, failed: list[KillFailure]) -> list[ClosedPosition]:
         try:
             positions = await self._call(deadline, self.broker.positions)
         except Exception as exc:
@@ -175,7 +189,7 @@ class KillSwitch:
         open_positions = [p for p in positions if p.quantity != 0]
         plans = [(p, self._slices(p)) for p in open_positions]
         flat = [
-            self._call(deadline, _bind(self.broker.place_order, request))
+            self._call(deadline, _bind(self._place, request))
             for _, requests in plans
             for request in requests
         ]
@@ -223,8 +237,8 @@ class KillSwitch:
                     quantity=qty,
                     order_type=OrderType.MARKET,
                     product=pos.product,
-                    tag=KILLSWITCH_SOURCE,
                     source=KILLSWITCH_SOURCE,
+                    market_protection=MARKET_PROTECTION_AUTO,
                 )
             )
             remaining -= qty
