@@ -117,7 +117,11 @@ _UPSERT_ORDER = (
     "tag=excluded.tag, source=excluded.source, status=excluded.status, "
     "updated_at=excluded.updated_at, filled_quantity=excluded.filled_quantity, "
     "average_price=excluded.average_price, status_message=excluded.status_message, "
-    "broker_order_id=excluded.broker_order_id"
+    "broker_order_id=excluded.broker_order_id "
+    # Updates can arrive out of order (a broker's socket before its REST reply): a final state
+    # is never overwritten and the filled quantity never goes back.
+    "WHERE orders.status NOT IN ('FILLED', 'CANCELLED', 'REJECTED') "
+    "AND excluded.filled_quantity >= orders.filled_quantity"
 )
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -217,3 +218,19 @@ def test_audit_table_refuses_update_and_delete(tmp_path: Path) -> None:
         with pytest.raises(Exception, match="append-only"), db.transaction() as c:
             c.execute("DELETE FROM audit_log")
         assert len(AuditLog(db).rows()) == 1
+
+
+def test_the_journal_never_moves_an_order_backwards(tmp_path: Path) -> None:
+    with Database.open(tmp_path / "t.db", KEY, create=True) as db:
+        journal = OrderJournal(db)
+        placed = make_order("o1")
+        opened = replace(placed, status=OrderStatus.OPEN)
+        partly = replace(opened, status=OrderStatus.PARTIALLY_FILLED, filled_quantity=4)
+        filled = replace(opened, status=OrderStatus.FILLED, filled_quantity=10)
+        for order in (placed, partly, filled):
+            journal.record_update(order)
+        journal.record_update(opened)  # a late, older update (the REST reply after the socket)
+        journal.record_update(partly)
+        stored = db.orders.get("o1")
+        assert stored is not None
+        assert (stored.status, stored.filled_quantity) == (OrderStatus.FILLED, 10)
