@@ -22,7 +22,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 from services.broker import Broker, BrokerError, OrderChange, OrderNotFound, OrderRejected
 from services.bus import FILLS, FUNDS, ORDERS, POSITIONS, EventBus, SubscriberLagged, Subscription
-from services.clock import Clock
+from services.clock import Clock, to_ist
 from services.domain import (
     ORDER_TRANSITIONS,
     Fill,
@@ -154,7 +154,8 @@ class OrderManager:
         tag = request.tag
         assert tag is not None
         instrument = self._instruments.get(request.key)
-        validate_order(request, instrument, self._quotes.last_price(request.key))
+        today = to_ist(self._clock.now()).date()
+        validate_order(request, instrument, self._quotes.last_price(request.key), today)
         assert instrument is not None  # validate_order refuses unknown symbols
         try:
             for check in self.checks:

@@ -7,6 +7,7 @@ and the rule, in words a trader understands, because the order ticket shows it v
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from services.domain import Instrument, OrderRequest, OrderType, Side, Validity, is_on_tick
@@ -39,16 +40,23 @@ def validate_order(
     request: OrderRequest,
     instrument: Instrument | None,
     last_price: Decimal | None = None,
+    today: date | None = None,
 ) -> None:
     """Raise ``OrderValidationError`` for the first rule ``request`` breaks.
 
     ``last_price`` enables the exchange's trigger check: a stop-loss buy must trigger above
-    the market and a stop-loss sell below it, or it would fire at once.
+    the market and a stop-loss sell below it, or it would fire at once. ``today`` (the IST
+    trading date) refuses contracts past their expiry, which an instrument list cached
+    before the expiry may still hold.
     """
     if instrument is None:
         raise OrderValidationError("symbol", f"unknown symbol {request.key}")
     if not instrument.tradable:
         raise OrderValidationError("symbol", f"{request.key} is an index and cannot be traded")
+    if today is not None and instrument.expiry is not None and instrument.expiry < today:
+        raise OrderValidationError(
+            "symbol", f"{request.key} expired on {instrument.expiry:%d %b %Y}"
+        )
     if request.quantity <= 0:
         raise OrderValidationError("quantity", f"quantity {request.quantity} must be positive")
     if request.quantity % instrument.lot_size != 0:

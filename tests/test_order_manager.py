@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
 
 from services.broker import OrderChange, OrderRejected
 from services.bus import ORDERS, EventBus
-from services.clock import ManualClock
+from services.clock import IST, ManualClock
 from services.domain import (
     Instrument,
     Order,
@@ -278,3 +279,14 @@ async def test_an_unacknowledged_order_counts_as_open_for_concurrent_checks() ->
     placed = await first
     assert placed.status is OrderStatus.OPEN
     assert [o.order_id for o in env.manager.open_orders()] == [placed.order_id]
+
+
+async def test_an_expired_contract_is_refused(env: Env) -> None:
+    """An instrument list cached before expiry day must not let an expired contract trade."""
+    future = env.instruments.get(FUT)
+    assert future is not None and future.expiry is not None
+    env.clock.set(datetime.combine(future.expiry + timedelta(days=1), time(10, 0), tzinfo=IST))
+    env.tick(FUT, "26000")
+    with pytest.raises(OrderValidationError, match="expired on"):
+        await env.manager.submit(req(FUT, Side.BUY, future.lot_size))
+    assert await env.broker_saw_nothing()
