@@ -21,7 +21,15 @@ from collections.abc import Iterator  # noqa: E402  (after the environment is se
 import keyring  # noqa: E402
 import pytest  # noqa: E402
 
+from services.security.keyring_policy import trusted_keyring_backends  # noqa: E402
 from tests.keyrings import MemoryKeyring  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _trust_memory_keyring() -> Iterator[None]:
+    """The keyring policy only allows encrypted OS backends; tests trust their in-memory one."""
+    with trusted_keyring_backends(MemoryKeyring):
+        yield
 
 
 @pytest.fixture

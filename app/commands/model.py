@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from app.commands.vault import add_profile_args, guarded
+from services.security.keys import model_signing_username
 
 if TYPE_CHECKING:
     from models.abtest import ABHarness
@@ -28,10 +29,6 @@ ACTOR = "cli"
 SIGNING_KEY_BYTES = 32
 
 
-def signing_username(profile: str) -> str:
-    return f"model-signing:{profile}"
-
-
 def keyring_signing_key(profile: str, *, create: bool) -> Callable[[], bytes]:
     """A key provider for artifact HMACs, backed by the (policy-checked) OS keyring."""
 
@@ -39,7 +36,7 @@ def keyring_signing_key(profile: str, *, create: bool) -> Callable[[], bytes]:
         from services.security.keyring_policy import SERVICE, secure_keyring
 
         backend = secure_keyring()
-        stored = backend.get_password(SERVICE, signing_username(profile))
+        stored = backend.get_password(SERVICE, model_signing_username(profile))
         if stored is None:
             if not create:
                 raise ValueError(
@@ -47,7 +44,7 @@ def keyring_signing_key(profile: str, *, create: bool) -> Callable[[], bytes]:
                     "trained elsewhere cannot be verified here"
                 )
             key = secrets.token_bytes(SIGNING_KEY_BYTES)
-            backend.set_password(SERVICE, signing_username(profile), key.hex())
+            backend.set_password(SERVICE, model_signing_username(profile), key.hex())
             return key
         return bytes.fromhex(stored)
 

@@ -110,6 +110,11 @@ def keyring_username(profile: str) -> str:
     return f"db-key:{profile}"
 
 
+def model_signing_username(profile: str) -> str:
+    """The keyring entry of the key that signs a profile's model artifacts (HMAC)."""
+    return f"model-signing:{profile}"
+
+
 class KeyringKeySource:
     mode = MODE_KEYRING
 

@@ -19,7 +19,7 @@ from keyring.backend import KeyringBackend
 from services.security import audit as events
 from services.security.audit import AuditLog
 from services.security.credentials import credential_username
-from services.security.errors import KeyUnavailableError, WrongKeyError
+from services.security.errors import WrongKeyError
 from services.security.keyring_policy import SERVICE, secure_keyring
 from services.security.keys import (
     MODE_KEYRING,
@@ -29,12 +29,19 @@ from services.security.keys import (
     KeySource,
     PassphraseKeySource,
     VaultHeader,
+    keyring_username,
+    model_signing_username,
 )
 from services.security.lockout import THRESHOLD, Lockout
 from services.storage.database import Database
 from services.storage.paths import ProfilePaths
 
 log = logging.getLogger(__name__)
+
+# Files other parts of the terminal keep beside the database: the risk engine's trading state
+# (app.wiring) and the signed model artifacts (app.models_runtime).
+RISK_STATE = "risk_state.json"
+MODELS_DIRECTORY = "models"
 
 
 class Vault:
@@ -123,7 +130,8 @@ class Vault:
         """Delete everything this profile left on the machine; return what was removed.
 
         Pass the unlocked ``db`` to also remove the broker credentials it lists (their
-        names live in the database).
+        names live in the database). The database key and the model-signing key are found by
+        profile name, so they go with or without ``db``.
         """
         removed: list[str] = []
         brokers = [m.broker for m in db.credential_meta.all()] if db is not None else []
@@ -134,27 +142,30 @@ class Vault:
         except Exception:
             backend = None
         if backend is not None:
-            for broker in brokers:
-                username = credential_username(self.paths.profile, broker)
+            profile = self.paths.profile
+            usernames = [credential_username(profile, broker) for broker in brokers]
+            usernames += [keyring_username(profile), model_signing_username(profile)]
+            for username in usernames:
                 if backend.get_password(SERVICE, username) is not None:
                     backend.delete_password(SERVICE, username)
                     removed.append(f"keyring entry {SERVICE}/{username}")
-            try:
-                if self.keyring_source().delete(self.paths):
-                    removed.append(f"keyring entry {SERVICE}/db-key:{self.paths.profile}")
-            except KeyUnavailableError:
-                pass
         for path in (
             self.paths.database,
             self.paths.wal,
             self.paths.shm,
             self.paths.lockout,
             self.paths.header,
+            self.paths.directory / RISK_STATE,
+            self.paths.directory / (RISK_STATE + ".tmp"),
         ):
             if path.exists():
                 path.unlink()
                 removed.append(str(path))
-        for directory in (self.paths.cache_directory, self.paths.directory):
+        for directory in (
+            self.paths.directory / MODELS_DIRECTORY,
+            self.paths.cache_directory,
+            self.paths.directory,
+        ):
             if directory.exists():
                 shutil.rmtree(directory)
                 removed.append(str(directory) + "/")
