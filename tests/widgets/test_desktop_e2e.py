@@ -120,6 +120,35 @@ def test_trader_adds_a_symbol_places_a_limit_buy_and_sees_it_fill(qtbot, running
     assert w.status.clock_label.text().endswith("IST")
 
 
+def test_a_resting_limit_buy_fills_when_the_simulated_market_crosses_it(
+    qtbot, running, window, qloop
+):
+    """No modify this time: the order rests at the bid and the market comes down to it."""
+    w = window
+    key = "NSE:INFY"
+    w.watchlist.select_key(key)
+    qloop.until(lambda: running.last_tick(key) is not None and "Ask" in w.ticket.quote.text())
+    tick = running.last_tick(key)
+    bid, ask = tick.depth.best_bid.price, tick.depth.best_ask.price
+    assert bid < ask  # a buy at the bid is not marketable when it is placed
+    qtbot.keyClick(w, Qt.Key.Key_F1)
+    w.ticket.order_type.setCurrentText(OrderType.LIMIT.value)
+    w.ticket.product.setCurrentText(Product.MIS.value)
+    w.ticket.quantity.setValue(5)
+    w.ticket.price.setText(f"{bid}")
+    qtbot.mouseClick(w.ticket.place_button, Qt.MouseButton.LeftButton)
+    qloop.until(lambda: w.order_book.model.rowCount() == 1, what="order in the book")
+    order_id = w.order_book.model.row_at(0).order_id
+    # The simulated ask comes down to the bid within seconds (measured: 0.1-3.3 s over 8 seeds).
+    qloop.until(
+        lambda: w.order_book.model.text(order_id, "Status") == "FILLED",
+        timeout=30,
+        what="FILLED by the market",
+    )
+    filled = w.order_book.model.get(order_id)
+    assert filled.filled_quantity == 5 and filled.average_price <= bid  # never worse than limit
+
+
 def test_timeframe_switch_reloads_and_live_bars_follow(qtbot, window, running, qloop):
     w = window
     w.watchlist.select_key("NSE:INFY")
