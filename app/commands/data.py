@@ -32,8 +32,8 @@ def wipe(args: argparse.Namespace) -> int:
     vault = _make_vault(args)
     if not args.yes:
         answer = input(
-            f"This deletes profile {vault.paths.profile!r}: its database, keys and broker "
-            "credentials. Type the profile name to confirm: "
+            f"This deletes profile {vault.paths.profile!r}: its database, keys, broker "
+            "credentials, model artifacts and risk state. Type the profile name to confirm: "
         )
         if answer.strip() != vault.paths.profile:
             print("not confirmed; nothing removed")
