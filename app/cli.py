@@ -89,8 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
         "headless",
         parents=[common],
         help="run the services without a window, with health checks and Prometheus metrics",
-        description="Run the simulated market and paper broker with no GUI, serving /livez, "
-        "/healthz, /readyz and /metrics over HTTP. Stops cleanly on SIGTERM or SIGINT.",
+        description="Run the feed and broker the settings choose (the simulated market and "
+        "paper broker by default, or Zerodha Kite) with no GUI, serving /livez, /healthz, "
+        "/readyz, /metrics and the /v1 control API over HTTP. Stops cleanly on SIGTERM or "
+        "SIGINT; SIGHUP makes it pick up a Kite token saved by `dalal login kite`.",
     )
     headless.add_argument(
         "--listen",
@@ -132,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-database",
         action="store_true",
         help="run an in-memory session: no order journal, API keys or audit log",
+    )
+    headless.add_argument(
+        "--metrics-require-key",
+        action="store_true",
+        help="ask for a read API key on /metrics even from loopback (e.g. behind a proxy)",
     )
     headless.set_defaults(func=_run_headless)
 
@@ -200,6 +207,7 @@ def _run_headless(args: argparse.Namespace) -> int:
             key_fd=args.key_fd,
             key_credential=args.key_credential,
             use_database=not args.no_database,
+            metrics_require_key=args.metrics_require_key,
         )
     except ListenError as e:
         raise UsageError(str(e)) from None

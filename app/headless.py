@@ -11,11 +11,17 @@ Binding beyond loopback needs TLS 1.3 (``--tls-cert``/``--tls-key``) or an expli
 Under systemd with ``Type=notify`` the runner says ``READY=1`` once it is serving and
 ``STOPPING=1`` when it starts to drain, by writing to ``$NOTIFY_SOCKET`` (a few lines of the
 documented datagram protocol; no libsystemd needed).
+
+With Zerodha Kite the access token dies at 06:00 IST every day. ``/readyz`` then reports
+``broker_session`` as expired, and the running process takes the token that the next
+``dalal login kite`` saves, without a restart: at once on SIGHUP, and by reading the credential
+store every minute (in a worker thread) while the session is expired.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
@@ -24,9 +30,10 @@ import socket
 import ssl
 import sys
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -40,6 +47,7 @@ from services.apikeys import Failure, Verdict
 from services.broker import BrokerError
 from services.health import (
     Check,
+    DatabaseMonitor,
     FeedMonitor,
     Readiness,
     database_probe,
@@ -52,10 +60,15 @@ from services.storage import Database
 from services.storage.paths import default_data_dir
 from services.tasks import cancel_and_wait
 
+if TYPE_CHECKING:
+    from app.kite_runtime import KiteRuntime
+    from services.brokers.kite.session import SecretStore
+
 log = logging.getLogger("dalal.headless")
 
 DEFAULT_CREDENTIAL = "dalal-db-key"  # LoadCredential= name in packaging/systemd
 STOPPED_LINE = "dalal headless stopped cleanly"
+SESSION_POLL_SECONDS = 60.0  # how often an expired Kite session looks for a new token
 
 
 class ListenError(ValueError):
@@ -154,6 +167,65 @@ def sd_notify(state: str, *, environ: Mapping[str, str] = os.environ) -> bool:
     return True
 
 
+class SessionRenewal:
+    """Takes a Kite token saved by another process (``dalal login kite``) into this one.
+
+    ``wake`` (SIGHUP) checks at once; while the session is expired or missing the credential
+    store is read every ``poll_interval`` seconds. The read blocks (keyring, database), so it
+    runs in a worker thread. A stored token equal to the one in use is not news: after an
+    expiry that is the token Kite refused.
+    """
+
+    def __init__(
+        self,
+        services: AppServices,
+        kite: KiteRuntime,
+        *,
+        poll_interval: float = SESSION_POLL_SECONDS,
+    ) -> None:
+        self._services = services
+        self._kite = kite
+        self.poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self.renewals = 0
+        services.on_session_expired(self.wake)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def check_now(self) -> bool:
+        """Resume with the stored token if it is new; True if it was taken."""
+        token = await asyncio.to_thread(self._kite.stored_token)
+        if token is None or token == self._kite.broker.access_token:
+            return False
+        log.info("a new Kite access token was saved: resuming the broker session")
+        self._services.session_renewed(token)
+        self.renewals += 1
+        return True
+
+    async def run(self) -> None:
+        while True:
+            timeout = None if self._kite.session_valid else self.poll_interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            try:
+                await self.check_now()
+            except Exception:  # a locked keyring must not end the watcher
+                log.exception("could not read the stored Kite token")
+
+
+def broker_session_probe(kite: KiteRuntime) -> Callable[[], Check]:
+    def probe() -> Check:
+        state = kite.session_state
+        details: dict[str, Any] = {"broker": "zerodha"}
+        if state != "valid":
+            details["action"] = "run `dalal login kite`, then SIGHUP or wait up to a minute"
+        return Check("broker_session", state == "valid", state, details=details)
+
+    return probe
+
+
 @dataclass
 class HeadlessRuntime:
     """The services plus what watches them: metrics, readiness and their background tasks."""
@@ -165,11 +237,24 @@ class HeadlessRuntime:
     lag_interval: float = 0.1
     keys: KeyVerifier = field(default_factory=NoKeys)
     flush_interval: float = 30.0
+    database: DatabaseMonitor | None = None
+    renewal: SessionRenewal | None = None
+    # The key store's only thread: verification (``Guard``) and last-use flushes queue here.
+    key_executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="dalal-keys")
+    )
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
         await self.services.start()
         loop = asyncio.get_running_loop()
+        if self.database is not None:
+            await self.database.refresh()  # readiness knows the database from the first probe
+            self._tasks.append(loop.create_task(self.database.run(),
+                                                name="dalal-headless:database"))
+        if self.renewal is not None:
+            self._tasks.append(loop.create_task(self.renewal.run(),
+                                                name="dalal-headless:kite-session"))
         for name, coro in (
             ("feed-monitor", self.feed.run()),
             ("loop-lag", self.metrics.measure_loop_lag(self.lag_interval)),
@@ -184,13 +269,19 @@ class HeadlessRuntime:
         self.readiness.stopping = True
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
-        self._flush_once()
+        await self._flush_off_loop()
+        self.key_executor.shutdown(wait=False)
         await self.services.stop()
 
     async def _flush_keys(self) -> None:
         while True:
             await asyncio.sleep(self.flush_interval)
-            self._flush_once()
+            await self._flush_off_loop()
+
+    async def _flush_off_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(RuntimeError):  # the executor is already shut down
+            await loop.run_in_executor(self.key_executor, self._flush_once)
 
     def _flush_once(self) -> None:
         try:
@@ -241,11 +332,16 @@ def build_runtime(
         ),
     )
     readiness.add("broker", services_probe("broker", services.running, ["broker", "orders"]))
+    renewal = None
+    if services.kite is not None:
+        readiness.add("broker_session", broker_session_probe(services.kite))
+        renewal = SessionRenewal(services, services.kite)
     readiness.add("services", services_probe("services", services.running, ["quotes", "bars"]))
     database = services.recorder.db if services.recorder is not None else None
+    monitor = DatabaseMonitor(database) if database is not None else None
     readiness.add(
         "database",
-        database_probe(database) if database is not None else not_configured("database"),
+        database_probe(monitor) if monitor is not None else not_configured("database"),
     )
     if services.models is not None:
         models = services.models
@@ -261,7 +357,10 @@ def build_runtime(
     metrics.watch_disk(
         "data", database.path.parent if database is not None else default_data_dir()
     )
-    return HeadlessRuntime(services, metrics, readiness, feed, keys=keys or NoKeys())
+    return HeadlessRuntime(
+        services, metrics, readiness, feed, keys=keys or NoKeys(), database=monitor,
+        renewal=renewal,
+    )
 
 
 def _chain(
@@ -291,13 +390,18 @@ class ServerOptions:
 
     tls: ssl.SSLContext | None = None
     keys: KeyVerifier | None = None
-    audit: AuditFn = log_audit
+    # None: the profile's audit log through the recorder's journal thread when there is a
+    # database, else the process log. Whatever is given must not block (it runs on the loop).
+    audit: AuditFn | None = None
     header_timeout: float = 10.0
     body_timeout: float = 10.0
     rate: float = 20.0
     burst: float = 40.0
     database: Database | None = None  # the unlocked profile: journal, audit, recording
     state_dir: Path | None = None  # where the risk engine keeps its trading state
+    metrics_require_key: bool = False  # /metrics needs a read key even from loopback
+    secrets: SecretStore | None = None  # Kite credentials (default: the profile's keyring)
+    session_poll: float = SESSION_POLL_SECONDS  # token look-ups while a Kite session is expired
 
 
 async def serve(
@@ -325,21 +429,31 @@ async def serve(
 
     try:
         services = build_services(
-            settings, database=options.database, state_dir=options.state_dir
+            settings, database=options.database, state_dir=options.state_dir,
+            secrets=options.secrets,
         )
     except BrokerError as e:  # missing broker credentials, an unusable endpoint
         log.error("cannot start: %s", e)
         _remove_handlers(loop, handled)
         return 2
     runtime = build_runtime(services, version=version, keys=options.keys)
-    api = runtime.api_context(options.audit)
+    if runtime.renewal is not None:
+        runtime.renewal.poll_interval = options.session_poll
+        if install_reload_signal(loop, runtime.renewal):
+            handled.append(signal.SIGHUP)
+    audit = options.audit
+    if audit is None:
+        audit = services.recorder.audit_nowait if services.recorder is not None else log_audit
+    api = runtime.api_context(audit)
     api.body_timeout = options.body_timeout
     guard = Guard(
         runtime.keys,
         runtime.metrics,
         KeyRateLimiter(options.rate, options.burst),
         AddressLockout(),
-        options.audit,
+        audit,
+        metrics_require_key=options.metrics_require_key,
+        executor=runtime.key_executor,
     )
     app = build_control_app(ProbeContext(runtime.metrics, runtime.readiness, version), api, guard)
     runner = web.AppRunner(app, **runner_options(options.header_timeout))
@@ -385,6 +499,23 @@ async def serve(
     return 0
 
 
+def install_reload_signal(loop: asyncio.AbstractEventLoop, renewal: SessionRenewal) -> bool:
+    """SIGHUP: look for a new broker token now; False where signals cannot be handled."""
+    sighup = getattr(signal, "SIGHUP", None)
+    if sighup is None:
+        return False
+    try:
+        loop.add_signal_handler(sighup, _on_reload, renewal)
+    except (NotImplementedError, RuntimeError):
+        return False
+    return True
+
+
+def _on_reload(renewal: SessionRenewal) -> None:
+    log.info("received SIGHUP: looking for a new broker session token")
+    renewal.wake()
+
+
 def _on_signal(sig: signal.Signals, stop: asyncio.Event) -> None:
     if stop.is_set():
         log.info("received %s again; already shutting down", sig.name)
@@ -416,7 +547,6 @@ class ProfileStore:
     db: Database
     state_dir: Path
     keys: KeyVerifier
-    audit: AuditFn
     close: Callable[[], None]
 
 
@@ -437,7 +567,6 @@ def open_profile_store(
     """
     from services.apikeys import ApiKeyStore, DatabaseConnection
     from services.security import (
-        AuditLog,
         CredentialFileKeySource,
         FileDescriptorKeySource,
         InsecureKeyringError,
@@ -477,17 +606,8 @@ def open_profile_store(
             e,
         )
         return None
-    audit_log = AuditLog(db)
-
-    def audit(kind: str, actor: str, details: Mapping[str, Any]) -> None:
-        try:
-            audit_log.record(kind, actor, dict(details))
-        except Exception:  # the event is also in the log; serving must go on
-            log.exception("could not write audit event %s", kind)
-
-    return ProfileStore(
-        db, paths.directory, ApiKeyStore(DatabaseConnection(db)), audit, db.close
-    )
+    # Audit events of the server go through the recorder's journal thread (see ``serve``).
+    return ProfileStore(db, paths.directory, ApiKeyStore(DatabaseConnection(db)), db.close)
 
 
 def run_headless(
@@ -499,10 +619,11 @@ def run_headless(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
     keys: KeyVerifier | None = None,
-    audit: AuditFn = log_audit,
+    audit: AuditFn | None = None,
     key_fd: int | None = None,
     key_credential: str | None = None,
     use_database: bool = True,
+    metrics_require_key: bool = False,
 ) -> int:
     """Entry point for ``dalal headless``; raises ``ListenError`` for an unusable address.
 
@@ -520,14 +641,17 @@ def run_headless(
         store = open_profile_store(
             settings.profile, key_fd=key_fd, key_credential=key_credential
         )
-    options = ServerOptions(tls=tls, keys=keys, audit=audit)
+    options = ServerOptions(
+        tls=tls, keys=keys, audit=audit, metrics_require_key=metrics_require_key
+    )
     if store is not None:
         options = ServerOptions(
             tls=tls,
             keys=store.keys,
-            audit=store.audit,
+            audit=audit,  # None: the profile's audit log, written off the loop
             database=store.db,
             state_dir=store.state_dir,
+            metrics_require_key=metrics_require_key,
         )
     try:
         return asyncio.run(serve(settings, address, version=version, options=options))

@@ -141,6 +141,22 @@ class KiteRuntime:
                 except Exception:
                     log.exception("session listener failed")
 
+    @property
+    def session_state(self) -> str:
+        """``"valid"``, ``"expired"`` (Kite refused the token) or ``"not logged in"``."""
+        if self.session_valid:
+            return "valid"
+        return "expired" if self.broker.access_token is not None else "not logged in"
+
+    def stored_token(self) -> str | None:
+        """The saved token still valid now (``dalal login kite`` saves one); reads the keyring.
+
+        Blocking: call it off the event loop. ``None`` without a secret store.
+        """
+        if self.secrets is None:
+            return None
+        return self.secrets.valid_token(self._clock.now())
+
     def _session_expired_threadsafe(self) -> None:
         loop = self._loop
         if loop is not None:

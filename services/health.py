@@ -83,17 +83,58 @@ def not_configured(name: str) -> Probe:
     return lambda: check
 
 
-def database_probe(db: Database) -> Probe:
-    """The profile database answers a trivial query: the journal can be written."""
+class DatabaseMonitor:
+    """The profile database's state, read by a probe that never touches the database.
 
-    def probe() -> Check:
+    Asking SQLCipher even a trivial query takes the database's lock, which a journal commit
+    (an fsync) or a long write may hold: a probe doing that on the event loop stalls every
+    other request. ``run`` refreshes the state in a worker thread every ``interval`` seconds;
+    ``probe`` only reads the last result, and reports it stale when refreshes stop arriving.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        interval: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.db = db
+        self.interval = interval
+        self._monotonic = monotonic
+        self._check = Check("database", False, "checking")
+        self._checked_at: float | None = None
+
+    async def refresh(self) -> Check:
+        self._check = await asyncio.to_thread(self._query)
+        self._checked_at = self._monotonic()
+        return self._check
+
+    def _query(self) -> Check:
         try:
-            version = db.schema_version
+            version = self.db.schema_version
         except Exception as e:  # closed, locked or gone: not ready, never a 500
             return Check("database", False, "unavailable", details={"error": type(e).__name__})
         return Check("database", True, "open", details={"schema_version": version})
 
-    return probe
+    async def run(self) -> None:
+        while True:
+            await self.refresh()
+            await asyncio.sleep(self.interval)
+
+    def probe(self) -> Check:
+        check = self._check
+        at = self._checked_at
+        if at is not None and self._monotonic() - at > 3 * self.interval + 5:
+            # The worker has not come back: the database is stuck behind a lock or a disk.
+            return Check("database", False, "not responding",
+                         details={"seconds_since_check": round(self._monotonic() - at, 1)})
+        return check
+
+
+def database_probe(monitor: DatabaseMonitor) -> Probe:
+    """The last state the monitor saw (see ``DatabaseMonitor``)."""
+    return monitor.probe
 
 
 class FeedMonitor:

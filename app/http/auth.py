@@ -11,6 +11,14 @@ The order of checks is deliberate:
 3. the key's own token bucket: 429 with ``Retry-After``;
 4. the endpoint's scope: 403.
 
+``/metrics`` answers a loopback peer without a key (Prometheus on the same host), unless the
+request carries ``Forwarded``, ``X-Forwarded-For`` or ``X-Real-IP``: those mean a reverse proxy
+on the same host relayed it from somewhere else, so it is treated as remote and needs a read
+key. ``metrics_require_key`` (``--metrics-require-key``) asks for a key always.
+
+Key verification may query the database (a cache miss) and runs on the guard's single-thread
+executor, never on the event loop; audit functions must not block (they queue the write).
+
 Credentials travel only in the ``Authorization: Bearer`` header. The API sets no cookies and
 reads none, so a browser never attaches a credential on its own and cross-site request forgery
 has nothing to ride on.
@@ -18,9 +26,11 @@ has nothing to ride on.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -63,6 +73,11 @@ class Guard:
     limiter: KeyRateLimiter = field(default_factory=KeyRateLimiter)
     lockout: AddressLockout = field(default_factory=AddressLockout)
     audit: AuditFn = log_audit
+    metrics_require_key: bool = False
+    # One thread: the key store is not shared between threads, and its queries queue here.
+    executor: Executor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="dalal-auth")
+    )
 
     def __post_init__(self) -> None:
         self.metrics.watch_blocked_addresses(self.lockout.blocked_count)
@@ -82,6 +97,14 @@ def is_loopback_peer(request: web.Request) -> bool:
         return False  # a unix socket or something we cannot place: not trusted
 
 
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
+
+def is_proxied(request: web.Request) -> bool:
+    """A reverse proxy relayed the request: its loopback address says nothing of the client."""
+    return any(name in request.headers for name in PROXY_HEADERS)
+
+
 def bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization")
     if header is None:
@@ -97,7 +120,7 @@ def _unauthorized(detail: str, *, error: str | None = None) -> ApiProblem:
     return ApiProblem(401, detail, headers={"WWW-Authenticate": challenge})
 
 
-def authenticate(request: web.Request, guard: Guard) -> ApiKey:
+async def authenticate(request: web.Request, guard: Guard) -> ApiKey:
     """Return the request's key or raise the problem to answer with."""
     address = request.remote or "unknown"
     blocked = guard.lockout.retry_after(address)
@@ -108,7 +131,8 @@ def authenticate(request: web.Request, guard: Guard) -> ApiKey:
             "too many failed authentication attempts from this address",
             headers={"Retry-After": retry_after_header(blocked)},
         )
-    verdict = guard.keys.verify(bearer(request))
+    loop = asyncio.get_running_loop()
+    verdict = await loop.run_in_executor(guard.executor, guard.keys.verify, bearer(request))
     if verdict.key is not None:
         guard.lockout.success(address)
         return verdict.key
@@ -144,10 +168,15 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     endpoint = endpoint_for(request)
     if endpoint is None or endpoint.access is Access.PUBLIC:
         return await handler(request)
-    if endpoint.access is Access.LOCAL_OR_READ and is_loopback_peer(request):
-        return await handler(request)
     guard = request.app[GUARD_KEY]
-    key = authenticate(request, guard)
+    if (
+        endpoint.access is Access.LOCAL_OR_READ
+        and not guard.metrics_require_key
+        and is_loopback_peer(request)
+        and not is_proxied(request)
+    ):
+        return await handler(request)
+    key = await authenticate(request, guard)
     wait = guard.limiter.check(key.key_id)
     if wait > 0:
         guard.metrics.rate_limited.labels(cause="key_rate").inc()

@@ -238,16 +238,30 @@ def _json(model: BaseModel, status: int = 200) -> web.Response:
 
 
 async def _guarded(call: Callable[[], Awaitable[M]]) -> M:
-    """Run a runtime call; turn its refusals into problems that name the rule."""
-    from app.models_runtime import NoProductionModelError, StageOrderError, UnknownSymbolError
-    from models.abtest import ABTestError
-    from models.artifacts import ArtifactError
-    from models.inference import MissingFeaturesError
-    from models.registry import RegistryError
-    from models.training import InsufficientDataError, UnknownModelTypeError
+    """Run a runtime call; turn its refusals into problems that name the rule.
+
+    A missing scikit-learn (the installed bundle ships without the ``ml`` extra) shows up as
+    an ImportError when a model module is first needed: that is the deployment's state, a
+    409 that says what to install, not a server error.
+    """
+    try:
+        from app.models_runtime import (
+            NoProductionModelError,
+            StageOrderError,
+            UnknownSymbolError,
+        )
+        from models.abtest import ABTestError
+        from models.artifacts import ArtifactError
+        from models.inference import MissingFeaturesError
+        from models.registry import RegistryError
+        from models.training import InsufficientDataError, UnknownModelTypeError
+    except ImportError as e:
+        raise _needs_ml(e) from None
 
     try:
         return await call()
+    except ImportError as e:
+        raise _needs_ml(e) from None
     except StageOrderError as e:
         raise ApiProblem(409, str(e), title="Stage order") from None
     except (UnknownModelTypeError, UnknownSymbolError, MissingFeaturesError,
@@ -273,6 +287,13 @@ async def _guarded(call: Callable[[], Awaitable[M]]) -> M:
         raise ApiProblem(409, text) from None
     except ValueError as e:  # e.g. neither symbol nor model id
         raise ApiProblem(422, str(e)) from None
+
+
+def _needs_ml(error: ImportError) -> ApiProblem:
+    missing = error.name or "a module"
+    return ApiProblem(409, f"models need the ml extra (scikit-learn): {missing} cannot be "
+                           "imported; install dalal-terminal[ml]",
+                      title="Models need the ml extra")  # fmt: skip
 
 
 # -- handlers -----------------------------------------------------------------------------

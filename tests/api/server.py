@@ -31,15 +31,26 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running_server(
-    options: ServerOptions | None = None, *, listen: str = "127.0.0.1:0"
+    options: ServerOptions | None = None,
+    *,
+    listen: str = "127.0.0.1:0",
+    store: ApiKeyStore | None = None,
+    capture_audit: bool = True,
+    settings: Settings | None = None,
 ) -> AsyncIterator[Running]:
-    store = ApiKeyStore(sqlite3.connect(":memory:"), cache_seconds=0.0)
+    """``capture_audit=False`` keeps the server's own audit path (the profile's log)."""
+    if store is None:
+        store = ApiKeyStore(
+            sqlite3.connect(":memory:", check_same_thread=False), cache_seconds=0.0
+        )  # the server verifies keys on its own thread
     events: list[tuple[str, str, dict[str, Any]]] = []
 
     def audit(kind: str, actor: str, details: Mapping[str, Any]) -> None:
         events.append((kind, actor, dict(details)))
 
-    opts = replace(options or ServerOptions(), keys=store, audit=audit)
+    opts = replace(options or ServerOptions(), keys=store)
+    if capture_audit:
+        opts = replace(opts, audit=audit)
     announced: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
 
@@ -48,7 +59,7 @@ async def running_server(
 
     task = asyncio.create_task(
         serve(
-            Settings(ticks_per_second=50),
+            settings or Settings(ticks_per_second=50),
             parse_listen(listen),
             version="test",
             announce=announce,
