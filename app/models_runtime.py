@@ -94,6 +94,10 @@ class ModelsConfig:
     test_size: int = 250
     max_splits: int = 5
     timeframes: tuple[Timeframe, ...] = tuple(Timeframe)
+    # joblib backend for training: "threading" on one machine; "dask" or "ray" once their
+    # joblib backend is registered (models/training.py) to spread a large universe.
+    training_backend: str = "threading"
+    training_jobs: int = 1
 
 
 @dataclass(frozen=True)
@@ -365,7 +369,7 @@ class ModelsRuntime:
         config = TrainingConfig(
             model_type, horizon=horizon, train_size=self.config.train_size,
             test_size=self.config.test_size, max_splits=self.config.max_splits,
-            backend="threading", n_jobs=1,
+            backend=self.config.training_backend, n_jobs=self.config.training_jobs,
         )
         loop = asyncio.get_running_loop()
 

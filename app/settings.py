@@ -93,6 +93,10 @@ class Settings(BaseModel):
     models_paper_trading: bool = False
     models_paper_quantity: int = Field(default=1, gt=0, le=100_000)
     models_min_confidence: float = Field(default=0.3, ge=0, le=1)
+    # joblib backend for training (docs/models.md): "threading", "loky", or a cluster backend
+    # such as "dask" or "ray" once registered with joblib.
+    models_training_backend: str = Field(default="threading", pattern=r"^[a-z_]{1,32}$")
+    models_training_jobs: int = Field(default=1, ge=-1, le=1024)
 
 
 class SettingsError(Exception):

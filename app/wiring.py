@@ -464,6 +464,8 @@ def build_services(
                 paper_trading=settings.models_paper_trading,
                 paper_quantity=settings.models_paper_quantity,
                 min_confidence=settings.models_min_confidence,
+                training_backend=settings.models_training_backend,
+                training_jobs=settings.models_training_jobs,
             ),
         )
     return AppServices(

@@ -9,6 +9,7 @@ import textwrap
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -191,3 +192,19 @@ def services_bars_topic():  # type: ignore[no-untyped-def]
     from services.bus import BARS
 
     return BARS
+
+
+def test_the_training_backend_comes_from_the_settings(database: Database, tmp_path: Path) -> None:
+    """A user whose universe outgrows one machine names a cluster backend in settings."""
+    settings = Settings(
+        seed=3,
+        ticks_per_second=50,
+        models_training_backend="loky",
+        models_training_jobs=2,
+    )
+    services = build_services(settings, database=database, state_dir=tmp_path)
+    assert services.models is not None
+    assert (services.models.config.training_backend, services.models.config.training_jobs) == (
+        "loky",
+        2,
+    )

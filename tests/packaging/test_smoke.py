@@ -92,6 +92,19 @@ class Installed:
         return env
 
 
+BUNDLED_SOURCES = ("app", "services", "widgets", "models", "resources", "packaging")
+
+
+def _newest_source_mtime() -> float:
+    """The newest file the bundle is built from: a package older than it tests old code."""
+    return max(
+        p.stat().st_mtime
+        for top in BUNDLED_SOURCES
+        for p in (ROOT / top).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    )
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     for tool in ("dpkg-deb",):
@@ -101,7 +114,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
         ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
     ).stdout.strip()
     deb = ROOT / "dist" / f"dalal-terminal_{_version()}_{arch}.deb"
-    if os.environ.get("DALAL_PACKAGING_REBUILD") == "1" or not deb.exists():
+    stale = deb.exists() and deb.stat().st_mtime < _newest_source_mtime()
+    if os.environ.get("DALAL_PACKAGING_REBUILD") == "1" or not deb.exists() or stale:
+        if stale:
+            print(f"{deb} is older than the sources it bundles: rebuilding")
         subprocess.run([str(ROOT / "packaging" / "build.sh")], cwd=ROOT, check=True, timeout=900)
     else:
         age_min = (time.time() - deb.stat().st_mtime) / 60
