@@ -67,9 +67,16 @@ def test_headless_journals_api_orders_in_the_profile_database(tmp_path: Path) ->
             assert response.status in (200, 201)
             placed = json.loads(response.read())
         assert get(base + "/v1/orders")[0] == 401  # a key is needed to read
+        metrics_text = get(base + "/metrics")[1]
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0, log_path.read_text()[-3000:]
+
+    # No secret in the logs or the metrics: neither the API token nor the database key.
+    secret_part = token.rsplit("_", 1)[-1]
+    for text in (log_path.read_text(), metrics_text, created.stdout.replace(token, "")):
+        assert secret_part not in text
+        assert key.hex() not in text
 
     paths = ProfilePaths.for_profile("default", tmp_path / "data" / "dalal-terminal")
     db = Database.open(paths.database, key)
