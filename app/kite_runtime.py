@@ -215,8 +215,24 @@ class KiteRuntime:
             if db is not None:
                 await asyncio.to_thread(self._store_master, db, fresh, today.isoformat())
         self._instruments.add(fresh)
+        self._instruments.remove_expired(today)
         self.tokens.update({i.token: i.key for i in fresh})
         return len(fresh)
+
+    async def follow_master(self, retry: float = HOLDINGS_RETRY_SECONDS) -> None:
+        """Reload the instrument master every morning (08:00 IST) for a process left running:
+        new contracts appear, expired ones go, and tick and lot sizes follow the exchange."""
+        delay = self.seconds_to_holdings_refresh()
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                count = await self.load_instruments()
+            except BrokerError as exc:
+                log.warning("instrument master not refreshed: %s", exc)
+                delay = retry
+            else:
+                log.info("instrument master refreshed: %d instruments", count)
+                delay = self.seconds_to_holdings_refresh()
 
     @staticmethod
     def _store_master(db: Database, instruments: list[Instrument], stamp: str) -> None:

@@ -123,6 +123,7 @@ class AppServices:
             # Kite: holdings daily; positions, funds and trades re-read after each fill.
             services += [
                 ("holdings", self.kite.follow_holdings(self._apply_holdings)),
+                ("instrument-master", self.kite.follow_master()),
                 ("portfolio", self.kite.follow_fills()),
             ]
         else:

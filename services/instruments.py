@@ -39,6 +39,14 @@ class InstrumentRegistry:
             self._by_key[inst.key] = inst
             self._by_token[inst.token] = inst
 
+    def remove_expired(self, today: date) -> int:
+        """Forget contracts that expired before ``today``; return how many went."""
+        gone = [i for i in self._by_key.values() if i.expiry is not None and i.expiry < today]
+        for inst in gone:
+            del self._by_key[inst.key]
+            self._by_token.pop(inst.token, None)
+        return len(gone)
+
     def get(self, key: str) -> Instrument | None:
         return self._by_key.get(key)
 

@@ -71,3 +71,19 @@ def test_legal_path_and_an_illegal_backwards_move() -> None:
     assert o.filled_quantity == 1
     with pytest.raises(InvalidTransition):
         o.evolve(OrderStatus.OPEN, T0)
+
+
+def test_the_registry_forgets_expired_contracts() -> None:
+    from datetime import date, timedelta
+
+    from services.instruments import InstrumentRegistry, bundled_universe
+
+    instruments, _ = bundled_universe(date(2026, 11, 25))
+    registry = InstrumentRegistry(instruments)
+    future = registry.get("NFO:NIFTY26DECFUT")
+    assert future is not None and future.expiry is not None
+    assert registry.remove_expired(future.expiry) == 0  # valid through its expiry day
+    gone = registry.remove_expired(future.expiry + timedelta(days=1))
+    assert gone > 0 and registry.get(future.key) is None
+    assert registry.get("NSE:RELIANCE") is not None
+    assert registry.by_token(future.token) is None
