@@ -10,7 +10,6 @@ for a symbol's last tick also makes a live broker stream it.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
 from decimal import Decimal
 from typing import Protocol
 
@@ -28,7 +27,7 @@ from PySide6.QtWidgets import (
 from services.domain import ZERO, Holding, Tick
 from widgets import theme
 from widgets.blotter_view import BlotterView
-from widgets.table_model import RIGHT, Column, RowTableModel, fmt_int, fmt_price
+from widgets.table_model import RIGHT, Column, LivePriceModel, fmt_int, fmt_price
 
 EMPTY_TEXT = (
     "No delivery holdings. CNC buys settle into holdings on T+1 at a real broker; "
@@ -74,30 +73,15 @@ COLUMNS: list[Column[Holding]] = [
     Column("P&L", lambda h: fmt_price(h.pnl), RIGHT, _colour),
     Column("P&L %", lambda h: fmt_percent(pnl_percent(h)), RIGHT, _colour),
 ]
-_FIRST_LIVE_COLUMN = 3  # LTP onwards moves with ticks
 
 
-class HoldingsModel(RowTableModel[Holding]):
+class HoldingsModel(LivePriceModel[Holding]):
     def __init__(self) -> None:
-        super().__init__(COLUMNS, key=lambda h: h.key)
-        self._ltp: dict[str, Decimal] = {}
+        super().__init__(COLUMNS, key=lambda h: h.key, first_live_column=3)
 
     def set_holdings(self, holdings: list[Holding]) -> None:
         """Replace the rows with a new broker snapshot, keeping the live prices seen so far."""
-        self.reset(
-            replace(h, last_price=self._ltp[h.key]) if h.key in self._ltp else h for h in holdings
-        )
-
-    def apply_ticks(self, ticks: list[Tick]) -> None:
-        prices = {t.key: t.last_price for t in ticks}
-        self._ltp.update(prices)
-        changed: list[int] = []
-        for i, holding in enumerate(self.rows()):
-            price = prices.get(holding.key)
-            if price is not None and price != holding.last_price:
-                self.replace_row(i, replace(holding, last_price=price))
-                changed.append(i)
-        self.emit_rows_changed(changed, _FIRST_LIVE_COLUMN, len(COLUMNS) - 1)
+        self.reset(self.marked(holdings))
 
     def totals(self) -> tuple[Decimal, Decimal, Decimal]:
         """Invested, current value and P&L of the whole portfolio."""

@@ -7,7 +7,6 @@ waiting for the broker to republish.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 
 from PySide6.QtGui import QColor
@@ -17,7 +16,7 @@ from services.domain import ZERO, Position, Tick
 from widgets import theme
 from widgets.blotter_view import BlotterView
 from widgets.ports import TerminalFacade
-from widgets.table_model import CENTER, RIGHT, Column, RowTableModel, fmt_int, fmt_price
+from widgets.table_model import CENTER, RIGHT, Column, LivePriceModel, fmt_int, fmt_price
 
 
 def _pnl_colour(value: Decimal) -> QColor:
@@ -44,30 +43,14 @@ COLUMNS: list[Column[Position]] = [
     ),
     Column("P&L", lambda p: fmt_price(p.pnl), RIGHT, lambda p: _pnl_colour(p.pnl)),
 ]
-_FIRST_LIVE_COLUMN = 4  # LTP onwards moves with ticks
 
 
-class PositionsModel(RowTableModel[Position]):
+class PositionsModel(LivePriceModel[Position]):
     def __init__(self) -> None:
-        super().__init__(COLUMNS, key=lambda p: (p.key, p.product))
-        self._ltp: dict[str, Decimal] = {}
+        super().__init__(COLUMNS, key=lambda p: (p.key, p.product), first_live_column=4)
 
     def apply_positions(self, positions: list[Position]) -> None:
-        marked = [
-            replace(p, last_price=self._ltp[p.key]) if p.key in self._ltp else p for p in positions
-        ]
-        self.upsert(marked)
-
-    def apply_ticks(self, ticks: list[Tick]) -> None:
-        prices = {t.key: t.last_price for t in ticks}
-        self._ltp.update(prices)
-        changed: list[int] = []
-        for i, pos in enumerate(self.rows()):
-            price = prices.get(pos.key)
-            if price is not None and price != pos.last_price:
-                self.replace_row(i, replace(pos, last_price=price))
-                changed.append(i)
-        self.emit_rows_changed(changed, _FIRST_LIVE_COLUMN, len(COLUMNS) - 1)
+        self.upsert(self.marked(positions))
 
     def total_pnl(self) -> Decimal:
         return sum((p.pnl for p in self.rows()), ZERO)

@@ -9,9 +9,9 @@ moved instead of resetting the whole view.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -20,6 +20,8 @@ from PySide6.QtCore import (
     Qt,
 )
 from PySide6.QtGui import QColor
+
+from services.domain import Tick
 
 T = TypeVar("T")
 
@@ -191,3 +193,46 @@ class RowTableModel(QAbstractTableModel, Generic[T]):
 
     def _reindex(self) -> None:
         self._index = {self._key(r): i for i, r in enumerate(self._rows)}
+
+
+class _Priced(Protocol):
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def last_price(self) -> Decimal: ...
+
+
+P = TypeVar("P", bound=_Priced)
+
+
+class LivePriceModel(RowTableModel[P]):
+    """Rows whose ``last_price`` follows the ticks (positions, holdings).
+
+    The newest price of every instrument is remembered, so rows that arrive from a broker
+    snapshot are marked to the market at once instead of showing the snapshot's stale price.
+    """
+
+    def __init__(
+        self, columns: list[Column[P]], key: Callable[[P], Hashable], first_live_column: int
+    ) -> None:
+        super().__init__(columns, key=key)
+        self._ltp: dict[str, Decimal] = {}
+        self._first_live_column = first_live_column
+
+    def marked(self, rows: Iterable[P]) -> list[P]:
+        return [
+            replace(r, last_price=self._ltp[r.key]) if r.key in self._ltp else r  # type: ignore[type-var]
+            for r in rows
+        ]
+
+    def apply_ticks(self, ticks: Iterable[Tick]) -> None:
+        prices = {t.key: t.last_price for t in ticks}
+        self._ltp.update(prices)
+        changed: list[int] = []
+        for i, row in enumerate(self.rows()):
+            price = prices.get(row.key)
+            if price is not None and price != row.last_price:
+                self.replace_row(i, replace(row, last_price=price))  # type: ignore[type-var]
+                changed.append(i)
+        self.emit_rows_changed(changed, self._first_live_column, len(self.columns) - 1)
