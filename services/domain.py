@@ -169,6 +169,23 @@ def round_to_tick(price: Decimal, tick: Decimal) -> Decimal:
     return (steps * tick).quantize(tick)
 
 
+def format_inr(amount: Decimal) -> str:
+    """Format rupees the Indian way: ``₹12,50,000.00`` (lakh and crore grouping)."""
+    value = amount.quantize(PAISA, rounding=ROUND_HALF_EVEN)
+    sign = "-" if value < 0 else ""
+    whole, _, paise = f"{abs(value):f}".partition(".")
+    if len(whole) > 3:
+        head, tail = whole[:-3], whole[-3:]
+        groups: list[str] = []
+        while len(head) > 2:
+            groups.insert(0, head[-2:])
+            head = head[:-2]
+        if head:
+            groups.insert(0, head)
+        whole = ",".join([*groups, tail])
+    return f"{sign}₹{whole}.{paise or '00'}"
+
+
 def is_on_tick(price: Decimal, tick: Decimal) -> bool:
     return price % tick == 0
 

@@ -87,3 +87,12 @@ def test_the_registry_forgets_expired_contracts() -> None:
     assert gone > 0 and registry.get(future.key) is None
     assert registry.get("NSE:RELIANCE") is not None
     assert registry.by_token(future.token) is None
+
+
+def test_rupees_are_grouped_in_lakhs_and_crores() -> None:
+    from services.domain import format_inr
+
+    assert format_inr(D("999.5")) == "₹999.50"
+    assert format_inr(D("100000")) == "₹1,00,000.00"
+    assert format_inr(D("12345678.905")) == "₹1,23,45,678.90"  # banker's rounding of paise
+    assert format_inr(D("-2500")) == "-₹2,500.00"

@@ -13,9 +13,8 @@ from decimal import Decimal
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
-from services.domain import Funds
+from services.domain import Funds, format_inr
 from widgets import theme
-from widgets.table_model import fmt_price
 
 REPAINT_MS = 250
 WAITING_TEXT = "Waiting for the broker's funds…"
@@ -31,7 +30,7 @@ FIELDS: list[tuple[str, Callable[[Funds], Decimal], bool]] = [
 
 def rupees(amount: Decimal) -> str:
     sign = "-" if amount < 0 else ""
-    return f"{sign}₹{fmt_price(abs(amount))}"
+    return f"{sign}{format_inr(abs(amount))}"
 
 
 class FundsPanel(QWidget):

@@ -29,10 +29,10 @@ from PySide6.QtWidgets import (
 )
 
 from services.clock import to_ist
+from services.domain import format_inr
 from services.risk import LimitUsage, TradingState
 from services.risk.engine import RiskEngine
 from widgets import theme
-from widgets.table_model import fmt_price
 
 MIN_REFRESH_SECONDS = 0.25
 IDLE_REFRESH_SECONDS = 1.0
@@ -79,7 +79,7 @@ def format_limit(rule: str, value: object) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if kind == "money" and isinstance(value, Decimal | int):
-        return f"₹{fmt_price(Decimal(value))}"
+        return format_inr(Decimal(value))
     if kind == "seconds":
         return f"{value} s"
     if kind == "percent":

@@ -15,8 +15,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from services.clock import IST
-from services.domain import ConnectionState, ConnectionStatus, Funds
-from widgets.table_model import fmt_price
+from services.domain import ConnectionState, ConnectionStatus, Funds, format_inr
 
 _DOT = "●"
 
@@ -87,8 +86,8 @@ class TerminalStatusBar(QStatusBar):
         if funds:
             f = funds[-1]
             self.funds_label.setText(
-                f"Available ₹{fmt_price(f.available_cash)}"
-                f"   Margin used ₹{fmt_price(f.margin_used)}"
+                f"Available {format_inr(f.available_cash)}"
+                f"   Margin used {format_inr(f.margin_used)}"
             )
 
     def refresh_clock(self) -> None:

@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 from services.broker import OrderRejected
 from services.domain import (
-    PAISA,
     Instrument,
     InstrumentKind,
     Order,
@@ -25,6 +24,7 @@ from services.domain import (
     Position,
     Side,
 )
+from services.domain import format_inr as inr
 from services.risk.limits import OptionBand, RiskLimits
 from services.validation import OrderValidationError, validate_order
 
@@ -57,23 +57,6 @@ ALL_RULES: tuple[str, ...] = (
     ORDER_RATE,
     MARGIN,
 )
-
-
-def inr(amount: Decimal) -> str:
-    """Format rupees the Indian way: ``₹12,50,000.00`` (lakh and crore grouping)."""
-    value = amount.quantize(PAISA, rounding=ROUND_HALF_EVEN)
-    sign = "-" if value < 0 else ""
-    whole, _, paise = f"{abs(value):f}".partition(".")
-    if len(whole) > 3:
-        head, tail = whole[:-3], whole[-3:]
-        groups: list[str] = []
-        while len(head) > 2:
-            groups.insert(0, head[-2:])
-            head = head[:-2]
-        if head:
-            groups.insert(0, head)
-        whole = ",".join([*groups, tail])
-    return f"{sign}₹{whole}.{paise or '00'}"
 
 
 def reject(rule: str, message: str) -> OrderRejected:

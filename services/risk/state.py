@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from services.clock import to_ist
 from services.domain import ZERO
-from services.risk.checks import inr
+from services.domain import format_inr as inr
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import pytest
 
 from services.broker import OrderRejected
 from services.domain import OrderRequest, OrderType, Product, Side
+from services.domain import format_inr as inr
 from services.risk import RiskLimits
-from services.risk.checks import inr
 from tests.risk.support import BANK_CALL, CALL, EQUITY, FUTURE, World, limit, market, position
 
 

@@ -39,9 +39,9 @@ def test_limits_show_configured_value_and_usage(panel, running, qloop):
     limits = running.risk.limits
     assert panel.limit_text("max_open_orders", 1) == f"{limits.max_open_orders:,}"
     assert panel.limit_text("max_open_orders", 2) == "0"
-    assert panel.limit_text("max_order_value", 1) == f"₹{limits.max_order_value:,.2f}"
+    assert panel.limit_text("max_order_value", 1) == "₹10,00,000.00"  # lakh grouping
     assert panel.limit_text("max_order_value", 2) == ""  # per-order limit: no running usage
-    assert panel.limit_text("daily_loss", 1) == f"₹{limits.daily_loss_limit:,.2f}"
+    assert panel.limit_text("daily_loss", 1) == "₹25,000.00"
     qloop.run(running.submit_order(_limit_buy(running, "NSE:RELIANCE", 70, 3)))
     qloop.run(running.submit_order(_limit_buy(running, "NSE:INFY", 70, 2)))
     qloop.until(lambda: panel.limit_text("max_open_orders", 2) == "2", what="two open orders")
