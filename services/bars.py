@@ -123,6 +123,35 @@ def session_buckets(end: datetime, timeframe: Timeframe, count: int) -> list[dat
     return starts
 
 
+def aggregate(minutes: Iterable[Bar], timeframe: Timeframe, now: datetime) -> list[Bar]:
+    """Roll closed 1-minute bars up into closed ``timeframe`` bars (for candle repair).
+
+    Only buckets that ended by ``now`` and whose first minute is present are returned: a
+    bucket missing its opening minute would get a wrong open.
+    """
+    buckets: dict[datetime, list[Bar]] = {}
+    for bar in sorted(minutes, key=lambda b: b.start):
+        buckets.setdefault(bucket_start(bar.start, timeframe), []).append(bar)
+    rolled: list[Bar] = []
+    for start, group in buckets.items():
+        if bucket_end(start, timeframe) > now or group[0].start != start:
+            continue
+        rolled.append(
+            Bar(
+                group[0].key,
+                timeframe,
+                start,
+                group[0].open,
+                max(b.high for b in group),
+                min(b.low for b in group),
+                group[-1].close,
+                sum(b.volume for b in group),
+                closed=True,
+            )
+        )
+    return rolled
+
+
 @dataclass(slots=True)
 class _LiveBar:
     key: str

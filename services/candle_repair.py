@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 
-from services.bars import BarBuilder
+from services.bars import BarBuilder, aggregate, bucket_end
 from services.broker import BrokerError
 from services.clock import Clock
 from services.domain import Bar, Timeframe
@@ -91,4 +91,22 @@ class CandleRepair:
             )  # fmt: skip
             used += 1
         self._bars.seed(key, self.timeframe, merged.values())
+        if used and self.timeframe is Timeframe.M1:
+            self._roll_up(key, merged.values(), now, min(b.start for b in fetched))
         return used
+
+    def _roll_up(self, key: str, minutes: Iterable[Bar], now: datetime, since: datetime) -> None:
+        """Rebuild the closed intraday bars the gap touched (5m, 15m, 1h) from the minutes."""
+        for timeframe in self._bars.timeframes:
+            if timeframe in (Timeframe.M1, Timeframe.D1):
+                continue
+            touched = [
+                b
+                for b in aggregate(minutes, timeframe, now)
+                if bucket_end(b.start, timeframe) > since
+            ]
+            if not touched:
+                continue
+            current = {b.start: b for b in self._bars.bars(key, timeframe) if b.closed}
+            current.update((b.start, b) for b in touched)
+            self._bars.seed(key, timeframe, current.values())  # the live bar is kept as is

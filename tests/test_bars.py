@@ -180,3 +180,24 @@ def test_simulated_ticks_aggregate_to_the_day_volume() -> None:
         assert max(b.high for b in bars) == last.high
         assert min(b.low for b in bars) == last.low
     assert len(builder.bars(last.key, Timeframe.H1)) == 1
+
+
+def test_one_minute_bars_roll_up_into_closed_higher_timeframes() -> None:
+    from services.bars import aggregate
+
+    minutes = [
+        Bar(KEY, Timeframe.M1, ist(10, 15 + i), Decimal(100 + i), Decimal(101 + i + (i == 2) * 5),
+            Decimal(99 + i - (i == 3) * 4), Decimal(100 + i) + Decimal("0.5"), 10 * (i + 1),
+            closed=True)
+        for i in range(10)
+    ]  # fmt: skip
+    rolled = aggregate(minutes, Timeframe.M5, now=ist(10, 24, 30))
+    # 10:15-10:20 is complete and over; 10:20-10:25 is not over yet at 10:24:30.
+    (bar,) = rolled
+    assert (bar.start, bar.open, bar.close) == (ist(10, 15), Decimal(100), Decimal("104.5"))
+    assert (bar.high, bar.low, bar.volume) == (Decimal(108), Decimal(98), 150)
+    assert bar.closed and bar.timeframe is Timeframe.M5
+    # A bucket whose first minute is missing is not rolled up (its open would be wrong).
+    assert aggregate(minutes[1:], Timeframe.M5, now=ist(11, 0)) == [
+        b for b in aggregate(minutes, Timeframe.M5, now=ist(11, 0)) if b.start != ist(10, 15)
+    ]

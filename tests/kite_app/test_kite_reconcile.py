@@ -131,4 +131,10 @@ async def test_missed_candles_are_repaired_from_history(fake: FakeKite) -> None:
     by_minute: dict[int, Bar] = {b.start.minute: b for b in bars}
     assert by_minute[5].volume >= 1000  # the fake's candle, not one built from ticks
     assert by_minute[9].close == Decimal("1575")
+    # The 5-minute bar the gap cut short is rebuilt from the repaired minutes.
+    five = {b.start.minute: b for b in services.bars.bars(key, Timeframe.M5)}
+    assert five[0].closed
+    assert five[0].volume == sum(by_minute[m].volume for m in range(5))
+    assert five[0].high == max(by_minute[m].high for m in range(5))
+    assert not five[5].closed  # the live 5-minute bar is left to the ticks
     assert fake.journal.count("GET", "/instruments/historical/") == 1
