@@ -171,9 +171,10 @@ class SessionRenewal:
     """Takes a Kite token saved by another process (``dalal login kite``) into this one.
 
     ``wake`` (SIGHUP) checks at once; while the session is expired or missing the credential
-    store is read every ``poll_interval`` seconds. The read blocks (keyring, database), so it
-    runs in a worker thread. A stored token equal to the one in use is not news: after an
-    expiry that is the token Kite refused.
+    store is read every ``poll_interval`` seconds. An expiry itself only starts the polling:
+    at that moment the stored token is the one Kite just refused. The read blocks (keyring,
+    database), so it runs in a worker thread. A stored token equal to the one in use is not
+    news.
     """
 
     def __init__(
@@ -187,8 +188,9 @@ class SessionRenewal:
         self._kite = kite
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
+        self._rearm = asyncio.Event()  # the session changed state: recompute the poll timeout
         self.renewals = 0
-        services.on_session_expired(self.wake)
+        services.on_session_expired(self._rearm.set)
 
     def wake(self) -> None:
         self._wake.set()
@@ -206,8 +208,16 @@ class SessionRenewal:
     async def run(self) -> None:
         while True:
             timeout = None if self._kite.session_valid else self.poll_interval
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            waits = [asyncio.ensure_future(e.wait()) for e in (self._wake, self._rearm)]
+            try:
+                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waits:
+                    waiter.cancel()
+            if self._rearm.is_set() and not self._wake.is_set():
+                self._rearm.clear()
+                continue  # just expired: poll from now on, the stored token is the refused one
+            self._rearm.clear()
             self._wake.clear()
             try:
                 await self.check_now()
