@@ -312,8 +312,13 @@ class OrderManager:
         return self._orders.get(order_id)
 
     def open_orders(self) -> list[Order]:
-        """Working orders, including those sent and not yet acknowledged by the broker."""
-        return [*self._in_flight.values(), *(o for o in self.orders() if o.status.is_working)]
+        """Working orders, including those sent and not yet acknowledged by the broker.
+
+        Unsorted: the risk engine asks on every order, and sorting the whole session's
+        orders each time would grow the check with the day's order count.
+        """
+        working = (o for o in self._orders.values() if o.status.is_working)
+        return [*self._in_flight.values(), *working]
 
     def positions(self) -> list[Position]:
         return [self._positions[k] for k in sorted(self._positions)]
