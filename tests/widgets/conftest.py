@@ -69,6 +69,14 @@ def qloop(qapp: QApplication, qtbot: QtBot) -> Iterator[LoopRunner]:
         asyncio.events._set_running_loop(None)
         loop.close()
         asyncio.set_event_loop(None)
+        # qasync's close() only flags its call_later timer object as stopped: its Qt timers
+        # stay registered, and once the loop is garbage-collected a later test's event
+        # processing fires them at a deleted object (a segfault in the next Qt-using test).
+        timer = loop._timer
+        callbacks = timer._SimpleTimer__callbacks
+        for timer_id in list(callbacks):
+            timer.killTimer(timer_id)
+        callbacks.clear()
 
 
 @pytest.fixture
