@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from decimal import Decimal
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QResizeEvent, QShortcut
@@ -24,9 +25,10 @@ from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QT
 from models.signals import SIGNALS
 from models.signals import Signal as ModelSignal
 from services.bus import BARS, CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, TICKS
-from services.domain import Bar, Fill, Side, Tick, Timeframe
+from services.domain import Bar, Fill, OrderType, Side, Tick, Timeframe
 from services.risk import KillReport
 from widgets.chart import ChartWidget
+from widgets.depth import DepthPanel
 from widgets.funds_panel import FundsPanel
 from widgets.holdings import HoldingsWidget
 from widgets.lock_screen import IdleWatcher, LockOverlay
@@ -112,6 +114,7 @@ class MainWindow(QMainWindow):
         self.risk_panel = RiskPanel(facade.risk)
         self.models_panel = ModelsPanel(models)
         self.signals_panel = SignalsPanel()
+        self.depth_panel = DepthPanel(facade)
         self.status = TerminalStatusBar(lambda: facade.bus.published.get(TICKS.name, 0))
         self.setStatusBar(self.status)
         self.status.set_session(session_note, warning=session_warning)
@@ -131,6 +134,10 @@ class MainWindow(QMainWindow):
         self._dock("Risk", self.risk_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Models", self.models_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Signals", self.signals_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Depth", self.depth_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        # Depth shares the risk panel's place, so the chart keeps its width; risk stays in front.
+        self.tabifyDockWidget(self.docks["Risk"], self.docks["Depth"])
+        self.docks["Risk"].raise_()
         self.tabifyDockWidget(self.docks["Order book"], self.docks["Positions"])
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Holdings"])
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Models"])
@@ -206,6 +213,7 @@ class MainWindow(QMainWindow):
         self.watchlist.instrumentSelected.connect(self.show_instrument)
         self.chart.timeframeChanged.connect(self._timeframe_changed)
         self.ticket.orderPlaced.connect(self.order_book.select_order)
+        self.depth_panel.priceClicked.connect(self._price_from_depth)
 
         self.pump = UiPump(facade.bus, "main-window")
         self.pump.on(CONNECTION, self.status.apply_connections)
@@ -397,6 +405,7 @@ class MainWindow(QMainWindow):
     # -- view logic ----------------------------------------------------------------------------
     def show_instrument(self, key: str) -> None:
         self.ticket.set_symbol(key)
+        self.depth_panel.set_instrument(key)
         self._load_chart(key, self.chart.timeframe)
 
     def _timeframe_changed(self, value: str) -> None:
@@ -405,6 +414,12 @@ class MainWindow(QMainWindow):
 
     def _load_chart(self, key: str, timeframe: Timeframe) -> None:
         self.chart.set_bars(key, timeframe, self.facade.history(key, timeframe))
+
+    def _price_from_depth(self, price: Decimal) -> None:
+        """A price picked off the book means a priced order: a MARKET ticket becomes LIMIT."""
+        if not OrderType(self.ticket.order_type.currentText()).needs_price:
+            self.ticket.order_type.setCurrentText(OrderType.LIMIT.value)
+        self.ticket.price.setText(f"{price:.2f}")
 
     def _focus_ticket(self, side: Side) -> None:
         if self.locked:
@@ -419,6 +434,7 @@ class MainWindow(QMainWindow):
         self.positions.apply_ticks(ticks)
         self.holdings.apply_ticks(ticks)
         self.ticket.update_quote(ticks)
+        self.depth_panel.apply_ticks(ticks)
         if not self._first_tick_reported and self.watchlist.model.ticks_applied:
             self._first_tick_reported = True
             self.watchlist.table.painted.connect(self._report_first_paint)
