@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
+from services.alerts import Alert, AlertBook, AlertCondition
 from services.bars import BarBuilder
 from services.broker import Broker, BrokerError, OrderChange
 from services.bus import CONNECTION, EventBus
@@ -89,6 +90,7 @@ class AppServices:
     risk: RiskEngine
     kill_switch: KillSwitch
     risk_supervisor: RiskSupervisor
+    alerts: AlertBook
     recorder: Recorder | None = None
     started_at: datetime | None = None
     kite: KiteRuntime | None = None
@@ -112,6 +114,7 @@ class AppServices:
         services: list[tuple[str, Coroutine[Any, Any, None]]] = [
             ("quotes", self.quotes.run()),
             ("bars", self.bars.run()),
+            ("alerts", self.alerts.run()),
         ]
         if isinstance(self.broker, PaperBroker):
             services.append(("broker", self.broker.run()))
@@ -178,6 +181,7 @@ class AppServices:
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
+        await self.alerts.close()
         if self.models is not None:
             await self.models.stop()
         if self.kite is not None:
@@ -280,6 +284,19 @@ class AppServices:
         if funds is None and isinstance(self.broker, PaperBroker):
             return self.broker.current_funds()  # before the first order moves any money
         return funds
+
+    async def add_alert(
+        self, key: str, condition: AlertCondition | str, level: Decimal, note: str = ""
+    ) -> Alert:
+        """Watch ``key`` for a crossing of ``level`` (see ``services.alerts``)."""
+        return await self.alerts.add(key, condition, level, note)
+
+    async def remove_alert(self, alert_id: int) -> bool:
+        return await self.alerts.remove(alert_id)
+
+    def alert_list(self) -> list[Alert]:
+        """Every alert, active and triggered, oldest first."""
+        return self.alerts.all()
 
     def holding_list(self) -> list[Holding]:
         """Delivery holdings as the broker last reported them (every minute; Kite: daily)."""
@@ -483,6 +500,7 @@ def build_services(
         risk=risk,
         kill_switch=kill_switch,
         risk_supervisor=supervisor,
+        alerts=AlertBook(bus, clock, database),
         recorder=recorder,
         kite=kite,
         reconciler=reconciler,

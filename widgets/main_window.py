@@ -24,9 +24,11 @@ from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QT
 
 from models.signals import SIGNALS
 from models.signals import Signal as ModelSignal
+from services.alerts import ALERTS, AlertFired
 from services.bus import BARS, CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, TICKS
 from services.domain import Bar, Fill, OrderType, Side, Tick, Timeframe
 from services.risk import KillReport
+from widgets.alerts_panel import AlertsPanel
 from widgets.chart import ChartWidget
 from widgets.depth import DepthPanel
 from widgets.funds_panel import FundsPanel
@@ -115,6 +117,7 @@ class MainWindow(QMainWindow):
         self.models_panel = ModelsPanel(models)
         self.signals_panel = SignalsPanel()
         self.depth_panel = DepthPanel(facade)
+        self.alerts_panel = AlertsPanel(facade)
         self.status = TerminalStatusBar(lambda: facade.bus.published.get(TICKS.name, 0))
         self.setStatusBar(self.status)
         self.status.set_session(session_note, warning=session_warning)
@@ -135,12 +138,14 @@ class MainWindow(QMainWindow):
         self._dock("Models", self.models_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Signals", self.signals_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Depth", self.depth_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Alerts", self.alerts_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         # Depth shares the risk panel's place, so the chart keeps its width; risk stays in front.
         self.tabifyDockWidget(self.docks["Risk"], self.docks["Depth"])
         self.docks["Risk"].raise_()
         self.tabifyDockWidget(self.docks["Order book"], self.docks["Positions"])
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Holdings"])
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Models"])
+        self.tabifyDockWidget(self.docks["Positions"], self.docks["Alerts"])
         self.docks["Order book"].raise_()
         self.resizeDocks(
             [self.docks["Watchlist"], self.docks["Order ticket"]],
@@ -227,6 +232,7 @@ class MainWindow(QMainWindow):
         self.pump.on(TICKS, self._on_ticks)
         self.pump.on(BARS, self._on_bars)
         self.pump.on(SIGNALS, self._on_signals)
+        self.pump.on(ALERTS, self._on_alerts, on_lagged=self.alerts_panel.refresh)
         self.restore_last_layout()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -406,6 +412,7 @@ class MainWindow(QMainWindow):
     def show_instrument(self, key: str) -> None:
         self.ticket.set_symbol(key)
         self.depth_panel.set_instrument(key)
+        self.alerts_panel.set_symbol(key)
         self._load_chart(key, self.chart.timeframe)
 
     def _timeframe_changed(self, value: str) -> None:
@@ -468,3 +475,9 @@ class MainWindow(QMainWindow):
         ]
         if markers:
             self.chart.add_markers(markers)
+
+    def _on_alerts(self, events: list[AlertFired]) -> None:
+        """A fired alert is a highlighted row and a status-bar line, never a modal box."""
+        self.alerts_panel.apply_fired(events)
+        more = f" (+{len(events) - 1} more)" if len(events) > 1 else ""
+        self.status.showMessage(events[-1].message() + more, 30_000)

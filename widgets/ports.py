@@ -7,8 +7,10 @@ object with these methods. ``app.wiring.AppServices`` satisfies it structurally.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Protocol
 
+from services.alerts import Alert, AlertCondition
 from services.broker import OrderChange
 from services.bus import EventBus
 from services.domain import (
@@ -55,6 +57,14 @@ class TerminalFacade(Protocol):
     def risk(self) -> RiskEngine: ...
 
     async def kill(self, *, square_off: bool, actor: str = ...) -> KillReport: ...
+
+    async def add_alert(
+        self, key: str, condition: AlertCondition | str, level: Decimal, note: str = ""
+    ) -> Alert: ...
+
+    async def remove_alert(self, alert_id: int) -> bool: ...
+
+    def alert_list(self) -> list[Alert]: ...
 
 
 class UnlockGate(Protocol):
