@@ -11,7 +11,7 @@ import logging
 from decimal import Decimal, InvalidOperation
 from typing import Protocol, runtime_checkable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -124,7 +124,16 @@ class AlertsPanel(QWidget):
         else:
             self.refresh()
 
+    # Modest hints: the panel shares a tab with the blotters, and its one-line form's natural
+    # width made the main window grow past a 1600-pixel screen (measured: 1625).
+    def sizeHint(self) -> QSize:
+        return QSize(420, 200)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(300, 120)
+
     # -- input ---------------------------------------------------------------------------------
+
     def set_symbol(self, key: str) -> None:
         """Follow the selected instrument (the trader can still type another)."""
         self.symbol.setText(key)

@@ -104,3 +104,15 @@ def test_remove_button_removes_the_selected_alert(qtbot, window, services, qloop
     qtbot.mouseClick(panel.remove_button, Qt.MouseButton.LeftButton)
     qloop.until(lambda: panel.table.rowCount() == 0, what="the row removed")
     assert services.alert_list() == []
+
+
+def test_the_default_window_fits_a_1600_pixel_screen(qtbot, services) -> None:
+    """Every panel's default place keeps the window within 1600x900 (no clipped docks)."""
+    from widgets.main_window import MainWindow
+
+    window = MainWindow(services, services.settings.watchlist, None)
+    qtbot.addWidget(window)
+    window.resize(1600, 900)
+    window.show()
+    qtbot.waitExposed(window)
+    assert window.width() <= 1600
