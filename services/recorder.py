@@ -13,11 +13,11 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
 from services.bus import BARS, FILLS, ORDERS, TICKS, EventBus, SubscriberLagged, Subscription
-from services.clock import to_ist
+from services.clock import IST
 from services.domain import Bar, Fill, Order, Tick
 from services.security.audit import AuditLog
 from services.storage import Database, OrderJournal, TickWriter
@@ -83,10 +83,11 @@ class Recorder:
     async def session(self, day: date) -> tuple[list[Order], list[Fill]]:
         """Return the orders placed and the fills made on ``day`` (IST), for a restart."""
 
+        start = datetime.combine(day, time(0), tzinfo=IST)
+        end = start + timedelta(days=1)
+
         def load() -> tuple[list[Order], list[Fill]]:
-            orders = [o for o in self.db.orders.all() if to_ist(o.placed_at).date() == day]
-            fills = [f for f in self.db.fills.all() if to_ist(f.ts).date() == day]
-            return orders, fills
+            return self.db.orders.placed_between(start, end), self.db.fills.between(start, end)
 
         return await self._on(self._durable, load)
 

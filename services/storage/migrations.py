@@ -199,7 +199,13 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# v4: a restart reads the day's orders and fills by time (Recorder.session).
+_V4 = """
+CREATE INDEX orders_by_placed_at ON orders (placed_at);
+CREATE INDEX fills_by_ts ON fills (ts);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 CURRENT_VERSION = len(MIGRATIONS)
 
 

@@ -145,6 +145,15 @@ class OrderRepository(_Repository):
     def ids(self) -> set[str]:
         return {r[0] for r in self._db.query("SELECT order_id FROM orders")}
 
+    def placed_between(self, start: datetime, end: datetime) -> list[Order]:
+        """Orders placed in ``[start, end)``: a restart reads one day, not the whole history."""
+        rows = self._db.query(
+            f"SELECT {_ORDER_COLUMNS} FROM orders "  # noqa: S608
+            "WHERE placed_at >= ? AND placed_at < ? ORDER BY placed_at, order_id",
+            (codec.to_iso(start), codec.to_iso(end)),
+        )
+        return [codec.order_from(r) for r in rows]
+
     def delete(self, conn: Connection, order_id: str) -> None:
         conn.execute("DELETE FROM orders WHERE order_id = ?", (order_id,))
 
@@ -163,6 +172,13 @@ class FillRepository(_Repository):
 
     def ids(self) -> set[str]:
         return {r[0] for r in self._db.query("SELECT fill_id FROM fills")}
+
+    def between(self, start: datetime, end: datetime) -> list[Fill]:
+        rows = self._db.query(
+            "SELECT * FROM fills WHERE ts >= ? AND ts < ? ORDER BY ts",
+            (codec.to_iso(start), codec.to_iso(end)),
+        )
+        return [codec.fill_from(r) for r in rows]
 
 
 class PositionRepository(_Repository):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -234,3 +234,22 @@ def test_the_journal_never_moves_an_order_backwards(tmp_path: Path) -> None:
         stored = db.orders.get("o1")
         assert stored is not None
         assert (stored.status, stored.filled_quantity) == (OrderStatus.FILLED, 10)
+
+
+def test_a_days_orders_and_fills_are_read_by_ist_date(tmp_path: Path) -> None:
+    with Database.open(tmp_path / "t.db", KEY, create=True) as db:
+        journal = OrderJournal(db)
+        # IST midnight of 25 Nov is 18:30 UTC on 24 Nov.
+        times = {
+            "before": datetime(2026, 11, 24, 18, 29, 59, tzinfo=UTC),
+            "first": datetime(2026, 11, 24, 18, 30, tzinfo=UTC),
+            "late": datetime(2026, 11, 25, 18, 29, 59, 500000, tzinfo=UTC),
+            "after": datetime(2026, 11, 25, 18, 30, tzinfo=UTC),
+        }
+        for name, at in times.items():
+            journal.record_update(replace(make_order(name), placed_at=at, updated_at=at))
+            journal.record_fill(replace(make_fill(f"f-{name}", name), ts=at))
+        start = datetime(2026, 11, 24, 18, 30, tzinfo=UTC)
+        end = start + timedelta(days=1)
+        assert [o.order_id for o in db.orders.placed_between(start, end)] == ["first", "late"]
+        assert [f.fill_id for f in db.fills.between(start, end)] == ["f-first", "f-late"]
