@@ -45,7 +45,7 @@ if ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then
   echo "setup: installing python3-venv"
   "${sudo_cmd[@]}" apt-get install -y -qq python3-venv >/dev/null
 fi
-extras="[test,brokers,ml,onnx]"
+extras="[test,brokers,data,cluster,ml,onnx]"
 stamp=".venv/.stamp-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "setup: building .venv"
