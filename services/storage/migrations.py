@@ -205,7 +205,18 @@ CREATE INDEX orders_by_placed_at ON orders (placed_at);
 CREATE INDEX fills_by_ts ON fills (ts);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# v5: orders sent per broker per IST day, so a restart keeps the daily throttle count
+# (services.brokers.throttle).
+_V5 = """
+CREATE TABLE order_counts (
+    broker TEXT NOT NULL,
+    day TEXT NOT NULL,
+    sent INTEGER NOT NULL,
+    PRIMARY KEY (broker, day)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 CURRENT_VERSION = len(MIGRATIONS)
 
 
