@@ -10,11 +10,11 @@ does not want it silently filled a minute later.
 
 The day's count survives a restart: a terminal restarted at 14:00 must not believe it has a
 fresh 5,000 orders. The count goes to a ``DailyCountStore``; the terminal uses the profile
-database (``OrderCountRepository``, the ``order_counts`` migration), because the order journal already lives
-there under the same encryption and backups, and a separate state file would be one more
-thing to lose or tamper with. Writes are handed to an executor and not awaited, so the order
-path does not wait on a disk sync; a crash between send and write can lose at most the
-orders in flight, which the headroom below the broker's limit absorbs.
+database (``OrderCountRepository``, the ``order_counts`` migration), because the order
+journal already lives there under the same encryption and backups, and a separate state
+file would be one more thing to lose or tamper with. Writes are handed to an executor and
+not awaited, so the order path does not wait on a disk sync; a crash between send and write
+can lose at most the orders in flight, which the headroom below the broker's limit absorbs.
 """
 
 from __future__ import annotations
