@@ -24,7 +24,7 @@ The contract tables in each docstring are what ``tests/brokers/conformance`` che
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -207,6 +207,14 @@ class BrokerSession(Protocol):
                          raises: as complete_login; timing: one round trip
     forget()             must:   drop the stored token (the broker refused it)
                          raises: never; timing: instant
+    login(open, ...)     must:   the whole interactive flow: open the login page with
+                                 ``open_browser`` (REDIRECT, catching the redirect on the
+                                 loopback address) or use the stored TOTP secret; store and
+                                 return the token; ``on_listening(url)`` tells a CLI what to
+                                 print
+                         raises: as complete_login, plus BrokerError when cancelled or
+                                 not completed ``within`` seconds
+                         timing: as long as the trader takes, at most ``within``
     ===================  =====================================================================
     """
 
@@ -222,6 +230,14 @@ class BrokerSession(Protocol):
     async def renew(self, now: datetime) -> SessionToken | None: ...
 
     def forget(self) -> None: ...
+
+    async def login(
+        self,
+        open_browser: Callable[[str], object],
+        *,
+        within: float = 300.0,
+        on_listening: Callable[[str], None] | None = None,
+    ) -> SessionToken: ...
 
 
 # -- instruments ------------------------------------------------------------------------------
@@ -308,12 +324,18 @@ class InstrumentProvider(Protocol):
                                  exact tick size, lot size, expiry, strike, freeze quantity
                                  when the broker publishes it; rows it cannot map are skipped
                                  and counted, never guessed; every canonical key round-trips
-                                 (master.key_of(master.broker_id(k)) == k)
+                                 (master.key_of(master.broker_id(k)) == k) and every
+                                 instrument's ``token`` is ``str`` of its broker id
                          raises: SessionExpired, BrokerUnavailable, DataError (unreadable)
                          timing: a download of up to tens of MB, off the loop; parsing in a
                                  worker thread
     master lookups       raises: InstrumentUnknown for a key not listed
                          timing: dictionary reads
+    master_from_cache    must:   rebuild the day's master from instruments cached in the
+                                 profile database, without a download: each listing's
+                                 ``instrument.token`` is ``str(broker_id)``, so this turns it
+                                 back into the broker's id type
+                         raises: never; timing: CPU only (called in a worker thread)
     ===================  =====================================================================
 
     Caching (one download a day, the morning reload) is ``services.brokers.live``'s job,
@@ -323,6 +345,10 @@ class InstrumentProvider(Protocol):
     broker: str
 
     async def fetch_master(self) -> InstrumentMaster: ...
+
+    def master_from_cache(
+        self, instruments: Iterable[Instrument], day: date
+    ) -> InstrumentMaster: ...
 
 
 # -- execution --------------------------------------------------------------------------------
