@@ -93,8 +93,8 @@ def map_answer(answer: Mapping[str, Any], action: str, now: datetime) -> BrokerE
         if "per day" in lowered:
             return _coded(
                 RateLimited(
-                    f"{action}: Breeze's 5,000 API calls for today are used up; it answers again "
-                    "after midnight",
+                    f"{action}: too many API calls today: Breeze's 5,000 a day are used up; "
+                    "it answers again after midnight",
                     retry_after=seconds_to_midnight(now),
                 ),
                 status or "",

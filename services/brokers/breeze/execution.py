@@ -116,6 +116,9 @@ class BreezeExecution:
         self._client: Any = None
         self._client_lock = asyncio.Lock()
         self._exchanges: dict[str, str] = {}  # order id -> Breeze exchange code
+        # Market orders we sent as aggressive limits (by tag): reported back as MARKET, which
+        # is what the trader asked for; after a restart Breeze's word (limit) is all we have.
+        self._market_tags: set[str] = set()
         self._tags_used: set[str] = set()
         self.placement_attempts = 0
 
@@ -188,6 +191,14 @@ class BreezeExecution:
             return success(answer, action, self._clock.now())
         except BrokerError as exc:
             raise self._mapped(exc) from None
+
+    def _order(self, record: dict[str, Any], master: SecurityMaster) -> Order:
+        order = mapping.order_from_breeze(record, master)
+        if order.request.tag in self._market_tags:
+            order = replace(
+                order, request=replace(order.request, order_type=OrderType.MARKET, price=None)
+            )
+        return order
 
     async def _master(self) -> SecurityMaster:
         return await self.masters.get()
@@ -275,6 +286,8 @@ class BreezeExecution:
         except mapping.MappingError as exc:
             raise InvalidInput(f"place order: {exc}") from exc
         request = replace(request, tag=tag)
+        if request.order_type is OrderType.MARKET:
+            self._market_tags.add(tag)
         await self.throttle.acquire()
         retried = False
         while True:
@@ -350,7 +363,7 @@ class BreezeExecution:
         for exchange in exchanges:
             for record in await self._list(exchange):
                 if str(record.get("user_remark") or "") == tag:
-                    order = mapping.order_from_breeze(record, master)
+                    order = self._order(record, master)
                     self._exchanges[order.order_id] = exchange
                     return order
         return None
@@ -386,7 +399,7 @@ class BreezeExecution:
     async def order_status(self, order_id: str) -> Order:
         record = await self._detail(order_id)
         try:
-            return mapping.order_from_breeze(record, await self._master())
+            return self._order(record, await self._master())
         except mapping.MappingError as exc:
             raise BrokerError(f"read order {order_id}: {exc}") from exc
 
@@ -444,7 +457,7 @@ class BreezeExecution:
         result: list[Order] = []
         for exchange in EXCHANGES:
             for record in await self._list(exchange):
-                order = mapping.order_from_breeze(record, master)
+                order = self._order(record, master)
                 self._exchanges[order.order_id] = exchange
                 result.append(order)
         return result

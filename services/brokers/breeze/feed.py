@@ -11,9 +11,12 @@ events and tokens (``4.1!2885`` quotes, ``4.2!2885`` depth); the payloads go thr
 Reconnection is ours (python-socketio's own is off): after a drop, the first attempt comes
 after 0.1-0.2 s, then backing off with jitter up to ``max_delay``; on connect every key is
 joined again with its mode. A stream that says nothing, Engine.IO pings included, for
-``stale_after`` seconds is reported DISCONNECTED and reconnected. A refused connect (the
-session key is gone) calls ``on_session_expired`` and waits for a new session instead of
-retrying forever.
+``stale_after`` seconds (2 s, but never less than 1.5 of the server's ping intervals, so a
+quiet healthy stream is not cut between pings) is reported DISCONNECTED and reconnected.
+The fake pings every second, so staleness shows within 3 s there; ICICI's ping interval is
+not published (python-socketio's default is 25 s), and against it detection takes that
+long. A refused connect (the session key is gone) calls ``on_session_expired`` and waits for
+a new session instead of retrying forever.
 
 Capacity: at most ``config.MAX_INSTRUMENTS_PER_CONNECTION`` instruments on the one
 connection; a subscription past it is refused whole (``CapacityExceeded``) before anything
@@ -82,7 +85,7 @@ class BreezeFeed:
         endpoints: BreezeEndpoints | None = None,
         clock: Clock | None = None,
         on_session_expired: Callable[[], None] | None = None,
-        stale_after: float = 3.0,
+        stale_after: float = 2.0,
         first_delay: float = 0.1,
         max_delay: float = 3.0,
         connect_timeout: float = 5.0,
@@ -136,8 +139,15 @@ class BreezeFeed:
             await self._close(self._client)
 
     def subscribe(self, keys: Iterable[str], mode: FeedMode = FeedMode.QUOTE) -> None:
-        master = self._masters.current()
         wanted = list(dict.fromkeys(keys))
+        after = set(self._subs) | set(wanted)
+        limit = self.capacity.limit(mode)
+        if len(after) > limit:
+            raise CapacityExceeded(
+                f"Breeze stream: {len(self._subs)} instruments subscribed, {len(wanted)} more "
+                f"asked; one connection carries at most {limit}"
+            )
+        master = self._masters.current()
         contracts: list[BreezeContract] = []
         for key in wanted:
             contract = master.contract(key) if master is not None else None
@@ -148,13 +158,6 @@ class BreezeFeed:
                     else f"{key}: the ICICI security master is not loaded yet"
                 )
             contracts.append(contract)
-        after = set(self._subs) | set(wanted)
-        limit = self.capacity.limit(mode)
-        if len(after) > limit:
-            raise CapacityExceeded(
-                f"Breeze stream: {len(self._subs)} instruments subscribed, {len(wanted)} more "
-                f"asked; one connection carries at most {limit}"
-            )
         joins: list[str] = []
         leaves: list[str] = []
         for contract in contracts:
@@ -316,6 +319,10 @@ class BreezeFeed:
         self._stale = False
         self._connects += 1
         self._touch()
+        # Heartbeats count as messages, so a healthy but quiet stream must not be called stale
+        # between two of the server's pings: never less than 1.5 ping intervals.
+        ping = float(getattr(client.eio, "ping_interval", 0) or 0)
+        stale_after = max(self.stale_after, ping * 1.5)
         tokens = self._tokens()
         if tokens:
             await self._emit(client, "join", tokens)
@@ -325,12 +332,12 @@ class BreezeFeed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ended.wait(), timeout=0.25)
                 last = self._last_message
-                if last is not None and time.monotonic() - last > self.stale_after:
+                if last is not None and time.monotonic() - last > stale_after:
                     self._stale = True
                     self._connected = False
                     self._state(
                         ConnectionStatus.DISCONNECTED,
-                        f"Breeze stream silent for {self.stale_after:g} s: reconnecting",
+                        f"Breeze stream silent for {stale_after:g} s: reconnecting",
                     )
                     await self._close(client)
                     return "dropped"

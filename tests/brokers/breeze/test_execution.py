@@ -93,9 +93,7 @@ async def test_market_sell_on_an_option_keeps_the_five_point_gap(rig: Rig) -> No
     broker = await rig.execution()
     rig.fake.set_price("NFO", "35002", "20.00")  # 10 % of 20 is 2 < 5 points: the gap wins
     key = next(k for k, c in (await broker.masters.get()).by_key.items() if c.token == "35002")
-    await broker.place_order(
-        OrderRequest(key, Side.SELL, 75, OrderType.MARKET, Product.NRML)
-    )
+    await broker.place_order(OrderRequest(key, Side.SELL, 75, OrderType.MARKET, Product.NRML))
     sent = last_body(rig, "POST")
     assert sent["price"] == "15.00" and sent["product"] == "options"
     assert sent["right"] == "put" and sent["strike_price"] == "24300"
@@ -106,7 +104,9 @@ async def test_market_protection_percent_and_the_circuit_band(rig: Rig) -> None:
     broker = await rig.execution()
     # 50 % above 2950.40 is past the upper circuit (20 % over the close): clamped to it.
     await broker.place_order(
-        limit(order_type=OrderType.MARKET, price=None, market_protection=MarketProtection(Decimal(50)))
+        limit(
+            order_type=OrderType.MARKET, price=None, market_protection=MarketProtection(Decimal(50))
+        )
     )
     assert last_body(rig, "POST")["price"] == "3540.50"  # the fake's band: 3540.48 on tick
 

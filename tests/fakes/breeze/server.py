@@ -51,7 +51,17 @@ from tests.fakes.breeze.master import Scrip, build_master_zip, default_scrips
 
 IST = ZoneInfo("Asia/Kolkata")
 FAULTS = frozenset(
-    {"timeout_after", "timeout_before", "drop_after", "limit", "session", "500_html", "checksum"}
+    {
+        "timeout_after",
+        "timeout_before",
+        "drop_after",
+        "limit",
+        "too_many",
+        "funds",
+        "session",
+        "500_html",
+        "checksum",
+    }
 )
 PRODUCTS = ("cash", "futures", "options", "mtf", "btst", "margin")
 ORDER_TYPES = ("limit", "market", "stoploss")
@@ -105,6 +115,7 @@ class FakeBreeze:
         daily_limit: int = 5000,
         scrips: list[Scrip] | None = None,
         today: date | None = None,
+        ping_interval: float = 1.0,
     ) -> None:
         self.api_key = api_key
         self.api_secret = api_secret
@@ -161,6 +172,9 @@ class FakeBreeze:
         self.socket_connects = 0
         self.socket_refusals = 0
         self.max_tokens_per_connection: int | None = None
+        self.ping_interval = ping_interval
+        self.silent = False
+        self.newest_sid: str | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -188,7 +202,10 @@ class FakeBreeze:
         async def boot() -> None:
             app = web.Application(middlewares=[self._middleware])
             self.sio = socketio.AsyncServer(
-                async_mode="aiohttp", logger=False, engineio_logger=False
+                async_mode="aiohttp",
+                logger=False,
+                engineio_logger=False,
+                ping_interval=self.ping_interval,
             )
             self.sio.attach(app)
             self.sio.on("connect", self._sio_connect)
@@ -375,6 +392,10 @@ class FakeBreeze:
         fault = self._take_fault(route) if api else None
         if fault == "limit":
             return _err(LIMIT_ERROR, 5)
+        if fault == "too_many":
+            return _err("Limit exceed: API call per minute: ", 5)
+        if fault == "funds":
+            return _err("Insufficient limit : Limit required to place this order")
         if fault == "session":
             return _err("Invalid User Details", 500)
         if fault == "checksum":
@@ -949,10 +970,13 @@ class FakeBreeze:
             if ok:
                 self.socket_connects += 1
                 self.subscriptions[sid] = set()
+                self.newest_sid = sid
             else:
                 self.socket_refusals += 1
         if not ok:
             raise socketio.exceptions.ConnectionRefusedError("authentication failed")
+        for sock in list(self.sio.eio.sockets.values()):
+            self._mute(sock)
 
     async def _sio_disconnect(self, sid: str, *args: Any) -> None:
         with self._lock:
@@ -1043,6 +1067,8 @@ class FakeBreeze:
         """Emit one ``stock`` event per subscribed token; return how many were sent."""
 
         async def push() -> int:
+            if self.silent:
+                return 0
             with self._lock:
                 tokens = {t for subs in self.subscriptions.values() for t in subs}
             for token in tokens:
@@ -1068,8 +1094,33 @@ class FakeBreeze:
         result: int = self._on_loop(drop())
         return result
 
-    def subscribed_tokens(self) -> set[str]:
+    def silence(self, silent: bool) -> None:
+        """Stop (or resume) everything sent on the streams, Engine.IO pings included, without
+        closing them: what a stalled link or a hung server looks like to the client."""
+        self.silent = silent
+
+        async def mute() -> None:
+            for sock in list(self.sio.eio.sockets.values()):
+                self._mute(sock)
+
+        self._on_loop(mute())
+
+    def _mute(self, sock: Any) -> None:
+        if getattr(sock, "_fake_muted", False):
+            return
+        send = sock.send
+
+        async def send_unless_silent(pkt: Any) -> None:
+            if not self.silent:
+                await send(pkt)
+
+        sock.send = send_unless_silent
+        sock._fake_muted = True
+
+    def subscribed_tokens(self, newest_only: bool = False) -> set[str]:
         with self._lock:
+            if newest_only:
+                return set(self.subscriptions.get(self.newest_sid or "", set()))
             return {t for subs in self.subscriptions.values() for t in subs}
 
 
