@@ -63,6 +63,7 @@ from services.tasks import cancel_and_wait
 if TYPE_CHECKING:
     from app.kite_runtime import KiteRuntime
     from services.brokers.kite.session import SecretStore
+    from services.security import KeySource, Vault
 
 log = logging.getLogger("dalal.headless")
 
@@ -141,7 +142,13 @@ def load_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
 
 
 class NoKeys:
-    """The verifier when no key store is open: every presented key is unknown."""
+    """The verifier when no key store is open: every presented key is unknown.
+
+    ``available`` is false so the guard answers 503 instead of 401 and never counts the
+    request toward the address lockout: the fault is ours, not the client's.
+    """
+
+    available = False
 
     def verify(self, presented: str | None) -> Verdict:
         return Verdict(None, Failure.MISSING if not presented else Failure.UNKNOWN)
@@ -363,6 +370,10 @@ def build_runtime(
             model=model, reason=reason).inc()
     else:
         readiness.add("models", not_configured("models"))
+    if keys is None or isinstance(keys, NoKeys):
+        readiness.add("api_keys", lambda: Check(
+            "api_keys", False, "no key store: the profile database is not open",
+            required=False))
     metrics.watch_components(lambda: {c.name: c.ready for c in readiness.report().checks})
     metrics.watch_disk(
         "data", database.path.parent if database is not None else default_data_dir()
@@ -577,10 +588,7 @@ def open_profile_store(
     """
     from services.apikeys import ApiKeyStore, DatabaseConnection
     from services.security import (
-        CredentialFileKeySource,
-        FileDescriptorKeySource,
         InsecureKeyringError,
-        KeySource,
         KeyUnavailableError,
         LockedOutError,
         Vault,
@@ -597,19 +605,22 @@ def open_profile_store(
     ):
         key_credential = DEFAULT_CREDENTIAL
     source: KeySource
-    if key_fd is not None:
-        source = FileDescriptorKeySource(key_fd)
-    elif key_credential is not None:
-        source = CredentialFileKeySource(key_credential)
-    else:
-        source = vault.keyring_source()
+    try:
+        source = headless_key_source(vault, key_fd, key_credential)
+    except KeyUnavailableError as e:
+        raise NoDatabaseKey(str(e)) from None
     try:
         db = vault.unlock(source, actor="headless")
     except (WrongKeyError, LockedOutError, StorageError) as e:
         raise NoDatabaseKey(str(e)) from None
     except (KeyUnavailableError, InsecureKeyringError) as e:
-        if key_fd is not None or key_credential is not None:
-            raise NoDatabaseKey(str(e)) from None
+        if key_fd is not None or key_credential is not None or vault.exists:
+            # A profile that exists but cannot be opened: serving without it would refuse
+            # every API key. Refuse to start instead, and say how to hand the key.
+            raise NoDatabaseKey(
+                f"{e}; hand the key with --key-fd or a systemd credential, or run "
+                "with --no-database for an in-memory session"
+            ) from None
         log.warning(
             "no database key (%s): running without the encrypted database: no order journal, "
             "no API keys, no audit log. Hand a key with --key-fd or a systemd credential.",
@@ -618,6 +629,47 @@ def open_profile_store(
         return None
     # Audit events of the server go through the recorder's journal thread (see ``serve``).
     return ProfileStore(db, paths.directory, ApiKeyStore(DatabaseConnection(db)), db.close)
+
+
+def headless_key_source(
+    vault: Vault, key_fd: int | None, key_credential: str | None
+) -> KeySource:
+    """The key of an unattended start, by the profile's mode.
+
+    A passphrase profile takes its passphrase on the descriptor or in the credential, or
+    asks for it when standard input is a terminal; with none of those it cannot start.
+    Other profiles take the raw key handed in, or a trusted keyring.
+    """
+    from services.security import (
+        CredentialFileKeySource,
+        FileDescriptorKeySource,
+        KeyUnavailableError,
+    )
+    from services.security.keys import MODE_PASSPHRASE
+
+    if key_fd is not None:
+        from app.commands.vault import check_key_fd, read_handed_passphrase
+
+        check_key_fd(key_fd)
+        if vault.mode == MODE_PASSPHRASE:
+            return vault.passphrase_source(lambda: read_handed_passphrase(key_fd))
+        return FileDescriptorKeySource(key_fd)
+    if key_credential is not None:
+        if vault.mode == MODE_PASSPHRASE:
+            credential = CredentialFileKeySource(key_credential)
+            return vault.passphrase_source(lambda: credential.read_text())
+        return CredentialFileKeySource(key_credential)
+    if vault.mode == MODE_PASSPHRASE:
+        if not sys.stdin.isatty():
+            raise KeyUnavailableError(
+                f"profile {vault.paths.profile!r} is passphrase-protected and standard input "
+                "is not a terminal: type it in a terminal, or hand it with --key-fd or a "
+                "systemd credential"
+            )
+        from app.commands.vault import prompt_secret
+
+        return vault.passphrase_source(lambda: prompt_secret("Passphrase: "))
+    return vault.keyring_source()
 
 
 def run_headless(

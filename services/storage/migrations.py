@@ -205,7 +205,19 @@ CREATE INDEX orders_by_placed_at ON orders (placed_at);
 CREATE INDEX fills_by_ts ON fills (ts);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# v5 (first run without an OS keyring): the vault's secrets (broker credentials and tokens,
+# the model-signing key) when no trusted keyring exists; never exported. And the price at
+# which an alert fired, so a triggered alert reloads with it.
+_V5 = """
+CREATE TABLE vault_secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    set_at TEXT NOT NULL
+);
+ALTER TABLE alerts ADD COLUMN triggered_price TEXT;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 CURRENT_VERSION = len(MIGRATIONS)
 
 
