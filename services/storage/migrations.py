@@ -205,10 +205,39 @@ CREATE INDEX orders_by_placed_at ON orders (placed_at);
 CREATE INDEX fills_by_ts ON fills (ts);
 """
 
-# v5 (first run without an OS keyring): the vault's secrets (broker credentials and tokens,
+# history store (services/marketdata/store.py): fetched candles, unadjusted, with where they
+# came from and when; and per (instrument, interval, day) how many bars were stored against
+# how many the session should have, so a fetch resumes and a gap is found without a scan.
+_HISTORY = """
+CREATE TABLE history_bars (
+    key TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    open TEXT NOT NULL,
+    high TEXT NOT NULL,
+    low TEXT NOT NULL,
+    close TEXT NOT NULL,
+    volume INTEGER NOT NULL,
+    provider TEXT NOT NULL,
+    fetched_ns INTEGER NOT NULL,
+    PRIMARY KEY (key, timeframe, start_ns)
+) WITHOUT ROWID;
+CREATE TABLE history_days (
+    key TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    day TEXT NOT NULL,
+    bars INTEGER NOT NULL,
+    expected INTEGER NOT NULL,
+    provider TEXT NOT NULL,
+    fetched_ns INTEGER NOT NULL,
+    PRIMARY KEY (key, timeframe, day)
+) WITHOUT ROWID;
+"""
+
+# v6 (first run without an OS keyring): the vault's secrets (broker credentials and tokens,
 # the model-signing key) when no trusted keyring exists; never exported. And the price at
 # which an alert fired, so a triggered alert reloads with it.
-_V5 = """
+_VAULT_SECRETS = """
 CREATE TABLE vault_secrets (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL,
@@ -217,7 +246,7 @@ CREATE TABLE vault_secrets (
 ALTER TABLE alerts ADD COLUMN triggered_price TEXT;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _HISTORY, _VAULT_SECRETS)
 CURRENT_VERSION = len(MIGRATIONS)
 
 

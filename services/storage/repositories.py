@@ -212,7 +212,7 @@ class AlertRecord:
     active: bool = True
     triggered_at: datetime | None = None
     alert_id: int | None = None
-    triggered_price: Decimal | None = None  # None for alerts fired before schema v5
+    triggered_price: Decimal | None = None  # None for alerts fired before schema v6
 
 
 class AlertRepository(_Repository):
