@@ -13,7 +13,7 @@ and price of the crossing, and an ``AlertFired`` goes out on ``ALERTS`` for the 
 With a profile ``Database`` alerts survive restarts through ``AlertRepository``. Its writes run
 on one worker thread of their own, in submission order, so the event loop never waits on the
 disk and a deletion can never overtake the insert it undoes. The stored record keeps the
-triggered price too (schema v6), so an alert fired in an earlier session comes back with it.
+triggered price too (schema v7), so an alert fired in an earlier session comes back with it.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class Alert:
     created_at: datetime
     note: str = ""
     triggered_at: datetime | None = None
-    triggered_price: Decimal | None = None  # None for one fired before schema v6
+    triggered_price: Decimal | None = None  # None for one fired before schema v7
 
     @property
     def active(self) -> bool:
