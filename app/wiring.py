@@ -391,7 +391,11 @@ def build_services(
         broker = kite.broker
     else:
         broker = PaperBroker(
-            instruments, bus, clock, opening_balance=Decimal(settings.opening_balance)
+            instruments,
+            bus,
+            clock,
+            opening_balance=Decimal(settings.opening_balance),
+            tariff=settings.paper_tariff,
         )
     recorder = Recorder(database, bus) if database is not None else None
     orders = OrderManager(broker, instruments, quotes, bus, clock, journal=recorder)
