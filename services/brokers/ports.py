@@ -48,6 +48,7 @@ __all__ = [
     "BrokerId",
     "BrokerLimits",
     "BrokerSession",
+    "CachedMasterProvider",
     "Coverage",
     "ExecutionClient",
     "FeedCapacity",
@@ -56,6 +57,7 @@ __all__ = [
     "HistoryProvider",
     "InstrumentMaster",
     "InstrumentProvider",
+    "InteractiveSession",
     "Listing",
     "LoginKind",
     "MarketDataFeed",
@@ -207,15 +209,11 @@ class BrokerSession(Protocol):
                          raises: as complete_login; timing: one round trip
     forget()             must:   drop the stored token (the broker refused it)
                          raises: never; timing: instant
-    login(open, ...)     must:   the whole interactive flow: open the login page with
-                                 ``open_browser`` (REDIRECT, catching the redirect on the
-                                 loopback address) or use the stored TOTP secret; store and
-                                 return the token; ``on_listening(url)`` tells a CLI what to
-                                 print
-                         raises: as complete_login, plus BrokerError when cancelled or
-                                 not completed ``within`` seconds
-                         timing: as long as the trader takes, at most ``within``
     ===================  =====================================================================
+
+    The interactive flow around ``login_url``/``complete_login`` (catching the redirect on
+    the loopback address) is generic (``services.brokers.login``); a broker whose flow
+    differs implements ``InteractiveSession.login`` as well.
     """
 
     broker: str
@@ -230,6 +228,17 @@ class BrokerSession(Protocol):
     async def renew(self, now: datetime) -> SessionToken | None: ...
 
     def forget(self) -> None: ...
+
+
+@runtime_checkable
+class InteractiveSession(BrokerSession, Protocol):
+    """A session with its own interactive flow (Kite: a nonce in ``redirect_params``).
+
+    ``login(open_browser, within=, on_listening=)`` must do the whole flow: open the login
+    page with ``open_browser`` (or use the stored TOTP secret), store and return the token;
+    ``on_listening(url)`` tells a CLI what to print. Raises as ``complete_login``, plus
+    ``BrokerError`` when cancelled or not completed within ``within`` seconds.
+    """
 
     async def login(
         self,
@@ -331,20 +340,24 @@ class InstrumentProvider(Protocol):
                                  worker thread
     master lookups       raises: InstrumentUnknown for a key not listed
                          timing: dictionary reads
-    master_from_cache    must:   rebuild the day's master from instruments cached in the
-                                 profile database, without a download: each listing's
-                                 ``instrument.token`` is ``str(broker_id)``, so this turns it
-                                 back into the broker's id type
-                         raises: never; timing: CPU only (called in a worker thread)
     ===================  =====================================================================
 
-    Caching (one download a day, the morning reload) is ``services.brokers.live``'s job,
-    not the provider's.
+    The morning reload is ``services.brokers.live``'s job. A provider whose master can be
+    rebuilt from the instrument records alone also implements ``CachedMasterProvider``, and
+    live.py then downloads it once a day into the profile database; others cache their own
+    files (Breeze keeps the day's zip).
     """
 
     broker: str
 
     async def fetch_master(self) -> InstrumentMaster: ...
+
+
+@runtime_checkable
+class CachedMasterProvider(InstrumentProvider, Protocol):
+    """``master_from_cache(instruments, day)``: the day's master rebuilt, without a download,
+    from instruments cached in the profile database (each ``token`` is ``str(broker_id)``;
+    this turns it back into the broker's id type). CPU only; called in a worker thread."""
 
     def master_from_cache(
         self, instruments: Iterable[Instrument], day: date

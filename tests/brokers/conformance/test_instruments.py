@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.brokers.errors import InstrumentUnknown
+from services.brokers.ports import CachedMasterProvider
 from tests.brokers.conformance.conftest import need
 from tests.brokers.conformance.harness import Feature, Harness
 
@@ -34,6 +35,8 @@ async def test_a_master_cached_as_instruments_comes_back_with_the_same_ids(
     provider = harness.instruments()
     master = await provider.fetch_master()
     assert all(listing.instrument.token == str(listing.broker_id) for listing in master)
+    if not isinstance(provider, CachedMasterProvider):
+        pytest.skip(f"{harness.name} caches its own master files")
     assert master.day is not None
     cached = provider.master_from_cache(master.instruments(), master.day)
     assert {(x.key, x.broker_id) for x in cached} == {(x.key, x.broker_id) for x in master}
