@@ -16,15 +16,16 @@ Nothing here re-implements trading. ``Backtest`` assembles the components the ap
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from services.bars import BarBuilder, bucket_end
 from services.bus import BARS, FILLS, EventBus
 from services.clock import ManualClock
-from services.domain import Bar, Depth, DepthLevel, Fill, Funds, Order, Tick
+from services.domain import Bar, Depth, DepthLevel, Fill, Funds, Order, Tick, Timeframe
 from services.instruments import InstrumentRegistry
 from services.orders import OrderManager
 from services.paper.broker import DEFAULT_SQUARE_OFF, PaperBroker
@@ -127,28 +128,50 @@ class Backtest:
         self, bars: Iterable[Bar], progress: Callable[[int], None] | None = None
     ) -> BacktestResult:
         """Replay closed bars of the strategy's timeframe, oldest first across instruments."""
-        for bar in sorted(bars, key=lambda b: (b.start, b.key)):
-            if bar.timeframe is not self.strategy.timeframe:
+        timeframe = self.strategy.timeframe
+        step = timedelta(seconds=timeframe.seconds)
+        fixed_length = timeframe in (Timeframe.M1, Timeframe.M5, Timeframe.M15)
+        decide = self.runner.decide
+        first = self._first
+        pending: dict[str, Bar] = {}  # closes not yet quoted: nobody needed them so far
+        idle = True  # nothing working and nothing held anywhere: only the strategy runs
+        ordered = bars if _is_sorted(bars) else sorted(bars, key=lambda b: (b.start, b.key))
+        for bar in ordered:
+            if bar.timeframe is not timeframe:
                 continue
             self._bars += 1
-            self._first.setdefault(bar.key, bar.open)
-            busy = self._busy(bar.key)
-            if busy:
-                self._quote(bar, bar.open, bar.start, at_open=True)
+            if bar.key not in first:
+                first[bar.key] = bar.open
+            if not bar.closed:
+                bar = replace(bar, closed=True)
+            end = bar.start + step if fixed_length else bucket_end(bar.start, timeframe)
+            if idle:
+                pending[bar.key] = bar
+                self.clock.set(end)
+                requests = decide(bar)
+                if not requests:
+                    continue
+                for waiting in pending.values():
+                    self._quote(waiting, waiting.close, end, at_open=False)
+                pending.clear()
+            else:
+                if self._busy(bar.key):
+                    self._quote(bar, bar.open, bar.start, at_open=True)
+                    await self._settle()
+                self._quote(bar, bar.close, end, at_open=False)
                 await self._settle()
-            end = bucket_end(bar.start, bar.timeframe)
-            closed = Bar(
-                bar.key, bar.timeframe, bar.start, bar.open, bar.high, bar.low, bar.close,
-                bar.volume, closed=True,
-            )
-            self._quote(closed, bar.close, end, at_open=False)
-            await self._settle()
-            if busy or self._busy(bar.key):
                 self._equity.append(EquityPoint(end, self._equity_now()))
-            await self.runner.on_bar(closed)
+                requests = decide(bar)
+            if requests:
+                await self.runner.submit(requests)
             self.orders.apply_pending()
+            idle = not self.orders.open_orders() and not any(
+                p.quantity for p in self.orders.positions()
+            )
             if progress is not None and self._bars % 1000 == 0:
                 progress(self._bars)
+        for waiting in pending.values():
+            self._last_close(waiting)
         return await self._result()
 
     async def run_ticks(
@@ -176,6 +199,15 @@ class Backtest:
         return await self._result()
 
     # -- internals -----------------------------------------------------------------------------
+    def _last_close(self, bar: Bar) -> None:
+        """Remember a close nobody quoted (for buy-and-hold and the report)."""
+        previous = self._last.get(bar.key)
+        if previous is None or previous.ts <= bar.start:
+            self._last[bar.key] = Tick(
+                bar.key, bar.start, bar.close, 0, bar.volume, bar.open, bar.high, bar.low,
+                bar.close,
+            )
+
     def _busy(self, key: str) -> bool:
         """True when the broker has a working order or a position in ``key``."""
         return any(o.key == key for o in self.orders.open_orders()) or any(
@@ -241,3 +273,8 @@ class Backtest:
             last_prices={k: t.last_price for k, t in self._last.items()},
         )
 
+
+def _is_sorted(bars: Iterable[Bar]) -> bool:
+    if not isinstance(bars, list):
+        return False
+    return all(a.start <= b.start for a, b in itertools.pairwise(bars))

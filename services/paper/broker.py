@@ -560,7 +560,7 @@ class PaperBroker:
         )
         if refused:
             detail += "; not closed: " + "; ".join(refused)
-        log.warning("%s", detail)
+        log.info("%s", detail)
         self._bus.publish(
             CONNECTION,
             ConnectionState(SQUARE_OFF_COMPONENT, ConnectionStatus.CONNECTED, detail, now),

@@ -70,11 +70,20 @@ class StrategyRunner:
         self.refusals: list[Refusal] = []
 
     async def on_bar(self, bar: Bar) -> None:
+        requests = self.decide(bar)
+        if requests:
+            await self.submit(requests)
+
+    def decide(self, bar: Bar) -> Sequence[OrderRequest]:
+        """What the strategy wants to send on ``bar`` (nothing for bars it does not follow)."""
         if not bar.closed or bar.timeframe is not self.strategy.timeframe:
-            return
+            return ()
         if self._keys and bar.key not in self._keys:
-            return
-        await self._send(self.strategy.on_bar(bar, self._ctx))
+            return ()
+        return self.strategy.on_bar(bar, self._ctx)
+
+    async def submit(self, requests: Sequence[OrderRequest]) -> None:
+        await self._send(requests)
 
     async def on_fill(self, fill: Fill) -> None:
         if fill.order_id in self._mine:

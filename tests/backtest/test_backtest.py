@@ -85,8 +85,10 @@ async def test_opening_range_breakout_exits_before_the_square_off() -> None:
     bars = []
     for i in range(75):  # one session of 5-minute bars: a range, then a breakout upwards
         c = D(1500) if i < 3 else D(1500) + D(i)
-        bars.append(Bar(REL, Timeframe.M5, start + timedelta(minutes=5 * i), c, c + 2, c - 2, c, 100, True))
-    result = await Backtest(OpeningRangeBreakout(minutes=15, quantity=5), universe(), start).run_bars(bars)
+        at = start + timedelta(minutes=5 * i)
+        bars.append(Bar(REL, Timeframe.M5, at, c, c + 2, c - 2, c, 100, True))
+    orb = OpeningRangeBreakout(minutes=15, quantity=5)
+    result = await Backtest(orb, universe(), start).run_bars(bars)
     sides = [(f.side, f.quantity) for f in result.fills]
     assert sides == [(Side.BUY, 5), (Side.SELL, 5)]
     exit_fill = result.fills[-1]
