@@ -19,12 +19,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from services.bars import BarBuilder, bucket_end
 from services.bus import BARS, FILLS, EventBus
-from services.clock import ManualClock
+from services.clock import ManualClock, to_ist
 from services.domain import Bar, Depth, DepthLevel, Fill, Funds, Order, Tick, Timeframe
 from services.instruments import InstrumentRegistry
 from services.orders import OrderManager
@@ -70,6 +70,8 @@ class BacktestResult:
     funds: Funds
     first_prices: dict[str, Decimal]
     last_prices: dict[str, Decimal]
+    # Each instrument's last price of each IST day: the buy-and-hold benchmark's curve.
+    daily_closes: dict[str, dict[date, Decimal]] = field(default_factory=dict)
 
 
 class Backtest:
@@ -112,6 +114,7 @@ class Backtest:
         self._equity: list[EquityPoint] = []
         self._first: dict[str, Decimal] = {}
         self._last: dict[str, Tick] = {}
+        self._closes: dict[str, dict[date, Decimal]] = {}
         self._bars = 0
 
     def _available(self) -> Decimal | None:
@@ -133,6 +136,7 @@ class Backtest:
         fixed_length = timeframe in (Timeframe.M1, Timeframe.M5, Timeframe.M15)
         decide = self.runner.decide
         first = self._first
+        closes = self._closes
         pending: dict[str, Bar] = {}  # closes not yet quoted: nobody needed them so far
         idle = True  # nothing working and nothing held anywhere: only the strategy runs
         ordered = bars if _is_sorted(bars) else sorted(bars, key=lambda b: (b.start, b.key))
@@ -142,6 +146,8 @@ class Backtest:
             self._bars += 1
             if bar.key not in first:
                 first[bar.key] = bar.open
+                closes[bar.key] = {}
+            closes[bar.key][to_ist(bar.start).date()] = bar.close
             if not bar.closed:
                 bar = replace(bar, closed=True)
             end = bar.start + step if fixed_length else bucket_end(bar.start, timeframe)
@@ -271,6 +277,7 @@ class Backtest:
             funds=funds,
             first_prices=dict(self._first),
             last_prices={k: t.last_price for k, t in self._last.items()},
+            daily_closes={k: dict(v) for k, v in self._closes.items()},
         )
 
 

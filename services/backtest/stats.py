@@ -35,6 +35,8 @@ class Statistics:
     charges: float
     buy_hold_return: float | None
     buy_hold_cagr: float | None
+    buy_hold_sharpe: float | None
+    buy_hold_sortino: float | None
     buy_hold_max_drawdown: float | None
 
     def as_dict(self) -> dict[str, float | int | None]:
@@ -120,6 +122,8 @@ def statistics(result: BacktestResult) -> Statistics:
             qty += signed
         held[fill.key] = (qty, avg)
     bh = _buy_and_hold(result.first_prices, result.last_prices)
+    bh_curve = _buy_and_hold_curve(result)
+    bh_returns = _returns(bh_curve)
     return Statistics(
         start_equity=start_equity,
         end_equity=end_equity,
@@ -134,9 +138,30 @@ def statistics(result: BacktestResult) -> Statistics:
         charges=float(result.funds.charges),
         buy_hold_return=bh,
         buy_hold_cagr=_cagr(1.0, 1.0 + bh, days) if bh is not None else None,
-        buy_hold_max_drawdown=None,
+        buy_hold_sharpe=_sharpe(bh_returns),
+        buy_hold_sortino=_sortino(bh_returns),
+        buy_hold_max_drawdown=max_drawdown(bh_curve) if len(bh_curve) > 1 else None,
     )
 
+
+def _buy_and_hold_curve(result: BacktestResult) -> list[float]:
+    """Value of 1 rupee split equally and held, at each day's close (bought at the open)."""
+    legs = [
+        (key, float(result.first_prices[key]), closes)
+        for key, closes in result.daily_closes.items()
+        if result.first_prices.get(key)
+    ]
+    days = sorted({d for _, _, closes in legs for d in closes})
+    if not legs or not days:
+        return []
+    last = {key: first for key, first, _ in legs}
+    curve = [1.0]
+    for day in days:
+        for key, _, closes in legs:
+            if day in closes:
+                last[key] = float(closes[day])
+        curve.append(sum(last[key] / first for key, first, _ in legs) / len(legs))
+    return curve
 
 def _buy_and_hold(first: dict[str, Decimal], last: dict[str, Decimal]) -> float | None:
     """Equal weights bought at the first price and held to the last, before charges."""
