@@ -76,6 +76,12 @@ REGISTRY: tuple[BrokerEntry, ...] = (
         "services.brokers.kite",
         frozenset(Role),
     ),
+    BrokerEntry(
+        "angelone",
+        "Angel One",
+        "services.brokers.angelone",
+        frozenset(Role),
+    ),
 )
 
 

@@ -75,8 +75,8 @@ def is_transport_error(exc: BaseException) -> bool:
 
 def rate_limited(action: str) -> RateLimited:
     error = RateLimited(
-        f"{action}: Angel One refused the request for exceeding its rate limit; nothing was "
-        "done, try again in a moment",
+        f"{action}: Angel One says too many requests (its rate limit was exceeded); nothing "
+        "was done, try again in a moment",
         retry_after=RATE_LIMIT_RETRY_AFTER,
     )
     _coded(error, 403)
@@ -109,7 +109,7 @@ def from_body(body: Mapping[str, Any], action: str) -> BrokerError:
     elif code in INPUT_CODES:
         error = InvalidInput(f"{action}: Angel One rejected the request ({code}): {message}")
     elif "insufficient" in lowered and ("fund" in lowered or "margin" in lowered):
-        error = InsufficientFunds(f"{action}: insufficient funds: {message}")
+        error = InsufficientFunds(f"{action}: insufficient funds at Angel One: {message}")
     elif "holding" in lowered:
         error = InsufficientHoldings(f"{action}: not enough holdings to sell: {message}")
     elif code == "AB1006" or "blocked" in lowered:
@@ -119,6 +119,11 @@ def from_body(body: Mapping[str, Any], action: str) -> BrokerError:
     else:
         error = OrderRejected(f"{action}: Angel One refused ({code or 'no code'}): {message}")
     return _coded(error, code)
+
+
+def map_error(exc: BaseException, action: str) -> BrokerError:
+    """The template's name for ``map_exception``: any failure onto the taxonomy."""
+    return map_exception(exc, action)
 
 
 def raise_for_body(body: Any, action: str) -> Mapping[str, Any]:

@@ -34,11 +34,12 @@ from services.brokers.angelone import mapping
 from services.brokers.angelone.config import (
     BOOK_INTERVAL,
     BROKER_ID,
+    LIMITS,
     MAX_TAG_LENGTH,
     AngelEndpoints,
 )
 from services.brokers.angelone.errors import map_exception, raise_for_body
-from services.brokers.angelone.instruments import AngelInstruments, split_id
+from services.brokers.angelone.instruments import AngelInstruments
 from services.brokers.angelone.sdk import load_sdk
 from services.brokers.errors import (
     InstrumentUnknown,
@@ -46,6 +47,7 @@ from services.brokers.errors import (
     SessionExpired,
     outcome_unknown,
 )
+from services.brokers.ports import InstrumentMaster, SessionToken
 from services.clock import Clock, SystemClock
 from services.domain import (
     Fill,
@@ -78,6 +80,27 @@ class AngelTokens:
 
     def __repr__(self) -> str:
         return f"AngelTokens(client_code={self.client_code!r}, ...)"
+
+    @classmethod
+    def from_token(cls, token: SessionToken) -> AngelTokens:
+        extra = token.extra
+        return cls(
+            token.access_token,
+            str(extra.get("refresh_token", "")),
+            str(extra.get("feed_token", "")),
+            str(extra.get("client_code", "")),
+        )
+
+    def to_token(self, expires_at: datetime) -> SessionToken:
+        return SessionToken(
+            self.jwt,
+            expires_at,
+            {
+                "refresh_token": self.refresh,
+                "feed_token": self.feed,
+                "client_code": self.client_code,
+            },
+        )
 
 
 def new_tag(prefix: str = "DT") -> str:
@@ -129,11 +152,12 @@ class AngelExecution:
     """
 
     name = BROKER_ID
+    limits = LIMITS
 
     def __init__(
         self,
         api_key: str,
-        tokens: AngelTokens,
+        tokens: AngelTokens | None,
         instruments: AngelInstruments,
         *,
         throttle: SendThrottle,
@@ -147,7 +171,9 @@ class AngelExecution:
         book_interval: float = BOOK_INTERVAL,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         tag_prefix: str = "DT",
+        master_loader: Callable[[], Awaitable[InstrumentMaster]] | None = None,
     ) -> None:
+        self._master_loader = master_loader
         self.api_key = api_key
         self.tokens = tokens
         self.instruments = instruments
@@ -182,6 +208,24 @@ class AngelExecution:
                     )
         return self._client
 
+    async def login(self, client_code: str, pin: str, totp: str) -> AngelTokens:
+        """``loginByPassword`` (client code, PIN, TOTP) through the SDK; the new tokens are
+        used from here on and returned for the caller to store."""
+        client = await self.client()
+        try:
+            body = await self._raw(client.generateSession, client_code, pin, totp)
+        except Exception as exc:
+            raise map_exception(exc, "log in") from None
+        raise_for_body(body, "log in")
+        tokens = AngelTokens(
+            str(client.access_token),
+            str(client.refresh_token),
+            str(client.feed_token),
+            str(client.userId or client_code),
+        )
+        self.set_tokens(tokens)
+        return tokens
+
     def set_tokens(self, tokens: AngelTokens) -> None:
         """A new day's session (after a login or a renewal)."""
         self.tokens = tokens
@@ -191,6 +235,15 @@ class AngelExecution:
             client.setRefreshToken(tokens.refresh)
             client.setFeedToken(tokens.feed)
             client.setUserId(tokens.client_code)
+
+    async def _ready(self) -> None:
+        """The session and the day's master, both needed before any order call."""
+        if self.tokens is None:
+            raise self._expired(
+                SessionExpired("no Angel One session today: log in to Angel One (TOTP)")
+            )
+        if not len(self.instruments) and self._master_loader is not None:
+            self.instruments.use(await self._master_loader())
 
     async def _raw(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -246,26 +299,24 @@ class AngelExecution:
         return tag
 
     def _where(self, key: str) -> tuple[str, str, str, Decimal]:
-        listing = self.instruments.listing(key)
-        if listing is None:
-            raise InstrumentUnknown(
-                f"{key} is not in today's Angel One instrument master"
-                if len(self.instruments)
-                else f"{key}: the Angel One instrument master is not loaded yet"
-            )
-        exch_seg, token = split_id(listing.broker_id)
+        listing = self.instruments.listing(key)  # InstrumentUnknown names the key
+        exch_seg, token = self.instruments.ident(key)
+        if not listing.instrument.tradable:
+            raise InstrumentUnknown(f"{key} is an index: it has prices but cannot be traded")
         return exch_seg, token, self.instruments.angel_symbol(key), listing.instrument.tick_size
 
     async def ltp(self, key: str) -> Decimal:
+        await self._ready()
         exch_seg, token, symbol, _ = self._where(key)
         data = await self._call("read last price", "ltpData", exch_seg, symbol, token)
         return Decimal(str(data["ltp"]))
 
     async def _protect(self, request: OrderRequest, tick: Decimal) -> OrderRequest:
         """Apply the trader's own market protection: MARKET -> LIMIT, SL-M -> SL."""
-        percent = request.market_protection
-        if percent is None:
+        protection = request.market_protection
+        if protection is None or protection.percent is None:
             return request  # Angel's own market price protection applies
+        percent = protection.percent
         if request.order_type is OrderType.MARKET:
             reference = await self.ltp(request.key)
             price = mapping.protected_limit(request.side, reference, Decimal(percent), tick)
@@ -280,6 +331,7 @@ class AngelExecution:
     async def place_order(self, request: OrderRequest) -> Order:
         """Place ``request``; return it acknowledged (PENDING with Angel's order id), or, when
         a lost answer had to be resolved, as found in the order book."""
+        await self._ready()
         exch_seg, token, symbol, tick = self._where(request.key)
         tag = self._tag_for(request)
         request = replace(request, tag=tag)
@@ -363,12 +415,14 @@ class AngelExecution:
             raise OrderRejected(f"read order {row.get('orderid')}: {exc}", rule="mapping") from exc
 
     async def order_by_tag(self, tag: str) -> Order | None:
+        await self._ready()
         for row in await self._book():
             if str(row.get("ordertag") or "") == tag:
                 return self._order(row)
         return None
 
     async def _row(self, order_id: str) -> Mapping[str, Any]:
+        await self._ready()
         unique = self._unique.get(order_id)
         if unique is not None:
             client = await self.client()
@@ -438,18 +492,22 @@ class AngelExecution:
     # -- snapshots --------------------------------------------------------------------------
 
     async def orders(self) -> list[Order]:
+        await self._ready()
         return [self._order(row) for row in await self._book()]
 
     async def fills(self) -> list[Fill]:
+        await self._ready()
         rows = await self._call("read trade book", "tradeBook", pace=True) or []
         day = self._clock.now()
         return [mapping.fill_from_angel(r, self.instruments.key_of, day) for r in rows]
 
     async def positions(self) -> list[Position]:
+        await self._ready()
         rows = await self._call("read positions", "position", pace=True) or []
         return [mapping.position_from_angel(r, self.instruments.key_of) for r in rows]
 
     async def holdings(self) -> list[Holding]:
+        await self._ready()
         data = await self._call("read holdings", "holding", pace=True) or []
         rows = data.get("holdings", []) if isinstance(data, Mapping) else data
         return [mapping.holding_from_angel(r, self.instruments.key_of) for r in rows]
@@ -459,6 +517,8 @@ class AngelExecution:
         return mapping.funds_from_angel(data or {})
 
     async def profile(self) -> Mapping[str, Any]:
+        await self._ready()
+        assert self.tokens is not None
         data = await self._call("read profile", "getProfile", self.tokens.refresh)
         return dict(data or {})
 

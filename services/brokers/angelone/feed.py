@@ -32,21 +32,22 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from services.brokers.angelone.config import (
     BROKER_ID,
+    LIMITS,
     MAX_CONNECTIONS,
     TOKENS_PER_CONNECTION,
     AngelEndpoints,
 )
 from services.brokers.angelone.execution import AngelTokens
-from services.brokers.angelone.instruments import AngelInstruments, split_id
+from services.brokers.angelone.instruments import AngelInstruments
 from services.brokers.angelone.sdk import load_sdk
 from services.brokers.angelone.wire import EXCHANGE_TYPES, AngelTickDecoder, WireDecodeError
 from services.brokers.errors import CapacityExceeded, InstrumentUnknown
+from services.brokers.ports import FeedCapacity, FeedMode, FeedStatus
 from services.bus import CONNECTION, TICKS, EventBus
 from services.clock import IST
 from services.domain import ConnectionState, ConnectionStatus, Tick
@@ -54,7 +55,8 @@ from services.domain import ConnectionState, ConnectionStatus, Tick
 log = logging.getLogger(__name__)
 
 COMPONENT = f"feed:{BROKER_ID}"
-MODES = {"ltp": 1, "quote": 2, "full": 3}
+MODES = {FeedMode.LTP: 1, FeedMode.QUOTE: 2, FeedMode.FULL: 3}
+CHECK_EVERY = 0.25  # how often the stale timer looks
 INITIAL_DELAY = 0.2
 MAX_DELAY = 10.0
 
@@ -175,17 +177,22 @@ class _Connection:
     def _pinger(self) -> None:
         """Angel's text heartbeat, and the stale check: a silent socket is closed."""
         feed = self.feed
-        while not self._stop.wait(feed.ping_every):
+        last_ping = 0.0
+        while not self._stop.wait(min(CHECK_EVERY, feed.ping_every)):
             sock = self.socket
             if sock is None or not self.connected:
                 continue
-            silent = time.monotonic() - self.last_message
+            now = time.monotonic()
+            silent = now - self.last_message
             if silent > feed.stale_after:
                 log.warning("Angel feed %d silent for %.1f s: reconnecting", self.index, silent)
                 self.last_error = f"stale: no data for {silent:.1f} s"
                 feed._state(ConnectionStatus.DISCONNECTED, self.last_error)
                 self._close_socket()
                 continue
+            if now - last_ping < feed.ping_every:
+                continue
+            last_ping = now
             try:
                 sock.wsapp.send("ping")
             except Exception:
@@ -260,18 +267,11 @@ class _Connection:
         self.connected = False
 
 
-@dataclass(frozen=True, slots=True)
-class FeedSnapshot:
-    connected: bool
-    subscribed: int
-    connects: int
-    silent_for: float | None
-    stale: bool
-    detail: str = ""
-
-
 class AngelFeed:
-    """The ``MarketDataFeed`` port on Angel One (``component`` ``"feed:angelone"``)."""
+    """The ``MarketDataFeed`` port on Angel One (``component`` ``"feed:angelone"``).
+
+    ``capacity`` is the whole pool (three sockets of 1,000): the port sees one feed.
+    """
 
     component = COMPONENT
 
@@ -285,7 +285,7 @@ class AngelFeed:
         endpoints: AngelEndpoints | None = None,
         per_connection: int = TOKENS_PER_CONNECTION,
         max_connections: int = MAX_CONNECTIONS,
-        stale_after: float = 3.0,
+        stale_after: float = 2.0,
         ping_every: float = 1.0,
         on_session_rejected: Callable[[], None] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
@@ -296,6 +296,12 @@ class AngelFeed:
         self.endpoints = endpoints or AngelEndpoints()
         self.per_connection = per_connection
         self.max_connections = max_connections
+        self.capacity = (
+            LIMITS.feed
+            if LIMITS.feed is not None
+            and per_connection * max_connections == LIMITS.feed.per_connection
+            else FeedCapacity(per_connection=per_connection * max_connections)
+        )
         self.stale_after = stale_after
         self.ping_every = ping_every
         self._bus = bus
@@ -305,7 +311,7 @@ class AngelFeed:
         self._on_session_rejected = on_session_rejected
         self.decoder = AngelTickDecoder()
         self._lock = threading.RLock()
-        self._wanted: dict[str, tuple[Ident, str]] = {}  # key -> (ident, mode name)
+        self._wanted: dict[str, tuple[Ident, FeedMode]] = {}  # key -> (ident, mode)
         self._where: dict[Ident, _Connection] = {}
         self.pool: list[_Connection] = []
         self._started = False
@@ -344,33 +350,30 @@ class AngelFeed:
             conn._close_socket()
 
     def _ident(self, key: str) -> Ident:
-        listing = self.instruments.listing(key)
-        if listing is None:
-            raise InstrumentUnknown(f"{key} is not in today's Angel One instrument master")
-        exch_seg, token = split_id(listing.broker_id)
+        exch_seg, token = self.instruments.ident(key)  # InstrumentUnknown names the key
         return _exchange_type(exch_seg), token
 
-    def subscribe(self, keys: Iterable[str], mode: str = "quote") -> None:
-        mode = str(mode)
-        if mode not in MODES:
-            raise ValueError(f"unknown feed mode {mode!r} (ltp, quote or full)")
+    def subscribe(self, keys: Iterable[str], mode: FeedMode = FeedMode.QUOTE) -> None:
+        try:
+            mode = FeedMode(mode)
+        except ValueError:
+            raise ValueError(f"unknown feed mode {mode!r} (ltp, quote or full)") from None
         keys = list(dict.fromkeys(keys))
-        idents = {key: self._ident(key) for key in keys}  # InstrumentUnknown before anything
+        limit = self.per_connection * self.max_connections
+        with self._lock:
+            new_count = sum(1 for k in keys if k not in self._wanted)
+            in_use = len(self._wanted)
+        if in_use + new_count > limit:  # capacity first, before any lookup or send
+            raise CapacityExceeded(
+                f"Angel One streams at most {limit} instruments ({self.max_connections} "
+                f"connections of {self.per_connection}); {in_use} are subscribed and "
+                f"{new_count} more were asked for. Nothing was subscribed."
+            )
+        idents = {key: self._ident(key) for key in keys}  # InstrumentUnknown before sending
         angel_mode = MODES[mode]
         sends: list[tuple[_Connection, Ident, int | None]] = []
         start: list[_Connection] = []
         with self._lock:
-            new = [k for k in keys if k not in self._wanted]
-            free = sum(self.per_connection - len(c.wanted) for c in self.pool)
-            free += (self.max_connections - len(self.pool)) * self.per_connection
-            if len(new) > free:
-                in_use = len(self._wanted)
-                limit = self.per_connection * self.max_connections
-                raise CapacityExceeded(
-                    f"Angel One streams at most {limit:,} instruments ({self.max_connections} "
-                    f"connections of {self.per_connection:,}); {in_use:,} are subscribed and "
-                    f"{len(new):,} more were asked for. Nothing was subscribed."
-                )
             for key in keys:
                 ident = idents[key]
                 previous = self._wanted.get(key)
@@ -432,7 +435,7 @@ class AngelFeed:
             if sock is not None and conn.connected:
                 conn.send(sock, 0, mode, {exchange_type: [token]})
 
-    def subscriptions(self) -> dict[str, str]:
+    def subscriptions(self) -> dict[str, FeedMode]:
         with self._lock:
             return {key: mode for key, (_, mode) in self._wanted.items()}
 
@@ -444,19 +447,23 @@ class AngelFeed:
     def connects(self) -> int:
         return sum(c.connects for c in self.pool)
 
-    def snapshot(self) -> FeedSnapshot:
+    def status(self) -> FeedStatus:
         now = time.monotonic()
         live = [c for c in self.pool if c.connected]
         silent = max((now - c.last_message for c in live), default=None)
         detail = "; ".join(c.last_error for c in self.pool if c.last_error)
-        return FeedSnapshot(
+        stale = silent is not None and silent > self.stale_after
+        stale = stale or any(c.last_error.startswith("stale") for c in self.pool)
+        return FeedStatus(
             connected=self.connected,
             subscribed=len(self._wanted),
             connects=self.connects,
             silent_for=silent,
-            stale=silent is not None and silent > self.stale_after,
+            stale=stale,
             detail=detail,
         )
+
+    snapshot = status
 
     def session_refused(self, error: str) -> bool:
         refused = "401" in error or "403" in error

@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from services.brokers.angelone.config import BROKER_ID
+from services.brokers.errors import BrokerUnavailable, DataError, InstrumentUnknown
+from services.brokers.ports import InstrumentMaster, Listing
+from services.clock import Clock, to_ist
 from services.domain import Exchange, Instrument, InstrumentKind
 
 log = logging.getLogger(__name__)
@@ -206,35 +209,60 @@ class ScripMasterCache:
                 old.unlink(missing_ok=True)
 
 
-class AngelInstruments:
-    """The day's master as the adapter needs it: key -> Angel's (exchange, token, symbol),
-    and back from what an order-book row carries."""
+class AngelMaster(InstrumentMaster):
+    """The ports' ``InstrumentMaster`` plus Angel's own symbols (``SBIN-EQ``), which
+    ``placeOrder`` wants next to the token."""
 
-    def __init__(self, parsed: ParsedMaster, day: date | None = None) -> None:
-        self.day = day
-        self.parsed = parsed
-        self._by_key = {listing.key: listing for listing in parsed.listings}
-        self._by_id = {listing.broker_id: listing for listing in parsed.listings}
-        self._symbols = parsed.angel_symbols
+    def __init__(self, day: date | None, parsed: ParsedMaster) -> None:
+        super().__init__(
+            BROKER_ID, day, [Listing(x.instrument, x.broker_id) for x in parsed.listings]
+        )
+        self.symbols = dict(parsed.angel_symbols)
+        self.skipped = parsed.skipped
+
+
+class AngelInstruments:
+    """The day's master as the adapter needs it (key -> Angel's exchange, token, symbol, and
+    back from what an order-book row carries). One holder is shared by the execution client
+    and the feed; ``use`` swaps in the next day's master without rebuilding them."""
+
+    def __init__(self, master: InstrumentMaster | None = None) -> None:
+        self.master: InstrumentMaster = master or InstrumentMaster(BROKER_ID, None, [])
+
+    def use(self, master: InstrumentMaster) -> None:
+        self.master = master
 
     def __len__(self) -> int:
-        return len(self._by_key)
+        return len(self.master)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._by_key
+        return key in self.master
 
-    def listing(self, key: str) -> AngelListing | None:
-        return self._by_key.get(key)
+    def listing(self, key: str) -> Listing:
+        """The listing; ``InstrumentUnknown`` names the key when it is not in the master."""
+        return self.master.listing(key)
 
     def angel_symbol(self, key: str) -> str:
-        return self._symbols[key]
+        symbols = getattr(self.master, "symbols", {})
+        symbol = symbols.get(key)
+        if symbol is not None:
+            return str(symbol)
+        instrument = self.master.instrument(key)
+        if instrument.exchange == "NSE" and instrument.kind is InstrumentKind.EQUITY:
+            return f"{instrument.tradingsymbol}-EQ"
+        return instrument.tradingsymbol
+
+    def ident(self, key: str) -> tuple[str, str]:
+        """(exch_seg, token) for a key."""
+        return split_id(str(self.master.broker_id(key)))
 
     def key_of(self, exchange: str, tradingsymbol: str, token: str) -> str:
         """The canonical key for an Angel row; a row for an instrument not in today's master
         (an expired contract in an old position) still gets a readable key."""
-        listing = self._by_id.get(broker_id(exchange, token))
-        if listing is not None:
-            return listing.key
+        try:
+            return self.master.key_of(broker_id(exchange, token))
+        except InstrumentUnknown:
+            pass
         symbol = tradingsymbol
         if exchange == "NSE" and symbol.endswith("-EQ"):
             symbol = symbol[:-3]
@@ -245,15 +273,18 @@ async def download(url: str, seconds: float = 60.0) -> bytes:
     import aiohttp
 
     client_timeout = aiohttp.ClientTimeout(total=seconds)
-    async with (
-        aiohttp.ClientSession(timeout=client_timeout) as session,
-        session.get(url) as response,
-    ):
-        if response.status != 200:
-            raise MasterError(
-                f"the Angel One instrument master download failed (HTTP {response.status})"
-            )
-        return await response.read()
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=client_timeout) as session,
+            session.get(url) as response,
+        ):
+            if response.status != 200:
+                raise MasterError(
+                    f"the Angel One instrument master download failed (HTTP {response.status})"
+                )
+            return await response.read()
+    except aiohttp.ClientError as exc:
+        raise ConnectionError(type(exc).__name__) from None
 
 
 async def load_master(url: str, day: date, cache: ScripMasterCache | None) -> ParsedMaster:
@@ -266,3 +297,56 @@ async def load_master(url: str, day: date, cache: ScripMasterCache | None) -> Pa
             await asyncio.to_thread(cache.write, day, raw)
         return parsed
     return await asyncio.to_thread(parse_master_bytes, raw)
+
+
+class AngelInstrumentProvider:
+    """The ``InstrumentProvider`` port: the day's ``OpenAPIScripMaster.json``.
+
+    The parsed master is kept for the day in memory and the raw file on disk (when a cache
+    directory is given), so a restart or a second caller on the same day downloads nothing.
+    ``holder`` (shared with the execution client and the feed) receives each new master.
+    """
+
+    broker = BROKER_ID
+
+    def __init__(
+        self,
+        url: str,
+        clock: Clock,
+        *,
+        cache: ScripMasterCache | None = None,
+        holder: AngelInstruments | None = None,
+    ) -> None:
+        self.url = url
+        self._clock = clock
+        self.cache = cache
+        self.holder = holder
+        self._master: AngelMaster | None = None
+        self._lock = asyncio.Lock()
+        self.downloads = 0
+
+    async def fetch_master(self) -> AngelMaster:
+        day = to_ist(self._clock.now()).date()
+        async with self._lock:
+            master = self._master
+            if master is None or master.day != day:
+                try:
+                    before = self.cache.read(day) if self.cache is not None else None
+                    parsed = await load_master(self.url, day, self.cache)
+                    if before is None:
+                        self.downloads += 1
+                except MasterError as exc:
+                    raise DataError(str(exc)) from None
+                except (OSError, TimeoutError) as exc:
+                    raise BrokerUnavailable(
+                        f"the Angel One instrument master could not be downloaded "
+                        f"({type(exc).__name__}); try again shortly"
+                    ) from None
+                master = self._master = AngelMaster(day, parsed)
+                log.info(
+                    "Angel One master of %s: %d instruments, %d rows skipped",
+                    day, len(master), parsed.skipped,
+                )  # fmt: skip
+            if self.holder is not None and self.holder.master is not master:
+                self.holder.use(master)
+            return master

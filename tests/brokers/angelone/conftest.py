@@ -12,7 +12,7 @@ import pytest
 
 from services.brokers.angelone.config import AngelEndpoints
 from services.brokers.angelone.execution import AngelExecution, AngelTokens
-from services.brokers.angelone.instruments import AngelInstruments, parse_master
+from services.brokers.angelone.instruments import AngelInstruments, AngelMaster, parse_master
 from tests.fakes.angelone import FakeAngel
 
 
@@ -45,7 +45,8 @@ def endpoints_for(fake: FakeAngel) -> AngelEndpoints:
 
 
 def instruments_for(fake: FakeAngel) -> AngelInstruments:
-    return AngelInstruments(parse_master([s.master() for s in fake.scrips.values()]))
+    parsed = parse_master([s.master() for s in fake.scrips.values()])
+    return AngelInstruments(AngelMaster(None, parsed))
 
 
 def tokens_for(fake: FakeAngel) -> AngelTokens:

@@ -9,7 +9,15 @@ import pytest
 from services.broker import OrderChange, OrderNotFound, OrderRejected
 from services.brokers.angelone.execution import AngelExecution
 from services.brokers.errors import InstrumentUnknown
-from services.domain import OrderRequest, OrderStatus, OrderType, Product, Side, Validity
+from services.domain import (
+    MarketProtection,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Product,
+    Side,
+    Validity,
+)
 from tests.brokers.angelone.conftest import make_execution
 from tests.fakes.angelone import FakeAngel
 
@@ -71,8 +79,9 @@ async def test_market_order_uses_angels_protection_by_default(
 async def test_market_order_with_own_protection_goes_as_a_limit(
     execution: AngelExecution, fake: FakeAngel
 ) -> None:
+    one_percent = MarketProtection(Decimal("1"))
     order = await execution.place_order(
-        limit(order_type=OrderType.MARKET, price=None, market_protection=Decimal("1"))
+        limit(order_type=OrderType.MARKET, price=None, market_protection=one_percent)
     )
     sent = fake.requests[-1][2]
     assert fake.requests[-2][1] == "getLtpData"

@@ -157,9 +157,11 @@ async def test_capacity_is_enforced_and_connections_are_pooled(bus: EventBus) ->
             with pytest.raises(CapacityExceeded, match="7 are subscribed and 2 more"):
                 feed.subscribe(["NSE:SBIN", "NSE:TCS"], "quote")
             assert "NSE:SBIN" not in feed.subscriptions()  # nothing was subscribed
-            feed.subscribe(["NSE:SBIN"], "quote")  # exactly the last free slot
             with pytest.raises(InstrumentUnknown):
                 feed.subscribe(["NSE:NOSUCH"])
+            feed.subscribe(["NSE:SBIN"], "quote")  # exactly the last free slot
+            with pytest.raises(CapacityExceeded, match="at most 8 instruments"):
+                feed.subscribe(["NSE:NOSUCH"])  # capacity is checked before the key
         finally:
             await asyncio.to_thread(feed.stop)
 

@@ -43,7 +43,16 @@ IST = ZoneInfo("Asia/Kolkata")
 PREFIX = "/rest/secure/angelbroking"
 ORDER_ROUTES = frozenset({"placeOrder", "modifyOrder", "cancelOrder"})
 FAULTS = frozenset(
-    {"timeout_before", "timeout_after", "drop_after", "rate_limit", "session", "html", "ip"}
+    {
+        "timeout_before",
+        "timeout_after",
+        "drop_after",
+        "rate_limit",
+        "session",
+        "html",
+        "ip",
+        "funds",
+    }
 )
 RATE_LIMIT_TEXT = "Access denied because of exceeding rate limit"
 INTERVAL_DAYS = {
@@ -195,6 +204,7 @@ class FakeAngel:
         self.ws_texts: list[str] = []
         self.ws_errors_sent: list[dict[str, Any]] = []
         self.answer_ping = True
+        self.silent = False  # send nothing at all (ticks, snapshots, pongs)
         self.sequence = itertools.count(1)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -390,6 +400,8 @@ class FakeAngel:
                 text="<html><body>502 Bad Gateway</body></html>",
                 content_type="text/html",
             )
+        if fault == "funds":
+            return _fail("AB4037", "Insufficient funds: required margin exceeds available margin")
         if fault == "ip":
             return _fail("AB4035", "Order rejected: request IP is not whitelisted for API orders")
         if fault == "timeout_before":
@@ -544,6 +556,13 @@ class FakeAngel:
             self.orders[order_id] = order
             if order_type == "MARKET" and variety != "AMO":
                 self._fill(order, quantity, ltp)
+            elif duration == "IOC" and order_type == "LIMIT":
+                marketable = price >= ltp if side == "BUY" else price <= ltp
+                if marketable:
+                    self._fill(order, quantity, ltp)
+                else:  # immediate or cancel: nothing to match now, so cancelled
+                    order["status"] = order["orderstatus"] = "cancelled"
+                    order["cancelsize"] = str(quantity)
         return _ok({"script": scrip.symbol, "orderid": order_id, "uniqueorderid": unique})
 
     def _fill(self, order: dict[str, Any], qty: int, price: Decimal) -> None:
@@ -768,7 +787,7 @@ class FakeAngel:
                 text = msg.data
                 self.ws_texts.append(text)
                 if text == "ping":
-                    if self.answer_ping:
+                    if self.answer_ping and not self.silent:
                         await ws.send_str("pong")
                     continue
                 try:
@@ -820,6 +839,8 @@ class FakeAngel:
         return quote
 
     async def _send_snapshot(self, sock: _Socket, wanted: list[tuple[int, str]]) -> None:
+        if self.silent:
+            return
         for exchange_type, token in wanted:
             quote = self._quote_for(exchange_type, token)
             if quote is not None and not sock.ws.closed:
@@ -836,6 +857,8 @@ class FakeAngel:
 
         async def push() -> int:
             sent = 0
+            if self.silent:
+                return sent
             for sock in list(self.sockets):
                 for (exchange_type, token), mode in list(sock.modes.items()):
                     quote = self._quote_for(exchange_type, token)
