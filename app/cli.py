@@ -91,9 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="run the services without a window, with health checks and Prometheus metrics",
         description="Run the feed and broker the settings choose (the simulated market and "
-        "paper broker by default, or Zerodha Kite) with no GUI, serving /livez, /healthz, "
+        "paper broker by default, or a registered live broker) with no GUI, serving /livez, "
+        "/healthz, "
         "/readyz, /metrics and the /v1 control API over HTTP. Stops cleanly on SIGTERM or "
-        "SIGINT; SIGHUP makes it pick up a Kite token saved by `dalal login kite`.",
+        "SIGINT; SIGHUP makes it pick up a broker token saved by `dalal login BROKER`.",
     )
     headless.add_argument(
         "--listen",

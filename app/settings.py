@@ -13,7 +13,14 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from services.costs import load_schedule
 from services.risk.limits import RiskLimits
@@ -37,6 +44,7 @@ DEFAULT_WATCHLIST = [
 
 
 DEFAULT_KITE_REDIRECT = "http://127.0.0.1:5010/kite/callback"
+SIMULATOR = "simulator"
 
 
 class KiteSettings(BaseModel):
@@ -85,9 +93,13 @@ class Settings(BaseModel):
     # with real market hours (``always_open`` false).
     paper_square_off_at: time = time(15, 20)
     watchlist: list[str] = Field(default_factory=lambda: list(DEFAULT_WATCHLIST))
-    # "paper": the built-in simulator and paper broker (no account, no network);
-    # "kite": live data and real orders on the Zerodha account (see docs/brokers/zerodha.md).
-    broker: Literal["paper", "kite"] = "paper"
+    # The execution venue: "paper" (the built-in paper broker, no account) or a registered
+    # live broker (services/brokers/registry.py), e.g. "kite" for real orders on Zerodha.
+    broker: str = "paper"
+    # The market data: "simulator" or a registered broker with a feed. Unset: the simulator
+    # for paper, the broker itself for a live venue. "paper" orders on "kite" data works.
+    feed: str | None = None
+    # Each broker's own section, typed by its model (credentials stay in the keyring).
     kite: KiteSettings = Field(default_factory=KiteSettings)
     # Embedded models (registry, live signals, A/B tests): on whenever a profile database is
     # open. Paper trading from signals is off until chosen: it sends real orders to the broker.
@@ -105,6 +117,51 @@ class Settings(BaseModel):
     # such as "dask" or "ray" once registered with joblib.
     models_training_backend: str = Field(default="threading", pattern=r"^[a-z_]{1,32}$")
     models_training_jobs: int = Field(default=1, ge=-1, le=1024)
+
+    @field_validator("broker")
+    @classmethod
+    def _known_venue(cls, value: str) -> str:
+        from services.brokers import registry
+
+        venues = registry.names(registry.Role.EXECUTION)
+        if value not in venues:
+            raise ValueError(f"unknown broker {value!r}; choose one of {', '.join(venues)}")
+        return value
+
+    @field_validator("feed")
+    @classmethod
+    def _known_feed(cls, value: str | None) -> str | None:
+        from services.brokers import registry
+
+        feeds = [SIMULATOR, *registry.names(registry.Role.FEED)]
+        if value is not None and value not in feeds:
+            raise ValueError(f"unknown feed {value!r}; choose one of {', '.join(feeds)}")
+        return value
+
+    @model_validator(mode="after")
+    def _venue_trades_on_its_own_data(self) -> Settings:
+        from services.brokers import registry
+
+        if registry.entry(self.broker).live and self.data_feed != self.broker:
+            raise ValueError(
+                f"feed: real orders on {self.broker!r} need its own market data, not "
+                f"{self.data_feed!r} (paper trading may use any feed)"
+            )
+        return self
+
+    @property
+    def data_feed(self) -> str:
+        """The feed in use: ``feed``, or the default for the venue."""
+        if self.feed is not None:
+            return self.feed
+        from services.brokers import registry
+
+        return self.broker if registry.entry(self.broker).live else SIMULATOR
+
+    def broker_section(self, name: str) -> dict[str, object]:
+        """Broker ``name``'s own settings as a mapping (empty when it has none)."""
+        section = getattr(self, name, None)
+        return section.model_dump() if isinstance(section, BaseModel) else {}
 
     @field_validator("paper_tariff")
     @classmethod

@@ -1,9 +1,11 @@
 """Composition root: builds the services the desktop and headless runners share.
 
 This is the only module that knows the concrete feed and broker in use: the built-in
-simulator and paper broker by default, or Zerodha Kite (``settings.broker == "kite"``,
-composed in ``app.kite_runtime`` and imported only then). Everything else sees
-``AppServices``, whose methods are the facade widgets and the HTTP API call.
+simulator and paper broker by default, or a registered live broker (``settings.broker``
+for the execution venue, ``settings.feed`` for market data, chosen separately), built
+through ``services.brokers.registry`` and run by ``services.brokers.live.LiveBroker``.
+Everything else sees ``AppServices``, whose methods are the facade widgets and the HTTP
+API call.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.settings import Settings
+from app.settings import SIMULATOR, Settings
 from services.alerts import Alert, AlertBook, AlertCondition
 from services.bars import BarBuilder
 from services.broker import BrokerError, OrderChange
-from services.brokers.ports import ExecutionClient
+from services.brokers.live import LiveBroker, LiveOptions, resolve_unacknowledged
+from services.brokers.ports import ExecutionClient, FeedMode
+from services.brokers.registry import DEFAULT_BROKERS, BrokerContext, Brokers
 from services.bus import CONNECTION, EventBus
 from services.clock import Clock, SystemClock, to_ist
 from services.domain import (
@@ -34,7 +38,6 @@ from services.domain import (
     Instrument,
     Order,
     OrderRequest,
-    OrderStatus,
     Position,
     Tick,
     Timeframe,
@@ -61,12 +64,13 @@ from services.risk import (
 from services.risk.supervisor import RiskSupervisor
 from services.simulator import MarketSimulator
 from services.storage import Database
+from services.storage.repositories import OrderCountRepository
 from services.tasks import cancel_and_wait
+from widgets.ports import BrokerRow
 
 if TYPE_CHECKING:
-    from app.kite_runtime import KiteRuntime
     from app.models_runtime import ModelsRuntime
-    from services.brokers.kite.session import SecretStore
+    from services.brokers.ports import SecretStore
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +86,8 @@ class AppServices:
     instruments: InstrumentRegistry
     references: dict[str, Reference]
     quotes: QuoteBook
-    # With Kite the simulator does not run: it only backs chart history when Kite's
-    # historical API is unavailable (no add-on on the Kite Connect app).
+    # With a live feed the simulator does not run: it only backs chart history when the
+    # broker's historical API is unavailable (no add-on on the broker app).
     simulator: MarketSimulator
     bars: BarBuilder
     broker: PaperBroker | ExecutionClient
@@ -94,9 +98,10 @@ class AppServices:
     alerts: AlertBook
     recorder: Recorder | None = None
     started_at: datetime | None = None
-    kite: KiteRuntime | None = None
+    live: LiveBroker | None = None  # the live broker (data, and orders when it is the venue)
     reconciler: Reconciler | None = None
     models: ModelsRuntime | None = None  # with a profile database and models_enabled
+    secrets: SecretStore | None = None  # broker credentials and tokens (the profile's)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _holdings: list[Holding] = field(default_factory=list)
 
@@ -106,11 +111,11 @@ class AppServices:
         loop = asyncio.get_running_loop()
         self.bus.bind_loop(loop)
         self.started_at = self.clock.now()
-        if self.kite is not None:
-            await self.kite.load_instruments()
-            self.kite.watch(self.settings.watchlist)
-        if self.recorder is not None and isinstance(self.broker, PaperBroker):
-            await self._resume_paper_session(self.recorder, self.broker)
+        if self.live is not None:
+            await self.live.load_instruments()
+            self.live.watch(self.settings.watchlist)
+        if self.recorder is not None:
+            await self._resume_session(self.recorder)
         # Consumers first, so the first simulated tick already reaches all of them.
         services: list[tuple[str, Coroutine[Any, Any, None]]] = [
             ("quotes", self.quotes.run()),
@@ -123,12 +128,13 @@ class AppServices:
             ("orders", self.orders.run()),
             ("risk", self.risk_supervisor.run()),
         ]
-        if self.kite is not None:
-            # Kite: holdings daily; positions, funds and trades re-read after each fill.
+        if self.live is not None:
+            services.append(("instrument-master", self.live.follow_master()))
+        if self.live is not None and self.live.execution is not None:
+            # A live venue: holdings daily; positions, funds and trades re-read after fills.
             services += [
-                ("holdings", self.kite.follow_holdings(self._apply_holdings)),
-                ("instrument-master", self.kite.follow_master()),
-                ("portfolio", self.kite.follow_fills()),
+                ("holdings", self.live.follow_holdings(self._apply_holdings)),
+                ("portfolio", self.live.follow_fills()),
             ]
         else:
             services.append(("holdings", self._follow_holdings()))
@@ -136,46 +142,38 @@ class AppServices:
             services.append(("reconcile", self.reconciler.run()))
         if self.recorder is not None:
             services.append(("recorder", self.recorder.run()))
-        if self.kite is not None:
-            # The Kite adapter has no loop of its own; "broker" stays the name health probes
-            # and /readyz look for, and it watches the feed's heartbeat.
-            services.append(("broker", self.kite.watchdog()))
+        if self.live is not None:
+            # A live broker has no loop of its own; "broker" stays the name health probes
+            # and /readyz look for, and it notices the token reaching its expiry.
+            services.append(("broker", self.live.watchdog()))
         else:
             services.append(("simulator", self.simulator.run()))
         for name, coro in services:
             self._spawn(name, coro)
-        if self.kite is not None:
-            self.kite.start_stream(loop)
+        if self.live is not None:
+            self.live.start_stream(loop)
         if self.models is not None:
             self.models.start()
 
-    async def _resume_paper_session(self, recorder: Recorder, broker: PaperBroker) -> None:
-        """Put today's paper orders, fills and positions back after a restart.
+    async def _resume_session(self, recorder: Recorder) -> None:
+        """Put today's orders, fills and positions back after a restart.
 
         An intent journaled without an acknowledgement is an order the process died placing:
-        the paper broker lived in that process, so the order was never placed, and the journal
-        says so instead of leaving it PENDING for ever.
+        it is looked up at the broker by its tag before anything new is sent (a paper
+        broker lived in that process, so it never has it and the intent is closed as not
+        placed; a live broker may have it, and its order replaces the intent).
         """
-        today = to_ist(self.clock.now()).date()
-        earlier_orders, earlier_fills = await recorder.before(today)
-        broker.carry_forward(earlier_fills, today, [o.order_id for o in earlier_orders])
-        orders, fills = await recorder.session(today)
-        resumed: list[Order] = []
-        for order in orders:
-            if order.status is OrderStatus.PENDING and order.order_id == order.request.tag:
-                order = order.evolve(
-                    OrderStatus.REJECTED,
-                    self.clock.now(),
-                    status_message="not placed: the terminal stopped before the paper broker "
-                    "acknowledged it",
+        day = to_ist(self.clock.now()).date()
+        resumed = await resolve_unacknowledged(recorder, self.broker, day, self.clock.now)
+        if isinstance(self.broker, PaperBroker):
+            _, fills = await recorder.session(day)
+            self.broker.restore(resumed, fills)
+            if resumed or fills:
+                log.info(
+                    "resumed today's paper session: %d orders, %d fills", len(resumed), len(fills)
                 )
-                await recorder.record_update(order)
-            resumed.append(order)
-        broker.restore(resumed, fills)
         await self.orders.resync()
         self.risk_supervisor.seed(self.orders.positions())
-        if resumed or fills:
-            log.info("resumed today's paper session: %d orders, %d fills", len(resumed), len(fills))
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"dalal:{name}")
@@ -188,42 +186,95 @@ class AppServices:
         await self.alerts.close()
         if self.models is not None:
             await self.models.stop()
-        if self.kite is not None:
-            self.kite.stop_stream()
+        if self.live is not None:
+            self.live.stop_stream()
         if self.recorder is not None:
             await self.recorder.close()
 
     def running(self) -> dict[str, bool]:
         """Return each background service and whether it is still alive."""
         alive = {t.get_name().removeprefix("dalal:"): not t.done() for t in self._tasks}
-        if self.kite is not None and "broker" in alive:
-            stream = self.kite.stream
-            alive["feed"] = stream is not None and stream.connected
+        if self.live is not None and "broker" in alive:
+            alive["feed"] = self.live.feed_connected
         return alive
 
     @property
     def feed_name(self) -> str:
-        """The market-data source: ``"simulator"`` or ``"kite"`` (for metrics and probes)."""
-        return "kite" if self.kite is not None else "simulator"
+        """The market-data source: ``"simulator"`` or the broker's name (metrics, probes)."""
+        return self.live.name if self.live is not None else "simulator"
 
     def on_session_expired(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (on the loop) when the broker says the login has expired.
 
         The desktop shows its "log in again" dialog; the same event is also published on
-        the CONNECTION topic (component ``broker:zerodha``) for status bars and headless.
+        the CONNECTION topic (component ``broker:<name>``) for status bars and headless.
         """
-        if self.kite is not None:
-            self.kite.session_listeners.append(listener)
+        if self.live is not None:
+            self.live.session_listeners.append(listener)
 
-    async def broker_login(self, open_browser: Callable[[str], object]) -> None:
-        """Log in to the broker in the browser (Kite) and resume with the new session."""
-        if self.kite is not None:
-            await self.kite.login(open_browser)
+    async def broker_login(
+        self, open_browser: Callable[[str], object], name: str | None = None
+    ) -> None:
+        """Log in to a broker in the browser: the one in use resumes with the new session;
+        another keeps its token in the keyring for when the settings choose it."""
+        if self.live is not None and name in (None, self.live.name):
+            await self.live.login(open_browser)
+            return
+        if name is None:
+            raise BrokerError("paper trading needs no login")
+        from services.brokers import registry
+        from services.brokers.live import interactive_login
+
+        section = self.settings.broker_section(name)
+        parts = registry.build(
+            name,
+            BrokerContext(self.clock, self.bus, secrets=self.secrets, settings=section),
+        )
+        redirect = section.get("redirect_url")
+        await interactive_login(
+            name, parts.session, open_browser, redirect_url=str(redirect) if redirect else None
+        )
+
+    def broker_rows(self) -> list[BrokerRow]:
+        """Every registered live broker, for the Broker menu."""
+        from services.brokers import registry
+
+        rows = []
+        for entry in registry.entries():
+            if not entry.live:
+                continue
+            live = self.live if self.live is not None and self.live.name == entry.name else None
+            rows.append(
+                BrokerRow(
+                    entry.name,
+                    entry.title,
+                    live.session_state if live is not None else "not logged in",
+                    live is not None and live.feed_connected,
+                    live is not None,
+                )
+            )
+        return rows
+
+    def _not_in_use(self, name: str) -> str:
+        return (
+            f"{name} is not the broker in use: set \"feed\": \"{name}\" (and \"broker\" for "
+            "its orders) in the settings and restart"
+        )
+
+    def broker_connect(self, name: str) -> str:
+        if self.live is None or self.live.name != name:
+            return self._not_in_use(name)
+        return self.live.connect()
+
+    def broker_disconnect(self, name: str) -> str:
+        if self.live is None or self.live.name != name:
+            return self._not_in_use(name)
+        return self.live.disconnect()
 
     def session_renewed(self, access_token: str) -> None:
         """Resume the broker and the feed with a fresh access token after a re-login."""
-        if self.kite is not None:
-            self.kite.use_token(access_token)
+        if self.live is not None:
+            self.live.use_token(access_token)
 
     # -- facade for views and the API -----------------------------------------------------
     def search(self, text: str, limit: int = 20) -> list[Instrument]:
@@ -233,24 +284,24 @@ class AppServices:
         return self.instruments.get(key)
 
     def last_tick(self, key: str) -> Tick | None:
-        if self.kite is not None:
-            self.kite.watch([key])  # a view asking for a price wants its ticks
+        if self.live is not None:
+            self.live.watch([key])  # a view asking for a price wants its ticks
             return self.quotes.last_tick(key)
         return self.quotes.last_tick(key) or self.simulator.last_tick(key)
 
     def history(self, key: str, timeframe: Timeframe, count: int = HISTORY_BARS) -> list[Bar]:
         """Return bars for a chart: live bars built today, preceded by history.
 
-        With Kite the history comes from Kite's historical API in the background (this call
+        With a live broker the history comes from its historical API in the background (this call
         must not block): the first call returns what is built so far and ``load_history``
-        is the awaitable form. Synthetic history is used only when Kite has none to give.
+        is the awaitable form. Synthetic history is used only when the broker has none.
         """
         bars = self.bars.bars(key, timeframe)
-        if self.kite is not None:
-            self.kite.watch([key])
-            if self.kite.history_available or key not in self.references:
+        if self.live is not None:
+            self.live.watch([key])
+            if self.live.history_available or key not in self.references:
                 if len(bars) < count:
-                    self.kite.request_history(key, timeframe, count)
+                    self.live.request_history(key, timeframe, count)
                 return bars[-count:]
         if len(bars) < count:
             end = bars[0].start if bars else self.clock.now()
@@ -263,9 +314,9 @@ class AppServices:
         self, key: str, timeframe: Timeframe, count: int = HISTORY_BARS
     ) -> list[Bar]:
         """Like ``history``, but waits for the broker's bars when there is a broker."""
-        if self.kite is not None and self.kite.history_available:
+        if self.live is not None and self.live.history_available:
             with contextlib.suppress(BrokerError):
-                return await self.kite.load_history(key, timeframe, count)
+                return await self.live.load_history(key, timeframe, count)
         return self.history(key, timeframe, count)
 
     async def submit_order(self, request: OrderRequest) -> Order:
@@ -303,7 +354,8 @@ class AppServices:
         return self.alerts.all()
 
     def holding_list(self) -> list[Holding]:
-        """Delivery holdings as the broker last reported them (every minute; Kite: daily)."""
+        """Delivery holdings as the broker last reported them (paper: every minute; live:
+        daily)."""
         return list(self._holdings)
 
     def _apply_holdings(self, holdings: list[Holding]) -> None:
@@ -341,7 +393,8 @@ def build_services(
     state_dir: Path | None = None,
     limits: RiskLimits | None = None,
     secrets: SecretStore | None = None,
-    kite_access_token: str | None = None,
+    access_token: str | None = None,
+    brokers: Brokers = DEFAULT_BROKERS,
 ) -> AppServices:
     """Wire the feed, the broker, the order path and the risk engine.
 
@@ -349,18 +402,20 @@ def build_services(
     data recording; ``state_dir`` keeps the risk engine's trading state across restarts. Tests
     leave both out and get an in-memory session.
 
-    With ``settings.broker == "kite"``, Kite's API key, secret and access token come from
-    ``secrets`` (by default the keyring entries of the profile, which need ``database``);
-    ``kite_access_token`` overrides the stored token. The instrument master is loaded in
-    ``start()``, cached in ``database`` and refreshed once a day.
+    With a live feed or venue, the broker's credentials and day token come from ``secrets``
+    (by default the keyring entries of the profile, which need ``database``);
+    ``access_token`` overrides the stored token. Its instrument master is loaded in
+    ``start()``, cached in ``database`` and refreshed once a day. ``brokers`` is the
+    registry; a test swaps one broker's build there instead of patching this module.
     """
     clock = clock or SystemClock()
     bus = EventBus()
     universe, references = bundled_universe(clock.now().date())
-    kite_mode = settings.broker == "kite"
-    # With Kite the registry is filled from the instrument master in start(), never with the
-    # simulator's made-up contracts, so an order cannot be validated against them.
-    instruments = InstrumentRegistry(() if kite_mode else universe)
+    feed = settings.data_feed
+    live_feed = feed != SIMULATOR
+    # With a live feed the registry is filled from the broker's master in start(), never
+    # with the simulator's made-up contracts, so an order cannot be validated against them.
+    instruments = InstrumentRegistry(() if live_feed else universe)
     quotes = QuoteBook(bus)
     simulator = MarketSimulator(
         universe,
@@ -372,36 +427,51 @@ def build_services(
         always_open=settings.always_open,
     )
     bars = BarBuilder(bus, clock=clock)
-    kite: KiteRuntime | None = None
-    broker: PaperBroker | ExecutionClient
-    if kite_mode:
-        from app.kite_runtime import KiteRuntime  # lazy: the SDK and Twisted
-
+    live: LiveBroker | None = None
+    broker: PaperBroker | ExecutionClient | None = None
+    if live_feed:
         if secrets is None and database is not None:
             from services.security import CredentialStore
 
             secrets = CredentialStore(settings.profile, database, actor="terminal")
-        kite = KiteRuntime(
-            settings,
-            bus,
-            clock,
+        section = settings.broker_section(feed)
+        live = LiveBroker(
+            feed,
+            BrokerContext(
+                clock,
+                bus,
+                secrets=secrets,
+                counts=OrderCountRepository(database) if database is not None else None,
+                settings=section,
+                access_token=access_token,
+            ),
             instruments,
             bars,
             database=database,
-            secrets=secrets,
-            access_token=kite_access_token,
+            options=LiveOptions(
+                feed_mode=FeedMode(str(section.get("ticker_mode") or FeedMode.FULL)),
+                trading=settings.broker == feed,
+            ),
+            brokers=brokers,
         )
-        broker = kite.broker
-    else:
-        broker = PaperBroker(
-            instruments,
-            bus,
-            clock,
-            opening_balance=Decimal(settings.opening_balance),
-            tariff=settings.paper_tariff,
-            # A simulated market that never closes has no cut-off to square MIS off at.
-            square_off_at=None if settings.always_open else settings.paper_square_off_at,
+        broker = live.execution
+    if broker is None:
+        venue = brokers.build(
+            settings.broker,
+            BrokerContext(
+                clock,
+                bus,
+                instruments=instruments,
+                settings={
+                    "opening_balance": settings.opening_balance,
+                    "tariff": settings.paper_tariff,
+                    # A simulated market that never closes has no cut-off to square MIS off at.
+                    "square_off_at": None if settings.always_open else settings.paper_square_off_at,
+                },
+            ),
         )
+        assert venue.execution is not None
+        broker = venue.execution
     recorder = Recorder(database, bus) if database is not None else None
     orders = OrderManager(broker, instruments, quotes, bus, clock, journal=recorder)
 
@@ -409,8 +479,9 @@ def build_services(
         funds = orders.funds()
         if funds is not None:
             return funds.available_cash
-        # Kite's funds arrive with the first reconciliation; until then the check is open.
-        return None if kite is not None else Decimal(settings.opening_balance)
+        # A live broker's funds arrive with the first reconciliation; until then the check
+        # is open.
+        return None if not isinstance(broker, PaperBroker) else Decimal(settings.opening_balance)
 
     context = CallbackContext(
         clock=clock,
@@ -468,15 +539,16 @@ def build_services(
         on_stuck=report_stuck,
     )
     reconciler = None
-    if kite is not None:
+    if live is not None and live.execution is not None:
         reconciler = Reconciler(
             broker,
             orders,
             bus,
             clock,
             audit=audit if audit is not None else risk.audit,
-            notice_component="reconcile:zerodha",
-            after=[_discard(kite.repair.repair)],
+            feed_component=live.feed_component,
+            notice_component=f"reconcile:{live.execution.name}",
+            after=[_discard(live.repair.repair)],
         )
     models = None
     if database is not None and settings.models_enabled:
@@ -512,7 +584,8 @@ def build_services(
         risk_supervisor=supervisor,
         alerts=AlertBook(bus, clock, database),
         recorder=recorder,
-        kite=kite,
+        live=live,
+        secrets=secrets,
         reconciler=reconciler,
         models=models,
     )

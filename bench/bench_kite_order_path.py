@@ -74,12 +74,12 @@ async def measure(
         clock,
         database=database,
         secrets=MemorySecrets(),  # the bench never touches the machine's keyring
-        kite_access_token="fakeaccesstoken",
+        access_token="fakeaccesstoken",
         limits=RiskLimits(max_open_orders=100_000),
     )
     services.bus.bind_loop(asyncio.get_running_loop())
-    assert services.kite is not None
-    await services.kite.load_instruments()
+    assert services.live is not None
+    await services.live.load_instruments()
     broker = services.broker
     assert isinstance(broker, KiteBroker)
     big = 10**7

@@ -146,8 +146,8 @@ class Reconciler:
     book: OrderBook
     bus: EventBus
     clock: Clock
+    feed_component: str  # the live feed (``feed:<broker>``) whose reconnections trigger it
     audit: AuditFn | None = None
-    feed_component: str = "feed:kite"
     notice_component: str = "reconcile:broker"
     after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     reports: list[ReconcileReport] = field(default_factory=list)

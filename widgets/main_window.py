@@ -29,6 +29,7 @@ from services.bus import BARS, CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, TICK
 from services.domain import Bar, Fill, OrderType, Side, Tick, Timeframe
 from services.risk import KillReport
 from widgets.alerts_panel import AlertsPanel
+from widgets.broker_menu import BrokerMenu
 from widgets.chart import ChartWidget
 from widgets.depth import DepthPanel
 from widgets.funds_panel import FundsPanel
@@ -37,7 +38,7 @@ from widgets.lock_screen import IdleWatcher, LockOverlay
 from widgets.models_panel import ModelsPanel, ModelsPort
 from widgets.order_book import OrderBookWidget
 from widgets.order_ticket import OrderTicket
-from widgets.ports import TerminalFacade, UnlockGate
+from widgets.ports import BrokerControls, TerminalFacade, UnlockGate
 from widgets.positions import PositionsWidget
 from widgets.risk_panel import STATE_COLOURS, RiskPanel
 from widgets.signals_panel import SignalsPanel
@@ -393,6 +394,12 @@ class MainWindow(QMainWindow):
         trading = self.menuBar().addMenu("&Trading")
         trading.addAction(self.kill_action)
         trading.addAction(self.lock_action)
+        self.broker_menu: BrokerMenu | None = None
+        if isinstance(self.facade, BrokerControls):
+            self.broker_menu = BrokerMenu(
+                self.facade, lambda text: self.status.showMessage(text, 10_000), self
+            )
+            self.menuBar().addMenu(self.broker_menu)
         view = self.menuBar().addMenu("&View")
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())

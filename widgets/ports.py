@@ -7,8 +7,10 @@ object with these methods. ``app.wiring.AppServices`` satisfies it structurally.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from services.alerts import Alert, AlertCondition
 from services.broker import OrderChange
@@ -83,3 +85,29 @@ class UnlockGate(Protocol):
     def retry_after(self) -> float: ...
 
     async def unlock(self, passphrase: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerRow:
+    """One registered live broker as the Broker menu shows it."""
+
+    name: str  # the registry name (``dalal login NAME``)
+    title: str
+    session: str  # "valid", "expired", "not logged in"
+    connected: bool  # its feed is streaming
+    in_use: bool  # the terminal's feed (and venue) right now
+
+
+@runtime_checkable
+class BrokerControls(Protocol):
+    """The Broker menu's verbs: log in, connect and disconnect, per registered broker."""
+
+    def broker_rows(self) -> list[BrokerRow]: ...
+
+    async def broker_login(
+        self, open_browser: Callable[[str], object], name: str | None = None
+    ) -> None: ...
+
+    def broker_connect(self, name: str) -> str: ...
+
+    def broker_disconnect(self, name: str) -> str: ...

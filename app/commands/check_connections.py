@@ -1,9 +1,11 @@
-"""``dalal check-connections``: for each configured broker, does login, a quote and the
-ticker work? Prints a table with the reason for each failure; exit status 1 if any failed.
+"""``dalal check-connections``: every registered broker, and for each configured one: does
+the login, the instrument master and the feed work? Prints a table with the reason for each
+failure; exit status 1 if any failed.
 
-The paper broker and its simulator are always checked; Zerodha Kite when the settings choose
-it or an API key is configured. Kite is checked read-only: the profile (is the access token
-valid?), one quote, and one tick from the ticker within the timeout. Nothing is ordered.
+The paper broker and its simulator are always checked; a live broker when the settings
+choose it or its credentials are configured (the others are listed as not configured). Live
+brokers are checked read-only through their ports: an authenticated read (funds), the day's
+master, and one tick from the feed within the timeout. Nothing is ordered.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from app.commands.vault import add_profile_args, guarded, make_vault, unlock
 
 if TYPE_CHECKING:
     from app.settings import Settings
-    from services.brokers.kite.session import SecretStore
+    from services.brokers.ports import SecretStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +46,14 @@ async def check_paper(settings: Settings, symbol: str, per_check: float) -> list
     from app.settings import Settings as SettingsModel
     from app.wiring import build_services
 
-    paper = SettingsModel.model_validate({**settings.model_dump(), "broker": "paper"})
+    paper = SettingsModel.model_validate(
+        {**settings.model_dump(), "broker": "paper", "feed": "simulator"}
+    )
     services = build_services(paper)
     checks = [Check("paper", "login", True, "built-in, no login needed")]
     key = symbol if services.instrument(symbol) is not None else paper.watchlist[0]
+    universe = len(list(services.instruments))
+    checks.append(Check("paper", "instruments", True, f"{universe:,} simulated; {key}"))
     from services.bus import TICKS
 
     ticks = services.bus.subscribe(TICKS, "check", lossless=True)
@@ -63,113 +69,130 @@ async def check_paper(settings: Settings, symbol: str, per_check: float) -> list
     finally:
         await services.stop()
     if tick is None:
-        checks.append(Check("paper", "quote", False, f"no simulated price for {key}"))
         checks.append(Check("paper", "ticker", False, f"no tick within {per_check:g} s"))
     else:
-        checks.append(Check("paper", "quote", True, f"{key} {tick.last_price}"))
         waited = time.monotonic() - started
-        checks.append(Check("paper", "ticker", True, f"first tick after {waited:.2f} s"))
+        checks.append(
+            Check("paper", "ticker", True, f"{key} {tick.last_price} after {waited:.2f} s")
+        )
     return checks
 
 
-async def check_kite(
-    settings: Settings, secrets: SecretStore | None, symbol: str, per_check: float
+async def check_live(
+    settings: Settings, name: str, secrets: SecretStore | None, symbol: str, per_check: float
 ) -> list[Check]:
-    """Login validity, a quote and one tick, each with the reason when it fails."""
-    from app.kite_runtime import endpoints_for
+    """A live broker, read-only, through its ports: the session (an authenticated read),
+    the instrument master (``symbol`` listed) and one tick of ``symbol`` from its feed."""
     from services.broker import BrokerError
-    from services.brokers.kite.execution import KiteBroker
-    from services.brokers.kite.feed import KiteStream
-    from services.brokers.kite.session import KiteSecrets
+    from services.brokers import registry
+    from services.brokers.ports import FeedMode
     from services.bus import TICKS, EventBus
     from services.clock import SystemClock
 
-    name = "kite"
     clock = SystemClock()
-    try:
-        keys = KiteSecrets(secrets) if secrets is not None else None
-        api_key = keys.api_key(settings.kite.api_key) if keys else settings.kite.api_key
-        if not api_key:
-            raise BrokerError("no API key configured")
-        token = keys.valid_token(clock.now()) if keys else None
-    except BrokerError as exc:
-        return [Check(name, "login", False, str(exc))]
-    if token is None:
-        reason = "not logged in today: run `dalal login kite`"
-        return [Check(name, c, False, reason) for c in ("login", "quote", "ticker")]
-    broker = KiteBroker(api_key, token, endpoints=endpoints_for(settings), timeout=per_check)
+    bus = EventBus()
+    rejected: list[str] = []
     checks: list[Check] = []
     try:
-        profile = await broker.profile()
-        who = f"{profile.get('user_id', '?')} ({profile.get('user_name', '')})"
-        checks.append(Check(name, "login", True, f"session valid for {who}"))
+        parts = registry.build(
+            name,
+            registry.BrokerContext(
+                clock,
+                bus,
+                secrets=secrets,
+                settings=settings.broker_section(name),
+                on_session_expired=lambda: rejected.append("expired"),
+            ),
+        )
     except BrokerError as exc:
-        checks.append(Check(name, "login", False, str(exc)))
+        return [Check(name, "login", False, str(exc))]
+    if not parts.logged_in:
+        reason = f"not logged in today: run `dalal login {name}`"
+        return [Check(name, c, False, reason) for c in ("login", "instruments", "ticker")]
+    expired = "the session has expired: run `dalal login " + name + "`"
     try:
-        tick = (await broker.quote([symbol]))[symbol]
-        checks.append(Check(name, "quote", True, f"{symbol} {tick.last_price}"))
-    except (BrokerError, KeyError) as exc:
-        checks.append(Check(name, "quote", False, str(exc) or f"no quote for {symbol}"))
-    # The ticker: one tick for ``symbol`` within the timeout.
+        if parts.execution is not None:
+            funds = await asyncio.wait_for(parts.execution.funds(), per_check)
+            detail = f"session valid; available cash {funds.available_cash}"
+        else:
+            detail = "session stored"
+        checks.append(Check(name, "login", True, detail))
+    except (BrokerError, TimeoutError) as exc:
+        checks.append(Check(name, "login", False, expired if rejected else str(exc) or "timeout"))
+    master = None
     try:
-        exchange = symbol.partition(":")[0]
-        master = await broker.instruments(exchange)
-        tokens = {int(i.token): i.key for i in master.instruments if i.key == symbol}
-        if not tokens:
-            raise BrokerError(f"{symbol} is not in Kite's instrument master")
-    except BrokerError as exc:
-        checks.append(Check(name, "ticker", False, str(exc)))
-        return checks
-    loop = asyncio.get_running_loop()
-    bus = EventBus()
-    bus.bind_loop(loop)
-    ticks = bus.subscribe(TICKS, "check")
-    rejected: list[str] = []
-    stream = KiteStream(
-        api_key,
-        token,
-        bus,
-        tokens,
-        root=endpoints_for(settings).ticker,
-        on_session_rejected=lambda: rejected.append("403"),
-    )
-    stream.subscribe(tokens, "ltp")
-    started = time.monotonic()
-    stream.start()
-    try:
-        got = await asyncio.wait_for(ticks.next_batch(), per_check)
+        if parts.instruments is None:
+            raise BrokerError("no instrument master")
+        master = await asyncio.wait_for(parts.instruments.fetch_master(), per_check * 4)
+        inst = master.instrument(symbol)
         checks.append(
             Check(
-                name, "ticker", True, f"{got[0].key} tick after {time.monotonic() - started:.2f} s"
+                name,
+                "instruments",
+                True,
+                f"{len(master):,} listed; {symbol} lot {inst.lot_size} tick {inst.tick_size}",
             )
         )
+    except (BrokerError, TimeoutError) as exc:
+        detail = expired if rejected else str(exc) or "timeout"
+        checks.append(Check(name, "instruments", False, detail))
+    if master is None or parts.feed is None or symbol not in master:
+        reason = "no feed" if parts.feed is None else f"{symbol} is not in the master"
+        checks.append(Check(name, "ticker", False, expired if rejected else reason))
+        return checks
+    bus.bind_loop(asyncio.get_running_loop())
+    ticks = bus.subscribe(TICKS, "check")
+    feed = parts.feed(master)
+    feed.subscribe([symbol], FeedMode.LTP)
+    started = time.monotonic()
+    feed.start()
+    try:
+        got = await asyncio.wait_for(ticks.next_batch(), per_check)
+        waited = time.monotonic() - started
+        checks.append(Check(name, "ticker", True, f"{got[0].key} tick after {waited:.2f} s"))
     except TimeoutError:
         if rejected:
-            reason = "Kite refused the ticker connection (403): the session has expired"
-        elif not stream.connected:
-            reason = f"could not connect to the ticker within {per_check:g} s"
+            reason = f"the broker refused the stream: {expired}"
+        elif not feed.status().connected:
+            reason = f"could not connect to the feed within {per_check:g} s"
         else:
             reason = f"connected, but no tick within {per_check:g} s (market closed?)"
         checks.append(Check(name, "ticker", False, reason))
     finally:
-        stream.stop()
+        feed.stop()
     return checks
 
 
-def kite_configured(settings: Settings, secrets: SecretStore | None) -> bool:
-    from services.brokers.kite.session import CREDENTIALS
-
-    has_keyring = secrets is not None and secrets.get(CREDENTIALS) is not None
-    return settings.broker == "kite" or bool(settings.kite.api_key) or has_keyring
+def configured(settings: Settings, name: str, secrets: SecretStore | None) -> bool:
+    """Chosen in the settings, or with credentials in the settings or the keyring."""
+    has_keyring = secrets is not None and secrets.get(name) is not None
+    section = settings.broker_section(name)
+    chosen = name in (settings.broker, settings.data_feed)
+    return chosen or bool(section.get("api_key")) or has_keyring
 
 
 async def run_checks(
     settings: Settings, secrets: SecretStore | None, *, symbol: str | None, per_check: float
 ) -> list[Check]:
+    """Every registered broker: paper is always checked, a live broker when configured."""
+    from services.brokers import registry
+
     key = symbol or settings.watchlist[0]
     checks = await check_paper(settings, key, per_check)
-    if kite_configured(settings, secrets):
-        checks += await check_kite(settings, secrets, key, per_check)
+    for entry in registry.entries():
+        if not entry.live:
+            continue
+        if configured(settings, entry.name, secrets):
+            checks += await check_live(settings, entry.name, secrets, key, per_check)
+        else:
+            checks.append(
+                Check(
+                    entry.name,
+                    "-",
+                    True,
+                    f"{entry.title}: not configured (`dalal credentials set {entry.name}`)",
+                )
+            )
     return checks
 
 

@@ -1,7 +1,8 @@
-"""``dalal login kite``: the daily browser login; the access token goes to the keyring.
+"""``dalal login BROKER``: the daily login of any registered live broker; the token goes to
+the keyring (or the profile's vault).
 
-The API key and secret must be stored first (``dalal credentials set kite``). A token that is
-still valid (Kite tokens last until 06:00 IST) is kept unless ``--force`` is given.
+The API key and secret must be stored first (``dalal credentials set BROKER``). A token that
+is still valid is kept unless ``--force`` is given.
 """
 
 from __future__ import annotations
@@ -22,73 +23,83 @@ OPEN_BROWSER: Opener = webbrowser.open
 
 
 def _print_url(url: str) -> None:
-    print(f"opening your browser on Kite's login page; if it does not open, visit:\n  {url}")
+    print(f"opening your browser on the broker's login page; if it does not open, visit:\n  {url}")
 
 
 @guarded
-def login_kite(args: argparse.Namespace) -> int:
+def login_broker(args: argparse.Namespace) -> int:
     from app.cli import load_cli_settings
-    from app.kite_runtime import endpoints_for
-    from services.brokers.kite.execution import KiteBroker
-    from services.brokers.kite.login import LoginFailed, login_and_store
-    from services.brokers.kite.session import CredentialsMissing, KiteSecrets
+    from services.broker import BrokerError
+    from services.brokers import registry
+    from services.brokers.live import interactive_login
+    from services.bus import EventBus
     from services.clock import SystemClock, to_ist
     from services.security import CredentialStore
 
     settings = load_cli_settings(args)
-    redirect = args.redirect_url or settings.kite.redirect_url
+    name: str = args.login_broker
+    title = registry.entry(name).title
+    section = settings.broker_section(name)
+    if args.redirect_url:
+        section["redirect_url"] = args.redirect_url
     clock = SystemClock()
     vault, db = unlock(args)
     try:
-        secrets = KiteSecrets(CredentialStore(vault.paths.profile, db, actor="cli"))
-        current = secrets.token()
-        if current is not None and current.valid_at(clock.now()) and not args.force:
-            print(
-                f"already logged in to Kite until {to_ist(current.expires_at):%Y-%m-%d %H:%M} IST"
-            )
-            return 0
+        secrets = CredentialStore(vault.paths.profile, db, actor="cli")
         try:
-            broker = KiteBroker(
-                secrets.api_key(settings.kite.api_key), endpoints=endpoints_for(settings)
+            parts = registry.build(
+                name, registry.BrokerContext(clock, EventBus(), secrets=secrets, settings=section)
             )
-            stored = asyncio.run(
-                login_and_store(
-                    broker,
-                    secrets,
-                    clock,
-                    redirect_url=redirect,
-                    open_browser=OPEN_BROWSER,
+            session = parts.session
+            current = session.current(clock.now()) if session is not None else None
+            if current is not None and not args.force:
+                until = to_ist(current.expires_at)
+                print(f"already logged in to {title} until {until:%Y-%m-%d %H:%M} IST")
+                return 0
+            redirect = section.get("redirect_url")
+            token = asyncio.run(
+                interactive_login(
+                    name,
+                    session,
+                    OPEN_BROWSER,
+                    redirect_url=str(redirect) if redirect else None,
                     within=args.timeout,
                     on_listening=_print_url,
                 )
             )
-        except (LoginFailed, CredentialsMissing) as exc:
+        except BrokerError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     finally:
         db.close()
-    print(
-        f"logged in to Kite; the session lasts until {to_ist(stored.expires_at):%Y-%m-%d %H:%M} IST"
-    )
+    until = to_ist(token.expires_at)
+    print(f"logged in to {title}; the session lasts until {until:%Y-%m-%d %H:%M} IST")
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from services.brokers import registry
+
     parser = subparsers.add_parser("login", help="log in to a broker in the browser")
     sub = parser.add_subparsers(dest="login_broker", required=True)
-    p = sub.add_parser(
-        "kite",
-        help="Zerodha Kite: browser login, access token kept in the keyring until 06:00 IST",
-    )
-    p.add_argument(
-        "--redirect-url",
-        default=None,
-        metavar="URL",
-        help="your Kite Connect app's redirect URL (default from settings, "
-        "http://127.0.0.1:5010/kite/callback)",
-    )
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the login")
-    p.add_argument("--force", action="store_true", help="log in again even if still logged in")
-    p.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    add_profile_args(p)
-    p.set_defaults(func=login_kite)
+    for entry in registry.entries(registry.Role.SESSION):
+        p = sub.add_parser(
+            entry.name,
+            help=f"{entry.title}: the day's login, token kept in the keyring until it expires",
+        )
+        p.add_argument(
+            "--redirect-url",
+            default=None,
+            metavar="URL",
+            help=f"your {entry.title} app's redirect URL (default from the settings' "
+            f"{entry.name} section)",
+        )
+        p.add_argument(
+            "--timeout", type=float, default=300.0, help="seconds to wait for the login"
+        )
+        p.add_argument(
+            "--force", action="store_true", help="log in again even if still logged in"
+        )
+        p.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        add_profile_args(p)
+        p.set_defaults(func=login_broker)

@@ -1,9 +1,9 @@
-"""The Kite day token in a long-running node: readiness, and taking a newly saved token.
+"""A live broker's day token in a long-running node: readiness, and taking a new token.
 
-With Zerodha Kite the access token dies at 06:00 IST every day. ``/readyz`` then reports
-``broker_session`` as expired, and the running process takes the token that the next
-``dalal login kite`` saves, without a restart: at once on SIGHUP, and by reading the credential
-store every minute (in a worker thread) while the session is expired.
+Broker tokens die every day (at 06:00 IST for some). ``/readyz`` then reports ``broker_session``
+as expired, and the running process takes the token that the next ``dalal login BROKER``
+saves, without a restart: at once on SIGHUP, and by reading the credential store every
+minute (in a worker thread) while the session is expired.
 """
 
 from __future__ import annotations
@@ -17,20 +17,20 @@ from typing import TYPE_CHECKING, Any
 from services.health import Check
 
 if TYPE_CHECKING:
-    from app.kite_runtime import KiteRuntime
     from app.wiring import AppServices
+    from services.brokers.live import LiveBroker
 
 log = logging.getLogger("dalal.headless")
 
-SESSION_POLL_SECONDS = 60.0  # how often an expired Kite session looks for a new token
+SESSION_POLL_SECONDS = 60.0  # how often an expired session looks for a new token
 
 
 class SessionRenewal:
-    """Takes a Kite token saved by another process (``dalal login kite``) into this one.
+    """Takes a token saved by another process (``dalal login BROKER``) into this one.
 
     ``wake`` (SIGHUP) checks at once; while the session is expired or missing the credential
     store is read every ``poll_interval`` seconds. An expiry itself only starts the polling:
-    at that moment the stored token is the one Kite just refused. The read blocks (keyring,
+    at that moment the stored token is the one the broker just refused. The read blocks (keyring,
     database), so it runs in a worker thread. A stored token equal to the one in use is not
     news.
     """
@@ -38,12 +38,12 @@ class SessionRenewal:
     def __init__(
         self,
         services: AppServices,
-        kite: KiteRuntime,
+        live: LiveBroker,
         *,
         poll_interval: float = SESSION_POLL_SECONDS,
     ) -> None:
         self._services = services
-        self._kite = kite
+        self._live = live
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._rearm = asyncio.Event()  # the session changed state: recompute the poll timeout
@@ -55,17 +55,17 @@ class SessionRenewal:
 
     async def check_now(self) -> bool:
         """Resume with the stored token if it is new; True if it was taken."""
-        token = await asyncio.to_thread(self._kite.stored_token)
-        if token is None or token == self._kite.broker.access_token:
+        token = await asyncio.to_thread(self._live.stored_token)
+        if token is None or token == self._live.access_token:
             return False
-        log.info("a new Kite access token was saved: resuming the broker session")
+        log.info("a new %s token was saved: resuming the broker session", self._live.title)
         self._services.session_renewed(token)
         self.renewals += 1
         return True
 
     async def run(self) -> None:
         while True:
-            timeout = None if self._kite.session_valid else self.poll_interval
+            timeout = None if self._live.session_valid else self.poll_interval
             waits = [asyncio.ensure_future(e.wait()) for e in (self._wake, self._rearm)]
             try:
                 await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -80,15 +80,18 @@ class SessionRenewal:
             try:
                 await self.check_now()
             except Exception:  # a locked keyring must not end the watcher
-                log.exception("could not read the stored Kite token")
+                log.exception("could not read the stored broker token")
 
 
-def broker_session_probe(kite: KiteRuntime) -> Callable[[], Check]:
+def broker_session_probe(live: LiveBroker) -> Callable[[], Check]:
     def probe() -> Check:
-        state = kite.session_state
-        details: dict[str, Any] = {"broker": "zerodha"}
+        state = live.session_state
+        execution = live.parts.execution
+        details: dict[str, Any] = {"broker": execution.name if execution else live.name}
         if state != "valid":
-            details["action"] = "run `dalal login kite`, then SIGHUP or wait up to a minute"
+            details["action"] = (
+                f"run `dalal login {live.name}`, then SIGHUP or wait up to a minute"
+            )
         return Check("broker_session", state == "valid", state, details=details)
 
     return probe

@@ -37,7 +37,7 @@ from services.broker import BrokerError
 from services.storage import Database
 
 if TYPE_CHECKING:
-    from services.brokers.kite.session import SecretStore
+    from services.brokers.ports import SecretStore
 
 log = logging.getLogger("dalal.headless")
 
@@ -60,8 +60,8 @@ class ServerOptions:
     database: Database | None = None  # the unlocked profile: journal, audit, recording
     state_dir: Path | None = None  # where the risk engine keeps its trading state
     metrics_require_key: bool = False  # /metrics needs a read key even from loopback
-    secrets: SecretStore | None = None  # Kite credentials (default: the profile's keyring)
-    session_poll: float = SESSION_POLL_SECONDS  # token look-ups while a Kite session is expired
+    secrets: SecretStore | None = None  # broker credentials (default: the profile keyring)
+    session_poll: float = SESSION_POLL_SECONDS  # token look-ups while a session is expired
 
 
 async def serve(

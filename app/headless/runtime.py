@@ -76,7 +76,7 @@ class HeadlessRuntime:
                                                 name="dalal-headless:database"))
         if self.renewal is not None:
             self._tasks.append(loop.create_task(self.renewal.run(),
-                                                name="dalal-headless:kite-session"))
+                                                name="dalal-headless:broker-session"))
         for name, coro in (
             ("feed-monitor", self.feed.run()),
             ("loop-lag", self.metrics.measure_loop_lag(self.lag_interval)),
@@ -155,9 +155,9 @@ def build_runtime(
     )
     readiness.add("broker", services_probe("broker", services.running, ["broker", "orders"]))
     renewal = None
-    if services.kite is not None:
-        readiness.add("broker_session", broker_session_probe(services.kite))
-        renewal = SessionRenewal(services, services.kite)
+    if services.live is not None:
+        readiness.add("broker_session", broker_session_probe(services.live))
+        renewal = SessionRenewal(services, services.live)
     readiness.add("services", services_probe("services", services.running, ["quotes", "bars"]))
     database = services.recorder.db if services.recorder is not None else None
     monitor = DatabaseMonitor(database) if database is not None else None

@@ -164,3 +164,26 @@ def build(name: str, context: BrokerContext) -> BrokerParts:
     """Build broker ``name``'s adapters: ``<package>.config.build(context)``."""
     parts: BrokerParts = entry(name).module("config").build(context)
     return parts
+
+
+Builder = Callable[[BrokerContext], BrokerParts]
+
+
+@dataclass(frozen=True)
+class Brokers:
+    """The registry as the app sees it: ``build`` by name, with optional replacements.
+
+    ``overrides`` swaps one broker's ``build`` (a test's paper venue with demat holdings, a
+    bench's instrumented adapter) without patching the app's modules.
+    """
+
+    overrides: Mapping[str, Builder] = field(default_factory=dict)
+
+    def build(self, name: str, context: BrokerContext) -> BrokerParts:
+        custom = self.overrides.get(name)
+        if custom is not None:
+            return custom(context)
+        return build(name, context)
+
+
+DEFAULT_BROKERS = Brokers()

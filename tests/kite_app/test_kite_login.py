@@ -147,9 +147,10 @@ def test_dalal_login_kite_stores_the_token_with_its_expiry(
         redirect_url=None,
         timeout=20.0,
         force=False,
+        login_broker="kite",
     )
-    assert login_cmd.login_kite(args) == 0
-    assert "logged in to Kite" in capsys.readouterr().out
+    assert login_cmd.login_broker(args) == 0
+    assert "logged in to Zerodha Kite" in capsys.readouterr().out
     db = vault.unlock(vault.keyring_source())
     try:
         stored = KiteSecrets(CredentialStore("test", db, memory_keyring)).token()
@@ -159,7 +160,7 @@ def test_dalal_login_kite_stores_the_token_with_its_expiry(
         assert stored.access_token not in str(db.query("SELECT * FROM credential_meta"))
     finally:
         db.close()
-    assert login_cmd.login_kite(args) == 0  # still valid: no second login
+    assert login_cmd.login_broker(args) == 0  # still valid: no second login
     assert "already logged in" in capsys.readouterr().out
     assert fake.journal.count("POST", "/session/token") == 1
     assert any(u == f"broker:test:{SESSION}" for _, u in memory_keyring.store)

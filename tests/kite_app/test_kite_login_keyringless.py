@@ -48,9 +48,10 @@ def test_login_kite_without_a_keyring_keeps_the_token_in_the_vault(
         profile="test", config=config, data_dir=tmp_path / "data", cache_dir=tmp_path / "cache",
         key_fd=None, key_credential=None, kdf_time_cost=1, redirect_url=None, timeout=20.0,
         force=False,
+        login_broker="kite",
     )
-    assert login_cmd.login_kite(args) == 0
-    assert "logged in to Kite" in capsys.readouterr().out
+    assert login_cmd.login_broker(args) == 0
+    assert "logged in to Zerodha Kite" in capsys.readouterr().out
     db = vault.unlock(vault.passphrase_source(PASSPHRASE))
     try:
         stored = KiteSecrets(CredentialStore("test", db)).token()

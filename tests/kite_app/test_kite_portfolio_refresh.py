@@ -34,14 +34,14 @@ class Running:
     def __init__(self, services: AppServices, fake: FakeKite) -> None:
         self.services = services
         self.fake = fake
-        kite = services.kite
+        kite = services.live
         assert kite is not None
         self.kite = kite
         self.stream = KiteStream(
             fake.api_key,
             "fakeaccesstoken",
             services.bus,
-            kite.tokens,
+            {int(i): k for i, k in (kite.master.keys_by_id() if kite.master else {}).items()},
             root=f"ws://127.0.0.1:{fake.port}/ws",
             loop=asyncio.get_running_loop(),
         )

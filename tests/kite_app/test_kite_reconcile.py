@@ -34,8 +34,8 @@ from tests.kite_app.test_kite_wiring import NOW, secrets_for
 async def kite_services(fake: FakeKite, clock: ManualClock) -> AppServices:
     services = build_services(kite_settings(fake), clock, secrets=secrets_for(fake))
     services.bus.bind_loop(asyncio.get_running_loop())
-    assert services.kite is not None
-    await services.kite.load_instruments()
+    assert services.live is not None
+    await services.live.load_instruments()
     return services
 
 
@@ -106,7 +106,7 @@ async def test_broker_unreachable_is_reported_not_raised(fake: FakeKite) -> None
 async def test_missed_candles_are_repaired_from_history(fake: FakeKite) -> None:
     clock = ManualClock(NOW)
     services = await kite_services(fake, clock)
-    kite = services.kite
+    kite = services.live
     assert kite is not None
     kite.watch(["NSE:INFY"])
     key = "NSE:INFY"

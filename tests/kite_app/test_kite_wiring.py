@@ -46,7 +46,7 @@ def limit_buy(quantity: int = 2, price: str = "1570.1") -> OrderRequest:
 def test_paper_stays_the_default() -> None:
     services = build_services(Settings())
     assert isinstance(services.broker, PaperBroker)
-    assert services.kite is None and services.feed_name == "simulator"
+    assert services.live is None and services.feed_name == "simulator"
 
 
 async def test_order_goes_through_risk_to_kite(fake: FakeKite) -> None:
@@ -57,7 +57,7 @@ async def test_order_goes_through_risk_to_kite(fake: FakeKite) -> None:
         limits=RiskLimits(max_order_value=Decimal("10000")),
     )
     assert isinstance(services.broker, KiteBroker) and services.feed_name == "kite"
-    await services.kite.load_instruments()  # type: ignore[union-attr]
+    await services.live.load_instruments()  # type: ignore[union-attr]
     inst = services.instrument("NSE:INFY")
     assert inst is not None and inst.tick_size == Decimal("0.1")
     # The simulator's contracts are not offered when trading on Kite.
@@ -85,13 +85,13 @@ async def test_no_token_means_login_needed_not_a_crash(fake: FakeKite) -> None:
     store = secrets_for(fake)
     store.entries[SESSION]["expires_at"] = (NOW - timedelta(minutes=1)).isoformat()
     services = build_services(kite_settings(fake), ManualClock(NOW), secrets=store)
-    assert services.kite is not None and services.kite.session_valid is False
+    assert services.live is not None and services.live.session_valid is False
     expired: list[bool] = []
     services.on_session_expired(lambda: expired.append(True))
     fake.expire_session()
     services.session_renewed("fakeaccesstoken")  # the token is now refused by Kite
     with pytest.raises(Exception, match="session has expired"):
-        await services.kite.load_instruments()
+        await services.live.load_instruments()
     assert expired == [True]
 
 
@@ -109,12 +109,12 @@ async def test_instrument_master_cached_in_the_database_daily(
         services = build_services(
             kite_settings(fake), clock, database=db, secrets=secrets_for(fake)
         )
-        assert services.kite is not None
-        assert await services.kite.load_instruments() == 8  # BCD is not traded
+        assert services.live is not None
+        assert await services.live.load_instruments() == 8  # BCD is not traded
         downloads = fake.journal.count("GET", "/instruments")
         again = build_services(kite_settings(fake), clock, database=db, secrets=secrets_for(fake))
-        assert again.kite is not None
-        await again.kite.load_instruments()
+        assert again.live is not None
+        await again.live.load_instruments()
         assert fake.journal.count("GET", "/instruments") == downloads  # from the cache
         assert again.instrument("NFO:NIFTYFUT").lot_size == 75  # type: ignore[union-attr]
         clock.advance(86_400)  # the next day: downloaded afresh
@@ -123,10 +123,10 @@ async def test_instrument_master_cached_in_the_database_daily(
             clock,
             database=db,
             secrets=secrets_for(fake),
-            kite_access_token="fakeaccesstoken",  # yesterday's stored token has expired
+            access_token="fakeaccesstoken",  # yesterday's stored token has expired
         )
-        assert third.kite is not None and third.kite.session_valid
-        await third.kite.load_instruments()
+        assert third.live is not None and third.live.session_valid
+        await third.live.load_instruments()
         assert fake.journal.count("GET", "/instruments") == downloads + 1
         await services.stop()
     finally:

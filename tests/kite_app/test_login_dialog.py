@@ -38,7 +38,7 @@ def test_dialog_logs_in_again_and_resumes_the_session(
     fake.redirect_url = redirect
     store = expired_session(fake, fake.api_secret)
     services = build_services(kite_settings(fake, redirect_url=redirect), secrets=store)
-    kite = services.kite
+    kite = services.live
     assert kite is not None and not kite.session_valid
     states = services.bus.subscribe(CONNECTION, "test")
 
@@ -51,9 +51,10 @@ def test_dialog_logs_in_again_and_resumes_the_session(
     assert dialog.result() == QDialog.DialogCode.Accepted
     assert kite.session_valid
     token = store.entries[SESSION]["access_token"]
-    assert token in fake.access_tokens and kite.broker.access_token == token
+    assert token in fake.access_tokens and kite.access_token == token
     assert [s.detail for s in states.drain()] == ["logged in"]
-    assert qloop.run(kite.broker.profile())["user_id"] == "AB1234"
+    profile = qloop.run(kite.parts.execution.profile())  # type: ignore[union-attr]
+    assert profile["user_id"] == "AB1234"
 
 
 def test_failed_login_is_shown_and_can_be_retried(
@@ -66,7 +67,7 @@ def test_failed_login_is_shown_and_can_be_retried(
     services = build_services(
         kite_settings(fake, redirect_url=redirect), secrets=expired_session(fake, "wrong")
     )
-    kite = services.kite
+    kite = services.live
     assert kite is not None
     dialog = LoginDialog(lambda: kite.login(follow))
     qtbot.addWidget(dialog)

@@ -56,12 +56,16 @@ def window(qtbot, services, qloop):
 
 
 @pytest.fixture
-def demat_window(qtbot, qloop, monkeypatch):
-    monkeypatch.setattr("app.wiring.PaperBroker", DematPaperBroker)
+def demat_window(qtbot, qloop):
     from app.wiring import build_services
+    from services.brokers.registry import BrokerParts, Brokers
     from tests.widgets.conftest import make_settings
 
-    services = build_services(make_settings())
+    def demat(context):  # the registry's paper venue, with holdings in its demat account
+        venue = DematPaperBroker(context.instruments, context.bus, context.clock)
+        return BrokerParts("paper", execution=venue)
+
+    services = build_services(make_settings(), brokers=Brokers({"paper": demat}))
     assert isinstance(services.broker, DematPaperBroker)
     win = _open_window(qtbot, services, qloop)
     qloop.until(lambda: services.holding_list() == HELD, what="the broker's holdings")
