@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,7 +34,7 @@ class SweepResult:
     fills: int
 
 
-def grid(axes: dict[str, Sequence[int]]) -> list[dict[str, int]]:
+def grid(axes: Mapping[str, Sequence[int]]) -> list[dict[str, int]]:
     """Every combination of the axes' values, in a stable order."""
     names = sorted(axes)
     combos = itertools.product(*(axes[n] for n in names))
