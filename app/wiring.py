@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.settings import SIMULATOR, Settings
 from services.alerts import Alert, AlertBook, AlertCondition
+from services.backtest.service import BacktestService
 from services.bars import BarBuilder
 from services.broker import BrokerError, OrderChange
 from services.brokers.live import LiveBroker, LiveOptions, resolve_unacknowledged
@@ -102,6 +103,8 @@ class AppServices:
     reconciler: Reconciler | None = None
     models: ModelsRuntime | None = None  # with a profile database and models_enabled
     secrets: SecretStore | None = None  # broker credentials and tokens (the profile's)
+    # The Backtest panel's runner: results are kept in the profile database when one is open.
+    backtests: BacktestService | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _holdings: list[Holding] = field(default_factory=list)
 
@@ -184,6 +187,8 @@ class AppServices:
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
         await self.alerts.close()
+        if self.backtests is not None:
+            self.backtests.close()
         if self.models is not None:
             await self.models.stop()
         if self.live is not None:
@@ -588,6 +593,7 @@ def build_services(
         secrets=secrets,
         reconciler=reconciler,
         models=models,
+        backtests=BacktestService(database),
     )
 
 

@@ -116,7 +116,10 @@ def build(context: BrokerContext) -> BrokerParts:
     from services.brokers.throttle import OrderThrottle
 
     clock = context.clock
-    endpoints: BreezeEndpoints = context.endpoints or BreezeEndpoints()
+    base_url = context.settings.get("base_url")  # the settings' breeze section (a fake)
+    endpoints: BreezeEndpoints = context.endpoints or (
+        BreezeEndpoints.local(str(base_url)) if base_url else BreezeEndpoints()
+    )
     options = dict(context.options)
     secrets = BreezeSecrets(context.secrets) if context.secrets is not None else None
     configured = str(context.settings.get("api_key") or "") or None
@@ -185,4 +188,5 @@ def build(context: BrokerContext) -> BrokerParts:
         history=history,
         feed=feed,
         use_token=use_token,
+        logged_in=token is not None,
     )
