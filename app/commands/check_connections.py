@@ -109,7 +109,7 @@ async def check_live(
     if not parts.logged_in:
         reason = f"not logged in today: run `dalal login {name}`"
         return [Check(name, c, False, reason) for c in ("login", "instruments", "ticker")]
-    expired = "the session has expired: run `dalal login " + name + "`"
+    expired = f"the session has expired: log in again (`dalal login {name}`)"
     try:
         if parts.execution is not None:
             funds = await asyncio.wait_for(parts.execution.funds(), per_check)
