@@ -16,7 +16,7 @@ from services.brokers.angelone.session import (
     session_expiry,
 )
 from services.brokers.errors import CredentialsMissing, SessionExpired
-from services.brokers.ports import BrokerSession, LoginKind
+from services.brokers.ports import BrokerSession, InteractiveSession, LoginKind
 from services.bus import EventBus
 from services.clock import IST, ManualClock
 from services.domain import OrderRequest, OrderType, Product, Side
@@ -122,5 +122,8 @@ async def test_renewal_logs_in_again_from_the_seed(fake: FakeAngel) -> None:
     first = await session.complete_login({})
     renewed = await session.renew(NOON)
     assert renewed is not None and renewed.access_token != first.access_token
+    assert isinstance(session, InteractiveSession)
+    interactive = await session.login(lambda url: None)  # no browser: the seed's code
+    assert interactive.access_token in fake.jwts
     session.forget()
     assert session.current(NOON) is None
