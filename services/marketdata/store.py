@@ -25,6 +25,7 @@ from decimal import Decimal, InvalidOperation
 
 from services.calendar import IST, ExchangeCalendar, Session, default_calendar
 from services.domain import Bar, Timeframe
+from services.marketdata.coverage import INDIAN_FAMILIES, family
 from services.storage import codec
 from services.storage.database import Database
 from services.storage.sqlcipher import Connection
@@ -76,11 +77,26 @@ def _check_price(bar: Bar, value: Decimal) -> None:
                          f"price {value} is not a positive finite number")
 
 
-def check_bar(bar: Bar, session: Session | None) -> None:
-    """Refuse a bar off the session grid or with impossible prices (raises ``BadHistory``)."""
+def check_bar(bar: Bar, session: Session | None, *, grid: bool = True) -> None:
+    """Refuse a bar off the session grid or with impossible prices (raises ``BadHistory``).
+
+    ``grid`` False for instruments NSE's calendar does not govern (US, FX): prices only.
+    """
     where = f"{bar.key} {bar.timeframe.value} at {bar.start.isoformat()}"
     if bar.start.tzinfo is None:
         raise BadHistory(f"{where}: naive time (history is kept in IST, aware times only)")
+    if grid:
+        _check_grid(bar, session, where)
+    for value in (bar.open, bar.high, bar.low, bar.close):
+        _check_price(bar, value)
+    if not bar.low <= min(bar.open, bar.close) or not bar.high >= max(bar.open, bar.close):
+        raise BadHistory(f"{where}: high/low do not contain open/close "
+                         f"(O {bar.open} H {bar.high} L {bar.low} C {bar.close})")
+    if not isinstance(bar.volume, int) or bar.volume < 0 or not math.isfinite(bar.volume):
+        raise BadHistory(f"{where}: volume {bar.volume!r} is not a whole number >= 0")
+
+
+def _check_grid(bar: Bar, session: Session | None, where: str) -> None:
     local = bar.start.astimezone(IST)
     if session is None:
         raise BadHistory(f"{where}: {local.date().isoformat()} is not a trading day "
@@ -89,22 +105,15 @@ def check_bar(bar: Bar, session: Session | None) -> None:
         if local.time() != session.open:
             raise BadHistory(f"{where}: a daily bar is stamped at the session open "
                              f"({session.open:%H:%M} IST), not {local.time():%H:%M}")
-    else:
-        t = local.time()
-        if not session.open <= t < session.close:
-            raise BadHistory(f"{where}: {t:%H:%M} IST is outside the session "
-                             f"{session.open:%H:%M}-{session.close:%H:%M} (a shifted timezone?)")
-        offset = (local - session.opens_at).total_seconds()
-        if offset % bar.timeframe.seconds:
-            raise BadHistory(f"{where}: not on the {bar.timeframe.value} grid from "
-                             f"{session.open:%H:%M} IST")
-    for value in (bar.open, bar.high, bar.low, bar.close):
-        _check_price(bar, value)
-    if not bar.low <= min(bar.open, bar.close) or not bar.high >= max(bar.open, bar.close):
-        raise BadHistory(f"{where}: high/low do not contain open/close "
-                         f"(O {bar.open} H {bar.high} L {bar.low} C {bar.close})")
-    if not isinstance(bar.volume, int) or bar.volume < 0 or not math.isfinite(bar.volume):
-        raise BadHistory(f"{where}: volume {bar.volume!r} is not a whole number >= 0")
+        return
+    t = local.time()
+    if not session.open <= t < session.close:
+        raise BadHistory(f"{where}: {t:%H:%M} IST is outside the session "
+                         f"{session.open:%H:%M}-{session.close:%H:%M} (a shifted timezone?)")
+    offset = (local - session.opens_at).total_seconds()
+    if offset % bar.timeframe.seconds:
+        raise BadHistory(f"{where}: not on the {bar.timeframe.value} grid from "
+                         f"{session.open:%H:%M} IST")
 
 
 class HistoryStore:
@@ -123,6 +132,7 @@ class HistoryStore:
         if not bars:
             return per_day
         key, timeframe = bars[0].key, bars[0].timeframe
+        grid = family(key) in INDIAN_FAMILIES
         seen: set[datetime] = set()
         sessions: dict[date, Session | None] = {}
         for bar in bars:
@@ -133,12 +143,13 @@ class HistoryStore:
                 check_bar(bar, None)
             day = bar.start.astimezone(IST).date()
             if day not in sessions:
-                sessions[day] = self.calendar.session(day)
-            check_bar(bar, sessions[day])
+                sessions[day] = self.calendar.session(day) if grid else None
+            check_bar(bar, sessions[day], grid=grid)
             if bar.start in seen:
                 raise BadHistory(f"{key} {timeframe.value}: two bars at {bar.start.isoformat()}")
             seen.add(bar.start)
-            per_day[day] = per_day.get(day, 0) + 1
+            if grid:
+                per_day[day] = per_day.get(day, 0) + 1
         return per_day
 
     def write(
@@ -155,7 +166,7 @@ class HistoryStore:
         with zero bars, so a gap is remembered rather than mistaken for "never fetched".
         """
         per_day = self.validate(bars)
-        if not per_day and not days:
+        if not bars and not days:
             return 0
         key = bars[0].key if bars else None
         fetched_ns = codec.to_ns(fetched_at)
