@@ -234,7 +234,18 @@ CREATE TABLE history_days (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _HISTORY)
+# order counts: orders sent per broker per IST day, so a restart keeps the daily throttle count
+# (services.brokers.throttle).
+_ORDER_COUNTS = """
+CREATE TABLE order_counts (
+    broker TEXT NOT NULL,
+    day TEXT NOT NULL,
+    sent INTEGER NOT NULL,
+    PRIMARY KEY (broker, day)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _HISTORY, _ORDER_COUNTS)
 CURRENT_VERSION = len(MIGRATIONS)
 
 
