@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.clock import Clock
 from services.marketdata.providers.base import HistorySource, TickSize, default_tick
 from services.marketdata.providers.nse import NseEndpoints
 
@@ -65,6 +66,7 @@ def build_providers(
     cache_dir: Path | None = None,
     broker: HistorySource | None = None,
     tick_size: TickSize = default_tick,
+    clock: Clock | None = None,
 ) -> list[HistorySource]:
     """The configured providers, in priority order (a "broker" entry needs ``broker``)."""
     out: list[HistorySource] = []
@@ -75,23 +77,25 @@ def build_providers(
         elif name == "nse":
             from services.marketdata.providers.nse import NseArchivesProvider
 
-            out.append(NseArchivesProvider(config.nse.endpoints(), tick_size=tick_size))
+            out.append(NseArchivesProvider(config.nse.endpoints(), tick_size=tick_size,
+                                           clock=clock))
         elif name == "yfinance":
             from services.marketdata.providers.yahoo import YahooProvider
 
             out.append(YahooProvider(base_url=config.yahoo_url, cache_dir=cache_dir,
-                                     tick_size=tick_size))
+                                     tick_size=tick_size, clock=clock))
         elif name == "alphavantage":
             from services.marketdata.providers.alphavantage import AlphaVantageProvider
 
             out.append(AlphaVantageProvider(_key(credentials, "alphavantage"),
                                             base_url=config.alphavantage_url,
-                                            tick_size=tick_size))
+                                            tick_size=tick_size, clock=clock))
         elif name == "polygon":
             from services.marketdata.providers.polygon import PolygonProvider
 
             out.append(PolygonProvider(_key(credentials, "polygon"),
-                                       base_url=config.polygon_url, tick_size=tick_size))
+                                       base_url=config.polygon_url, tick_size=tick_size,
+                                       clock=clock))
     return out
 
 

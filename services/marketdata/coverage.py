@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from services.brokers.ports import Coverage
 from services.domain import Timeframe
 
 # Instrument families a provider may serve (keys are EXCHANGE:SYMBOL; see ``family``).
@@ -92,6 +93,16 @@ class ProviderCoverage:
             return (f"keeps {timeframe.value} candles for the last {interval.lookback.days} "
                     "days only")
         return None
+
+    def port(self) -> Coverage:
+        """The same facts as the broker ports' ``Coverage`` (``HistoryProvider.coverage``)."""
+        return Coverage(
+            intervals=frozenset(self.intervals),
+            lookback={tf: i.lookback for tf, i in self.intervals.items()
+                      if i.lookback is not None},
+            span_per_call={tf: i.span for tf, i in self.intervals.items() if i.span is not None},
+            calls_per_second=self.rate.per_second,
+        )
 
     def chunks(
         self, timeframe: Timeframe, start: datetime, end: datetime

@@ -23,19 +23,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from services.broker import BrokerError
+from services.brokers.errors import (
+    CredentialsMissing,
+    HistoryNotCovered,
+    InstrumentUnknown,
+    PermissionDenied,
+    RateLimited,
+    SessionExpired,
+)
 from services.calendar import IST
 from services.clock import Clock, SystemClock
 from services.domain import Bar, Timeframe
 from services.marketdata.breaker import BreakerState, CircuitBreaker
 from services.marketdata.coverage import INDIAN_FAMILIES, RateLimit, TokenBucket, family
-from services.marketdata.errors import (
-    NoData,
-    NoProvider,
-    NotCovered,
-    ProviderError,
-    ProviderRateLimited,
-    QuotaExhausted,
-)
+from services.marketdata.errors import NoData, NoProvider, ProviderError, QuotaExhausted
 from services.marketdata.providers.base import HistorySource
 from services.marketdata.store import BadHistory, HistoryStore
 
@@ -72,9 +74,10 @@ class FetchReport:
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        parts = [f"{self.stored} {self.timeframe.value} bars of {self.key} stored"]
+        head = f"{self.stored} {self.timeframe.value} bars of {self.key} stored"
         if self.by_provider:
-            parts.append("from " + ", ".join(f"{n} ({c})" for n, c in self.by_provider.items()))
+            head += " from " + ", ".join(f"{n} ({c})" for n, c in self.by_provider.items())
+        parts = [head]
         if self.skipped:
             parts.append(f"{self.skipped} of {self.days} days already complete")
         return "; ".join(parts)
@@ -281,12 +284,12 @@ class MarketDataRouter:
             began = self._monotonic()
             try:
                 bars = await source.candles(key, timeframe, c_lo, c_hi)
-            except (NotCovered, NoData) as exc:
+            except (HistoryNotCovered, NoData, InstrumentUnknown) as exc:
                 # An answer, not a failure: the provider is healthy, the range passes on.
                 slot.breaker.release()
-                report.errors.append(str(exc))
+                report.errors.append(_named(source.name, exc))
                 return [*left, (c_lo, hi)]
-            except ProviderError as exc:
+            except BrokerError as exc:  # ours and a broker HistoryProvider's alike
                 self._failed(slot, exc, report)
                 return [*left, (c_lo, hi)]
             finally:
@@ -312,12 +315,14 @@ class MarketDataRouter:
             advance(c_lo, c_hi, source.name)
         return left
 
-    def _failed(self, slot: _Slot, exc: ProviderError, report: FetchReport) -> None:
+    def _failed(self, slot: _Slot, exc: BrokerError, report: FetchReport) -> None:
         slot.failures += 1
-        retry_after = exc.retry_after if isinstance(exc, ProviderRateLimited) else None
-        slot.breaker.failure(str(exc), trips=exc.trips, retry_after=retry_after)
-        report.errors.append(str(exc))
-        log.warning("market data: %s", exc)
+        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        trips = getattr(exc, "trips", isinstance(exc, _TRIPS))
+        message = _named(slot.source.name, exc)
+        slot.breaker.failure(message, trips=trips, retry_after=retry_after)
+        report.errors.append(message)
+        log.warning("market data: %s", message)
 
     # -- reading with fetch ----------------------------------------------------------------
     async def candles(
@@ -369,6 +374,15 @@ class MarketDataRouter:
                 await slot.source.close()
             except Exception:  # closing is best effort
                 log.debug("closing %s failed", slot.source.name, exc_info=True)
+
+
+# A broker's answers that mean "stop asking for a while" (ours carry ``trips``).
+_TRIPS = (RateLimited, SessionExpired, PermissionDenied, CredentialsMissing)
+
+
+def _named(provider: str, exc: BaseException) -> str:
+    text = str(exc)
+    return text if text.startswith(f"{provider}:") else f"{provider}: {text}"
 
 
 def _merge(ranges: list[Range]) -> list[Range]:

@@ -230,6 +230,23 @@ class HistoryStore:
             for r in rows
         ]
 
+    def rows(
+        self, key: str, timeframe: Timeframe, start: datetime, end: datetime
+    ) -> list[tuple[datetime, Decimal, Decimal, Decimal, Decimal, int, str, datetime]]:
+        """Candles with provenance, for an export: (start, o, h, l, c, volume, provider,
+        fetched at)."""
+        rows = self._db.query(
+            "SELECT start_ns, open, high, low, close, volume, provider, fetched_ns "
+            "FROM history_bars WHERE key = ? AND timeframe = ? AND start_ns >= ? "
+            "AND start_ns < ? ORDER BY start_ns",
+            (key, timeframe.value, codec.to_ns(start), codec.to_ns(end)),
+        )
+        return [
+            (codec.from_ns(r[0]).astimezone(IST), Decimal(r[1]), Decimal(r[2]), Decimal(r[3]),
+             Decimal(r[4]), int(r[5]), str(r[6]), codec.from_ns(r[7]).astimezone(IST))
+            for r in rows
+        ]
+
     def last(self, key: str, timeframe: Timeframe, count: int, end: datetime) -> list[Bar]:
         """The newest ``count`` stored candles that start before ``end``, oldest first."""
         rows = self._db.query(

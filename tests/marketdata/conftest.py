@@ -76,12 +76,14 @@ class Providers:
 
         self.endpoints = NseEndpoints(website=fake.url("www.nseindia.com"),
                                       archives=fake.url("nsearchives.nseindia.com"))
+        clock = ManualClock(NOW)
         self.yahoo = YahooProvider(base_url=f"http://127.0.0.1:{fake.port}",
-                                   cache_dir=tmp / "yf")
-        self.nse = NseArchivesProvider(self.endpoints)
-        self.alphavantage = AlphaVantageProvider(lambda: alphavantage.KEY,
+                                   cache_dir=tmp / "yf", clock=clock)
+        self.nse = NseArchivesProvider(self.endpoints, clock=clock)
+        self.alphavantage = AlphaVantageProvider(lambda: alphavantage.KEY, clock=clock,
                                                  base_url=fake.url("www.alphavantage.co"))
-        self.polygon = PolygonProvider(lambda: polygon.KEY, base_url=fake.url("api.polygon.io"))
+        self.polygon = PolygonProvider(lambda: polygon.KEY, base_url=fake.url("api.polygon.io"),
+                                       clock=clock)
 
 
 def fast(rate: RateLimit) -> RateLimit:

@@ -4,6 +4,7 @@ coverage, chunking at span limits, timezones, holidays and garbage answers."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -225,4 +226,4 @@ async def test_recent_fetches_back_far_enough_for_a_model(
     assert bars[-1].start == d(2026, 3, 20).replace(hour=15, minute=25)
     starts = [b.start for b in bars]
     assert starts == sorted(starts) and len(set(starts)) == 600
-    assert all(b.start - a.start >= timedelta(minutes=5) for a, b in zip(bars, bars[1:]))
+    assert all(b.start - a.start >= timedelta(minutes=5) for a, b in pairwise(bars))

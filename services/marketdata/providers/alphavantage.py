@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from services.calendar import IST, REGULAR_OPEN
+from services.clock import Clock, SystemClock
 from services.domain import Bar, Timeframe
 from services.marketdata.coverage import BSE_EQUITY, Interval, ProviderCoverage, RateLimit
 from services.marketdata.errors import (
@@ -21,7 +22,7 @@ from services.marketdata.errors import (
     ProviderUnavailable,
     QuotaExhausted,
 )
-from services.marketdata.providers.base import TickSize, default_tick, price, volume
+from services.marketdata.providers.base import TickSize, check_coverage, default_tick, price, volume
 from services.marketdata.providers.http import JsonClient, KeySource, need_key
 
 NAME = "alphavantage"
@@ -41,11 +42,14 @@ COVERAGE = ProviderCoverage(
 class AlphaVantageProvider:
     name = NAME
     info = COVERAGE
+    coverage = COVERAGE.port()  # the broker ports' HistoryProvider contract
 
     def __init__(
         self, api_key: KeySource, *, base_url: str = "https://www.alphavantage.co",
         tick_size: TickSize = default_tick,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._key = api_key
         self._base = base_url.rstrip("/")
         self._http = JsonClient(NAME)
@@ -54,6 +58,7 @@ class AlphaVantageProvider:
     async def candles(
         self, key: str, timeframe: Timeframe, start: datetime, end: datetime
     ) -> list[Bar]:
+        check_coverage(self.info, key, timeframe, start, end, self._clock.now())
         exchange, _, symbol = key.partition(":")
         if exchange.upper() != "BSE" or timeframe is not Timeframe.D1:
             raise NotCovered(NAME, "BSE daily candles only")

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from services.domain import Bar, Timeframe, round_to_tick
 from services.marketdata.coverage import ProviderCoverage
-from services.marketdata.errors import GarbageAnswer
+from services.marketdata.errors import GarbageAnswer, NotCovered
 
 TickSize = Callable[[str], Decimal]
 DEFAULT_TICK = Decimal("0.01")
@@ -33,6 +33,18 @@ class HistorySource(Protocol):
     ) -> list[Bar]: ...
 
     async def close(self) -> None: ...
+
+
+def check_coverage(
+    info: ProviderCoverage, key: str, timeframe: Timeframe, start: datetime, end: datetime,
+    now: datetime,
+) -> None:
+    """Refuse, before any request, what the provider's declared coverage does not reach."""
+    if end <= start:
+        raise NotCovered(info.name, f"empty range {start.isoformat()} to {end.isoformat()}")
+    why = info.covers(key, timeframe, start, now)
+    if why is not None:
+        raise NotCovered(info.name, why)
 
 
 def price(provider: str, key: str, value: object, tick: Decimal) -> Decimal:

@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.calendar import IST, ExchangeCalendar, default_calendar, parse_nse_holidays
+from services.clock import Clock, SystemClock
 from services.domain import Bar, Timeframe
 from services.marketdata.coverage import (
     NFO,
@@ -41,7 +42,7 @@ from services.marketdata.errors import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
-from services.marketdata.providers.base import TickSize, default_tick, price, volume
+from services.marketdata.providers.base import TickSize, check_coverage, default_tick, price, volume
 from services.marketdata.quotes import Snapshot
 
 NAME = "nse-archives"
@@ -182,6 +183,7 @@ class NseArchivesProvider:
 
     name = NAME
     info = COVERAGE
+    coverage = COVERAGE.port()  # the broker ports' HistoryProvider contract
 
     def __init__(
         self,
@@ -189,7 +191,9 @@ class NseArchivesProvider:
         *,
         calendar: ExchangeCalendar | None = None,
         tick_size: TickSize = default_tick,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self.endpoints = endpoints or NseEndpoints()
         self._http = _Http(self.endpoints, NAME)
         self._calendar = calendar
@@ -199,6 +203,7 @@ class NseArchivesProvider:
     async def candles(
         self, key: str, timeframe: Timeframe, start: datetime, end: datetime
     ) -> list[Bar]:
+        check_coverage(self.info, key, timeframe, start, end, self._clock.now())
         if timeframe is not Timeframe.D1:
             raise NotCovered(NAME, "end-of-day files only: 1d candles")
         fam = family(key)

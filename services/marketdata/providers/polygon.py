@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from services.clock import Clock, SystemClock
 from services.domain import Bar, Timeframe
 from services.marketdata.coverage import (
     FX,
@@ -30,7 +31,7 @@ from services.marketdata.errors import (
     NotCovered,
     ProviderUnavailable,
 )
-from services.marketdata.providers.base import TickSize, default_tick, price, volume
+from services.marketdata.providers.base import TickSize, check_coverage, default_tick, price, volume
 from services.marketdata.providers.http import JsonClient, KeySource, need_key
 
 NAME = "polygon"
@@ -63,11 +64,14 @@ def polygon_ticker(key: str) -> str:
 class PolygonProvider:
     name = NAME
     info = COVERAGE
+    coverage = COVERAGE.port()  # the broker ports' HistoryProvider contract
 
     def __init__(
         self, api_key: KeySource, *, base_url: str = "https://api.polygon.io",
         tick_size: TickSize = default_tick,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._key = api_key
         self._base = base_url.rstrip("/")
         self._http = JsonClient(NAME)
@@ -76,6 +80,7 @@ class PolygonProvider:
     async def candles(
         self, key: str, timeframe: Timeframe, start: datetime, end: datetime
     ) -> list[Bar]:
+        check_coverage(self.info, key, timeframe, start, end, self._clock.now())
         ticker = polygon_ticker(key)
         api_key = need_key(NAME, self._key, COMMAND)
         mult, span = _SPAN[timeframe]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from services.calendar import IST, REGULAR_OPEN
+from services.clock import Clock, SystemClock
 from services.domain import Bar, Timeframe
 from services.marketdata.coverage import (
     BSE_EQUITY,
@@ -37,7 +38,7 @@ from services.marketdata.errors import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
-from services.marketdata.providers.base import TickSize, default_tick, price, volume
+from services.marketdata.providers.base import TickSize, check_coverage, default_tick, price, volume
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -121,6 +122,7 @@ def forget_responses() -> None:
 class YahooProvider:
     name = NAME
     info = COVERAGE
+    coverage = COVERAGE.port()  # the broker ports' HistoryProvider contract
 
     def __init__(
         self,
@@ -128,7 +130,9 @@ class YahooProvider:
         base_url: str | None = None,
         cache_dir: Path | None = None,
         tick_size: TickSize = default_tick,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._base_url = base_url
         self._cache_dir = cache_dir
         self._tick = tick_size
@@ -155,6 +159,7 @@ class YahooProvider:
     async def candles(
         self, key: str, timeframe: Timeframe, start: datetime, end: datetime
     ) -> list[Bar]:
+        check_coverage(self.info, key, timeframe, start, end, self._clock.now())
         symbol = yahoo_symbol(key)
         interval = COVERAGE.intervals.get(timeframe)
         if interval is None:
