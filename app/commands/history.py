@@ -181,3 +181,48 @@ def _path(text: str) -> Any:
     from pathlib import Path
 
     return Path(text)
+
+
+def bars_for_training(
+    args: argparse.Namespace, db: Database, symbol: str, timeframe: Any, recorded: list[Any],
+    need: int,
+) -> list[Any]:
+    """The bars ``dalal model train`` needs: those recorded from live ticks, and, when there
+    are too few, history fetched from the configured providers (with a progress bar)."""
+    from services.clock import SystemClock
+    from services.marketdata.service import HistoryService, day_range
+
+    if len(recorded) >= need:
+        return recorded
+    profile = _profile(args)
+    router = _router(args, db, profile)
+    if not router.configured:
+        return recorded
+    service = HistoryService(router, live=lambda key, tf: recorded, clock=SystemClock())
+    bar = _Bar()
+
+    async def run() -> list[Any]:
+        try:
+            if args.start:
+                start, end = day_range(args.start, args.end, router.clock.now())
+                await router.fetch(symbol, timeframe, start, end, progress=bar)
+                assert router.store is not None
+                stored = router.store.bars(symbol, timeframe, start, end)
+                merged = {b.start: b for b in stored}
+                merged.update((b.start, b) for b in recorded if start <= b.start < end)
+                return [merged[t] for t in sorted(merged)]
+            return await service.bars(symbol, timeframe, need, progress=bar, closed_only=True)
+        finally:
+            await router.close()
+
+    bars = asyncio.run(run())
+    bar.finish()
+    if service.last_error:
+        print(f"warning: {service.last_error}", file=sys.stderr)
+    return bars
+
+
+def _profile(args: argparse.Namespace) -> str:
+    from app.commands.vault import make_vault
+
+    return make_vault(args).paths.profile

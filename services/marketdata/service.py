@@ -8,6 +8,7 @@ history, the Kite runtime's, the models runtime's), each with its own rules.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -24,8 +25,10 @@ from services.storage.database import Database
 
 # (key, timeframe, count, end) -> up to ``count`` bars ending before ``end`` (the simulator's)
 Fallback = Callable[[str, Timeframe, int, datetime], Sequence[Bar]]
-# (key, timeframe) -> the bars built from today's ticks, closed and live
+# (key, timeframe) -> the bars built from today's ticks, closed and live (in memory)
 LiveBars = Callable[[str, Timeframe], Sequence[Bar]]
+# (key, timeframe, count, end) -> bars recorded from live ticks in earlier runs (blocking)
+Recorded = Callable[[str, Timeframe, int, datetime], Sequence[Bar]]
 
 
 def open_router(
@@ -45,10 +48,14 @@ def open_router(
 
 
 class HistoryService:
-    """Bars for a chart or a model: stored and fetched history, then today's live bars.
+    """Bars for a chart or a model, newest wins where two sources hold the same bucket:
 
-    With no provider configured (or none that covers the instrument) the ``fallback`` (the
-    simulator's synthetic history) fills in, so a fresh install still draws a chart.
+    1. ``live``: bars the bar builder made from this session's ticks;
+    2. ``recorded``: bars recorded from live ticks in earlier runs (the profile database);
+    3. the history store, filled from the providers for what is missing;
+    4. ``fallback``: the simulator's synthetic history, only when nothing real covers the
+       range (no provider configured, or none that covers the instrument), so a fresh
+       install still draws a chart and trains a model.
     """
 
     def __init__(
@@ -56,11 +63,13 @@ class HistoryService:
         router: MarketDataRouter | None,
         *,
         live: LiveBars | None = None,
+        recorded: Recorded | None = None,
         fallback: Fallback | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.router = router
         self._live = live
+        self._recorded = recorded
         self._fallback = fallback
         self.clock = clock or (router.clock if router is not None else SystemClock())
         self.last_error: str | None = None
@@ -81,6 +90,9 @@ class HistoryService:
         """
         end = end or self.clock.now()
         live = self._live_bars(key, timeframe, end, closed_only)
+        if self._recorded is not None:
+            recorded = await asyncio.to_thread(self._recorded, key, timeframe, count, end)
+            live = _overlay(recorded, live)
         first_live = live[0].start if live else end
         need = max(count - len(live), 0)
         past: list[Bar] = []
@@ -101,6 +113,8 @@ class HistoryService:
         """Like ``bars`` but from what is stored only, no fetch (blocking: a worker thread)."""
         end = end or self.clock.now()
         live = self._live_bars(key, timeframe, end, closed_only)
+        if self._recorded is not None:
+            live = _overlay(self._recorded(key, timeframe, count, end), live)
         first_live = live[0].start if live else end
         need = max(count - len(live), 0)
         past: list[Bar] = []
@@ -131,6 +145,12 @@ class HistoryService:
         merged = {b.start: b for b in past if b.start < first_live}
         merged.update((b.start, b) for b in live)
         return [merged[t] for t in sorted(merged)][-count:]
+
+
+def _overlay(older: Sequence[Bar], newer: Sequence[Bar]) -> list[Bar]:
+    merged = {b.start: b for b in older if b.closed}
+    merged.update((b.start, b) for b in newer)
+    return [merged[t] for t in sorted(merged)]
 
 
 def day_range(first: str, last: str | None, now: datetime) -> tuple[datetime, datetime]:

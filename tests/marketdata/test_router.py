@@ -227,3 +227,57 @@ async def test_recent_fetches_back_far_enough_for_a_model(
     starts = [b.start for b in bars]
     assert starts == sorted(starts) and len(set(starts)) == 600
     assert all(b.start - a.start >= timedelta(minutes=5) for a, b in pairwise(bars))
+
+
+async def test_provider_health_is_in_metrics(
+    fake: FakeMarketData, providers: Providers, store: HistoryStore
+) -> None:
+    from services.metrics import Metrics
+
+    router = make_router([providers.yahoo, providers.nse], store)
+    metrics = Metrics(process=False)
+    metrics.watch_data_providers(router.health)
+    fake.fault("yahoo", "429", times=2)
+    await router.fetch(INFY, Timeframe.D1, d(2026, 3, 2), d(2026, 3, 7))
+    assert metrics.sample("dalal_marketdata_provider_up", {"provider": "yfinance"}) == 0.0
+    assert metrics.sample("dalal_marketdata_provider_up", {"provider": "nse-archives"}) == 1.0
+    assert metrics.sample("dalal_marketdata_provider_failures_total",
+                          {"provider": "yfinance"}) == 1
+    assert metrics.sample("dalal_marketdata_provider_requests_total",
+                          {"provider": "nse-archives"}) == 1
+    latency = metrics.sample("dalal_marketdata_provider_latency_seconds",
+                             {"provider": "nse-archives"})
+    assert latency is not None and latency > 0
+    assert metrics.sample("dalal_marketdata_provider_delayed", {"provider": "yfinance"}) == 1
+
+
+def test_a_delayed_snapshot_never_prices_an_order() -> None:
+    from decimal import Decimal
+
+    from services.marketdata.quotes import DelayedPrice, Snapshot, require_live
+
+    snap = Snapshot(INFY, Decimal("1500.05"), NOW - timedelta(minutes=15), "nse-website")
+    with pytest.raises(DelayedPrice, match="cannot be used for a market-protection band"):
+        require_live(snap, "a market-protection band")
+    assert snap.label(NOW) == "1500.05 (delayed 15 min, nse-website)"
+    assert require_live(Decimal("1500.10"), "an order") == Decimal("1500.10")
+
+
+async def test_nse_website_needs_its_warm_up_and_backs_off_on_the_bot_wall(
+    fake: FakeMarketData, providers: Providers
+) -> None:
+    from services.marketdata.errors import Blocked
+    from services.marketdata.providers.nse import NseWebsite
+
+    site = NseWebsite(providers.endpoints)
+    try:
+        quote = await site.quote(INFY)
+        assert quote.delayed and quote.source == "nse-website"
+        assert fake.count("www.nseindia.com", "/option-chain") == 1  # the warm-up visit
+        assert "CM" in await site.holidays()
+        fake.fault("nse", "403")
+        with pytest.raises(Blocked, match="403"):
+            await site.quote(INFY)
+        assert Blocked.trips
+    finally:
+        await site.close()
