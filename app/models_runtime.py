@@ -22,6 +22,7 @@ from models.runtime import (
 )
 from services.bus import EventBus
 from services.clock import Clock
+from services.marketdata.service import HistoryService
 from services.storage import Database
 
 # The runtime's names, for the app's other modules (the HTTP API, the desktop).
@@ -46,7 +47,7 @@ def build_models_runtime(
     *,
     profile: str,
     symbol_known: Callable[[str], bool],
-    history: HistorySource | None = None,
+    history: HistoryService | HistorySource | None = None,
     order_submit: OrderSubmit | None = None,
     config: ModelsConfig | None = None,
 ) -> ModelsRuntime:

@@ -54,7 +54,7 @@ from models.sqlstore import SqlABStore, SqlOnnxStore, SqlRegistryStore
 from services.bus import EventBus
 from services.clock import Clock
 from services.domain import Bar, Order, OrderRequest, Timeframe
-from services.marketdata.service import HistoryService
+from services.marketdata.service import HistoryService, recorded_from
 from services.storage import Database
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ class ModelsRuntime:
         self._db = database
         if not isinstance(history, HistoryService):
             # Bars recorded in this profile, then the given synthetic history (no providers).
-            history = HistoryService(None, recorded=self._recorded, fallback=history,
+            history = HistoryService(None, recorded=recorded_from(database), fallback=history,
                                      clock=clock)
         self.history = history
         self._symbol_known = symbol_known
@@ -269,13 +269,6 @@ class ModelsRuntime:
         return await self.engine.run(fn)
 
     # -- bars ------------------------------------------------------------------------------
-    def _recorded(self, symbol: str, timeframe: Timeframe, count: int, end: datetime
-                  ) -> list[Bar]:
-        """Closed bars recorded from live ticks (blocking: the database)."""
-        stored = [b for b in self._db.bars.between(symbol, timeframe, _EPOCH, end) if b.closed]
-        stored.sort(key=lambda b: b.start)
-        return stored[-count:]
-
     def bars(self, symbol: str, timeframe: Timeframe, count: int) -> list[Bar]:
         """The last ``count`` closed bars from the history service, without fetching.
 

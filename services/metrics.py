@@ -91,12 +91,19 @@ class PortfolioSource:
 class ProviderStatus(Protocol):
     """One market-data provider's health (``services.marketdata.router.ProviderHealth``)."""
 
-    name: str
-    state: str  # "closed", "half-open" or "open": the provider's circuit
-    requests: int
-    failures: int
-    last_latency: float | None
-    delayed: bool
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> str:  # "closed", "half-open" or "open": the provider's circuit
+        ...
+    @property
+    def requests(self) -> int: ...
+    @property
+    def failures(self) -> int: ...
+    @property
+    def last_latency(self) -> float | None: ...
+    @property
+    def delayed(self) -> bool: ...
 
 
 _CIRCUIT_UP = {"closed": 1.0, "half-open": 0.5, "open": 0.0}

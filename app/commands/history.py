@@ -46,12 +46,12 @@ class _Bar:
 
 
 def _router(args: argparse.Namespace, db: Database, profile: str) -> MarketDataRouter:
-    from app.cli import load_cli_settings
+    from app.settings import load_settings
     from services.marketdata.service import open_router
     from services.security import CredentialStore
     from services.storage.paths import default_cache_dir
 
-    settings = load_cli_settings(args)
+    settings = load_settings(getattr(args, "config", None))
     credentials = CredentialStore(profile, db, actor="cli")
     cache = (args.cache_dir or default_cache_dir()) / "marketdata"
     return open_router(db, settings.marketdata, credentials.get, cache_dir=cache)

@@ -108,6 +108,8 @@ class MarketDataRouter:
         self.store = store
         self.clock = clock or SystemClock()
         self._monotonic = monotonic
+        # Called with a provider's health whenever its circuit changes state (status bar).
+        self.listeners: list[Callable[[ProviderHealth], None]] = []
         self._slots = [
             _Slot(p, breaker(), TokenBucket(rate(p.info.rate) if rate else p.info.rate,
                                             clock=monotonic))
@@ -129,12 +131,23 @@ class MarketDataRouter:
         raise KeyError(name)
 
     def health(self) -> list[ProviderHealth]:
-        return [
-            ProviderHealth(s.source.name, s.breaker.state, s.breaker.reason,
-                           s.breaker.retry_in(), s.requests, s.failures, s.last_latency,
-                           s.source.info.delayed)
-            for s in self._slots
-        ]
+        return [self._health(s) for s in self._slots]
+
+    @staticmethod
+    def _health(s: _Slot) -> ProviderHealth:
+        return ProviderHealth(s.source.name, s.breaker.state, s.breaker.reason,
+                              s.breaker.retry_in(), s.requests, s.failures, s.last_latency,
+                              s.source.info.delayed)
+
+    def _notify(self, slot: _Slot, before: BreakerState) -> None:
+        if slot.breaker.state is before and before is not BreakerState.HALF_OPEN:
+            return
+        health = self._health(slot)
+        for listener in self.listeners:
+            try:
+                listener(health)
+            except Exception:  # a view's hook must not break a fetch
+                log.exception("market-data health listener failed")
 
     def observed_latencies(self) -> dict[str, list[float]]:
         """Per provider, the request latencies since the last call (for a histogram)."""
@@ -308,7 +321,9 @@ class MarketDataRouter:
                     report.errors.append(f"{source.name}: nothing for {day.isoformat()}")
                     left.append((max(_midnight(day), c_lo),
                                  min(_midnight(day + timedelta(days=1)), c_hi)))
+            before = slot.breaker.state
             slot.breaker.success()
+            self._notify(slot, before)
             report.stored += stored
             if stored:
                 report.by_provider[source.name] += stored
@@ -320,7 +335,9 @@ class MarketDataRouter:
         retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
         trips = getattr(exc, "trips", isinstance(exc, _TRIPS))
         message = _named(slot.source.name, exc)
+        before = slot.breaker.state
         slot.breaker.failure(message, trips=trips, retry_after=retry_after)
+        self._notify(slot, before)
         report.errors.append(message)
         log.warning("market data: %s", message)
 

@@ -10,25 +10,65 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from services.bus import Topic
 from services.calendar import IST
 from services.clock import Clock, SystemClock
-from services.domain import Bar, Timeframe
+from services.domain import Bar, ConnectionState, ConnectionStatus, Timeframe
+from services.marketdata.breaker import BreakerState
 from services.marketdata.config import Credentials, MarketDataConfig, build_providers
 from services.marketdata.errors import NoProvider
 from services.marketdata.providers.base import HistorySource, TickSize, default_tick
-from services.marketdata.router import MarketDataRouter, Progress
+from services.marketdata.router import MarketDataRouter, Progress, ProviderHealth
 from services.marketdata.store import HistoryStore
 from services.storage.database import Database
 
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 # (key, timeframe, count, end) -> up to ``count`` bars ending before ``end`` (the simulator's)
 Fallback = Callable[[str, Timeframe, int, datetime], Sequence[Bar]]
 # (key, timeframe) -> the bars built from today's ticks, closed and live (in memory)
 LiveBars = Callable[[str, Timeframe], Sequence[Bar]]
 # (key, timeframe, count, end) -> bars recorded from live ticks in earlier runs (blocking)
 Recorded = Callable[[str, Timeframe, int, datetime], Sequence[Bar]]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryLoaded:
+    """Real history for a chart arrived (the chart reloads its bars)."""
+
+    key: str
+    timeframe: Timeframe
+    bars: int
+
+
+HISTORY: Topic[HistoryLoaded] = Topic("history")
+
+
+def recorded_from(db: Database) -> Recorded:
+    """Closed bars the recorder kept from live ticks in this profile (blocking)."""
+
+    def read(key: str, timeframe: Timeframe, count: int, end: datetime) -> list[Bar]:
+        stored = [b for b in db.bars.between(key, timeframe, _EPOCH, end) if b.closed]
+        stored.sort(key=lambda b: b.start)
+        return stored[-count:]
+
+    return read
+
+
+def health_state(health: ProviderHealth, now: datetime) -> ConnectionState:
+    """A provider's circuit as the status bar shows connections (``data:<provider>``)."""
+    status = {BreakerState.CLOSED: ConnectionStatus.CONNECTED,
+              BreakerState.HALF_OPEN: ConnectionStatus.CONNECTING}.get(
+                  health.state, ConnectionStatus.DISCONNECTED)
+    detail = health.reason
+    if health.state is BreakerState.OPEN:
+        detail = f"{health.reason}; retry in {health.retry_in:.0f} s"
+    elif health.delayed:
+        detail = "delayed data"
+    return ConnectionState(f"data:{health.name}", status, detail, now)
 
 
 def open_router(
