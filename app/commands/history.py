@@ -1,4 +1,4 @@
-"""``dalal data fetch|candles|gaps``: market history from the configured providers.
+"""``dalal data fetch|candles|gaps|holidays``: market history from the configured providers.
 
 ``fetch`` fills the profile's history store from the providers in ``marketdata.providers``
 (settings), with a progress bar; it resumes where an earlier run stopped and ``--repair``
@@ -175,6 +175,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--to", dest="end")
     add_profile_args(p)
     p.set_defaults(func=gaps)
+    register_holidays(sub)
 
 
 def _path(text: str) -> Any:
@@ -226,3 +227,49 @@ def _profile(args: argparse.Namespace) -> str:
     from app.commands.vault import make_vault
 
     return make_vault(args).paths.profile
+
+
+@guarded
+def holidays(args: argparse.Namespace) -> int:
+    """Fetch NSE's trading-holiday list into the cache (or show the calendar in use)."""
+    from datetime import date
+
+    from app.settings import load_settings
+    from services import calendar
+    from services.marketdata.providers.nse import NseWebsite
+    from services.storage.paths import default_cache_dir
+
+    path = (args.cache_dir or default_cache_dir()) / calendar.CACHE_NAME
+    if args.fetch:
+        settings = load_settings(getattr(args, "config", None))
+        site = NseWebsite(settings.marketdata.nse.endpoints())
+
+        async def run() -> Any:
+            try:
+                return await site.holidays()
+            finally:
+                await site.close()
+
+        calendar.save_cache(path, asyncio.run(run()))
+        print(f"cached NSE's holiday list in {path}")
+    cal = calendar.load_cache(path)
+    year = args.year or datetime.now().astimezone().year
+    provisional = ", provisional" if cal.is_provisional(date(year, 6, 1)) else ""
+    print(f"NSE {year} ({cal.source}{provisional})")
+    for day, name in sorted(cal.holidays.items()):
+        if day.year == year:
+            print(f"{day.isoformat()}\t{day:%a}\t{name}")
+    for day, session in sorted(cal.specials.items()):
+        if day.year == year:
+            print(f"{day.isoformat()}\t{day:%a}\tspecial session {session.open:%H:%M}-"
+                  f"{session.close:%H:%M} ({session.name})")
+    return 0
+
+
+def register_holidays(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("holidays", help="NSE trading holidays and special sessions in use")
+    p.add_argument("--fetch", action="store_true",
+                   help="fetch NSE's current list from nseindia.com and cache it")
+    p.add_argument("--year", type=int, help="year to show (default: this year)")
+    add_profile_args(p)
+    p.set_defaults(func=holidays)

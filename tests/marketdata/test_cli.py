@@ -131,3 +131,26 @@ def test_gaps_lists_short_days(dalal, capsys: pytest.CaptureFixture[str]) -> Non
                  "--to", "2026-03-10", providers=[]) == 0
     out = capsys.readouterr().out
     assert out.splitlines() == ["2026-03-09\t0/1\t-", "2026-03-10\t0/1\t-"]
+
+
+def test_holidays_are_fetched_from_nse_cached_and_used(  # type: ignore[no-untyped-def]
+    dalal, fake: FakeMarketData, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:
+    from datetime import date
+
+    from services import calendar
+
+    fake.nse.holiday_payload = {"CM": [
+        {"tradingDate": "26-Jan-2027", "description": "Republic Day"},
+        {"tradingDate": "10-Mar-2027", "description": "Holi"},
+    ]}
+    try:
+        assert dalal("data", "holidays", "--fetch", "--year", "2027", providers=[]) == 0
+        out = capsys.readouterr().out
+        assert "NSE 2027 (nse-cache)" in out and "2027-03-10\tWed\tHoli" in out
+        assert (tmp_path / "c" / calendar.CACHE_NAME).exists()
+        assert fake.count("www.nseindia.com", "/api/holiday-master") == 1
+        assert not calendar.load_cache(tmp_path / "c" / calendar.CACHE_NAME).is_trading_day(
+            date(2027, 3, 10))
+    finally:
+        calendar.install(calendar.ExchangeCalendar())
