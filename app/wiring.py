@@ -309,6 +309,10 @@ class AppServices:
             bars = await service.bars(key, timeframe, count)
             if service.last_error:
                 log.warning("chart history of %s %s: %s", key, timeframe, service.last_error)
+                # Say it where the trader looks (F&O intraday has no free source, say).
+                self.bus.publish(CONNECTION, ConnectionState(
+                    "data:history", ConnectionStatus.DISCONNECTED, service.last_error,
+                    self.clock.now()))
             self.bars.seed(key, timeframe, [b for b in bars if b.closed])
             self.bus.publish(HISTORY, HistoryLoaded(key, timeframe, len(bars)))
             return self.bars.bars(key, timeframe)[-count:]

@@ -36,7 +36,13 @@ from services.calendar import IST
 from services.clock import Clock, SystemClock
 from services.domain import Bar, Timeframe
 from services.marketdata.breaker import BreakerState, CircuitBreaker
-from services.marketdata.coverage import INDIAN_FAMILIES, RateLimit, TokenBucket, family
+from services.marketdata.coverage import (
+    INDIAN_FAMILIES,
+    NFO,
+    RateLimit,
+    TokenBucket,
+    family,
+)
 from services.marketdata.errors import NoData, NoProvider, ProviderError, QuotaExhausted
 from services.marketdata.providers.base import HistorySource
 from services.marketdata.store import BadHistory, HistoryStore
@@ -425,4 +431,8 @@ def _unserved_text(key: str, timeframe: Timeframe, report: FetchReport) -> str:
     parts = []
     for (lo, hi), why in report.unserved:
         parts.append(f"{lo.astimezone(IST):%Y-%m-%d} to {hi.astimezone(IST):%Y-%m-%d}: {why}")
-    return f"no {timeframe.value} history for {key}: " + "; ".join(parts)
+    text = f"no {timeframe.value} history for {key}: " + "; ".join(parts)
+    if family(key) == NFO and timeframe is not Timeframe.D1:
+        text += (" (F&O intraday history comes only from a logged-in broker; the only free "
+                 "source is NSE's end-of-day bhavcopy)")
+    return text

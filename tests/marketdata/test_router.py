@@ -281,3 +281,12 @@ async def test_nse_website_needs_its_warm_up_and_backs_off_on_the_bot_wall(
         assert Blocked.trips
     finally:
         await site.close()
+
+
+async def test_fo_intraday_says_only_a_broker_has_it(
+    fake: FakeMarketData, providers: Providers, store: HistoryStore
+) -> None:
+    router = make_router([providers.yahoo, providers.nse], store)
+    with pytest.raises(NoProvider, match="F&O intraday history comes only from a logged-in "
+                                         "broker"):
+        await router.candles("NFO:NIFTY26MARFUT", Timeframe.M5, d(2026, 3, 9), d(2026, 3, 10))
