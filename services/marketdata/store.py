@@ -41,6 +41,17 @@ _UPSERT_DAY = (
 )
 
 
+_IST_OFFSET = 19_800  # seconds east of UTC; India has no daylight saving
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _on_grid(epoch: int, window: tuple[date, int, int], size: int, daily: bool) -> bool:
+    _, opens, closes = window
+    if daily:
+        return epoch == opens
+    return opens <= epoch < closes and (epoch - opens) % size == 0
+
+
 class BadHistory(ValueError):
     """A batch of candles that is not fit to keep; nothing of it was stored."""
 
@@ -128,29 +139,70 @@ class HistoryStore:
     # -- writing -------------------------------------------------------------------------
     def validate(self, bars: Sequence[Bar]) -> dict[date, int]:
         """Check a batch; return how many bars it has per IST trading day."""
+        return self._checked(bars, "", 0)[0]
+
+    def _checked(
+        self, bars: Sequence[Bar], provider: str, fetched_ns: int
+    ) -> tuple[dict[date, int], list[tuple[object, ...]]]:
+        """One pass over a batch: the checks, the per-day counts and the rows to insert.
+
+        The common case is arithmetic on epoch seconds (a year of minutes is ~93,000 bars);
+        any bar that fails a quick test goes through ``check_bar`` for its message.
+        """
         per_day: dict[date, int] = {}
+        rows: list[tuple[object, ...]] = []
         if not bars:
-            return per_day
+            return per_day, rows
         key, timeframe = bars[0].key, bars[0].timeframe
+        tf_value, size = timeframe.value, timeframe.seconds
+        daily = timeframe is Timeframe.D1
         grid = family(key) in INDIAN_FAMILIES
-        seen: set[datetime] = set()
-        sessions: dict[date, Session | None] = {}
+        seen: set[int] = set()
+        # IST day ordinal -> (day, session open epoch, session close epoch) or None
+        windows: dict[int, tuple[date, int, int] | None] = {}
         for bar in bars:
+            start = bar.start
             if bar.key != key or bar.timeframe is not timeframe:
                 raise BadHistory(f"one batch holds one instrument and interval: {key} "
-                                 f"{timeframe.value} and {bar.key} {bar.timeframe.value}")
-            if bar.start.tzinfo is None:
-                check_bar(bar, None)
-            day = bar.start.astimezone(IST).date()
-            if day not in sessions:
-                sessions[day] = self.calendar.session(day) if grid else None
-            check_bar(bar, sessions[day], grid=grid)
-            if bar.start in seen:
-                raise BadHistory(f"{key} {timeframe.value}: two bars at {bar.start.isoformat()}")
-            seen.add(bar.start)
+                                 f"{tf_value} and {bar.key} {bar.timeframe.value}")
+            if start.tzinfo is None or start.microsecond:
+                check_bar(bar, None, grid=False)  # naive: refused with its message
+            epoch = int(start.timestamp())
+            ordinal = (epoch + _IST_OFFSET) // 86_400
+            window: tuple[date, int, int] | None = None
             if grid:
+                if ordinal not in windows:
+                    windows[ordinal] = self._window(ordinal)
+                window = windows[ordinal]
+                if window is None or not _on_grid(epoch, window, size, daily):
+                    check_bar(bar, self.calendar.session(start.astimezone(IST).date()))
+                    raise BadHistory(f"{key} {tf_value} at {start.isoformat()}: off the grid")
+            o, h, lo, c = bar.open, bar.high, bar.low, bar.close
+            try:
+                fine = (lo > 0 and lo <= o and lo <= c and o <= h and c <= h
+                        and h.is_finite() and type(bar.volume) is int and bar.volume >= 0)
+            except ArithmeticError:  # NaN in a comparison
+                fine = False
+            if not fine:
+                check_bar(bar, None, grid=False)
+                raise BadHistory(f"{key} {tf_value} at {start.isoformat()}: bad prices")
+            if epoch in seen:
+                raise BadHistory(f"{key} {tf_value}: two bars at {start.isoformat()}")
+            seen.add(epoch)
+            if window is not None:
+                day = window[0]
                 per_day[day] = per_day.get(day, 0) + 1
-        return per_day
+            ns = codec.to_ns(start) if start.microsecond else epoch * 1_000_000_000
+            rows.append((key, tf_value, ns, str(o), str(h), str(lo),
+                         str(c), bar.volume, provider, fetched_ns))
+        return per_day, rows
+
+    def _window(self, ordinal: int) -> tuple[date, int, int] | None:
+        day = date.fromordinal(ordinal + _EPOCH_ORDINAL)
+        session = self.calendar.session(day)
+        if session is None:
+            return None
+        return day, int(session.opens_at.timestamp()), int(session.closes_at.timestamp())
 
     def write(
         self,
@@ -165,23 +217,14 @@ class HistoryStore:
         ``days`` are trading days the fetch covered: one that got no bar at all is recorded
         with zero bars, so a gap is remembered rather than mistaken for "never fetched".
         """
-        per_day = self.validate(bars)
-        if not bars and not days:
-            return 0
-        key = bars[0].key if bars else None
         fetched_ns = codec.to_ns(fetched_at)
-        rows = [
-            (b.key, b.timeframe.value, codec.to_ns(b.start), str(b.open), str(b.high),
-             str(b.low), str(b.close), b.volume, provider, fetched_ns)
-            for b in bars
-        ]
+        per_day, rows = self._checked(bars, provider, fetched_ns)
+        if not rows:
+            return 0
         touched = set(per_day) | set(days)
         with self._db.transaction() as c:
             c.executemany(_INSERT, rows)
-            if key is None:
-                return 0
-            timeframe = bars[0].timeframe
-            self._record_days(c, key, timeframe, touched, provider, fetched_ns)
+            self._record_days(c, bars[0].key, bars[0].timeframe, touched, provider, fetched_ns)
         return len(rows)
 
     def record_empty(
