@@ -8,9 +8,10 @@ broker's ``Coverage``, translated; the broker adapter itself refuses a range out
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from services.brokers.ports import HistoryProvider
+from services.brokers.ports import Coverage, HistoryProvider
 from services.domain import Bar, Timeframe
 from services.marketdata.coverage import (
     BSE_EQUITY,
@@ -51,3 +52,25 @@ class BrokerHistory:
 
     async def close(self) -> None:
         return None
+
+
+class FunctionHistory:
+    """A ``HistoryProvider`` from a broker's declared coverage and its candle call: for a
+    runtime that holds the broker's session and instrument tokens itself."""
+
+    def __init__(
+        self,
+        coverage: Coverage,
+        fetch: Callable[[str, Timeframe, datetime, datetime], Awaitable[list[Bar]]],
+    ) -> None:
+        self.coverage = coverage
+        self._fetch = fetch
+
+    async def candles(
+        self, key: str, timeframe: Timeframe, start: datetime, end: datetime
+    ) -> list[Bar]:
+        bars: list[Bar] = []
+        for lo, hi in self.coverage.chunks(timeframe, start, end):
+            bars.extend(await self._fetch(key, timeframe, lo, hi))
+        unique = {b.start: b for b in bars if start <= b.start < end}
+        return [unique[t] for t in sorted(unique)]
