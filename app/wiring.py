@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
 from services.alerts import Alert, AlertBook, AlertCondition
+from services.backtest.service import BacktestService
 from services.bars import BarBuilder
 from services.broker import BrokerError, OrderChange
 from services.brokers.ports import ExecutionClient
@@ -109,6 +110,8 @@ class AppServices:
     history_service: HistoryService | None = None
     _history_requests: set[tuple[str, Timeframe]] = field(default_factory=set)
     _history_tasks: set[asyncio.Task[list[Bar]]] = field(default_factory=set)
+    # The Backtest panel's runner: results are kept in the profile database when one is open.
+    backtests: BacktestService | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _holdings: list[Holding] = field(default_factory=list)
 
@@ -202,6 +205,8 @@ class AppServices:
         self._tasks.clear()
         await cancel_and_wait(list(self._history_tasks))
         await self.alerts.close()
+        if self.backtests is not None:
+            self.backtests.close()
         if self.models is not None:
             await self.models.stop()
         if self.history_service is not None and self.history_service.router is not None:
@@ -570,6 +575,7 @@ def build_services(
         reconciler=reconciler,
         models=models,
         history_service=history_service,
+        backtests=BacktestService(database),
     )
 
 
