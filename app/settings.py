@@ -105,6 +105,20 @@ class BreezeSettings(BaseModel):
         return BreezeEndpoints.local(self.base_url) if self.base_url else BreezeEndpoints()
 
 
+class AngelOneSettings(BaseModel):
+    """Angel One SmartAPI. The client code, PIN and TOTP seed are not here: they live in the
+    credential store (``dalal credentials set angelone --field api_key --field client_code
+    --field pin --field totp_secret``); the day's session comes from ``dalal login angelone``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # Endpoint overrides, for tests against a local fake; None means Angel One's servers.
+    api_root: str | None = None
+    stream_url: str | None = None
+    scrip_master_url: str | None = None
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -130,6 +144,7 @@ class Settings(BaseModel):
     broker: Literal["paper", "kite"] = "paper"
     kite: KiteSettings = Field(default_factory=KiteSettings)
     breeze: BreezeSettings = Field(default_factory=BreezeSettings)
+    angelone: AngelOneSettings = Field(default_factory=AngelOneSettings)
     # Embedded models (registry, live signals, A/B tests): on whenever a profile database is
     # open. Paper trading from signals is off until chosen: it sends real orders to the broker.
     # Minutes of no keyboard or mouse before the window hides its data (docs/security.md).
