@@ -276,6 +276,13 @@ class AppServices:
     def order_list(self) -> list[Order]:
         return self.orders.orders()
 
+    def order_detail(self, order_id: str) -> Order | None:
+        return self.orders.order(order_id)
+
+    async def order_by_tag(self, tag: str) -> Order | None:
+        """The order sent with our ``tag`` (an idempotent retry's look-up), or None."""
+        return await self.orders.find_by_tag(tag)
+
     def position_list(self) -> list[Position]:
         return self.orders.positions()
 

@@ -150,6 +150,8 @@ async def serve(
     sd_notify("STOPPING=1")
     log.info("shutting down: refusing new connections")
     runtime.readiness.stopping = True
+    if runtime.node.events is not None:
+        runtime.node.events.close_clients()  # they reconnect to the next node and resume
     await site.stop()
     log.info("stopping services")
     await runtime.stop()

@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from app.headless.broker_session import SessionRenewal, broker_session_probe
+from app.headless.order_node import build_node_controls
 from app.http.auth import AuditFn, KeyVerifier, log_audit
-from app.http.context import ApiContext
+from app.http.context import ApiContext, NodeControls
 from app.wiring import AppServices
 from services.apikeys import Failure, Verdict
 from services.health import (
@@ -59,6 +60,7 @@ class HeadlessRuntime:
     key_executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="dalal-keys")
     )
+    node: NodeControls = field(default_factory=NodeControls)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -79,6 +81,13 @@ class HeadlessRuntime:
             ("key-last-used", self._flush_keys()),
         ):  # fmt: skip
             self._tasks.append(loop.create_task(coro, name=f"dalal-headless:{name}"))
+        events = self.node.events
+        if events is not None:
+            # After services.start(): a restart's resync has rebuilt the order book.
+            orders = self.services.orders
+            events.seed(orders.orders(), orders.fills(), orders.positions(), orders.funds())
+            self._tasks.append(loop.create_task(events.run(), name="dalal-headless:stream"))
+        await self.node.idempotency.prune()
         self.metrics.started.set(self.services.clock.now().timestamp())
 
     async def stop(self) -> None:
@@ -113,6 +122,8 @@ class HeadlessRuntime:
             audit=audit,
             fetch_funds=self.services.broker.funds,
             models=self.services.models,
+            trading_state=self.services.risk,
+            node=self.node,
         )
 
 
@@ -175,7 +186,7 @@ def build_runtime(
     )
     return HeadlessRuntime(
         services, metrics, readiness, feed, keys=keys or NoKeys(), database=monitor,
-        renewal=renewal,
+        renewal=renewal, node=build_node_controls(services),
     )
 
 
