@@ -18,6 +18,10 @@ quote must not fill anything) and, for fills, carries a depth snapshot. On a usa
 
 Funds follow ``services.paper.margin``: margin is blocked on acceptance, moves from order to
 position as fills arrive, and is released on cancel, IOC remainder and when a position shrinks.
+
+Every fill pays the charges a real account would (``services.costs``, at the configured
+broker's tariff and the statutory rates of the fill's IST day): they are booked on the
+position and come out of available cash, so paper P&L is net, like a contract note.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from services.broker import BrokerError, OrderChange, OrderNotFound, OrderRejected
+from services.brokers.ports import BrokerLimits
 from services.bus import (
     CONNECTION,
     FILLS,
@@ -40,7 +45,8 @@ from services.bus import (
     EventBus,
     SubscriberLagged,
 )
-from services.clock import Clock
+from services.clock import Clock, to_ist
+from services.costs import ChargeBreakdown, ChargesUnavailable, OrderCharges
 from services.domain import (
     PAISA,
     ZERO,
@@ -89,8 +95,13 @@ def _fmt_money(value: Decimal) -> str:
     return f"{value.quantize(PAISA):f}"
 
 
+# The paper venue has no broker limits of its own: orders are throttled by the risk engine.
+PAPER_LIMITS = BrokerLimits(tag_max_length=64, order_windows=(), tag_alphanumeric=False)
+
+
 class PaperBroker:
     name = "paper"
+    limits: BrokerLimits = PAPER_LIMITS
 
     def __init__(
         self,
@@ -100,8 +111,12 @@ class PaperBroker:
         *,
         opening_balance: Decimal = Decimal("1000000"),
         max_quote_age: timedelta = DEFAULT_MAX_QUOTE_AGE,
+        tariff: str = "zerodha",
     ) -> None:
         self._instruments = instruments
+        self._charges = OrderCharges(tariff)
+        self._charges_total = ZERO
+        self._charges_warned = False
         self._bus = bus
         self._clock = clock
         self._opening_balance = opening_balance
@@ -115,7 +130,7 @@ class PaperBroker:
         self._order_seq = itertools.count(1)
         self._fill_seq = itertools.count(1)
 
-    # -- Broker protocol -------------------------------------------------------------------
+    # -- ExecutionClient ---------------------------------------------------------------------
     async def place_order(self, request: OrderRequest) -> Order:
         return self.place(request)
 
@@ -124,6 +139,12 @@ class PaperBroker:
 
     async def cancel_order(self, order_id: str) -> Order:
         return self.cancel(order_id)
+
+    async def order_status(self, order_id: str) -> Order:
+        return self.order(order_id)
+
+    async def order_by_tag(self, tag: str) -> Order | None:
+        return next((o for o in self._orders.values() if o.request.tag == tag), None)
 
     async def orders(self) -> list[Order]:
         return list(self._orders.values())
@@ -280,7 +301,7 @@ class PaperBroker:
         position = self._positions.get(pkey) or Position(
             order.key, order.request.product, last_price=tick.last_price
         )
-        position = position.apply_fill(order.side, quantity, price)
+        position = self._book_fill(position, fill)
         self._positions[pkey] = position
         self._bus.publish(FILLS, fill)
         self._update(updated)
@@ -300,7 +321,7 @@ class PaperBroker:
         for fill in sorted(fills, key=lambda f: (f.ts, f.fill_id)):
             pkey = (fill.key, fill.product)
             position = self._positions.get(pkey) or Position(fill.key, fill.product)
-            self._positions[pkey] = position.apply_fill(fill.side, fill.quantity, fill.price)
+            self._positions[pkey] = self._book_fill(position, fill)
             self._fills.append(fill)
         for order in sorted(orders, key=lambda o: (o.placed_at, o.order_id)):
             self._orders[order.order_id] = order
@@ -327,6 +348,37 @@ class PaperBroker:
         for position in self._positions.values():
             self._bus.publish(POSITIONS, position)
         self._bus.publish(FUNDS, self.current_funds())
+
+    def _book_fill(self, position: Position, fill: Fill) -> Position:
+        """Apply ``fill`` to ``position`` and book its charges (replayed alike on restore)."""
+        charges = self._fill_charges(fill)
+        self._charges_total += charges.total
+        moved = position.apply_fill(fill.side, fill.quantity, fill.price)
+        return replace(moved, charges=position.charges + charges.total)
+
+    def _fill_charges(self, fill: Fill) -> ChargeBreakdown:
+        instrument = self._instruments.get(fill.key)
+        if instrument is None:
+            return ChargeBreakdown()
+        try:
+            return self._charges.on_fill(
+                order_id=fill.order_id,
+                instrument=instrument,
+                product=fill.product,
+                side=fill.side,
+                quantity=fill.quantity,
+                price=fill.price,
+                day=to_ist(fill.ts).date(),
+            )
+        except ChargesUnavailable as exc:
+            if not self._charges_warned:
+                self._charges_warned = True
+                log.warning("paper fills are not charged: %s", exc)
+            return ChargeBreakdown()
+
+    def order_charges(self, order_id: str) -> ChargeBreakdown:
+        """What ``order_id`` has paid so far, line by line (the day summary's contract note)."""
+        return self._charges.order_total(order_id)
 
     # -- order entry -----------------------------------------------------------------------
     def place(self, request: OrderRequest) -> Order:
@@ -437,7 +489,9 @@ class PaperBroker:
         if order is None:
             raise OrderNotFound(f"order {order_id} not found")
         if order.status.is_terminal:
-            raise BrokerError(f"order {order_id} is already {order.status}: it cannot be {verb}")
+            raise OrderRejected(
+                f"order {order_id} is already {order.status}: it cannot be {verb}", rule="state"
+            )
         return order
 
     def _reject(self, order: Order, message: str) -> Order:
@@ -526,10 +580,11 @@ class PaperBroker:
             unrealised += position.unrealised_pnl
         return Funds(
             opening_balance=self._opening_balance,
-            available_cash=self._opening_balance + realised - margin,
+            available_cash=self._opening_balance + realised - self._charges_total - margin,
             margin_used=margin,
             realised_pnl=realised,
             unrealised_pnl=unrealised,
+            charges=self._charges_total,
         )
 
 

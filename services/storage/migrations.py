@@ -234,6 +234,17 @@ CREATE TABLE history_days (
 ) WITHOUT ROWID;
 """
 
+# order counts: orders sent per broker per IST day, so a restart keeps the daily throttle count
+# (services.brokers.throttle).
+_ORDER_COUNTS = """
+CREATE TABLE order_counts (
+    broker TEXT NOT NULL,
+    day TEXT NOT NULL,
+    sent INTEGER NOT NULL,
+    PRIMARY KEY (broker, day)
+);
+"""
+
 # The order node (services/node/idempotency.py): one row per Idempotency-Key of a key id.
 # ``response`` is empty while the order's outcome is not known (sent, no answer yet).
 _IDEMPOTENCY = """
@@ -250,7 +261,7 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_created ON idempotency_keys (created_ns);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _HISTORY, _IDEMPOTENCY)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _HISTORY, _ORDER_COUNTS, _IDEMPOTENCY)
 CURRENT_VERSION = len(MIGRATIONS)
 
 
