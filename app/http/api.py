@@ -44,6 +44,7 @@ from app.http.schemas import (
 from app.http.stream import get_stream
 from services.apikeys import Scope
 from services.broker import BrokerError, OrderNotFound, OrderRejected
+from services.brokers.errors import IpNotAllowed
 from services.node.idempotency import IdempotencyConflict, Outcome
 from services.node.sebi import ip_not_allowed_message, with_market_protection
 from services.risk import TradingState
@@ -103,7 +104,7 @@ def _broker_problem(ctx: ApiContext, e: BrokerError, what: str) -> ApiProblem:
 
 
 def _ip_not_allowed(e: BrokerError) -> bool:
-    return any(cls.__name__ == "IpNotAllowed" for cls in type(e).__mro__)
+    return isinstance(e, IpNotAllowed)
 
 
 async def _admit(ctx: ApiContext, key: str) -> None:

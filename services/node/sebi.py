@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Literal
 
 from services.broker import OrderRejected
-from services.domain import OrderRequest, OrderType
+from services.domain import MarketProtection, OrderRequest, OrderType
 
 UNREGISTERED_RATE = 10
 RATE_RULE = "sebi_order_rate"
@@ -89,7 +89,7 @@ def with_market_protection(request: OrderRequest, percent: Decimal) -> OrderRequ
         OrderType.MARKET, OrderType.SL_M,
     ):  # fmt: skip
         return request
-    return replace(request, market_protection=percent)
+    return replace(request, market_protection=MarketProtection(percent))
 
 
 def ip_not_allowed_message(broker: str, registered: str | None, egress: str | None) -> str:

@@ -13,8 +13,10 @@ from typing import Any
 
 from services.broker import OrderChange
 from services.domain import (
+    AUTO_PROTECTION,
     Fill,
     Funds,
+    MarketProtection,
     Order,
     OrderRequest,
     OrderStatus,
@@ -60,6 +62,14 @@ def _time(raw: Any, name: str) -> datetime:
     return value
 
 
+def _protection(raw: Any) -> MarketProtection | None:
+    if raw is None:
+        return None
+    if raw == "auto":
+        return AUTO_PROTECTION
+    return MarketProtection(_to_dec(raw, "market_protection"))
+
+
 def encode_request(r: OrderRequest) -> dict[str, Any]:
     out: dict[str, Any] = {
         "key": r.key,
@@ -73,7 +83,8 @@ def encode_request(r: OrderRequest) -> dict[str, Any]:
         "tag": r.tag,
     }
     if r.market_protection is not None:
-        out["market_protection"] = str(r.market_protection)
+        percent = r.market_protection.percent
+        out["market_protection"] = "auto" if percent is None else str(percent)
     return out
 
 
@@ -90,7 +101,7 @@ def decode_request(raw: dict[str, Any], *, source: str = "node") -> OrderRequest
             trigger_price=_opt_dec(raw.get("trigger_price"), "trigger_price"),
             tag=raw.get("tag"),
             source=str(raw.get("source", source)),
-            market_protection=_opt_dec(raw.get("market_protection"), "market_protection"),
+            market_protection=_protection(raw.get("market_protection")),
         )
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, WireError):
