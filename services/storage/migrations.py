@@ -245,6 +245,18 @@ CREATE TABLE order_counts (
 );
 """
 
+# v7 (first run without an OS keyring): the vault's secrets (broker credentials and tokens,
+# the model-signing key) when no trusted keyring exists; never exported. And the price at
+# which an alert fired, so a triggered alert reloads with it.
+_VAULT_SECRETS = """
+CREATE TABLE vault_secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    set_at TEXT NOT NULL
+);
+ALTER TABLE alerts ADD COLUMN triggered_price TEXT;
+"""
+
 # The order node (services/node/idempotency.py): one row per Idempotency-Key of a key id.
 # ``response`` is empty while the order's outcome is not known (sent, no answer yet).
 _IDEMPOTENCY = """
@@ -261,7 +273,9 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_created ON idempotency_keys (created_ns);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _HISTORY, _ORDER_COUNTS, _IDEMPOTENCY)
+MIGRATIONS: tuple[str, ...] = (
+    _V1, _V2, _V3, _V4, _HISTORY, _ORDER_COUNTS, _VAULT_SECRETS, _IDEMPOTENCY
+)
 CURRENT_VERSION = len(MIGRATIONS)
 
 

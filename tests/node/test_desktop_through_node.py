@@ -57,9 +57,10 @@ async def desktop(node: tuple[NodeProcess, str]) -> AsyncIterator[AppServices]:
         await services.stop()
 
 
-async def until(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
+async def until(check: Callable[[], bool], within: float = 20.0) -> None:
+    """Poll a condition another process or a socket makes true (no event to wait on)."""
+    async with asyncio.timeout(within):
+        while not check():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
 
