@@ -34,6 +34,7 @@ from app.http.server import build_control_app, runner_options
 from app.settings import Settings
 from app.wiring import build_services
 from services.broker import BrokerError
+from services.node.egress import pin_family
 from services.storage import Database
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ async def serve(
         log.error("cannot start: %s", e)
         _remove_handlers(loop, handled)
         return 2
+    pin_family(settings.node.egress_family)  # order calls leave by the registered family
     runtime = build_runtime(services, version=version, keys=options.keys)
     if runtime.renewal is not None:
         runtime.renewal.poll_interval = options.session_poll

@@ -6,6 +6,7 @@ rate per exchange and market protection, and the event journal behind ``/v1/stre
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -30,10 +31,23 @@ def build_node_controls(services: AppServices) -> NodeControls:
     events = EventJournal(
         services.bus, lambda: trading_state_of(services), now=services.clock.now
     )
+    broker_name: str | None = None
+    handover = None
+    kite = services.kite
+    if kite is not None and kite.secrets is not None:
+        secrets = kite.secrets
+        broker_name = "kite"
+
+        async def handover(token: str) -> None:
+            await asyncio.to_thread(secrets.save_token, token, services.clock.now())
+            services.session_renewed(token)
+
     return NodeControls(
         idempotency=idempotency,
         gate=OrderRateGate(rate, mode=node.rate_mode),
         market_protection=Decimal(node.market_protection_percent),
         events=events,
         registered_ip=node.registered_ip,
+        session_broker=broker_name,
+        session_handover=handover,
     )

@@ -170,6 +170,11 @@ def build_runtime(
         readiness.add("broker_session", broker_session_probe(services.kite))
         renewal = SessionRenewal(services, services.kite)
     readiness.add("services", services_probe("services", services.running, ["quotes", "bars"]))
+    node_settings = services.settings.node
+    readiness.add("egress", lambda: Check(
+        "egress", True, node_settings.egress_family, required=False,
+        details={"registered_ip": node_settings.registered_ip,
+                 "family": node_settings.egress_family}))  # fmt: skip
     database = services.recorder.db if services.recorder is not None else None
     monitor = DatabaseMonitor(database) if database is not None else None
     readiness.add(

@@ -41,6 +41,7 @@ from app.http.schemas import (
     ResumeBody,
     TradingStateOut,
 )
+from app.http.session import SessionBody, SessionOut, post_session
 from app.http.stream import get_stream
 from services.apikeys import Scope
 from services.broker import BrokerError, OrderNotFound, OrderRejected
@@ -305,6 +306,11 @@ API_ENDPOINTS: list[Endpoint] = [
              "while a loss limit is still crossed)", scope=Scope.TRADE, body=ResumeBody,
              response=TradingStateOut, errors=(400, 401, 403, 408, 409, 413, 415, 422, 429),
              tags=("trade",)),
+    Endpoint("POST", "/v1/session/{broker}", post_session, "handOverSession",
+             "Hand the node the day's broker access token after the desktop's login (stored "
+             "in the node's vault; audited, never logged)", scope=Scope.TRADE,
+             body=SessionBody, response=SessionOut,
+             errors=(400, 401, 403, 404, 408, 409, 413, 415, 422, 429), tags=("trade",)),
     Endpoint("GET", "/v1/stream", get_stream, "stream",
              "WebSocket (subprotocol dalal.stream.v1): hello, then a snapshot or the events "
              "after ?since=SEQ&epoch=EPOCH, then every order, fill, position, funds, trading "

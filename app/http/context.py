@@ -79,6 +79,9 @@ class NodeControls:
     events: EventJournal | None = None
     # Where the node's broker connections leave from, for "IP not allowed" messages.
     registered_ip: str | None = None
+    # The day's token from the desktop: stored in the vault and used at once.
+    session_broker: str | None = None
+    session_handover: Callable[[str], Awaitable[None]] | None = None
 
 
 @dataclass

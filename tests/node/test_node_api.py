@@ -213,3 +213,21 @@ async def test_eleven_orders_in_one_second_on_nse(mode: str) -> None:
         else:
             assert statuses[10] == 201
             assert results[10][2] >= 0.95  # it waited for the one-second window to move
+
+
+async def test_readyz_shows_the_registered_address_and_the_family_is_pinned() -> None:
+    import socket
+
+    from services.node.egress import pinned_family
+
+    node = {"registered_ip": "203.0.113.7", "egress_family": "ipv4"}
+    try:
+        async with running_server(settings=settings(**node)) as srv, \
+                aiohttp.ClientSession() as http, http.get(srv.base + "/readyz") as r:  # fmt: skip
+            egress = (await r.json())["components"]["egress"]
+            assert pinned_family() == socket.AF_INET
+        assert egress["registered_ip"] == "203.0.113.7" and egress["family"] == "ipv4"
+    finally:
+        from services.node.egress import pin_family
+
+        pin_family("any")
