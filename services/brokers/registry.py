@@ -82,6 +82,12 @@ REGISTRY: tuple[BrokerEntry, ...] = (
         "services.brokers.breeze",
         frozenset(Role),
     ),
+    BrokerEntry(
+        "angelone",
+        "Angel One",
+        "services.brokers.angelone",
+        frozenset(Role),
+    ),
 )
 
 
