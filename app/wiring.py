@@ -226,7 +226,9 @@ class AppServices:
     async def broker_login(self, open_browser: Callable[[str], object]) -> None:
         """Log in to the broker in the browser (Kite) and resume with the new session."""
         if self.kite is not None:
-            await self.kite.login(open_browser)
+            stored = await self.kite.login(open_browser)
+            if self.node is not None:  # log in once: the order node gets the day's token too
+                await self.node.execution.hand_over_session("kite", stored.access_token)
 
     def session_renewed(self, access_token: str) -> None:
         """Resume the broker and the feed with a fresh access token after a re-login."""
@@ -363,6 +365,12 @@ class AppServices:
                                    str(f.get("reason", ""))) for f in answer.get("failed", [])]
         return KillReport(actor, started, time.perf_counter() - began, TradingState.HALTED,
                           tuple(cancelled), (), tuple(failed))  # fmt: skip
+
+    async def resume_node(self, reason: str) -> str | None:
+        """Leave HALTED on the order node (after this terminal resumed); its new state."""
+        if self.node is None or self.node.stream.trading_state.get("state") != "HALTED":
+            return None
+        return await self.node.execution.resume(reason)
 
     async def resume_trading(self, reason: str, actor: str = "user") -> TradingState:
         """Leave HALTED here and, through an order node, on the node too."""

@@ -21,6 +21,7 @@ from app.headless.broker_session import SESSION_POLL_SECONDS, install_reload_sig
 from app.headless.listen import (
     ListenAddress,
     bound_url,
+    certificate_fingerprint,
     check_exposure,
     load_tls,
     parse_listen,
@@ -214,6 +215,9 @@ def run_headless(
     """
     address = parse_listen(listen)
     tls = load_tls(tls_cert, tls_key)
+    if tls is not None and tls_cert is not None:
+        # What a desktop pinning this node compares (`dalal node pair`): public, not secret.
+        log.info("TLS certificate SHA-256 fingerprint %s", certificate_fingerprint(tls_cert))
     check_exposure(address, insecure_bind=insecure_bind, tls=tls is not None)
     if not address.loopback and tls is None:
         log.warning("listening on non-loopback %s without TLS (--insecure-bind)", address.host)

@@ -34,6 +34,8 @@ def build_node_controls(services: AppServices) -> NodeControls:
     broker_name: str | None = None
     handover = None
     kite = services.kite
+    if kite is not None and node.algo_id:
+        kite.broker.algo_id = node.algo_id  # Kite's form of the algo id: ``algo_id``
     if kite is not None and kite.secrets is not None:
         secrets = kite.secrets
         broker_name = "kite"

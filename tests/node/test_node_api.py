@@ -231,3 +231,28 @@ async def test_readyz_shows_the_registered_address_and_the_family_is_pinned() ->
         from services.node.egress import pin_family
 
         pin_family("any")
+
+
+async def test_cli_resumes_a_halted_node_and_says_why_not_when_it_is_not() -> None:
+    import os
+    import sys
+
+    async with running_server(settings=settings()) as srv, aiohttp.ClientSession() as http:
+        trade = srv.key(Scope.TRADE)
+        async with http.post(srv.base + "/v1/killswitch", headers=auth(trade)) as r:
+            assert r.status == 200
+
+        async def cli(*args: str) -> tuple[int, str, str]:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "app", "node", "resume", "--url", srv.base, *args,
+                env={**os.environ, "DALAL_NODE_KEY": trade},
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)  # fmt: skip
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+            return proc.returncode or 0, out.decode(), err.decode()
+
+        code, out, _ = await cli("--reason", "checked from the shell")
+        assert code == 0 and "ACTIVE" in out
+        assert srv.events("api.killswitch_resumed")[0]["reason"] == "checked from the shell"
+        code, _, err = await cli("--reason", "again")
+        assert code == 2 and "HALTED" in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1

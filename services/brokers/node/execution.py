@@ -234,6 +234,14 @@ class NodeExecution:
             raise BrokerError(f"the order node did not take the kill switch: {_detail(body)}")
         return dict(body)
 
+    async def hand_over_session(self, broker: str, access_token: str) -> None:
+        """Give the node the day's broker token after this desktop's login."""
+        status, body = await self._once("POST", f"/v1/session/{broker}",
+                                        json={"access_token": access_token})  # fmt: skip
+        if status != 200:
+            raise BrokerError(f"the order node did not take the {broker} token: "
+                              f"{_detail(body)}")  # fmt: skip
+
     async def resume(self, reason: str, to: str = "ACTIVE") -> str:
         """Leave HALTED on the node; return the state it entered."""
         status, body = await self._once("POST", "/v1/killswitch/resume",
