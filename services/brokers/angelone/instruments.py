@@ -143,7 +143,7 @@ def parse_row(row: Mapping[str, Any]) -> tuple[Instrument, str, str] | None:
     instrument = Instrument(
         exchange=exchange,
         tradingsymbol=canonical_symbol(row),
-        token=int(token) if token.isdigit() else 0,
+        token=str(broker_id(exch_seg, token)),  # the contract: str(broker_id)
         name=str(row.get("name", "")).strip(),
         kind=kind,
         tick_size=tick,
