@@ -39,6 +39,7 @@ COMMAND_MODULES: list[str] = [
     "app.commands.check_connections",
     "app.commands.node",
     "app.commands.backtest",
+    "app.commands.charges",
 ]
 
 Handler = Callable[[argparse.Namespace], int]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import time
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from services.costs import load_schedule
 from services.risk.limits import RiskLimits
+
+if TYPE_CHECKING:
+    from services.brokers.breeze.config import BreezeEndpoints
 
 APP_NAME = "dalal-terminal"
 
@@ -100,6 +103,39 @@ class NodeSettings(BaseModel):
     fingerprint: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
+DEFAULT_BREEZE_REDIRECT = "http://127.0.0.1:5011/breeze/callback"
+
+
+class BreezeSettings(BaseModel):
+    """ICICI Direct Breeze (docs/brokers/icici.md). The API key and secret and the day's
+    session are in the vault (``dalal credentials set breeze``, ``dalal login breeze``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Where ICICI's login page posts the API_Session: the redirect URL registered on the
+    # Breeze app. A loopback one lets ``dalal login breeze`` catch it; otherwise paste it.
+    redirect_url: str = DEFAULT_BREEZE_REDIRECT
+    # One local server standing in for every Breeze URL (tests, a recording proxy); None
+    # means ICICI's servers.
+    base_url: str | None = None
+
+    @field_validator("redirect_url")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not parts.port:
+            raise ValueError(
+                "must be http://127.0.0.1:<port>/<path>: the login listener only binds the "
+                "loopback address"
+            )
+        return value
+
+    def endpoints(self) -> BreezeEndpoints:
+        from services.brokers.breeze.config import BreezeEndpoints
+
+        return BreezeEndpoints.local(self.base_url) if self.base_url else BreezeEndpoints()
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -124,6 +160,7 @@ class Settings(BaseModel):
     # "kite": live data and real orders on the Zerodha account (see docs/brokers/zerodha.md).
     broker: Literal["paper", "kite"] = "paper"
     kite: KiteSettings = Field(default_factory=KiteSettings)
+    breeze: BreezeSettings = Field(default_factory=BreezeSettings)
     # Embedded models (registry, live signals, A/B tests): on whenever a profile database is
     # open. Paper trading from signals is off until chosen: it sends real orders to the broker.
     # Minutes of no keyboard or mouse before the window hides its data (docs/security.md).

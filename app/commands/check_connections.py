@@ -156,6 +156,82 @@ async def check_kite(
     return checks
 
 
+async def check_breeze(
+    settings: Settings, secrets: SecretStore | None, symbol: str, per_check: float
+) -> list[Check]:
+    """The session (one funds call), a quote and one tick from the Socket.IO stream."""
+    from services.brokers.breeze import config as breeze
+    from services.brokers.breeze.execution import BreezeExecution
+    from services.brokers.breeze.session import BreezeSecrets
+    from services.brokers.errors import BrokerError
+    from services.brokers.ports import FeedMode
+    from services.brokers.registry import BrokerContext
+    from services.bus import TICKS, EventBus
+    from services.clock import SystemClock
+
+    name = breeze.NAME
+    clock = SystemClock()
+    if secrets is None or BreezeSecrets(secrets).token() is None:
+        reason = "not logged in today: run `dalal login breeze`"
+        return [Check(name, c, False, reason) for c in ("login", "quote", "ticker")]
+    bus = EventBus()
+    bus.bind_loop(asyncio.get_running_loop())
+    try:
+        parts = breeze.build(
+            BrokerContext(
+                clock,
+                bus,
+                secrets=secrets,
+                endpoints=settings.breeze.endpoints(),
+                options={"timeout": per_check},
+            )
+        )
+    except BrokerError as exc:
+        return [Check(name, "login", False, str(exc))]
+    execution = parts.execution
+    assert isinstance(execution, BreezeExecution)
+    checks: list[Check] = []
+    try:
+        await execution.funds()
+        checks.append(Check(name, "login", True, "session valid"))
+    except BrokerError as exc:
+        checks.append(Check(name, "login", False, str(exc)))
+    try:
+        price = await execution.last_price(symbol)
+        checks.append(Check(name, "quote", True, f"{symbol} {price}"))
+    except BrokerError as exc:
+        checks.append(Check(name, "quote", False, str(exc)))
+    if parts.feed is None:
+        return checks
+    try:
+        feed = parts.feed(await execution.masters.get())
+        feed.subscribe([symbol], FeedMode.QUOTE)
+    except BrokerError as exc:
+        checks.append(Check(name, "ticker", False, str(exc)))
+        return checks
+    ticks = bus.subscribe(TICKS, "check")
+    started = time.monotonic()
+    feed.start()
+    try:
+        got = await asyncio.wait_for(ticks.next_batch(), per_check)
+        waited = time.monotonic() - started
+        checks.append(Check(name, "ticker", True, f"{got[0].key} tick after {waited:.2f} s"))
+    except TimeoutError:
+        status = feed.status()
+        if status.connected:
+            reason = f"connected, but no tick within {per_check:g} s (market closed?)"
+        else:
+            reason = status.detail or f"could not connect within {per_check:g} s"
+        checks.append(Check(name, "ticker", False, reason))
+    finally:
+        feed.stop()
+    return checks
+
+
+def breeze_configured(secrets: SecretStore | None) -> bool:
+    return secrets is not None and secrets.get("breeze") is not None
+
+
 def kite_configured(settings: Settings, secrets: SecretStore | None) -> bool:
     from services.brokers.kite.session import CREDENTIALS
 
@@ -170,6 +246,8 @@ async def run_checks(
     checks = await check_paper(settings, key, per_check)
     if kite_configured(settings, secrets):
         checks += await check_kite(settings, secrets, key, per_check)
+    if breeze_configured(secrets):
+        checks += await check_breeze(settings, secrets, key, per_check)
     return checks
 
 
