@@ -16,6 +16,7 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from services.costs import load_schedule
+from services.marketdata.config import MarketDataConfig
 from services.risk.limits import RiskLimits
 
 if TYPE_CHECKING:
@@ -136,6 +137,20 @@ class BreezeSettings(BaseModel):
         return BreezeEndpoints.local(self.base_url) if self.base_url else BreezeEndpoints()
 
 
+class AngelOneSettings(BaseModel):
+    """Angel One SmartAPI. The client code, PIN and TOTP seed are not here: they live in the
+    credential store (``dalal credentials set angelone --field api_key --field client_code
+    --field pin --field totp_secret``); the day's session comes from ``dalal login angelone``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # Endpoint overrides, for tests against a local fake; None means Angel One's servers.
+    api_root: str | None = None
+    stream_url: str | None = None
+    scrip_master_url: str | None = None
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -161,6 +176,7 @@ class Settings(BaseModel):
     broker: Literal["paper", "kite"] = "paper"
     kite: KiteSettings = Field(default_factory=KiteSettings)
     breeze: BreezeSettings = Field(default_factory=BreezeSettings)
+    angelone: AngelOneSettings = Field(default_factory=AngelOneSettings)
     # Embedded models (registry, live signals, A/B tests): on whenever a profile database is
     # open. Paper trading from signals is off until chosen: it sends real orders to the broker.
     # Minutes of no keyboard or mouse before the window hides its data (docs/security.md).
@@ -177,7 +193,12 @@ class Settings(BaseModel):
     # such as "dask" or "ray" once registered with joblib.
     models_training_backend: str = Field(default="threading", pattern=r"^[a-z_]{1,32}$")
     models_training_jobs: int = Field(default=1, ge=-1, le=1024)
+<<<<<<< HEAD
     node: NodeSettings = Field(default_factory=NodeSettings)
+=======
+    # Market-data providers for history (docs/data.md); none by default: no network.
+    marketdata: MarketDataConfig = Field(default_factory=MarketDataConfig)
+>>>>>>> main
 
     @field_validator("paper_tariff")
     @classmethod

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from app.commands.history import bars_for_training
 from app.commands.vault import add_profile_args, guarded
 from services.security.keys import model_signing_username
 
@@ -144,14 +145,25 @@ def train_cmd(args: argparse.Namespace) -> int:
                 2000, 1, 1, tzinfo=UTC)
             end = datetime.fromisoformat(args.end) if args.end else datetime.now(UTC)
             bars = db.bars.between(args.symbol, timeframe, start, end)
+            bars = bars_for_training(args, db, args.symbol, timeframe, bars, _needed(args))
             if not bars:
-                raise ValueError(f"no stored {timeframe.value} bars for {args.symbol}")
+                raise ValueError(f"no stored {timeframe.value} bars for {args.symbol}; "
+                                 "configure a market-data provider (docs/data.md) or record "
+                                 "some live bars first")
         result = train(BarArrays.from_bars(bars), config, progress=_progress)
         record = registry.register(result, model_id=args.model_id, symbol=args.symbol,
                                    timeframe=timeframe, actor=ACTOR)
     print(f"registered {record.label} ({record.model_type}, stage dev)")
     print(metrics_summary(record.metrics))
     return 0
+
+
+def _needed(args: argparse.Namespace) -> int:
+    """Bars a walk-forward fit with these sizes uses, with the features' warm-up."""
+    from models.features import WARMUP
+
+    need: int = args.train_size + args.test_size * args.splits + WARMUP + args.horizon + 50
+    return need
 
 
 @model_guarded
