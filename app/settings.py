@@ -193,12 +193,9 @@ class Settings(BaseModel):
     # such as "dask" or "ray" once registered with joblib.
     models_training_backend: str = Field(default="threading", pattern=r"^[a-z_]{1,32}$")
     models_training_jobs: int = Field(default=1, ge=-1, le=1024)
-<<<<<<< HEAD
     node: NodeSettings = Field(default_factory=NodeSettings)
-=======
     # Market-data providers for history (docs/data.md); none by default: no network.
     marketdata: MarketDataConfig = Field(default_factory=MarketDataConfig)
->>>>>>> main
 
     @field_validator("paper_tariff")
     @classmethod
