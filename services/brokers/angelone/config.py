@@ -18,8 +18,10 @@ port's capacity, since the port sees one feed).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from services.brokers.ports import (
     BrokerLimits,
@@ -63,6 +65,16 @@ class AngelEndpoints:
     )
 
 
+def endpoints_from(settings: Mapping[str, Any]) -> AngelEndpoints:
+    """Production endpoints, or the overrides in the ``angelone`` settings (a local fake)."""
+    default = AngelEndpoints()
+    return AngelEndpoints(
+        root=str(settings.get("api_root") or default.root),
+        stream=str(settings.get("stream_url") or default.stream),
+        scrip_master=str(settings.get("scrip_master_url") or default.scrip_master),
+    )
+
+
 def build(context: BrokerContext) -> BrokerParts:
     """Angel One's adapters on smartapi-python (imported lazily, in a worker thread)."""
     from services.brokers.angelone.execution import AngelExecution, AngelTokens
@@ -79,7 +91,7 @@ def build(context: BrokerContext) -> BrokerParts:
     from services.storage.paths import default_cache_dir
 
     clock = context.clock
-    endpoints = context.endpoints or AngelEndpoints()
+    endpoints = context.endpoints or endpoints_from(context.settings)
     options = dict(context.options)
     secrets = AngelSecrets(context.secrets) if context.secrets is not None else None
     configured_key = str(context.settings.get("api_key") or "")
@@ -162,6 +174,7 @@ def build(context: BrokerContext) -> BrokerParts:
         history=history,
         feed=feed,
         use_token=use_token,
+        logged_in=tokens is not None,
     )
 
 
