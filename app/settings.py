@@ -16,6 +16,7 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from services.costs import load_schedule
+from services.marketdata.config import MarketDataConfig
 from services.risk.limits import RiskLimits
 
 if TYPE_CHECKING:
@@ -160,6 +161,8 @@ class Settings(BaseModel):
     # such as "dask" or "ray" once registered with joblib.
     models_training_backend: str = Field(default="threading", pattern=r"^[a-z_]{1,32}$")
     models_training_jobs: int = Field(default=1, ge=-1, le=1024)
+    # Market-data providers for history (docs/data.md); none by default: no network.
+    marketdata: MarketDataConfig = Field(default_factory=MarketDataConfig)
 
     @field_validator("paper_tariff")
     @classmethod

@@ -41,6 +41,14 @@ from services.domain import (
     Timeframe,
 )
 from services.instruments import InstrumentRegistry, Reference, bundled_universe
+from services.marketdata.router import ProviderHealth
+from services.marketdata.service import (
+    HISTORY,
+    HistoryLoaded,
+    HistoryService,
+    health_state,
+    recorded_from,
+)
 from services.orders import OrderManager
 from services.paper import PaperBroker, PaperMarginModel
 from services.quotes import QuoteBook
@@ -98,6 +106,10 @@ class AppServices:
     kite: KiteRuntime | None = None
     reconciler: Reconciler | None = None
     models: ModelsRuntime | None = None  # with a profile database and models_enabled
+    # Past bars for charts and models: stored and fetched history (services/marketdata).
+    history_service: HistoryService | None = None
+    _history_requests: set[tuple[str, Timeframe]] = field(default_factory=set)
+    _history_tasks: set[asyncio.Task[list[Bar]]] = field(default_factory=set)
     # The Backtest panel's runner: results are kept in the profile database when one is open.
     backtests: BacktestService | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -109,6 +121,9 @@ class AppServices:
         loop = asyncio.get_running_loop()
         self.bus.bind_loop(loop)
         self.started_at = self.clock.now()
+        if self.history_service is not None and self.history_service.router is not None:
+            for health in self.history_service.router.health():  # the status bar's labels
+                self.bus.publish(CONNECTION, health_state(health, self.started_at))
         if self.kite is not None:
             await self.kite.load_instruments()
             self.kite.watch(self.settings.watchlist)
@@ -188,11 +203,14 @@ class AppServices:
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
+        await cancel_and_wait(list(self._history_tasks))
         await self.alerts.close()
         if self.backtests is not None:
             self.backtests.close()
         if self.models is not None:
             await self.models.stop()
+        if self.history_service is not None and self.history_service.router is not None:
+            await self.history_service.router.close()
         if self.kite is not None:
             self.kite.stop_stream()
         if self.recorder is not None:
@@ -246,9 +264,10 @@ class AppServices:
     def history(self, key: str, timeframe: Timeframe, count: int = HISTORY_BARS) -> list[Bar]:
         """Return bars for a chart: live bars built today, preceded by history.
 
-        With Kite the history comes from Kite's historical API in the background (this call
-        must not block): the first call returns what is built so far and ``load_history``
-        is the awaitable form. Synthetic history is used only when Kite has none to give.
+        This call must not block. When real history can be had (a configured market-data
+        provider, or Kite's historical API) it is loaded in the background and the chart
+        reloads on ``HISTORY``; ``load_history`` is the awaitable form. Synthetic history is
+        used only when no real source covers the chart.
         """
         bars = self.bars.bars(key, timeframe)
         if self.kite is not None:
@@ -257,6 +276,9 @@ class AppServices:
                 if len(bars) < count:
                     self.kite.request_history(key, timeframe, count)
                 return bars[-count:]
+        if len(bars) < count and self._backfills():
+            self._request_history(key, timeframe, count)
+            return bars[-count:]
         if len(bars) < count:
             end = bars[0].start if bars else self.clock.now()
             past = self.simulator.history(key, timeframe, count - len(bars), end)
@@ -264,13 +286,41 @@ class AppServices:
             bars = self.bars.bars(key, timeframe)
         return bars[-count:]
 
+    def _backfills(self) -> bool:
+        service = self.history_service
+        return (service is not None and service.fetching
+                and self.settings.marketdata.backfill_charts)
+
+    def _request_history(self, key: str, timeframe: Timeframe, count: int) -> None:
+        slot = (key, timeframe)
+        if slot in self._history_requests:
+            return
+        self._history_requests.add(slot)
+        with contextlib.suppress(RuntimeError):  # no running loop: nothing to schedule on
+            task = asyncio.get_running_loop().create_task(
+                self.load_history(key, timeframe, count), name=f"history:{key}")
+            self._history_tasks.add(task)
+            task.add_done_callback(self._history_tasks.discard)
+
     async def load_history(
         self, key: str, timeframe: Timeframe, count: int = HISTORY_BARS
     ) -> list[Bar]:
-        """Like ``history``, but waits for the broker's bars when there is a broker."""
+        """Like ``history``, but waits for the real history when there is a source of it."""
         if self.kite is not None and self.kite.history_available:
             with contextlib.suppress(BrokerError):
                 return await self.kite.load_history(key, timeframe, count)
+        service = self.history_service
+        if service is not None and service.fetching:
+            bars = await service.bars(key, timeframe, count)
+            if service.last_error:
+                log.warning("chart history of %s %s: %s", key, timeframe, service.last_error)
+                # Say it where the trader looks (F&O intraday has no free source, say).
+                self.bus.publish(CONNECTION, ConnectionState(
+                    "data:history", ConnectionStatus.DISCONNECTED, service.last_error,
+                    self.clock.now()))
+            self.bars.seed(key, timeframe, [b for b in bars if b.closed])
+            self.bus.publish(HISTORY, HistoryLoaded(key, timeframe, len(bars)))
+            return self.bars.bars(key, timeframe)[-count:]
         return self.history(key, timeframe, count)
 
     async def submit_order(self, request: OrderRequest) -> Order:
@@ -408,6 +458,7 @@ def build_services(
             square_off_at=None if settings.always_open else settings.paper_square_off_at,
         )
     recorder = Recorder(database, bus) if database is not None else None
+    history_service = _history_service(settings, database, bus, clock, bars, simulator, kite)
     orders = OrderManager(broker, instruments, quotes, bus, clock, journal=recorder)
 
     def available_funds() -> Decimal | None:
@@ -490,7 +541,10 @@ def build_services(
         models = build_models_runtime(
             database, bus, clock, profile=settings.profile,
             symbol_known=lambda key: instruments.get(key) is not None,
-            history=simulator.history,
+            history=HistoryService(
+                history_service.router, recorded=recorded_from(database),
+                fallback=simulator.history, clock=clock,
+            ),
             # Signals trade only on the paper broker: never real money by a paper setting.
             order_submit=orders.submit if isinstance(broker, PaperBroker) else None,
             config=ModelsConfig(
@@ -520,8 +574,45 @@ def build_services(
         kite=kite,
         reconciler=reconciler,
         models=models,
+        history_service=history_service,
         backtests=BacktestService(database),
     )
+
+
+def _history_service(
+    settings: Settings,
+    database: Database | None,
+    bus: EventBus,
+    clock: Clock,
+    bars: BarBuilder,
+    simulator: MarketSimulator,
+    kite: KiteRuntime | None,
+) -> HistoryService:
+    """The one history service: the profile's store, the configured providers, today's live
+    bars, and the simulator's history where nothing real covers a chart."""
+    router = None
+    if database is not None and settings.marketdata.providers:
+        from services.marketdata.service import open_router
+        from services.security import CredentialStore
+        from services.storage.paths import default_cache_dir
+
+        credentials = CredentialStore(settings.profile, database, actor="terminal")
+        router = open_router(
+            database, settings.marketdata, credentials.get, clock=clock,
+            cache_dir=default_cache_dir() / "marketdata",
+        )
+
+        def publish(health: ProviderHealth) -> None:
+            bus.publish(CONNECTION, health_state(health, clock.now()))
+
+        router.listeners.append(publish)
+
+    def synthetic(key: str, timeframe: Timeframe, count: int, end: datetime) -> list[Bar]:
+        if kite is not None and kite.history_available:
+            return []  # Kite's own history serves the charts; no made-up bars beside it
+        return simulator.history(key, timeframe, count, end)
+
+    return HistoryService(router, live=bars.bars, fallback=synthetic, clock=clock)
 
 
 def _discard(

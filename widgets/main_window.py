@@ -27,6 +27,7 @@ from models.signals import Signal as ModelSignal
 from services.alerts import ALERTS, AlertFired
 from services.bus import BARS, CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, TICKS
 from services.domain import Bar, Fill, OrderType, Side, Tick, Timeframe
+from services.marketdata.service import HISTORY, HistoryLoaded
 from services.risk import KillReport
 from widgets.alerts_panel import AlertsPanel
 from widgets.backtest_panel import BacktestPanel, BacktestPort
@@ -236,6 +237,7 @@ class MainWindow(QMainWindow):
         self.pump.on(FILLS, self._on_fills)
         self.pump.on(TICKS, self._on_ticks)
         self.pump.on(BARS, self._on_bars)
+        self.pump.on(HISTORY, self._on_history)
         self.pump.on(SIGNALS, self._on_signals)
         self.pump.on(ALERTS, self._on_alerts, on_lagged=self.alerts_panel.refresh)
         self.restore_last_layout()
@@ -460,6 +462,12 @@ class MainWindow(QMainWindow):
         mine = [b for b in bars if b.key == key and b.timeframe == timeframe]
         for bar in sorted(mine, key=lambda b: b.start):
             self.chart.update_bar(bar)
+
+    def _on_history(self, loaded: list[HistoryLoaded]) -> None:
+        """Real history for the chart arrived in the background: redraw it with that."""
+        key, timeframe = self.chart.key, self.chart.timeframe
+        if key and any(h.key == key and h.timeframe == timeframe for h in loaded):
+            self._load_chart(key, timeframe)
 
     def _on_fills(self, fills: list[Fill]) -> None:
         markers = [

@@ -135,6 +135,8 @@ def build_runtime(
     )
     if services.models is not None:
         metrics.watch_model_accuracy(services.models.live_accuracy)
+    if services.history_service is not None and services.history_service.router is not None:
+        metrics.watch_data_providers(services.history_service.router.health)
     metrics.watch_bus(services.bus)
     metrics.watch_feed(FeedSource(feed_name, lambda: feed.ticks_received, feed.last_tick_age))
     services.orders.on_ack = _chain(
