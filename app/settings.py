@@ -16,6 +16,7 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from services.costs import load_schedule
+from services.marketdata.config import MarketDataConfig
 from services.risk.limits import RiskLimits
 
 if TYPE_CHECKING:
@@ -71,6 +72,38 @@ class KiteSettings(BaseModel):
         return value
 
 
+class NodeSettings(BaseModel):
+    """The order node (docs/operator-guide.md, "Orders from a static IP").
+
+    On the node (``dalal headless`` on the VPS): SEBI's retail-algo controls. On the desktop:
+    ``venue = "node"`` sends orders to the node at ``url`` instead of to the broker directly.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # -- on the node --
+    # Orders per second per exchange (SEBI: 10 unless the strategy is exchange-registered).
+    order_rate_per_second: int = Field(default=10, ge=1, le=10)
+    # With a registered strategy id the broker allows more; the limit becomes this.
+    registered_strategy_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    registered_rate_per_second: int = Field(default=50, ge=1, le=500)
+    # What the 11th order in one second does: wait for the window, or be refused at once.
+    rate_mode: Literal["wait", "refuse"] = "wait"
+    # The algo id (or name) the broker knows this flow by; each broker's form is the adapter's.
+    algo_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    # Market protection in percent put on MARKET and SL-M orders that carry none.
+    market_protection_percent: str = Field(default="2", pattern=r"^\d{1,2}(\.\d{1,2})?$")
+    # Which address family the node's broker connections leave by, and the address the
+    # operator registered with the broker (shown in /readyz and in "IP not allowed" messages).
+    egress_family: Literal["any", "ipv4", "ipv6"] = "any"
+    registered_ip: str | None = Field(default=None, max_length=45)
+    # -- on the desktop --
+    venue: Literal["broker", "node"] = "broker"
+    url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(:\d+)?/?$")
+    # SHA-256 of the node's TLS certificate, pinned on first use after the trader confirmed it.
+    fingerprint: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
 DEFAULT_BREEZE_REDIRECT = "http://127.0.0.1:5011/breeze/callback"
 
 
@@ -104,6 +137,20 @@ class BreezeSettings(BaseModel):
         return BreezeEndpoints.local(self.base_url) if self.base_url else BreezeEndpoints()
 
 
+class AngelOneSettings(BaseModel):
+    """Angel One SmartAPI. The client code, PIN and TOTP seed are not here: they live in the
+    credential store (``dalal credentials set angelone --field api_key --field client_code
+    --field pin --field totp_secret``); the day's session comes from ``dalal login angelone``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # Endpoint overrides, for tests against a local fake; None means Angel One's servers.
+    api_root: str | None = None
+    stream_url: str | None = None
+    scrip_master_url: str | None = None
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -130,6 +177,7 @@ class Settings(BaseModel):
     broker: Literal["paper", "kite", "breeze"] = "paper"
     kite: KiteSettings = Field(default_factory=KiteSettings)
     breeze: BreezeSettings = Field(default_factory=BreezeSettings)
+    angelone: AngelOneSettings = Field(default_factory=AngelOneSettings)
     # Embedded models (registry, live signals, A/B tests): on whenever a profile database is
     # open. Paper trading from signals is off until chosen: it sends real orders to the broker.
     # Minutes of no keyboard or mouse before the window hides its data (docs/security.md).
@@ -146,6 +194,9 @@ class Settings(BaseModel):
     # such as "dask" or "ray" once registered with joblib.
     models_training_backend: str = Field(default="threading", pattern=r"^[a-z_]{1,32}$")
     models_training_jobs: int = Field(default=1, ge=-1, le=1024)
+    node: NodeSettings = Field(default_factory=NodeSettings)
+    # Market-data providers for history (docs/data.md); none by default: no network.
+    marketdata: MarketDataConfig = Field(default_factory=MarketDataConfig)
 
     @field_validator("paper_tariff")
     @classmethod

@@ -131,6 +131,45 @@ def login_breeze(args: argparse.Namespace) -> int:
     return 0
 
 
+@guarded
+def login_angelone(args: argparse.Namespace) -> int:
+    """Client code, PIN and TOTP: the code from the stored seed (pyotp), or typed."""
+    from app.angelone import build_parts
+    from app.cli import load_cli_settings
+    from app.commands.vault import prompt_secret
+    from services.broker import BrokerError
+    from services.brokers.angelone.session import AngelSession
+    from services.clock import SystemClock, to_ist
+    from services.security import CredentialStore
+
+    settings = load_cli_settings(args)
+    clock = SystemClock()
+    vault, db = unlock(args)
+    try:
+        store = CredentialStore(vault.paths.profile, db, actor="cli")
+        try:
+            session = build_parts(settings, store, clock).session
+            assert isinstance(session, AngelSession)
+            current = session.current(clock.now())
+            if current is not None and not args.force:
+                until = to_ist(current.expires_at)
+                print(f"already logged in to Angel One until {until:%Y-%m-%d %H:%M} IST")
+                return 0
+            session.login_url()  # the client code is stored: ask for a code only then
+            code = args.totp or ""
+            if not code and session.secrets.totp_secret() is None:
+                code = prompt_secret("Angel One TOTP code (6 digits): ").strip()
+            token = asyncio.run(session.complete_login({"totp": code}))
+        except BrokerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        db.close()
+    until = to_ist(token.expires_at)
+    print(f"logged in to Angel One; the session lasts until {until:%Y-%m-%d %H:%M} IST")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("login", help="log in to a broker in the browser")
     sub = parser.add_subparsers(dest="login_broker", required=True)
@@ -170,3 +209,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     b.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     add_profile_args(b)
     b.set_defaults(func=login_breeze)
+    p = sub.add_parser(
+        "angelone",
+        help="Angel One: client code, PIN and TOTP (no browser); the session lasts until "
+        "midnight IST",
+    )
+    p.add_argument(
+        "--totp",
+        default=None,
+        metavar="CODE",
+        help="the six-digit code (default: generated from the stored totp_secret, or asked)",
+    )
+    p.add_argument("--force", action="store_true", help="log in again even if still logged in")
+    p.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    add_profile_args(p)
+    p.set_defaults(func=login_angelone)
