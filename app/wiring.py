@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from app.settings import Settings
 from services.alerts import Alert, AlertBook, AlertCondition
 from services.bars import BarBuilder
-from services.broker import Broker, BrokerError, OrderChange
+from services.broker import BrokerError, OrderChange
+from services.brokers.ports import ExecutionClient
 from services.bus import CONNECTION, EventBus
 from services.clock import Clock, SystemClock, to_ist
 from services.domain import (
@@ -85,7 +86,7 @@ class AppServices:
     # historical API is unavailable (no add-on on the Kite Connect app).
     simulator: MarketSimulator
     bars: BarBuilder
-    broker: PaperBroker | Broker
+    broker: PaperBroker | ExecutionClient
     orders: OrderManager
     risk: RiskEngine
     kill_switch: KillSwitch
@@ -369,7 +370,7 @@ def build_services(
     )
     bars = BarBuilder(bus, clock=clock)
     kite: KiteRuntime | None = None
-    broker: PaperBroker | Broker
+    broker: PaperBroker | ExecutionClient
     if kite_mode:
         from app.kite_runtime import KiteRuntime  # lazy: the SDK and Twisted
 

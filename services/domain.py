@@ -280,6 +280,35 @@ class Bar:
 
 
 @dataclass(frozen=True, slots=True)
+class MarketProtection:
+    """The exchange-mandated protection of a market order: a percentage band or automatic.
+
+    ``percent`` None is the broker's automatic protection (Kite sends -1, Upstox its own
+    default); a percentage is above 0 and at most 100, and a broker may accept less
+    (``BrokerLimits.market_protection``), which its adapter checks.
+    """
+
+    percent: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        if self.percent is not None and not 0 < self.percent <= 100:
+            raise ValueError(
+                f"market protection {self.percent}% must be above 0 and at most 100 "
+                "(or automatic)"
+            )
+
+    @property
+    def is_auto(self) -> bool:
+        return self.percent is None
+
+    def __str__(self) -> str:
+        return "auto" if self.percent is None else f"{self.percent}%"
+
+
+AUTO_PROTECTION = MarketProtection()
+
+
+@dataclass(frozen=True, slots=True)
 class OrderRequest:
     key: str
     side: Side
@@ -293,9 +322,9 @@ class OrderRequest:
     source: str = "manual"  # ticket, hotkey, api, model:<id>: shown in the audit log
     # An after-market order: queued by the broker until the next session opens.
     amo: bool = False
-    # Market protection in percent for MARKET and SL-M orders (how far from the last price
-    # a fill may go); None lets the broker choose its automatic protection.
-    market_protection: Decimal | None = None
+    # How far from the last price a MARKET or SL-M order may fill; None leaves it to the
+    # broker's default (its automatic protection). Each adapter maps it to its own field.
+    market_protection: MarketProtection | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from services.broker import BrokerError, OrderChange, OrderNotFound, OrderRejected
+from services.brokers.ports import BrokerLimits
 from services.bus import (
     CONNECTION,
     FILLS,
@@ -89,8 +90,13 @@ def _fmt_money(value: Decimal) -> str:
     return f"{value.quantize(PAISA):f}"
 
 
+# The paper venue has no broker limits of its own: orders are throttled by the risk engine.
+PAPER_LIMITS = BrokerLimits(tag_max_length=64, order_windows=(), tag_alphanumeric=False)
+
+
 class PaperBroker:
     name = "paper"
+    limits: BrokerLimits = PAPER_LIMITS
 
     def __init__(
         self,
@@ -115,7 +121,7 @@ class PaperBroker:
         self._order_seq = itertools.count(1)
         self._fill_seq = itertools.count(1)
 
-    # -- Broker protocol -------------------------------------------------------------------
+    # -- ExecutionClient ---------------------------------------------------------------------
     async def place_order(self, request: OrderRequest) -> Order:
         return self.place(request)
 
@@ -124,6 +130,12 @@ class PaperBroker:
 
     async def cancel_order(self, order_id: str) -> Order:
         return self.cancel(order_id)
+
+    async def order_status(self, order_id: str) -> Order:
+        return self.order(order_id)
+
+    async def order_by_tag(self, tag: str) -> Order | None:
+        return next((o for o in self._orders.values() if o.request.tag == tag), None)
 
     async def orders(self) -> list[Order]:
         return list(self._orders.values())
@@ -437,7 +449,9 @@ class PaperBroker:
         if order is None:
             raise OrderNotFound(f"order {order_id} not found")
         if order.status.is_terminal:
-            raise BrokerError(f"order {order_id} is already {order.status}: it cannot be {verb}")
+            raise OrderRejected(
+                f"order {order_id} is already {order.status}: it cannot be {verb}", rule="state"
+            )
         return order
 
     def _reject(self, order: Order, message: str) -> Order:

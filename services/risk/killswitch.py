@@ -17,12 +17,19 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, TypeVar
 
-from services.broker import Broker
+from services.brokers.ports import ExecutionClient
 from services.clock import Clock, SystemClock
-from services.domain import Instrument, Order, OrderRequest, OrderType, Position, Side
+from services.domain import (
+    AUTO_PROTECTION,
+    Instrument,
+    Order,
+    OrderRequest,
+    OrderType,
+    Position,
+    Side,
+)
 from services.risk.checks import freeze_limit
 from services.risk.engine import RiskEngine
 from services.risk.state import AuditSink, TradingState
@@ -81,8 +88,8 @@ class KillReport:
         }
 
 
-# The exchange-mandated protection for market orders, chosen by the broker (Kite's -1).
-MARKET_PROTECTION_AUTO = Decimal(-1)
+# The exchange-mandated protection for market orders, chosen by the broker.
+MARKET_PROTECTION_AUTO = AUTO_PROTECTION
 
 
 class _BudgetExhausted(Exception):
@@ -92,7 +99,7 @@ class _BudgetExhausted(Exception):
 class KillSwitch:
     def __init__(
         self,
-        broker: Broker,
+        broker: ExecutionClient,
         engine: RiskEngine,
         *,
         instruments: Callable[[str], Instrument | None] | None = None,

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
-from services.broker import Broker
+from services.brokers.ports import ExecutionClient
 from services.bus import ORDERS, POSITIONS, EventBus, SubscriberLagged
 from services.domain import ZERO, Order, Position
 from services.risk.engine import RiskEngine
@@ -26,7 +26,7 @@ class RiskSupervisor:
         self,
         engine: RiskEngine,
         bus: EventBus,
-        broker: Broker,
+        broker: ExecutionClient,
         stuck: StuckOrderMonitor,
         *,
         sweep_seconds: float = 5.0,

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -343,3 +343,25 @@ class AuditRepository(_Repository):
                 "SELECT seq, ts, kind, actor, details, prev_hash, hash FROM audit_log ORDER BY seq"
             )
         ]
+
+
+class OrderCountRepository(_Repository):
+    """Orders sent per broker per IST day: the ``DailyCountStore`` of the order throttle.
+
+    ``save`` keeps the larger count, so writes that reach the database out of order (they
+    are handed to an executor) never lower it.
+    """
+
+    def load(self, broker: str, day: date) -> int:
+        rows = self._db.query(
+            "SELECT sent FROM order_counts WHERE broker = ? AND day = ?", (broker, day.isoformat())
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def save(self, broker: str, day: date, sent: int) -> None:
+        with self._db.transaction() as c:
+            c.execute(
+                "INSERT INTO order_counts (broker, day, sent) VALUES (?, ?, ?) "
+                "ON CONFLICT (broker, day) DO UPDATE SET sent = MAX(sent, excluded.sent)",
+                (broker, day.isoformat(), sent),
+            )
