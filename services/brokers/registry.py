@@ -76,6 +76,12 @@ REGISTRY: tuple[BrokerEntry, ...] = (
         "services.brokers.kite",
         frozenset(Role),
     ),
+    BrokerEntry(
+        "upstox",
+        "Upstox",
+        "services.brokers.upstox",
+        frozenset(Role),
+    ),
 )
 
 

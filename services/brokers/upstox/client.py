@@ -1,8 +1,9 @@
 """The SDK's ``ApiClient`` pointed where we choose, and one way to call it off the loop.
 
 ``upstox_client`` is a blocking urllib3 client. Every call runs in an executor, carries a
-timeout (the SDK has none by default, and drops a float one) and goes through the API throttle (Upstox allows 50
-non-order requests a second); its failure is mapped to the taxonomy in ``errors``.
+timeout (the SDK has none by default, and drops a float one) and goes through the API
+throttle (Upstox allows 50 non-order requests a second); its failure is mapped to the
+taxonomy in ``errors``.
 
 ``Configuration`` is a metaclass singleton that hands out *copies* of a process default, so
 setting ``host``/``order_host`` on our copy leaves any other user of the SDK alone. The SDK

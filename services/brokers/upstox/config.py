@@ -16,9 +16,13 @@ from services.brokers.ports import (
     BrokerLimits,
     FeedCapacity,
     FeedMode,
+    InstrumentMaster,
+    MarketDataFeed,
     ProtectionRange,
     RateWindow,
+    SessionToken,
 )
+from services.brokers.registry import BrokerContext, BrokerParts
 
 BROKER = "upstox"
 API_VERSION = "2.0"  # the Api-Version header the v2 endpoints require
@@ -82,7 +86,108 @@ def limits() -> BrokerLimits:
 FEED_CAPACITY = FeedCapacity(
     per_connection=FEED_LTPC_KEYS,
     connections=FEED_CONNECTIONS,
-    per_mode={FeedMode.LTP: FEED_LTPC_KEYS, FeedMode.QUOTE: FEED_FULL_KEYS, FeedMode.FULL: FEED_FULL_KEYS},
+    per_mode={
+        FeedMode.LTP: FEED_LTPC_KEYS,
+        FeedMode.QUOTE: FEED_FULL_KEYS,
+        FeedMode.FULL: FEED_FULL_KEYS,
+    },
 )
 API_WINDOWS = (RateWindow(OTHER_PER_SECOND, 1.0),)
 LIMITS = limits()
+
+
+NAME = BROKER
+TITLE = "Upstox"
+
+
+def build(context: BrokerContext) -> BrokerParts:
+    """Upstox's adapters on the official SDK (imported here, not at module import).
+
+    One ``UpstoxApi`` (one SDK client, one token) serves execution, history, the feed and
+    the order stream, so ``use_token`` reaches them all at once. Orders go through the
+    order throttle (10/s, 500/min, 2,000/30 min); every other call through the API
+    throttle (50/s). ``context.options`` are knobs for tests: ``timeout``, ``sleep``,
+    ``lookup_delay``, and ``feed`` (a dict for the feed and the order stream).
+    """
+    from services.brokers.throttle import OrderThrottle
+    from services.brokers.upstox.client import UpstoxApi
+    from services.brokers.upstox.execution import UpstoxExecution
+    from services.brokers.upstox.feed import UpstoxFeed
+    from services.brokers.upstox.history import UpstoxHistory
+    from services.brokers.upstox.instruments import MasterCache, UpstoxInstruments
+    from services.brokers.upstox.portfolio import UpstoxOrderStream
+    from services.brokers.upstox.session import UpstoxSession
+
+    clock = context.clock
+    endpoints = context.endpoints or UpstoxEndpoints()
+    options = dict(context.options)
+    sleep = {"sleep": options["sleep"]} if "sleep" in options else {}
+    feed_options = dict(options.pop("feed", {}) or {})
+    session = None
+    if context.secrets is not None:
+        session = UpstoxSession(
+            context.secrets,
+            endpoints=endpoints,
+            redirect_uri=str(context.settings.get("redirect_uri") or "") or None,
+            clock=clock,
+        )
+    token = context.access_token
+    if token is None and session is not None:
+        current = session.current(clock.now())
+        token = current.access_token if current is not None else None
+    api_throttle = OrderThrottle(
+        clock, windows=API_WINDOWS, broker="Upstox API", max_wait=10.0, **sleep
+    )
+    api = UpstoxApi(
+        token,
+        endpoints=endpoints,
+        timeout=float(options.get("timeout", 7.0)),
+        executor=context.executor,
+        throttle=api_throttle,
+        on_session_expired=context.on_session_expired,
+    )
+    instruments = UpstoxInstruments(endpoints, clock=clock)
+    cache = MasterCache(instruments, clock)
+    instruments.cache = cache
+    throttle = OrderThrottle.for_limits(
+        LIMITS,
+        clock,
+        broker=TITLE,
+        store=context.counts,
+        executor=context.executor,
+        **sleep,
+    )
+    execution = UpstoxExecution(
+        api,
+        cache,
+        throttle=throttle,
+        clock=clock,
+        algo_name=str(context.settings.get("algo_name") or "") or None,
+        lookup_delay=float(options.get("lookup_delay", 0.5)),
+        **sleep,
+    )
+    execution.order_stream = UpstoxOrderStream(
+        api, context.bus, execution, clock=clock, **feed_options
+    )
+    sockets: list[UpstoxFeed | UpstoxOrderStream] = [execution.order_stream]
+
+    def feed(master: InstrumentMaster) -> MarketDataFeed:
+        cache.set(master)
+        built = UpstoxFeed(api, context.bus, master, clock=clock, **feed_options)
+        sockets.append(built)
+        return built
+
+    def use_token(new: SessionToken) -> None:
+        api.set_access_token(new.access_token)
+        for socket in sockets:
+            socket.renew(new.access_token)
+
+    return BrokerParts(
+        NAME,
+        session=session,
+        instruments=instruments,
+        execution=execution,
+        history=UpstoxHistory(api, cache, clock=clock),
+        feed=feed,
+        use_token=use_token,
+    )

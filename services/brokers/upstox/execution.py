@@ -34,10 +34,11 @@ from services.brokers.errors import (
     SessionExpired,
     outcome_unknown,
 )
-from services.brokers.ports import BrokerId, BrokerLimits
+from services.brokers.ports import BrokerLimits, InstrumentMaster
 from services.brokers.upstox import mapping
 from services.brokers.upstox.client import UpstoxApi
 from services.brokers.upstox.config import BROKER, limits
+from services.brokers.upstox.instruments import MasterCache
 from services.clock import Clock, SystemClock
 from services.domain import (
     Exchange,
@@ -56,16 +57,6 @@ from services.domain import (
 log = logging.getLogger(__name__)
 
 
-class Listings(Protocol):
-    """What execution needs of the day's ``InstrumentMaster``."""
-
-    def instrument(self, key: str) -> Instrument: ...
-
-    def broker_id(self, key: str) -> BrokerId: ...
-
-    def key_of(self, broker_id: BrokerId) -> str: ...
-
-
 class Throttle(Protocol):
     async def acquire(self) -> float: ...
 
@@ -82,7 +73,7 @@ class UpstoxExecution:
     def __init__(
         self,
         api: UpstoxApi,
-        master: Listings,
+        master: InstrumentMaster | MasterCache,
         *,
         throttle: Throttle,
         clock: Clock | None = None,
@@ -93,7 +84,7 @@ class UpstoxExecution:
         tag_prefix: str = "DT",
     ) -> None:
         self.api = api
-        self.master = master
+        self.masters = MasterCache.fixed(master) if isinstance(master, InstrumentMaster) else master
         self.throttle = throttle
         self.limits: BrokerLimits = limits()
         self._clock = clock or SystemClock()
@@ -109,14 +100,20 @@ class UpstoxExecution:
         # The latest record of every slice seen, to fold stream updates into one order.
         self._slice_orders: dict[str, Order] = {}
         self.placement_attempts = 0
+        # The portfolio stream pushing this account's order updates (set by config.build;
+        # the app starts it with the live session).
+        self.order_stream: Any = None
 
     # -- keys -------------------------------------------------------------------------------
 
     def _key_of(self, record: mapping.Json) -> tuple[str, Exchange]:
         token = str(record.get("instrument_token") or record.get("instrument_key") or "")
+        master = self.masters.master
         try:
-            key = self.master.key_of(token)
-            return key, self.master.instrument(key).exchange
+            if master is None:
+                raise InstrumentUnknown("no master")
+            key = master.key_of(token)
+            return key, master.instrument(key).exchange
         except InstrumentUnknown:
             exchange = Exchange(str(record.get("exchange") or "NSE"))
             symbol = record.get("trading_symbol") or record.get("tradingsymbol") or token
@@ -153,10 +150,10 @@ class UpstoxExecution:
         self._tags_used.add(tag)
         return tag
 
-    def _place_body(self, request: OrderRequest, tag: str) -> Any:
+    def _place_body(self, request: OrderRequest, tag: str, master: InstrumentMaster) -> Any:
         import upstox_client  # type: ignore[import-untyped]
 
-        instrument = self.master.instrument(request.key)
+        instrument = master.instrument(request.key)
         if not instrument.tradable:
             raise InvalidInput(f"{request.key} is an index: it has no order book")
         if request.product not in exchange_products(instrument):
@@ -170,7 +167,7 @@ class UpstoxExecution:
         try:
             fields = mapping.place_body(
                 request,
-                instrument_key=str(self.master.broker_id(request.key)),
+                instrument_key=str(master.broker_id(request.key)),
                 tag=tag,
                 slice_=slice_,
             )
@@ -179,9 +176,11 @@ class UpstoxExecution:
             raise InvalidInput(f"place order: {exc}") from exc
 
     async def place_order(self, request: OrderRequest) -> Order:
-        """Place ``request``; the acknowledged order, or the one found by tag after a lost answer."""
+        """Place ``request``: the acknowledged order, or the one found by tag after a lost
+        answer."""
+        master = await self.masters.get()
         tag = self._tag_for(request)
-        body = self._place_body(request, tag)
+        body = self._place_body(request, tag, master)
         request = replace(request, tag=tag)
         await self.throttle.acquire()
         retried = False
@@ -252,6 +251,7 @@ class UpstoxExecution:
     # -- lookups ----------------------------------------------------------------------------
 
     async def _book(self) -> list[Order]:
+        await self.masters.get()
         response = await self.api.call(
             "read order book", self.api.orders.get_order_book, self.api.api_version
         )
@@ -276,6 +276,7 @@ class UpstoxExecution:
         return self._fold(matches)[0]
 
     async def _one(self, order_id: str) -> Order:
+        await self.masters.get()
         try:
             response = await self.api.raw(
                 self.api.orders.get_order_status, order_id=order_id
@@ -402,6 +403,7 @@ class UpstoxExecution:
         return self._fold(await self._book())
 
     async def fills(self) -> list[Fill]:
+        await self.masters.get()
         response = await self.api.call(
             "read trades", self.api.orders.get_trade_history, self.api.api_version
         )
@@ -419,6 +421,7 @@ class UpstoxExecution:
         return fills
 
     async def positions(self) -> list[Position]:
+        await self.masters.get()
         response = await self.api.call(
             "read positions", self.api.portfolio.get_positions, self.api.api_version
         )
@@ -433,6 +436,7 @@ class UpstoxExecution:
         return out
 
     async def holdings(self) -> list[Holding]:
+        await self.masters.get()
         response = await self.api.call(
             "read holdings", self.api.portfolio.get_holdings, self.api.api_version
         )

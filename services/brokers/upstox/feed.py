@@ -98,7 +98,7 @@ class ReconnectingSocket:
         self.backoff_max = backoff_max
         self.session_retry = session_retry
         self.connect_timeout = connect_timeout
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311  (jitter, not a secret)
         self._task: asyncio.Task[None] | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._renewed = asyncio.Event()
@@ -317,19 +317,19 @@ class UpstoxFeed(ReconnectingSocket):
 
     def subscribe(self, keys: Iterable[str], mode: FeedMode = FeedMode.QUOTE) -> None:
         wanted = list(dict.fromkeys(keys))
-        ids = {key: str(self.master.broker_id(key)) for key in wanted}  # InstrumentUnknown
         after = dict(self._subs)
-        after.update({key: mode for key in wanted})
+        after.update(dict.fromkeys(wanted, mode))
         wire = WIRE_MODE[mode]
         in_mode = sum(1 for m in after.values() if WIRE_MODE[m] == wire)
         cap = WIRE_CAP[wire]
         if in_mode > cap:
             before = sum(1 for m in self._subs.values() if WIRE_MODE[m] == wire)
             raise CapacityExceeded(
-                f"Upstox's feed carries at most {cap:,} instruments in {wire} mode "
-                f"({mode.value} in the terminal) on one connection; {before:,} are in use and "
-                f"{len(wanted):,} more were asked. Unsubscribe some first (nothing was subscribed)"
+                f"Upstox's feed carries at most {cap} instruments in {wire} mode "
+                f"({mode.value} in the terminal) on one connection; {before} are in use and "
+                f"{len(wanted)} more were asked. Unsubscribe some first (nothing was subscribed)"
             )
+        ids = {key: str(self.master.broker_id(key)) for key in wanted}  # InstrumentUnknown
         self._subs = after
         self._ids.update(ids)
         for key, upstox_key in ids.items():

@@ -10,11 +10,11 @@ need Upstox Plus (UDAPI1149) and are outside the declared coverage.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Protocol
 
-from services.brokers.ports import BrokerId, Coverage
+from services.brokers.ports import Coverage, InstrumentMaster
 from services.brokers.upstox import mapping
 from services.brokers.upstox.client import UpstoxApi
+from services.brokers.upstox.instruments import MasterCache
 from services.clock import IST, Clock, SystemClock, to_ist
 from services.domain import Bar, Timeframe
 
@@ -51,18 +51,18 @@ def coverage(now: datetime) -> Coverage:
     )
 
 
-class KeyResolver(Protocol):
-    def broker_id(self, key: str) -> BrokerId: ...
-
-
 class UpstoxHistory:
     """Candles for canonical keys; ``coverage`` is recomputed from the clock on each call."""
 
     def __init__(
-        self, api: UpstoxApi, master: KeyResolver, *, clock: Clock | None = None
+        self,
+        api: UpstoxApi,
+        master: InstrumentMaster | MasterCache,
+        *,
+        clock: Clock | None = None,
     ) -> None:
         self.api = api
-        self.master = master
+        self.masters = MasterCache.fixed(master) if isinstance(master, InstrumentMaster) else master
         self._clock = clock or SystemClock()
         self.coverage = coverage(self._clock.now())
 
@@ -72,7 +72,7 @@ class UpstoxHistory:
         now = self._clock.now()
         self.coverage = coverage(now)
         self.coverage.check(timeframe, start, end, now)
-        instrument_key = str(self.master.broker_id(key))
+        instrument_key = str((await self.masters.get()).broker_id(key))
         unit, interval = UNITS[timeframe]
         bars: dict[datetime, Bar] = {}
         for chunk_start, chunk_end in self.coverage.chunks(timeframe, start, end):

@@ -235,6 +235,7 @@ class UpstoxInstruments:
         self._clock = clock or SystemClock()
         self._timeout = timeout
         self.last_skipped: dict[str, int] = {}
+        self.cache: MasterCache | None = None  # filled on every fetch when set
 
     async def download(self) -> bytes:
         timeout = aiohttp.ClientTimeout(total=self._timeout)
@@ -261,6 +262,57 @@ class UpstoxInstruments:
         except MasterUnreadable as exc:
             raise DataError(str(exc)) from exc
         self.last_skipped = dict(parsed.skipped)
-        return InstrumentMaster(
+        master = InstrumentMaster(
             self.broker, today, (Listing(inst, key) for inst, key in parsed.rows)
         )
+        if self.cache is not None:
+            self.cache.set(master)
+        return master
+
+
+class MasterCache:
+    """The day's master, shared by execution, history and the feed of one broker build.
+
+    Execution needs the master to turn ``NSE:INFY`` into ``NSE_EQ|INE009A01021`` before the
+    first order; the app's daily load (``fetch_master``) fills this cache, and a part that
+    needs it first (or on a new IST day) loads it itself, once, behind a lock.
+    """
+
+    def __init__(self, provider: UpstoxInstruments | None, clock: Clock | None = None) -> None:
+        self._provider = provider
+        self._clock = clock or SystemClock()
+        self._master: InstrumentMaster | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def fixed(cls, master: InstrumentMaster) -> MasterCache:
+        cache = cls(None)
+        cache._master = master
+        return cache
+
+    @property
+    def master(self) -> InstrumentMaster | None:
+        return self._master
+
+    def set(self, master: InstrumentMaster) -> None:
+        self._master = master
+
+    def _fresh(self) -> bool:
+        master = self._master
+        if master is None:
+            return False
+        if self._provider is None or master.day is None:
+            return True
+        return master.day >= to_ist(self._clock.now()).date()
+
+    async def get(self) -> InstrumentMaster:
+        if self._fresh():
+            assert self._master is not None
+            return self._master
+        async with self._lock:
+            if not self._fresh():
+                if self._provider is None:
+                    raise BrokerUnavailable("the Upstox instrument master is not loaded")
+                self._master = await self._provider.fetch_master()
+        assert self._master is not None
+        return self._master

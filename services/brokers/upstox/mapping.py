@@ -31,6 +31,7 @@ from services.domain import (
     Exchange,
     Fill,
     Holding,
+    MarketProtection,
     Order,
     OrderRequest,
     OrderStatus,
@@ -111,7 +112,7 @@ def money(value: Any) -> Decimal:
 
 
 def number(value: Decimal) -> float:
-    """A price for the SDK's float fields: exact for every price on a tick grid (repr round-trips)."""
+    """A price for the SDK's float fields (its shortest repr is the price's digits)."""
     return float(value)
 
 
@@ -182,14 +183,15 @@ def status_from_upstox(word: str, filled: int) -> OrderStatus:
     return status
 
 
-def market_protection(value: object) -> float:
-    """Upstox's ``market_protection``: -1 (automatic) when unset, else 0..25 percent."""
-    percent = getattr(value, "percent", value)
-    if percent is None:
+def market_protection(value: MarketProtection | None) -> float:
+    """Upstox's ``market_protection``: -1 (automatic) when unset, else up to 25 percent."""
+    if value is None or value.percent is None:
         return -1.0
-    if not isinstance(percent, Decimal | int) or percent < 0 or percent > 25:
-        raise MappingError(f"market protection must be between 0 and 25 %, not {percent}")
-    return float(percent)
+    if value.percent > 25:
+        raise MappingError(
+            f"market protection must be between 0 and 25 % at Upstox, not {value.percent} %"
+        )
+    return float(value.percent)
 
 
 def place_body(

@@ -24,7 +24,8 @@ MARKET_HOURS = datetime(2026, 11, 25, 10, 0, 0, tzinfo=IST)  # a Wednesday, sess
 
 @pytest.fixture
 def fake() -> Iterator[FakeUpstox]:
-    with FakeUpstox(hang_seconds=1.0, instruments=default_instruments(MARKET_HOURS.date())) as server:
+    instruments = default_instruments(MARKET_HOURS.date())
+    with FakeUpstox(hang_seconds=1.0, instruments=instruments) as server:
         yield server
 
 

@@ -118,10 +118,10 @@ async def test_algo_name_and_blocked_market_refusals(
     fake: FakeUpstox, clock: ManualClock
 ) -> None:
     unknown_algo = make_execution(fake, clock, algo_name="not-registered")
-    with pytest.raises(InvalidInput, match="UDAPI1156.*algo"):
+    with pytest.raises(InvalidInput, match=r"UDAPI1156.*algo"):
         await unknown_algo.place_order(req())
     fake.inject("place", "blocked")
-    with pytest.raises(OrderRejected, match="UDAPI1158.*blocked") as caught:
+    with pytest.raises(OrderRejected, match=r"UDAPI1158.*blocked") as caught:
         await make_execution(fake, clock).place_order(req())
     assert caught.value.rule == "broker-market-blocked"
 

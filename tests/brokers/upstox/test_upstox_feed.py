@@ -68,7 +68,9 @@ async def ticks_for(sub: object, key: str, within: float = 5.0) -> list[Tick]:
     return got
 
 
-async def test_ticks_arrive_exact_in_each_mode(fake: FakeUpstox, feed: UpstoxFeed, bus: EventBus) -> None:
+async def test_ticks_arrive_exact_in_each_mode(
+    fake: FakeUpstox, feed: UpstoxFeed, bus: EventBus
+) -> None:
     sub = bus.subscribe(TICKS, "test", lossless=True)
     feed.subscribe([INFY], FeedMode.FULL)
     feed.subscribe([SBIN], FeedMode.LTP)
@@ -151,10 +153,10 @@ async def test_capacity_is_refused_with_the_numbers_before_anything_is_sent(
 
     big = UpstoxFeed(make_api(fake), bus, Everything())
     big.subscribe([f"K{i}" for i in range(1500)], FeedMode.FULL)
-    with pytest.raises(CapacityExceeded, match=r"1,500 instruments in full mode.*1,500 are in use"):
+    with pytest.raises(CapacityExceeded, match=r"1500 instruments in full mode.*1500 are in use"):
         big.subscribe(["ONE-MORE"], FeedMode.QUOTE)
     big.subscribe([f"L{i}" for i in range(2000)], FeedMode.LTP)
-    with pytest.raises(CapacityExceeded, match="2,000 instruments in ltpc"):
+    with pytest.raises(CapacityExceeded, match="2000 instruments in ltpc"):
         big.subscribe(["ONE-MORE"], FeedMode.LTP)
     assert len(big.subscriptions()) == 3500
     with pytest.raises(InstrumentUnknown):
@@ -163,7 +165,9 @@ async def test_capacity_is_refused_with_the_numbers_before_anything_is_sent(
     big.api.close()
 
 
-async def test_a_third_connection_is_refused(fake: FakeUpstox, clock: ManualClock, bus: EventBus) -> None:
+async def test_a_third_connection_is_refused(
+    fake: FakeUpstox, clock: ManualClock, bus: EventBus
+) -> None:
     feeds = [UpstoxFeed(make_api(fake), bus, master_for(fake, clock)) for _ in range(3)]
     try:
         feeds[0].start()

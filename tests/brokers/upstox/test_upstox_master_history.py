@@ -40,7 +40,9 @@ async def test_master_downloads_and_maps_keys_both_ways(
     assert option.lot_size == 75 and option.freeze_quantity == 1800
     assert option.tick_size == Decimal("0.05") and option.strike == Decimal("24500")
     assert option.expiry is not None and option.expiry >= clock.now().date()
-    future = next(i for i in master.instruments() if i.kind is InstrumentKind.FUTURE and i.exchange == "NFO")
+    future = next(
+        i for i in master.instruments() if i.kind is InstrumentKind.FUTURE and i.exchange == "NFO"
+    )
     assert future.tradingsymbol.endswith("FUT") and future.tick_size == Decimal("0.1")
     gold = master.instrument(next(i.key for i in master.instruments() if i.exchange == "MCX"))
     assert gold.tick_size == Decimal("1")
@@ -67,9 +69,12 @@ async def test_master_counts_what_it_skips_and_refuses_garbage(clock: ManualCloc
 
 @pytest.mark.filterwarnings("ignore")
 async def test_contract_symbols_are_spelled_the_nse_way() -> None:
-    weekly = contract_symbol("NIFTY", InstrumentKind.CALL, date(2026, 11, 24), Decimal("24500"), True)
-    monthly = contract_symbol("NIFTY", InstrumentKind.PUT, date(2026, 11, 24), Decimal("24500.5"), False)
-    october = contract_symbol("BANKNIFTY", InstrumentKind.CALL, date(2026, 10, 6), Decimal("52000"), True)
+    day = date(2026, 11, 24)
+    weekly = contract_symbol("NIFTY", InstrumentKind.CALL, day, Decimal("24500"), True)
+    monthly = contract_symbol("NIFTY", InstrumentKind.PUT, day, Decimal("24500.5"), False)
+    october = contract_symbol(
+        "BANKNIFTY", InstrumentKind.CALL, date(2026, 10, 6), Decimal("52000"), True
+    )
     fut = contract_symbol("NIFTY", InstrumentKind.FUTURE, date(2026, 11, 24), None, False)
     assert (weekly, monthly, october, fut) == (
         "NIFTY26N2424500CE",
@@ -82,7 +87,7 @@ async def test_contract_symbols_are_spelled_the_nse_way() -> None:
 async def test_history_is_exact_oldest_first_and_chunked_by_coverage(
     fake: FakeUpstox, clock: ManualClock
 ) -> None:
-    history = UpstoxHistory(make_api(fake), master_for(fake, clock), clock=clock)
+    history = UpstoxHistory(make_api(fake, timeout=10.0), master_for(fake, clock), clock=clock)
     start = datetime(2026, 11, 2, 9, 15, tzinfo=IST)
     end = datetime(2026, 11, 24, 15, 30, tzinfo=IST)
     bars = await history.candles("NSE:INFY", Timeframe.M15, start, end)
@@ -92,7 +97,8 @@ async def test_history_is_exact_oldest_first_and_chunked_by_coverage(
     assert bars[0].start.utcoffset() == timedelta(hours=5, minutes=30)
     assert fake.journal.count("GET", "/v3/historical-candle/") == 1
     long_start = datetime(2026, 6, 1, tzinfo=IST)
-    minutes = await history.candles("NSE:INFY", Timeframe.M1, long_start, long_start + timedelta(days=75))
+    long_end = long_start + timedelta(days=75)
+    minutes = await history.candles("NSE:INFY", Timeframe.M15, long_start, long_end)
     assert fake.journal.count("GET", "/v3/historical-candle/") == 1 + 3  # 30-day chunks
     assert len(minutes) == len({b.start for b in minutes})
     with pytest.raises(HistoryNotCovered, match="go back"):

@@ -71,7 +71,7 @@ async def test_every_type_product_and_validity_reaches_upstox_with_its_words(
 async def test_nrml_on_derivatives_is_upstox_delivery_and_reads_back_as_nrml(
     fake: FakeUpstox, execution: UpstoxExecution
 ) -> None:
-    key = next(i.key for i in execution.master.instruments() if i.kind.value == "CE")  # type: ignore[attr-defined]
+    key = next(i.key for i in (await execution.masters.get()).instruments() if i.kind.value == "CE")
     order = await execution.place_order(
         req(key, quantity=75, product=Product.NRML, price=Decimal("120.05"))
     )
@@ -131,7 +131,7 @@ async def test_algo_name_header_is_sent_only_when_configured(
 async def test_above_freeze_quantity_is_sliced_and_tracked_as_one_order(
     fake: FakeUpstox, execution: UpstoxExecution
 ) -> None:
-    key = next(i.key for i in execution.master.instruments() if i.kind.value == "CE")  # type: ignore[attr-defined]
+    key = next(i.key for i in (await execution.masters.get()).instruments() if i.kind.value == "CE")
     order = await execution.place_order(
         req(key, quantity=75 * 50, product=Product.NRML, price=Decimal("120.05"))
     )
@@ -202,6 +202,8 @@ async def test_books_positions_holdings_and_funds_are_exact(
             "close_price": 1560.0, "buy_price": 1573.7, "sell_price": 0,
         }
     )
-    (position,) = await execution.positions()
-    assert position.key == "NSE:INFY" and position.product is Product.MIS
-    assert position.quantity == 2 and position.last_price == Decimal("1575.05")
+    positions = {(p.key, p.product): p for p in await execution.positions()}
+    intraday = positions[("NSE:INFY", Product.MIS)]
+    assert intraday.quantity == 2 and intraday.last_price == Decimal("1575.05")
+    delivery = positions[("NSE:INFY", Product.CNC)]  # from the market order's trade
+    assert delivery.quantity == 2 and delivery.average_price == Decimal("1573.7")

@@ -51,6 +51,8 @@ FAULTS = frozenset(
     {
         "timeout_before",  # hang without recording anything
         "timeout_after",  # record the order, then hang past the client's timeout
+        "drop_after",  # record the order, then cut the connection without an answer
+        "margin",  # RMS: insufficient funds
         "429",
         "500",
         "503_html",
@@ -359,6 +361,8 @@ class FakeUpstox:
         self.portfolio_connects = 0
         self.feed_requests: list[dict[str, Any]] = []
         self.answer_pings = True
+        self.silent = False
+        self._sends: set[asyncio.Future[None]] = set()
         self._last_feed_url = ""
         self.segment_status = {"NSE_EQ": pb.NORMAL_OPEN, "NSE_FO": pb.NORMAL_OPEN}
 
@@ -503,7 +507,7 @@ class FakeUpstox:
             sent = 0
             for sock in list(self.feed_sockets):
                 sock_mode = sock.modes.get(key)
-                if sock_mode is None:
+                if sock_mode is None or self.silent:
                     continue
                 frame = self.feed_frame(pb.live_feed, {key: mode or sock_mode})
                 with contextlib.suppress(ConnectionError, RuntimeError):
@@ -521,7 +525,7 @@ class FakeUpstox:
             socks = list(self.feed_sockets)
             for sock in socks:
                 with contextlib.suppress(Exception):
-                    transport = sock.ws._req.transport if sock.ws._req else None  # noqa: SLF001
+                    transport = sock.ws._req.transport if sock.ws._req else None
                     if transport is not None:
                         transport.abort()
             return len(socks)
@@ -534,7 +538,7 @@ class FakeUpstox:
             socks = list(self.portfolio_sockets)
             for ws in socks:
                 with contextlib.suppress(Exception):
-                    transport = ws._req.transport if ws._req else None  # noqa: SLF001
+                    transport = ws._req.transport if ws._req else None
                     if transport is not None:
                         transport.abort()
             return len(socks)
@@ -542,12 +546,20 @@ class FakeUpstox:
         result: int = self._on_loop(drop())
         return result
 
-    def subscribed(self) -> dict[str, str]:
+    def subscribed(self, *, newest: bool = False) -> dict[str, str]:
+        """Instrument key -> mode, over every open socket or only the newest one."""
         with self._lock:
+            socks = self.feed_sockets[-1:] if newest else self.feed_sockets
             merged: dict[str, str] = {}
-            for sock in self.feed_sockets:
+            for sock in socks:
                 merged.update(sock.modes)
             return merged
+
+    def silence(self, silent: bool) -> None:
+        """Say nothing at all (no frames, no pongs) while keeping the sockets open."""
+        with self._lock:
+            self.answer_pings = not silent
+            self.silent = silent
 
     # -- protobuf frames --------------------------------------------------------------------
 
@@ -703,7 +715,7 @@ class FakeUpstox:
         return None
 
     async def _apply_fault(self, fault: str | None) -> web.Response | None:
-        if fault is None or fault in ("timeout_after", "reused"):
+        if fault is None or fault in ("timeout_after", "drop_after", "reused"):
             return None
         if fault == "timeout_before":
             await asyncio.sleep(self.hang_seconds)
@@ -717,6 +729,12 @@ class FakeUpstox:
                 status=503,
                 text="<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>",
                 content_type="text/html",
+            )
+        if fault == "margin":
+            return _error(
+                400,
+                "UDAPI1013",
+                "Insufficient funds. Required margin is 15737.00, available margin is 120.50",
             )
         if fault == "token":
             return _error(401, "UDAPI100050", "Invalid token used to access API")
@@ -835,7 +853,9 @@ class FakeUpstox:
         message = json.dumps({"update_type": "order", "user_id": "AB1234", **order})
         for ws in list(self.portfolio_sockets):
             if not ws.closed:
-                asyncio.ensure_future(ws.send_str(message))
+                task = asyncio.ensure_future(ws.send_str(message))
+                self._sends.add(task)
+                task.add_done_callback(self._sends.discard)
 
     def _fill(self, order: dict[str, Any], qty: int, price: Decimal) -> None:
         order["filled_quantity"] += qty
@@ -1007,6 +1027,11 @@ class FakeUpstox:
                     self._fill(order, size, self.prices[body["instrument_token"]])
         if fault == "timeout_after":
             await self._hang()
+        if fault == "drop_after":
+            transport = request.transport
+            if transport is not None:
+                transport.abort()
+            await asyncio.sleep(0.1)
         return _ok({"order_ids": ids}, metadata={"latency": 12})
 
     def _order(self, order_id: str) -> dict[str, Any]:
@@ -1081,9 +1106,52 @@ class FakeUpstox:
         with self._lock:
             return _ok(list(self.trades))
 
+    def _day_positions(self) -> list[dict[str, Any]]:
+        """Net positions from the day's trades, shaped like ``PositionData``."""
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for trade in self.trades:
+            key = (trade["instrument_token"], trade["product"])
+            row = rows.setdefault(
+                key,
+                {"buy_q": 0, "sell_q": 0, "buy_v": Decimal(0), "sell_v": Decimal(0),
+                 "trade": trade},
+            )
+            value = Decimal(str(trade["average_price"])) * trade["quantity"]
+            if trade["transaction_type"] == "BUY":
+                row["buy_q"] += trade["quantity"]
+                row["buy_v"] += value
+            else:
+                row["sell_q"] += trade["quantity"]
+                row["sell_v"] += value
+        out = []
+        for (token, product), row in rows.items():
+            qty = row["buy_q"] - row["sell_q"]
+            buy_price = row["buy_v"] / row["buy_q"] if row["buy_q"] else Decimal(0)
+            sell_price = row["sell_v"] / row["sell_q"] if row["sell_q"] else Decimal(0)
+            trade = row["trade"]
+            out.append(
+                {
+                    "exchange": trade["exchange"], "multiplier": 1.0, "value": 0, "pnl": 0,
+                    "product": product, "instrument_token": token,
+                    "average_price": _num(buy_price if qty >= 0 else sell_price),
+                    "buy_value": _num(row["buy_v"]), "overnight_quantity": 0,
+                    "day_buy_value": _num(row["buy_v"]), "day_buy_price": _num(buy_price),
+                    "overnight_buy_amount": 0, "overnight_buy_quantity": 0,
+                    "day_buy_quantity": row["buy_q"], "day_sell_value": _num(row["sell_v"]),
+                    "day_sell_price": _num(sell_price), "overnight_sell_amount": 0,
+                    "overnight_sell_quantity": 0, "day_sell_quantity": row["sell_q"],
+                    "quantity": qty, "last_price": _num(self.prices[token]),
+                    "unrealised": 0, "realised": 0, "sell_value": _num(row["sell_v"]),
+                    "tradingsymbol": trade["tradingsymbol"],
+                    "trading_symbol": trade["trading_symbol"], "close_price": 0,
+                    "buy_price": _num(buy_price), "sell_price": _num(sell_price),
+                }
+            )
+        return out
+
     async def _positions(self, request: web.Request) -> web.Response:
         with self._lock:
-            return _ok(list(self.positions))
+            return _ok(list(self.positions) + self._day_positions())
 
     async def _holdings(self, request: web.Request) -> web.Response:
         with self._lock:
@@ -1172,6 +1240,9 @@ class FakeUpstox:
             return False
 
     async def _feed_ws(self, request: web.Request) -> web.StreamResponse:
+        if self.silent:  # a black-holed feed: nothing answers, new sockets included
+            await asyncio.sleep(self.hang_seconds)
+            return _error(503, "UDAPI100500", "Service unavailable")
         if not self._redeem(self.feed_codes, request.query.get("code", "")):
             return _error(403, "UDAPI100211", "Invalid or expired websocket authorization code")
         ws = web.WebSocketResponse(autoping=False)
@@ -1204,7 +1275,7 @@ class FakeUpstox:
                             sock.modes[key] = mode
                     if keys:
                         await ws.send_bytes(
-                            self.feed_frame(pb.initial_feed, {k: mode for k in keys})
+                            self.feed_frame(pb.initial_feed, dict.fromkeys(keys, mode))
                         )
                 elif method == "unsub":
                     with self._lock:
