@@ -56,7 +56,9 @@ _TICK_FIELDS = (
     "depth",
 )
 assert tuple(Tick.__slots__) == _TICK_FIELDS, "Tick changed: update the fast constructor"
-_t_set = tuple(_setter(Tick, n) for n in _TICK_FIELDS)
+(_t_key, _t_ts, _t_ltp, _t_ltq, _t_vol, _t_open, _t_high, _t_low, _t_close, _t_depth) = (
+    _setter(Tick, n) for n in _TICK_FIELDS
+)
 
 
 def fast_level(price: Decimal, quantity: int) -> DepthLevel:
@@ -67,11 +69,30 @@ def fast_level(price: Decimal, quantity: int) -> DepthLevel:
     return level
 
 
-def fast_tick(*values: Any) -> Tick:
-    """``Tick(*values)`` without the frozen dataclass's per-field ``object.__setattr__``."""
+def fast_tick(
+    key: str,
+    ts: datetime,
+    last_price: Decimal,
+    last_quantity: int,
+    volume: int,
+    open_: Decimal,
+    high: Decimal,
+    low: Decimal,
+    close: Decimal,
+    depth: Depth | None,
+) -> Tick:
+    """``Tick(...)`` without the frozen dataclass's per-field ``object.__setattr__``."""
     tick: Tick = _new(Tick)
-    for setter, value in zip(_t_set, values, strict=True):
-        setter(tick, value)
+    _t_key(tick, key)
+    _t_ts(tick, ts)
+    _t_ltp(tick, last_price)
+    _t_ltq(tick, last_quantity)
+    _t_vol(tick, volume)
+    _t_open(tick, open_)
+    _t_high(tick, high)
+    _t_low(tick, low)
+    _t_close(tick, close)
+    _t_depth(tick, depth)
     return tick
 
 
@@ -114,14 +135,33 @@ class FeedDecoder:
         return ts
 
     def _depth(self, quotes: Any) -> Depth | None:
+        """Five levels a side; the hot loop of full mode, so written out by hand."""
         if not quotes:
             return None
+        cache = self._prices
         price = self.price
-        bids = tuple(fast_level(price(q.bidP), q.bidQ) for q in quotes if q.bidQ and q.bidP)
-        asks = tuple(fast_level(price(q.askP), q.askQ) for q in quotes if q.askQ and q.askP)
-        depth: Depth = _new(Depth)
-        _dp_bids(depth, bids)
-        _dp_asks(depth, asks)
+        new = _new
+        set_price, set_qty, set_orders = _dl_price, _dl_qty, _dl_orders
+        bids: list[DepthLevel] = []
+        asks: list[DepthLevel] = []
+        for quote in quotes:
+            p, q = quote.bidP, quote.bidQ
+            if p and q:
+                level = new(DepthLevel)
+                set_price(level, cache.get(p) or price(p))
+                set_qty(level, q)
+                set_orders(level, 0)
+                bids.append(level)
+            p, q = quote.askP, quote.askQ
+            if p and q:
+                level = new(DepthLevel)
+                set_price(level, cache.get(p) or price(p))
+                set_qty(level, q)
+                set_orders(level, 0)
+                asks.append(level)
+        depth: Depth = new(Depth)
+        _dp_bids(depth, tuple(bids))
+        _dp_asks(depth, tuple(asks))
         return depth
 
     def decode(self, frame: bytes) -> list[Tick]:
@@ -133,6 +173,7 @@ class FeedDecoder:
             return []
         ticks: list[Tick] = []
         keys = self.keys
+        cache = self._prices
         price = self.price
         for upstox_key, feed in response.feeds.items():
             key = keys.get(upstox_key)
@@ -163,18 +204,30 @@ class FeedDecoder:
                 if which == "marketFF":
                     market = full.marketFF
                     ltpc = market.ltpc
-                    day = _day_ohlc(market.marketOHLC.ohlc)
+                    day = None
+                    for entry in market.marketOHLC.ohlc:
+                        if entry.interval == "1d":
+                            day = entry
+                            break
+                    ltp, cp, ltt = ltpc.ltp, ltpc.cp, ltpc.ltt
+                    if day is None:
+                        o = h = lo = ZERO
+                    else:
+                        o, h, lo = day.open, day.high, day.low
+                        o = cache.get(o) or price(o)
+                        h = cache.get(h) or price(h)
+                        lo = cache.get(lo) or price(lo)
                     ticks.append(
                         fast_tick(
                             key,
-                            self._ts(ltpc.ltt),
-                            price(ltpc.ltp),
+                            self._last_ts if ltt == self._last_millis else self._ts(ltt),
+                            cache.get(ltp) or price(ltp),
                             ltpc.ltq,
                             market.vtt,
-                            price(day.open) if day is not None else ZERO,
-                            price(day.high) if day is not None else ZERO,
-                            price(day.low) if day is not None else ZERO,
-                            price(ltpc.cp),
+                            o,
+                            h,
+                            lo,
+                            cache.get(cp) or price(cp),
                             self._depth(market.marketLevel.bidAskQuote),
                         )
                     )
