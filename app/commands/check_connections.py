@@ -2,7 +2,7 @@
 ticker work? Prints a table with the reason for each failure; exit status 1 if any failed.
 
 The paper broker and its simulator are always checked; Zerodha Kite when the settings choose
-it or an API key is configured. Kite is checked read-only: the profile (is the access token
+it or an API key is configured; Upstox when its credentials are stored. Kite is checked read-only: the profile (is the access token
 valid?), one quote, and one tick from the ticker within the timeout. Nothing is ordered.
 """
 
@@ -163,6 +163,20 @@ def kite_configured(settings: Settings, secrets: SecretStore | None) -> bool:
     return settings.broker == "kite" or bool(settings.kite.api_key) or has_keyring
 
 
+def upstox_configured(secrets: SecretStore | None) -> bool:
+    from services.brokers.upstox.session import CREDENTIALS
+
+    return secrets is not None and secrets.get(CREDENTIALS) is not None
+
+
+async def check_upstox(
+    secrets: SecretStore | None, symbol: str, per_check: float
+) -> list[Check]:
+    from services.brokers.upstox.check import check_upstox as run
+
+    return [Check("upstox", r.check, r.ok, r.detail) for r in await run(secrets, symbol, per_check)]
+
+
 async def run_checks(
     settings: Settings, secrets: SecretStore | None, *, symbol: str | None, per_check: float
 ) -> list[Check]:
@@ -170,6 +184,8 @@ async def run_checks(
     checks = await check_paper(settings, key, per_check)
     if kite_configured(settings, secrets):
         checks += await check_kite(settings, secrets, key, per_check)
+    if upstox_configured(secrets):
+        checks += await check_upstox(secrets, key, per_check)
     return checks
 
 

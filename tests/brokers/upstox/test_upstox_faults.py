@@ -21,8 +21,6 @@ from services.domain import OrderRequest, OrderStatus, OrderType, Product, Side
 from tests.brokers.upstox.conftest import make_api, make_execution
 from tests.fakes.upstox import FakeUpstox
 
-pytestmark = pytest.mark.asyncio
-
 
 def req(tag: str | None = None) -> OrderRequest:
     return OrderRequest(

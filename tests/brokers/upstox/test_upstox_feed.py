@@ -19,8 +19,6 @@ from services.domain import ConnectionStatus, Tick
 from tests.brokers.upstox.conftest import make_api, master_for
 from tests.fakes.upstox import FakeUpstox
 
-pytestmark = pytest.mark.asyncio
-
 INFY, SBIN, NIFTY = "NSE:INFY", "NSE:SBIN", "NSE:NIFTY 50"
 INFY_ID = "NSE_EQ|INE009A01021"
 

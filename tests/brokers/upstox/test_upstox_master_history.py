@@ -21,8 +21,6 @@ from services.domain import InstrumentKind, Timeframe
 from tests.brokers.upstox.conftest import endpoints_for, make_api, master_for
 from tests.fakes.upstox import FakeUpstox, default_instruments
 
-pytestmark = pytest.mark.asyncio
-
 
 async def test_master_downloads_and_maps_keys_both_ways(
     fake: FakeUpstox, clock: ManualClock
@@ -67,8 +65,7 @@ async def test_master_counts_what_it_skips_and_refuses_garbage(clock: ManualCloc
         await provider.fetch_master()
 
 
-@pytest.mark.filterwarnings("ignore")
-async def test_contract_symbols_are_spelled_the_nse_way() -> None:
+def test_contract_symbols_are_spelled_the_nse_way() -> None:
     day = date(2026, 11, 24)
     weekly = contract_symbol("NIFTY", InstrumentKind.CALL, day, Decimal("24500"), True)
     monthly = contract_symbol("NIFTY", InstrumentKind.PUT, day, Decimal("24500.5"), False)

@@ -15,8 +15,6 @@ from services.domain import OrderRequest, OrderStatus, OrderType, Product, Side,
 from tests.brokers.upstox.conftest import make_execution
 from tests.fakes.upstox import FakeUpstox
 
-pytestmark = pytest.mark.asyncio
-
 
 def req(key: str = "NSE:INFY", **kw: object) -> OrderRequest:
     base: dict[str, object] = {
