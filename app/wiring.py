@@ -156,7 +156,10 @@ class AppServices:
         the paper broker lived in that process, so the order was never placed, and the journal
         says so instead of leaving it PENDING for ever.
         """
-        orders, fills = await recorder.session(to_ist(self.clock.now()).date())
+        today = to_ist(self.clock.now()).date()
+        earlier_orders, earlier_fills = await recorder.before(today)
+        broker.carry_forward(earlier_fills, today, [o.order_id for o in earlier_orders])
+        orders, fills = await recorder.session(today)
         resumed: list[Order] = []
         for order in orders:
             if order.status is OrderStatus.PENDING and order.order_id == order.request.tag:
@@ -391,7 +394,11 @@ def build_services(
         broker = kite.broker
     else:
         broker = PaperBroker(
-            instruments, bus, clock, opening_balance=Decimal(settings.opening_balance)
+            instruments,
+            bus,
+            clock,
+            opening_balance=Decimal(settings.opening_balance),
+            tariff=settings.paper_tariff,
         )
     recorder = Recorder(database, bus) if database is not None else None
     orders = OrderManager(broker, instruments, quotes, bus, clock, journal=recorder)

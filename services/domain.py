@@ -395,6 +395,9 @@ class Position:
     buy_quantity: int = 0
     sell_quantity: int = 0
     multiplier: int = 1
+    # Brokerage, taxes and fees paid on this position's fills (services/costs); P&L before
+    # them is gross, after them net: a trader's real result is the net one.
+    charges: Decimal = ZERO
 
     @property
     def unrealised_pnl(self) -> Decimal:
@@ -404,7 +407,12 @@ class Position:
 
     @property
     def pnl(self) -> Decimal:
+        """Gross P&L: realised plus unrealised, before charges."""
         return self.realised_pnl + self.unrealised_pnl
+
+    @property
+    def net_pnl(self) -> Decimal:
+        return self.pnl - self.charges
 
     def apply_fill(self, side: Side, quantity: int, price: Decimal) -> Position:
         """Return the position after a fill, booking realised P&L on the closed part."""
@@ -455,6 +463,11 @@ class Funds:
     margin_used: Decimal
     realised_pnl: Decimal = ZERO
     unrealised_pnl: Decimal = ZERO
+    charges: Decimal = ZERO  # paid today on the account's fills, already out of available cash
+
+    @property
+    def net_pnl(self) -> Decimal:
+        return self.realised_pnl + self.unrealised_pnl - self.charges
 
 
 class ConnectionStatus(enum.StrEnum):

@@ -77,6 +77,12 @@ REGISTRY: tuple[BrokerEntry, ...] = (
         frozenset(Role),
     ),
     BrokerEntry(
+        "breeze",
+        "ICICI Direct Breeze",
+        "services.brokers.breeze",
+        frozenset(Role),
+    ),
+    BrokerEntry(
         "upstox",
         "Upstox",
         "services.brokers.upstox",

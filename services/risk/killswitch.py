@@ -128,6 +128,25 @@ class KillSwitch:
         async with self._lock:  # a second press waits for the first, then runs again
             return await self._activate(square_off, actor, reason)
 
+    async def resume(
+        self, actor: str, reason: str, to: TradingState = TradingState.ACTIVE
+    ) -> TradingState:
+        """Lift the halt on a person's explicit, reasoned decision; return the state entered.
+
+        Waits for a running activation first, so a resume can never land between the halt
+        and the cancel round of a press still in progress. The engine refuses an empty actor
+        or reason and lands in REDUCING while a loss limit is still crossed; both the risk
+        engine's ``risk.resume`` and ``killswitch.resume`` go to the audit log.
+        """
+        async with self._lock:
+            state = self.engine.resume(actor, reason, to)
+            self._audit(
+                "killswitch.resume",
+                actor,
+                {"reason": reason, "requested": to.value, "state": state.value},
+            )
+            return state
+
     async def _activate(self, square_off: bool, actor: str, reason: str) -> KillReport:
         loop = asyncio.get_running_loop()
         started = loop.time()

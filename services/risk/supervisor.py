@@ -49,7 +49,8 @@ class RiskSupervisor:
         self._positions = {(p.key, p.product): p for p in positions}
 
     def total_pnl(self) -> Decimal:
-        return sum((p.pnl for p in self._positions.values()), ZERO)
+        """Net of charges: the daily-loss limit guards the money the trader really lost."""
+        return sum((p.net_pnl for p in self._positions.values()), ZERO)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
