@@ -2,8 +2,9 @@
 ticker work? Prints a table with the reason for each failure; exit status 1 if any failed.
 
 The paper broker and its simulator are always checked; Zerodha Kite when the settings choose
-it or an API key is configured; Upstox when its credentials are stored. Kite is checked read-only: the profile (is the access token
-valid?), one quote, and one tick from the ticker within the timeout. Nothing is ordered.
+it or an API key is configured; Upstox when its credentials are stored. Kite is checked
+read-only: the profile (is the access token valid?), one quote, and one tick from the ticker
+within the timeout; Upstox likewise (services/brokers/upstox/check.py). Nothing is ordered.
 """
 
 from __future__ import annotations
