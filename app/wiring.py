@@ -399,6 +399,8 @@ def build_services(
             clock,
             opening_balance=Decimal(settings.opening_balance),
             tariff=settings.paper_tariff,
+            # A simulated market that never closes has no cut-off to square MIS off at.
+            square_off_at=None if settings.always_open else settings.paper_square_off_at,
         )
     recorder = Recorder(database, bus) if database is not None else None
     orders = OrderManager(broker, instruments, quotes, bus, clock, journal=recorder)

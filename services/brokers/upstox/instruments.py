@@ -128,8 +128,7 @@ def _row(record: Mapping[str, Any], today: date, out: ParsedMaster) -> None:
     lot = int(record.get("lot_size") or 1)
     freeze_raw = record.get("freeze_quantity")
     freeze = int(freeze_raw) if freeze_raw else None
-    token_text = str(record.get("exchange_token") or "0")
-    token = int(token_text) if token_text.isdigit() else 0
+    token = key  # the contract: an instrument's token is str(broker_id)
     name = str(record.get("name") or record.get("trading_symbol") or "")
     if segment.endswith("_INDEX") or itype == "INDEX":
         symbol = key.partition("|")[2].upper()
@@ -265,6 +264,13 @@ class UpstoxInstruments:
         master = InstrumentMaster(
             self.broker, today, (Listing(inst, key) for inst, key in parsed.rows)
         )
+        if self.cache is not None:
+            self.cache.set(master)
+        return master
+
+    def master_from_cache(self, instruments: Iterable[Instrument], day: date) -> InstrumentMaster:
+        """The day's master from cached instruments: Upstox's id *is* the token (a string)."""
+        master = InstrumentMaster(self.broker, day, (Listing(i, i.token) for i in instruments))
         if self.cache is not None:
             self.cache.set(master)
         return master
