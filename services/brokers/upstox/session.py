@@ -16,10 +16,14 @@ before it sends a dead token.
 from __future__ import annotations
 
 import asyncio
+import html
+import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
+
+from aiohttp import web
 
 from services.brokers.errors import CredentialsMissing, SessionExpired
 from services.brokers.ports import LoginKind, SecretStore, SessionToken
@@ -27,9 +31,31 @@ from services.brokers.upstox.config import API_VERSION, BROKER, TOKEN_EXPIRY, Up
 from services.brokers.upstox.errors import map_error
 from services.clock import IST, Clock, SystemClock, to_ist
 
+log = logging.getLogger(__name__)
+
 CREDENTIALS = BROKER  # client_id (api_key), api_secret, redirect_uri
 SESSION = f"{BROKER}-session"  # access_token, expires_at
 DEFAULT_REDIRECT = "http://127.0.0.1:53682/cb/upstox"
+
+
+_PAGE = (
+    "<!doctype html><title>Dalal Terminal</title><body style='font-family:sans-serif'>"
+    "<h2>{title}</h2><p>{text}</p>"
+)
+
+
+class LoginFailed(SessionExpired):
+    """The interactive login did not complete: cancelled, timed out, or refused."""
+
+
+def loopback_target(redirect_uri: str) -> tuple[str, int, str]:
+    parts = urlsplit(redirect_uri)
+    if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not parts.port:
+        raise LoginFailed(
+            f"redirect URL {redirect_uri!r} must be http://127.0.0.1:<port>/<path>, the "
+            "address registered on your Upstox app"
+        )
+    return "127.0.0.1", parts.port, parts.path or "/"
 
 
 def token_expiry(login_at: datetime) -> datetime:
@@ -168,8 +194,73 @@ class UpstoxSession:
         token = SessionToken(entry["access_token"], expires)
         return token if token.valid_at(now) else None
 
+    async def login(
+        self,
+        open_browser: Callable[[str], object],
+        *,
+        within: float = 300.0,
+        on_listening: Callable[[str], None] | None = None,
+    ) -> SessionToken:
+        """The whole browser login: listen on the redirect URI, open the dialog, trade the code.
+
+        The listener binds 127.0.0.1 only and takes exactly one redirect carrying this
+        login's state; any other request is answered 400 and the listener keeps waiting.
+        ``open_browser`` runs in a thread (a browser may take a while to start).
+        """
+        host, port, path = loopback_target(self.redirect_uri)
+        url = self.login_url()
+        state = self._state
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[dict[str, str]] = loop.create_future()
+
+        async def callback(request: web.Request) -> web.StreamResponse:
+            query = dict(request.query)
+            if query.get("state") != state:
+                log.warning("ignored an Upstox redirect without this login's state")
+                return _page(400, "Not this login", "This redirect is not from this login.")
+            if result.done():
+                return _page(409, "Already done", "This login has already been handled.")
+            if "code" not in query:
+                reason = query.get("error_description") or query.get("error") or "no code"
+                result.set_exception(LoginFailed(f"Upstox login did not complete: {reason}"))
+                return _page(400, "Upstox login failed", f"{reason}. Start the login again.")
+            result.set_result(query)
+            return _page(200, "Logged in to Upstox.", "You can close this tab.")
+
+        app = web.Application()
+        app.router.add_get(path, callback)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port, reuse_address=True)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise LoginFailed(
+                    f"cannot listen on {host}:{port} for Upstox's redirect ({exc.strerror}); "
+                    "is another login running?"
+                ) from exc
+            if on_listening is not None:
+                on_listening(url)
+            await asyncio.to_thread(open_browser, url)
+            try:
+                query = await asyncio.wait_for(result, within)
+            except TimeoutError:
+                raise LoginFailed(
+                    f"no login from Upstox within {within:.0f} s; run the login again"
+                ) from None
+        finally:
+            await runner.cleanup()
+        self._state = state
+        return await self.complete_login(query)
+
     async def renew(self, now: datetime) -> SessionToken | None:
         return None  # Upstox has no refresh token: the trader logs in again each day
 
     def forget(self) -> None:
         self._store.delete(SESSION)
+
+
+def _page(status: int, title: str, text: str) -> web.Response:
+    body = _PAGE.format(title=html.escape(title), text=html.escape(text))
+    return web.Response(status=status, text=body, content_type="text/html")

@@ -4,6 +4,7 @@ updates reconciled against the order book after a reconnect."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import urllib.error
 import urllib.request
@@ -171,3 +172,58 @@ async def test_order_updates_stream_and_are_reconciled_after_a_reconnect(
     finally:
         await stream.stopped()
         execution.api.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def browser_that_follows(
+    fake: FakeUpstox, tamper: Callable[[str], str] = str
+) -> Callable[[str], None]:
+    """A browser: the dialog (the fake logs the trader in) and then the redirect, as given."""
+
+    def open_browser(url: str) -> None:
+        opener = urllib.request.build_opener(_NoRedirect)
+        try:
+            opener.open(url, timeout=5)
+        except urllib.error.HTTPError as exc:
+            location = tamper(exc.headers["Location"])
+            with contextlib.suppress(urllib.error.HTTPError):
+                urllib.request.urlopen(location, timeout=5).read()
+
+    return open_browser
+
+
+async def test_interactive_login_catches_the_redirect_on_loopback(
+    fake: FakeUpstox, clock: ManualClock
+) -> None:
+    session, store = session_for(fake, clock)
+    session._redirect_uri = f"http://127.0.0.1:{free_port()}/cb/upstox"
+    shown: list[str] = []
+    token = await session.login(
+        browser_that_follows(fake), within=10, on_listening=shown.append
+    )
+    assert token.access_token in fake.access_tokens
+    assert shown and "state=" in shown[0]
+    assert store.get(SESSION) is not None
+
+
+async def test_interactive_login_ignores_a_forged_redirect_and_times_out(
+    fake: FakeUpstox, clock: ManualClock
+) -> None:
+    session, _ = session_for(fake, clock)
+    session._redirect_uri = f"http://127.0.0.1:{free_port()}/cb/upstox"
+
+    def forge(location: str) -> str:
+        return location.replace("state=", "state=forged")
+
+    with pytest.raises(SessionExpired, match="within 1 s"):
+        await session.login(browser_that_follows(fake, forge), within=1)
+    with pytest.raises(SessionExpired, match=r"must be http://127\.0\.0\.1"):
+        session._redirect_uri = "http://localhost:5000/cb"
+        await session.login(browser_that_follows(fake), within=1)
