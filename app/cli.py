@@ -38,6 +38,7 @@ COMMAND_MODULES: list[str] = [
     "app.commands.login",
     "app.commands.check_connections",
     "app.commands.backtest",
+    "app.commands.charges",
 ]
 
 Handler = Callable[[argparse.Namespace], int]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import time
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from services.costs import load_schedule
 from services.risk.limits import RiskLimits
+
+if TYPE_CHECKING:
+    from services.brokers.breeze.config import BreezeEndpoints
 
 APP_NAME = "dalal-terminal"
 
@@ -68,6 +71,53 @@ class KiteSettings(BaseModel):
         return value
 
 
+DEFAULT_BREEZE_REDIRECT = "http://127.0.0.1:5011/breeze/callback"
+
+
+class BreezeSettings(BaseModel):
+    """ICICI Direct Breeze (docs/brokers/icici.md). The API key and secret and the day's
+    session are in the vault (``dalal credentials set breeze``, ``dalal login breeze``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Where ICICI's login page posts the API_Session: the redirect URL registered on the
+    # Breeze app. A loopback one lets ``dalal login breeze`` catch it; otherwise paste it.
+    redirect_url: str = DEFAULT_BREEZE_REDIRECT
+    # One local server standing in for every Breeze URL (tests, a recording proxy); None
+    # means ICICI's servers.
+    base_url: str | None = None
+
+    @field_validator("redirect_url")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not parts.port:
+            raise ValueError(
+                "must be http://127.0.0.1:<port>/<path>: the login listener only binds the "
+                "loopback address"
+            )
+        return value
+
+    def endpoints(self) -> BreezeEndpoints:
+        from services.brokers.breeze.config import BreezeEndpoints
+
+        return BreezeEndpoints.local(self.base_url) if self.base_url else BreezeEndpoints()
+
+
+class AngelOneSettings(BaseModel):
+    """Angel One SmartAPI. The client code, PIN and TOTP seed are not here: they live in the
+    credential store (``dalal credentials set angelone --field api_key --field client_code
+    --field pin --field totp_secret``); the day's session comes from ``dalal login angelone``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # Endpoint overrides, for tests against a local fake; None means Angel One's servers.
+    api_root: str | None = None
+    stream_url: str | None = None
+    scrip_master_url: str | None = None
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -84,11 +134,16 @@ class Settings(BaseModel):
     # When the paper broker squares MIS positions off (IST), as a broker's RMS does; only
     # with real market hours (``always_open`` false).
     paper_square_off_at: time = time(15, 20)
+    # Where parameter sweeps run (dalal backtest --grid): None here, "local:N" for N worker
+    # processes, or a dask scheduler "tcp://host:8786" (docs/backtesting.md).
+    cluster: str | None = Field(default=None, pattern=r"^(local:\d{1,3}|(tcp|tls)://\S{1,200})$")
     watchlist: list[str] = Field(default_factory=lambda: list(DEFAULT_WATCHLIST))
     # "paper": the built-in simulator and paper broker (no account, no network);
     # "kite": live data and real orders on the Zerodha account (see docs/brokers/zerodha.md).
     broker: Literal["paper", "kite"] = "paper"
     kite: KiteSettings = Field(default_factory=KiteSettings)
+    breeze: BreezeSettings = Field(default_factory=BreezeSettings)
+    angelone: AngelOneSettings = Field(default_factory=AngelOneSettings)
     # Embedded models (registry, live signals, A/B tests): on whenever a profile database is
     # open. Paper trading from signals is off until chosen: it sends real orders to the broker.
     # Minutes of no keyboard or mouse before the window hides its data (docs/security.md).

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
 from services.alerts import Alert, AlertBook, AlertCondition
+from services.backtest.service import BacktestService
 from services.bars import BarBuilder
 from services.broker import BrokerError, OrderChange
 from services.brokers.ports import ExecutionClient
@@ -97,6 +98,8 @@ class AppServices:
     kite: KiteRuntime | None = None
     reconciler: Reconciler | None = None
     models: ModelsRuntime | None = None  # with a profile database and models_enabled
+    # The Backtest panel's runner: results are kept in the profile database when one is open.
+    backtests: BacktestService | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _holdings: list[Holding] = field(default_factory=list)
 
@@ -186,6 +189,8 @@ class AppServices:
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
         await self.alerts.close()
+        if self.backtests is not None:
+            self.backtests.close()
         if self.models is not None:
             await self.models.stop()
         if self.kite is not None:
@@ -515,6 +520,7 @@ def build_services(
         kite=kite,
         reconciler=reconciler,
         models=models,
+        backtests=BacktestService(database),
     )
 
 

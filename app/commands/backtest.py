@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from app.commands.vault import add_profile_args, guarded, unlock
 
 if TYPE_CHECKING:
+    from services.domain import Bar, Timeframe
     from services.storage import Database
 
 ACTOR = "cli"
@@ -43,12 +44,11 @@ def _progress(done: int) -> None:
 @guarded
 def backtest_cmd(args: argparse.Namespace) -> int:
     from services.backtest import Backtest, BacktestConfig, statistics
-    from services.backtest.data import NoBars, simulator_bars, span
+    from services.backtest.data import NoBars
     from services.backtest.report import figures_table, write_csv, write_html
     from services.backtest.store import BacktestStore, as_run
     from services.domain import Timeframe
     from services.instruments import InstrumentRegistry, bundled_universe
-    from services.marketdata.store import HistoryStore
     from services.strategies import build_strategy
 
     if args.list:
@@ -77,6 +77,8 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     except InvalidOperation:
         raise ValueError(f"--capital wants a number of rupees, not {args.capital!r}") from None
     params = _params(args.param)
+    if args.grid:
+        return _sweep(args, keys, timeframe, first, last, params)
     strategy = build_strategy(
         args.strategy, params, quantity=args.quantity, product=args.product,
         timeframe=timeframe.value,
@@ -85,24 +87,7 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     if not args.no_save or args.source == "stored":
         _vault, db = unlock(args)
     try:
-        if args.source == "simulator":
-            bars = simulator_bars(keys, timeframe, first, last)
-        else:
-            assert db is not None
-            start, end = span(first, last)
-            store = HistoryStore(db)
-            bars = []
-            for key in keys:
-                found = store.bars(key, timeframe, start, end) or db.bars.between(
-                    key, timeframe, start, end
-                )
-                if not found:
-                    raise NoBars(
-                        f"no stored {timeframe.value} bars for {key} from {first} to {last}: "
-                        f"fetch them with `dalal data fetch {key} --interval {timeframe.value} "
-                        f"--from {first} --to {last}`, or use --source simulator"
-                    )
-                bars.extend(found)
+        bars = _load_bars(args.source, db, keys, timeframe, first, last)
         registry = InstrumentRegistry(bundled_universe(last)[0])
         config = BacktestConfig(opening_balance=capital, tariff=args.tariff)
         result = asyncio.run(
@@ -138,6 +123,99 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_bars(
+    source: str,
+    db: Database | None,
+    keys: list[str],
+    timeframe: Timeframe,
+    first: date,
+    last: date,
+) -> list[Bar]:
+    """Stored history (fetched, else recorded live bars), or the simulator's when asked."""
+    from services.backtest.data import NoBars, simulator_bars, span
+    from services.marketdata.store import HistoryStore
+
+    try:
+        if source == "simulator":
+            return simulator_bars(keys, timeframe, first, last)
+        assert db is not None
+        start, end = span(first, last)
+        store = HistoryStore(db)
+        bars: list[Bar] = []
+        for key in keys:
+            found = store.bars(key, timeframe, start, end) or db.bars.between(
+                key, timeframe, start, end
+            )
+            if not found:
+                raise NoBars(
+                    f"no stored {timeframe.value} bars for {key} from {first} to {last}: "
+                    f"fetch them with `dalal data fetch {key} --interval {timeframe.value} "
+                    f"--from {first} --to {last}`, or use --source simulator"
+                )
+            bars.extend(found)
+        return bars
+    except NoBars as e:
+        raise ValueError(str(e)) from None
+
+
+def _axes(pairs: list[str]) -> dict[str, list[int]]:
+    axes: dict[str, list[int]] = {}
+    for pair in pairs:
+        name, sep, values = pair.partition("=")
+        try:
+            axes[name] = [int(v) for v in values.split(",") if v.strip()]
+        except ValueError:
+            axes[name] = []
+        if not sep or not name or not axes[name]:
+            raise ValueError(f"--grid wants NAME=V1,V2,... with whole numbers, not {pair!r}")
+    return axes
+
+
+def _sweep(
+    args: argparse.Namespace,
+    keys: list[str],
+    timeframe: Timeframe,
+    first: date,
+    last: date,
+    fixed: dict[str, str],
+) -> int:
+    from app.settings import load_settings
+    from services.backtest import BacktestConfig
+    from services.backtest.sweep import grid, sweep
+
+    cluster = args.cluster or load_settings(args.config).cluster
+    axes = _axes(args.grid)
+    configs = [{**{k: int(v) for k, v in fixed.items()}, **c} for c in grid(axes)]
+    if args.source == "stored":
+        _vault, db = unlock(args)
+        try:
+            bars = _load_bars("stored", db, keys, timeframe, first, last)
+        finally:
+            db.close()
+    else:
+        bars = _load_bars("simulator", None, keys, timeframe, first, last)
+    common: dict[str, object] = {
+        "quantity": args.quantity, "product": args.product, "timeframe": timeframe.value
+    }
+    where = cluster or f"{args.jobs} local process(es)"
+    print(f"sweeping {len(configs)} configurations of {args.strategy} on {where}")
+    results = sweep(
+        args.strategy, configs, common, bars,
+        BacktestConfig(opening_balance=Decimal(args.capital), tariff=args.tariff),
+        cluster=cluster, n_jobs=args.jobs,
+    )
+    ranked = sorted(results, key=lambda r: r.stats["end_equity"], reverse=True)
+    print(f"{'parameters':28} {'return':>9} {'sharpe':>7} {'max dd':>7} {'trades':>6} "
+          f"{'charges':>10}")
+    for r in ranked:
+        s = r.stats
+        sharpe = f"{s['sharpe']:.2f}" if s["sharpe"] is not None else "—"
+        label = " ".join(f"{k}={v}" for k, v in sorted(r.params.items()))
+        print(f"{label:28} {s['total_return'] * 100:8.2f}% {sharpe:>7} "
+              f"{s['max_drawdown'] * 100:6.2f}% {s['trades']:>6} {s['charges']:>10,.2f}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "backtest",
@@ -162,5 +240,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--html", type=Path, help="write a self-contained HTML report")
     p.add_argument("--no-save", action="store_true", help="do not keep the run in the profile")
     p.add_argument("--list", action="store_true", help="list the runs kept in the profile")
+    p.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
+                   help="sweep a parameter over values (repeat for a grid)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="run the sweep on dask: tcp://host:8786, or local:N processes")
+    p.add_argument("--jobs", type=int, default=1, help="local processes for a sweep")
     add_profile_args(p)
     p.set_defaults(func=backtest_cmd)

@@ -72,3 +72,18 @@ def test_bad_input_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert rc == 2
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_grid_sweeps_every_combination(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = cli.main([
+        "backtest", "--strategy", "sma_cross", "--grid", "fast=3,5", "--grid", "slow=20,30",
+        "--symbols", "NSE:INFY", *RANGE, "--source", "simulator", *profile(tmp_path),
+    ])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    rows = [line for line in out.splitlines() if line.startswith("fast=")]
+    assert sorted(r.split()[0:2] for r in rows) == [
+        ["fast=3", "slow=20"], ["fast=3", "slow=30"], ["fast=5", "slow=20"], ["fast=5", "slow=30"]
+    ]
