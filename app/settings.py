@@ -206,7 +206,8 @@ class Settings(BaseModel):
     watchlist: list[str] = Field(default_factory=lambda: list(DEFAULT_WATCHLIST))
     # "paper": the built-in simulator and paper broker (no account, no network);
     # "kite": live data and real orders on the Zerodha account (see docs/brokers/zerodha.md).
-    broker: Literal["paper", "kite"] = "paper"
+    # "breeze": live data and real orders on the ICICI Direct account (docs/brokers/icici.md).
+    broker: Literal["paper", "kite", "breeze"] = "paper"
     kite: KiteSettings = Field(default_factory=KiteSettings)
     breeze: BreezeSettings = Field(default_factory=BreezeSettings)
     angelone: AngelOneSettings = Field(default_factory=AngelOneSettings)
