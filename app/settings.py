@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from services.costs import load_schedule
 from services.marketdata.config import MarketDataConfig
@@ -151,6 +158,29 @@ class AngelOneSettings(BaseModel):
     scrip_master_url: str | None = None
 
 
+class StrategySettings(BaseModel):
+    """A built-in strategy trading live on the paper broker (docs/backtesting.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["sma_cross", "orb"]
+    symbols: list[str] = Field(min_length=1, max_length=50)
+    params: dict[str, int] = Field(default_factory=dict)
+    quantity: int = Field(default=1, gt=0, le=100_000)
+    product: Literal["MIS", "CNC", "NRML"] = "MIS"
+    timeframe: Literal["1m", "5m", "15m", "1h"] = "5m"
+
+    @model_validator(mode="after")
+    def _buildable(self) -> StrategySettings:
+        from services.strategies import build_strategy
+
+        build_strategy(
+            self.name, {k: str(v) for k, v in self.params.items()}, quantity=self.quantity,
+            product=self.product, timeframe=self.timeframe,
+        )
+        return self
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -167,13 +197,17 @@ class Settings(BaseModel):
     # When the paper broker squares MIS positions off (IST), as a broker's RMS does; only
     # with real market hours (``always_open`` false).
     paper_square_off_at: time = time(15, 20)
+    # Strategies that trade on the paper broker through the same order path and risk checks
+    # as the ticket (never on a live broker: a backtested rule earns real money only by choice).
+    strategies: list[StrategySettings] = Field(default_factory=list, max_length=20)
     # Where parameter sweeps run (dalal backtest --grid): None here, "local:N" for N worker
     # processes, or a dask scheduler "tcp://host:8786" (docs/backtesting.md).
     cluster: str | None = Field(default=None, pattern=r"^(local:\d{1,3}|(tcp|tls)://\S{1,200})$")
     watchlist: list[str] = Field(default_factory=lambda: list(DEFAULT_WATCHLIST))
     # "paper": the built-in simulator and paper broker (no account, no network);
     # "kite": live data and real orders on the Zerodha account (see docs/brokers/zerodha.md).
-    broker: Literal["paper", "kite"] = "paper"
+    # "breeze": live data and real orders on the ICICI Direct account (docs/brokers/icici.md).
+    broker: Literal["paper", "kite", "breeze"] = "paper"
     kite: KiteSettings = Field(default_factory=KiteSettings)
     breeze: BreezeSettings = Field(default_factory=BreezeSettings)
     angelone: AngelOneSettings = Field(default_factory=AngelOneSettings)

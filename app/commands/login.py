@@ -79,12 +79,7 @@ def login_breeze(args: argparse.Namespace) -> int:
     the SDK's customerdetails exchange turns it into the day's session key, kept in the
     vault until midnight IST."""
     from app.cli import load_cli_settings
-    from services.brokers.breeze.session import (
-        BreezeSecrets,
-        BreezeSession,
-        LoginFailed,
-        capture_api_session,
-    )
+    from services.brokers.breeze.session import BreezeSecrets, BreezeSession, LoginFailed
     from services.brokers.errors import BrokerError
     from services.clock import SystemClock, to_ist
     from services.security import CredentialStore
@@ -94,7 +89,12 @@ def login_breeze(args: argparse.Namespace) -> int:
     vault, db = unlock(args)
     try:
         secrets = BreezeSecrets(CredentialStore(vault.paths.profile, db, actor="cli"))
-        session = BreezeSession(secrets, clock, endpoints=settings.breeze.endpoints())
+        session = BreezeSession(
+            secrets,
+            clock,
+            endpoints=settings.breeze.endpoints(),
+            redirect_url=args.redirect_url or settings.breeze.redirect_url,
+        )
         current = session.current(clock.now())
         if current is not None and not args.force:
             print(
@@ -106,7 +106,9 @@ def login_breeze(args: argparse.Namespace) -> int:
             value = args.session
             if args.paste:
                 value = input("API_Session from ICICI's redirect: ").strip()
-            if not value:
+            if value:
+                stored = asyncio.run(session.complete_login({"API_Session": value}))
+            else:
 
                 def show(url: str) -> None:
                     print(
@@ -114,16 +116,9 @@ def login_breeze(args: argparse.Namespace) -> int:
                         f"visit:\n  {url}"
                     )
 
-                value = asyncio.run(
-                    capture_api_session(
-                        session.login_url(),
-                        args.redirect_url or settings.breeze.redirect_url,
-                        open_browser=OPEN_BROWSER,
-                        within=args.timeout,
-                        on_listening=show,
-                    )
+                stored = asyncio.run(
+                    session.login(OPEN_BROWSER, within=args.timeout, on_listening=show)
                 )
-            stored = asyncio.run(session.complete_login({"API_Session": value}))
         except (LoginFailed, BrokerError, EOFError) as exc:
             print(f"error: {exc or 'no API_Session given'}", file=sys.stderr)
             return 1

@@ -316,6 +316,7 @@ class AngelFeed:
         self.pool: list[_Connection] = []
         self._started = False
         self._batch: list[Tick] = []
+        self._batch_lock = threading.Lock()  # the hot path: a plain lock, not the RLock
         self._flush_pending = False
         self.decode_errors = 0
         self.errors: list[str] = []
@@ -486,7 +487,7 @@ class AngelFeed:
             return
         if tick is None:
             return
-        with self._lock:
+        with self._batch_lock:
             self._batch.append(tick)
             if self._flush_pending:
                 return
@@ -500,7 +501,7 @@ class AngelFeed:
         loop.call_soon_threadsafe(self._publish)
 
     def flush(self) -> list[Tick]:
-        with self._lock:
+        with self._batch_lock:
             batch, self._batch = self._batch, []
             self._flush_pending = False
         return batch
