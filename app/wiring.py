@@ -76,6 +76,7 @@ from services.risk.supervisor import RiskSupervisor
 from services.simulator import MarketSimulator
 from services.storage import Database
 from services.storage.repositories import OrderCountRepository
+from services.strategies import StrategyRunner, build_strategy
 from services.tasks import cancel_and_wait
 from widgets.ports import BrokerRow
 
@@ -121,6 +122,8 @@ class AppServices:
     _history_tasks: set[asyncio.Task[list[Bar]]] = field(default_factory=set)
     # The Backtest panel's runner: results are kept in the profile database when one is open.
     backtests: BacktestService | None = None
+    # Built-in strategies trading on the paper broker (settings.strategies).
+    strategy_runners: list[StrategyRunner] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _holdings: list[Holding] = field(default_factory=list)
 
@@ -178,6 +181,8 @@ class AppServices:
             self.live.start_stream(loop)
         if self.models is not None:
             self.models.start()
+        for runner in self.strategy_runners:
+            self._spawn(f"strategy:{runner.strategy.name}", runner.run(self.bus))
 
     async def _resume_session(self, recorder: Recorder) -> None:
         """Put today's orders, fills and positions back after a restart.
@@ -720,7 +725,29 @@ def build_services(
         node=node,
         history_service=history_service,
         backtests=BacktestService(database),
+        strategy_runners=_strategy_runners(settings, broker, orders, clock),
     )
+
+
+def _strategy_runners(
+    settings: Settings, broker: object, orders: OrderManager, clock: Clock
+) -> list[StrategyRunner]:
+    """Runners for the configured strategies; none unless the paper broker takes the orders."""
+    if not settings.strategies:
+        return []
+    if not isinstance(broker, PaperBroker):
+        log.warning("strategies are configured but trade only on the paper broker; not started")
+        return []
+    runners = []
+    for n, s in enumerate(settings.strategies, 1):
+        strategy = build_strategy(
+            s.name, {k: str(v) for k, v in s.params.items()}, quantity=s.quantity,
+            product=s.product, timeframe=s.timeframe,
+        )
+        runners.append(
+            StrategyRunner(strategy, orders, clock, keys=s.symbols, tag_prefix=f"S{n}")
+        )
+    return runners
 
 
 def _history_service(
