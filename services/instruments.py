@@ -18,6 +18,7 @@ from decimal import Decimal
 from importlib import resources
 
 from services.domain import Exchange, Instrument, InstrumentKind
+from services.options.search import DerivativeIndex, parse_query
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +33,15 @@ class InstrumentRegistry:
     def __init__(self, instruments: Iterable[Instrument] = ()) -> None:
         self._by_key: dict[str, Instrument] = {}
         self._by_token: dict[int, Instrument] = {}
+        self._derivatives = DerivativeIndex()
         self.add(instruments)
 
     def add(self, instruments: Iterable[Instrument]) -> None:
         for inst in instruments:
             self._by_key[inst.key] = inst
             self._by_token[inst.token] = inst
+            if inst.is_derivative:
+                self._derivatives.add((inst,))
 
     def remove_expired(self, today: date) -> int:
         """Forget contracts that expired before ``today``; return how many went."""
@@ -45,6 +49,7 @@ class InstrumentRegistry:
         for inst in gone:
             del self._by_key[inst.key]
             self._by_token.pop(inst.token, None)
+            self._derivatives.discard(inst)
         return len(gone)
 
     def get(self, key: str) -> Instrument | None:
@@ -63,10 +68,20 @@ class InstrumentRegistry:
         return len(self._by_key)
 
     def search(self, text: str, limit: int = 20) -> list[Instrument]:
-        """Return instruments matching ``text``: symbol prefix first, then name or key substring."""
+        """Return instruments matching ``text``: symbol prefix first, then name or key substring.
+
+        Words that name a contract ("NIFTY 26000 CE", "BANKNIFTY DEC FUT") are answered from
+        the derivatives index instead (``services.options.search``).
+        """
         needle = text.strip().upper()
         if not needle:
             return []
+        query = parse_query(needle)
+        contracts: list[Instrument] = []
+        if query is not None and query.is_derivative:
+            contracts = self._derivatives.search(query, limit)
+            if len(contracts) >= limit:
+                return contracts
         prefix: list[Instrument] = []
         contains: list[Instrument] = []
         for inst in self._by_key.values():
@@ -77,7 +92,8 @@ class InstrumentRegistry:
                 contains.append(inst)
         prefix.sort(key=lambda i: (len(i.tradingsymbol), i.key))
         contains.sort(key=lambda i: (len(i.tradingsymbol), i.key))
-        return (prefix + contains)[:limit]
+        seen = {i.key for i in contracts}  # "NIFTY 50" is also the index, not only strike 50..
+        return (contracts + [i for i in prefix + contains if i.key not in seen])[:limit]
 
 
 def monthly_expiry(on_or_after: date) -> date:
