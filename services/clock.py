@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
-IST = ZoneInfo("Asia/Kolkata")
-MARKET_OPEN = time(9, 15)
-MARKET_CLOSE = time(15, 30)
+from services.calendar import IST as IST
+from services.calendar import REGULAR_CLOSE, REGULAR_OPEN, default_calendar
+
+MARKET_OPEN: time = REGULAR_OPEN
+MARKET_CLOSE: time = REGULAR_CLOSE
 
 
 class Clock(Protocol):
@@ -54,16 +55,19 @@ def to_ist(ts: datetime) -> datetime:
 
 
 def is_trading_day(day: date) -> bool:
-    """Monday to Friday. Exchange holidays are not modelled yet (see docs/user-guide.md)."""
-    return day.weekday() < 5
+    """A day NSE's cash market trades: weekdays that are not holidays, plus special sessions
+    (``services.calendar``)."""
+    return default_calendar().is_trading_day(day)
 
 
 def is_market_open(ts: datetime, *, always_open: bool = False) -> bool:
-    """Return True inside the NSE normal session, 09:15 to 15:30 IST on a trading day."""
+    """Return True inside the day's NSE session (09:15 to 15:30 IST, or a special session's
+    own hours)."""
     if always_open:
         return True
     local = to_ist(ts)
-    return is_trading_day(local.date()) and MARKET_OPEN <= local.time() < MARKET_CLOSE
+    session = default_calendar().session(local.date())
+    return session is not None and session.open <= local.time() < session.close
 
 
 def session_open(day: date) -> datetime:

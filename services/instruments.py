@@ -17,6 +17,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from importlib import resources
 
+from services.calendar import default_calendar
 from services.domain import Exchange, Instrument, InstrumentKind
 from services.options.search import DerivativeIndex, parse_query
 
@@ -97,11 +98,18 @@ class InstrumentRegistry:
 
 
 def monthly_expiry(on_or_after: date) -> date:
-    """Return the NSE monthly index expiry (last Tuesday) not before ``on_or_after``."""
+    """Return the NSE monthly index expiry (last Tuesday) not before ``on_or_after``.
+
+    When the last Tuesday is an exchange holiday the contract expires on the trading day
+    before it, as NSE rolls it.
+    """
     year, month = on_or_after.year, on_or_after.month
+    exchange = default_calendar()
     while True:
         last_day = date(year, month, calendar.monthrange(year, month)[1])
         expiry = last_day - timedelta(days=(last_day.weekday() - calendar.TUESDAY) % 7)
+        if not exchange.is_trading_day(expiry):
+            expiry = exchange.previous_trading_day(expiry)
         if expiry >= on_or_after:
             return expiry
         month = month % 12 + 1

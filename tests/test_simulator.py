@@ -12,7 +12,7 @@ import pytest
 
 from services.bars import bucket_end
 from services.bus import CONNECTION, TICKS, EventBus
-from services.clock import IST, ManualClock, is_market_open
+from services.clock import IST, ManualClock, is_market_open, is_trading_day
 from services.domain import ConnectionStatus, InstrumentKind, Tick, Timeframe, is_on_tick
 from services.instruments import bundled_universe
 from services.simulator import MarketSimulator
@@ -111,10 +111,11 @@ def test_cumulative_volume_adds_up_and_resets_next_day() -> None:
     sim = make_sim(["NSE:RELIANCE"])
     monday = run_steps(sim, OPEN, 50, 5.0, 3)
     assert monday[-1].volume == sum(t.last_quantity for t in monday)
-    tuesday = sim.step(OPEN + timedelta(days=1), 1)[0]
-    assert tuesday.volume == tuesday.last_quantity
-    assert tuesday.close == monday[-1].last_price  # yesterday's last trade is today's close
-    assert tuesday.open == tuesday.high == tuesday.low == tuesday.last_price
+    assert sim.step(OPEN + timedelta(days=1), 1) == []  # Tuesday 3 March 2026 is Holi
+    wednesday = sim.step(OPEN + timedelta(days=2), 1)[0]
+    assert wednesday.volume == wednesday.last_quantity
+    assert wednesday.close == monday[-1].last_price  # the last session's last trade
+    assert wednesday.open == wednesday.high == wednesday.low == wednesday.last_price
 
 
 def test_same_seed_same_ticks_and_different_seed_differs() -> None:
@@ -295,7 +296,10 @@ def test_option_and_daily_history_are_sane() -> None:
     assert abs(bars[-1].close - fair) / fair < Decimal("0.05")
     daily = sim.history("NSE:INFY", Timeframe.D1, 300, end)
     assert len(daily) == 300
-    assert all(b.start.weekday() < 5 for b in daily)
+    assert all(is_trading_day(b.start.date()) for b in daily)
+    days = {b.start.date() for b in daily}
+    assert date(2026, 2, 1) in days  # the Budget Sunday traded
+    assert date(2026, 1, 26) not in days and date(2026, 1, 15) not in days  # holidays
     assert daily[-1].start.date() == date(2026, 2, 27)  # the previous session (Friday)
     assert len({b.start.date() for b in daily}) == 300
 

@@ -7,16 +7,20 @@ turn the services' refusals into problem documents that name the field or the ru
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
-from app.http.auth import API_KEY, AuditFn, log_audit
+from app.http.context import (
+    API_CONTEXT,
+    ApiContext,
+    KillSwitchPort,
+    TradingFacade,
+    json_response,
+    read_body,
+    request_actor,
+)
+from app.http.deployment import DEPLOYMENT_ENDPOINTS
 from app.http.endpoints import Endpoint
 from app.http.problems import ApiProblem
 from app.http.schemas import (
@@ -31,103 +35,9 @@ from app.http.schemas import (
 )
 from services.apikeys import Scope
 from services.broker import BrokerError, OrderNotFound, OrderRejected
-from services.domain import Funds, Order, OrderRequest, Position
-from services.metrics import Metrics
 from services.validation import OrderValidationError
 
-if TYPE_CHECKING:
-    from app.models_runtime import ModelsRuntime
-
-M = TypeVar("M", bound=BaseModel)
-
-BODY_TIMEOUT = 10.0
-
-
-class TradingFacade(Protocol):
-    """The part of ``app.wiring.AppServices`` the API uses."""
-
-    def order_list(self) -> list[Order]: ...
-    def position_list(self) -> list[Position]: ...
-    def funds(self) -> Funds | None: ...
-    async def submit_order(self, request: OrderRequest) -> Order: ...
-    async def cancel_order(self, order_id: str) -> Order: ...
-
-
-class KillReportLike(Protocol):
-    def summary(self) -> dict[str, Any]: ...
-
-
-class KillSwitchPort(Protocol):
-    """``services.risk.KillSwitch``: halt, cancel all, optionally flatten."""
-
-    async def activate(
-        self, square_off: bool, *, actor: str = ..., reason: str = ...
-    ) -> KillReportLike: ...
-
-
-@dataclass
-class ApiContext:
-    trading: TradingFacade
-    metrics: Metrics
-    killswitch: KillSwitchPort
-    audit: AuditFn = log_audit
-    body_timeout: float = BODY_TIMEOUT
-    # Asks the broker when the order manager has no funds snapshot yet (none is published
-    # until the first order or fill on some brokers).
-    fetch_funds: Callable[[], Awaitable[Funds]] | None = None
-    # The embedded models (``/v1/deployment``); None without a profile database.
-    models: ModelsRuntime | None = None
-
-
-API_CONTEXT: web.AppKey[ApiContext] = web.AppKey("dalal_api_context", ApiContext)
-
-
-# -- bodies -------------------------------------------------------------------------------
-
-
-def field_errors(exc: ValidationError) -> list[dict[str, str]]:
-    return [
-        {
-            "field": ".".join(str(p) for p in err["loc"]) or "(body)",
-            "message": err["msg"],
-            "type": err["type"],
-        }
-        for err in exc.errors(include_url=False, include_input=False)
-    ]
-
-
-async def read_body(
-    request: web.Request, model: type[M], *, read_timeout: float, optional: bool = False
-) -> M:
-    """Read and validate a JSON body: 415, 408, 413 (from aiohttp), 400 or 422 on failure."""
-    if optional and not request.body_exists:
-        return model()
-    if request.content_type != "application/json":
-        raise ApiProblem(415, "send the body as application/json")
-    try:
-        async with asyncio.timeout(read_timeout):
-            raw = await request.read()
-    except TimeoutError:
-        raise ApiProblem(408, "the request body arrived too slowly", close=True) from None
-    if optional and not raw.strip():
-        return model()
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as e:
-        errors = field_errors(e)
-        if any(err["type"] == "json_invalid" for err in errors):
-            raise ApiProblem(400, "the body is not valid JSON") from None
-        raise ApiProblem(422, "the body does not match the schema", errors=errors) from None
-
-
-def _json(model: BaseModel, status: int = 200) -> web.Response:
-    return web.Response(
-        status=status, body=model.model_dump_json().encode(), content_type="application/json"
-    )
-
-
-def _actor(request: web.Request) -> str:
-    return f"apikey:{request[API_KEY].key_id}"
+__all__ = ["API_CONTEXT", "API_ENDPOINTS", "ApiContext", "KillSwitchPort", "TradingFacade"]
 
 
 # -- handlers -----------------------------------------------------------------------------
@@ -135,12 +45,13 @@ def _actor(request: web.Request) -> str:
 
 async def get_positions(request: web.Request) -> web.Response:
     trading = request.app[API_CONTEXT].trading
-    return _json(PositionList(positions=[PositionOut.of(p) for p in trading.position_list()]))
+    positions = [PositionOut.of(p) for p in trading.position_list()]
+    return json_response(PositionList(positions=positions))
 
 
 async def get_orders(request: web.Request) -> web.Response:
     trading = request.app[API_CONTEXT].trading
-    return _json(OrderList(orders=[OrderOut.of(o) for o in trading.order_list()]))
+    return json_response(OrderList(orders=[OrderOut.of(o) for o in trading.order_list()]))
 
 
 async def get_funds(request: web.Request) -> web.Response:
@@ -154,7 +65,7 @@ async def get_funds(request: web.Request) -> web.Response:
     if funds is None:
         raise ApiProblem(503, "funds are not known yet: the broker has not reported them",
                          headers={"Retry-After": "1"})  # fmt: skip
-    return _json(FundsOut.of(funds))
+    return json_response(FundsOut.of(funds))
 
 
 async def post_order(request: web.Request) -> web.Response:
@@ -175,11 +86,11 @@ async def post_order(request: web.Request) -> web.Response:
     ctx.metrics.order_path_observer("api")(time.perf_counter() - started)
     ctx.audit(
         "api.order_placed",
-        _actor(request),
+        request_actor(request),
         {"order_id": order.order_id, "key": order.key, "side": order.side.value,
          "quantity": order.quantity, "status": order.status.value},
     )  # fmt: skip
-    return _json(OrderOut.of(order), status=201)
+    return json_response(OrderOut.of(order), status=201)
 
 
 async def delete_order(request: web.Request) -> web.Response:
@@ -191,18 +102,18 @@ async def delete_order(request: web.Request) -> web.Response:
         raise ApiProblem(404, f"no order {order_id!r}") from None
     except BrokerError as e:
         raise ApiProblem(409, f"order {order_id!r} cannot be cancelled: {e}") from None
-    ctx.audit("api.order_cancelled", _actor(request), {"order_id": order_id})
-    return _json(OrderOut.of(order))
+    ctx.audit("api.order_cancelled", request_actor(request), {"order_id": order_id})
+    return json_response(OrderOut.of(order))
 
 
 async def post_killswitch(request: web.Request) -> web.Response:
     ctx = request.app[API_CONTEXT]
     body = await read_body(request, KillSwitchBody, read_timeout=ctx.body_timeout, optional=True)
-    actor = _actor(request)
+    actor = request_actor(request)
     report = (
         await ctx.killswitch.activate(body.square_off, actor=actor, reason=body.reason)
     ).summary()
-    return _json(
+    return json_response(
         KillSwitchOut(
             mode="risk",
             halted=report.get("state") == "HALTED",
@@ -234,8 +145,5 @@ API_ENDPOINTS: list[Endpoint] = [
              body=KillSwitchBody, body_optional=True, response=KillSwitchOut,
              errors=(400, 401, 403, 408, 409, 413, 415, 422, 429), tags=("trade",)),
 ]  # fmt: skip
-
-# The model deployment API (app/http/deployment.py) shares this module's helpers.
-from app.http.deployment import DEPLOYMENT_ENDPOINTS  # noqa: E402
 
 API_ENDPOINTS += DEPLOYMENT_ENDPOINTS

@@ -5,8 +5,8 @@ Reads need the ``read`` scope, anything that trains, promotes or starts a test n
 4xx problem that says what was wrong, and is raised before anything is written. Without a
 profile database there is no registry: every route then answers 409 and says why.
 
-The routes are listed in ``app.http.api.API_ENDPOINTS`` (which imports this module), so they
-share its body reader, key checks, rate limits and the generated OpenAPI document.
+The routes are listed in ``app.http.api.API_ENDPOINTS``, so they share the body reader
+(``app.http.context``), key checks, rate limits and the generated OpenAPI document.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
+from app.http.context import API_CONTEXT, audit, json_response, request_actor, request_body
 from app.http.endpoints import Endpoint
 from app.http.problems import ApiProblem
 from app.http.schemas import InstrumentKey
@@ -199,42 +200,16 @@ def _finite(x: Any) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
 
-# -- plumbing shared with app.http.api (imported at call time: api.py lists these routes) ----
+# -- plumbing -------------------------------------------------------------------------------
 
 
 def _runtime(request: web.Request) -> ModelsRuntime:
-    from app.http.api import API_CONTEXT
-
     runtime = request.app[API_CONTEXT].models
     if runtime is None:
         raise ApiProblem(409, "models are not configured: they need the profile's encrypted "
                               "database (run headless with its key) and models_enabled",
                          title="Models not configured")  # fmt: skip
     return runtime
-
-
-async def _body(request: web.Request, model: type[M]) -> M:
-    from app.http.api import API_CONTEXT, read_body
-
-    return await read_body(request, model, read_timeout=request.app[API_CONTEXT].body_timeout)
-
-
-def _actor(request: web.Request) -> str:
-    from app.http.api import _actor as actor
-
-    return actor(request)
-
-
-def _audit(request: web.Request, kind: str, details: dict[str, Any]) -> None:
-    from app.http.api import API_CONTEXT
-
-    request.app[API_CONTEXT].audit(kind, _actor(request), details)
-
-
-def _json(model: BaseModel, status: int = 200) -> web.Response:
-    return web.Response(
-        status=status, body=model.model_dump_json().encode(), content_type="application/json"
-    )
 
 
 async def _guarded(call: Callable[[], Awaitable[M]]) -> M:
@@ -305,7 +280,7 @@ async def get_models(request: web.Request) -> web.Response:
     async def call() -> ModelList:
         return ModelList(models=[ModelOut.of(r) for r in await runtime.models()])
 
-    return _json(await _guarded(call))
+    return json_response(await _guarded(call))
 
 
 async def get_status(request: web.Request) -> web.Response:
@@ -314,13 +289,13 @@ async def get_status(request: web.Request) -> web.Response:
     async def call() -> StatusOut:
         return StatusOut(**await runtime.status())
 
-    return _json(await _guarded(call))
+    return json_response(await _guarded(call))
 
 
 async def post_deploy(request: web.Request) -> web.Response:
     runtime = _runtime(request)
-    body = await _body(request, DeployBody)
-    actor = _actor(request)
+    body = await request_body(request, DeployBody)
+    actor = request_actor(request)
 
     async def call() -> ModelOut:
         return ModelOut.of(await runtime.deploy(
@@ -328,22 +303,22 @@ async def post_deploy(request: web.Request) -> web.Response:
             actor=actor, force=body.force, version=body.version, horizon=body.horizon))
 
     out = await _guarded(call)
-    _audit(request, "api.model_deploy", {"model_id": out.model_id, "version": out.version,
+    audit(request, "api.model_deploy", {"model_id": out.model_id, "version": out.version,
                                          "stage": out.stage, "forced": body.force})
-    return _json(out, status=201 if body.version is None else 200)
+    return json_response(out, status=201 if body.version is None else 200)
 
 
 async def post_ab_start(request: web.Request) -> web.Response:
     runtime = _runtime(request)
-    body = await _body(request, ABStartBody)
-    actor = _actor(request)
+    body = await request_body(request, ABStartBody)
+    actor = request_actor(request)
 
     async def call() -> ABTestOut:
         return ABTestOut.of(await runtime.ab_start(
             body.model_id, body.champion, body.challenger, actor=actor, split=body.split,
             shadow=body.shadow, min_samples=body.min_samples, alpha=body.alpha, tau=body.tau))
 
-    return _json(await _guarded(call), status=201)
+    return json_response(await _guarded(call), status=201)
 
 
 async def get_ab_evaluate(request: web.Request) -> web.Response:
@@ -353,24 +328,24 @@ async def get_ab_evaluate(request: web.Request) -> web.Response:
     async def call() -> ABEvaluationOut:
         return ABEvaluationOut.of(await runtime.ab_evaluate(test_id))
 
-    return _json(await _guarded(call))
+    return json_response(await _guarded(call))
 
 
 async def post_ab_promote(request: web.Request) -> web.Response:
     runtime = _runtime(request)
-    body = await _body(request, ABPromoteBody)
-    actor = _actor(request)
+    body = await request_body(request, ABPromoteBody)
+    actor = request_actor(request)
 
     async def call() -> ABTestOut:
         return ABTestOut.of(await runtime.ab_conclude(body.test_id, actor=actor,
                                                       force=body.force))
 
-    return _json(await _guarded(call))
+    return json_response(await _guarded(call))
 
 
 async def post_predict(request: web.Request) -> web.Response:
     runtime = _runtime(request)
-    body = await _body(request, PredictBody)
+    body = await request_body(request, PredictBody)
 
     async def call() -> PredictionOut:
         result = await runtime.predict(symbol=body.symbol, features=body.features,
@@ -386,7 +361,7 @@ async def post_predict(request: web.Request) -> web.Response:
             features={k: _finite(v) for k, v in result.features.items()},
         )
 
-    return _json(await _guarded(call))
+    return json_response(await _guarded(call))
 
 
 _READ_ERRORS = (401, 403, 409, 429)

@@ -38,6 +38,8 @@ EXPORT_TABLES: tuple[str, ...] = (
     "instruments",
     "ticks",
     "bars",
+    "history_bars",
+    "history_days",
     "orders",
     "fills",
     "positions",

@@ -338,7 +338,7 @@ class ChartWidget(QtWidgets.QWidget):
 
     # -- internals ---------------------------------------------------------------------------
     def _at_right_edge(self) -> bool:
-        right = self.price_plot.getViewBox().viewRange()[0][1]
+        right = float(self.price_plot.getViewBox().viewRange()[0][1])
         return right >= len(self._series) - 1
 
     def _recompute_overlays(self) -> None:

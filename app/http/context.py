@@ -1,0 +1,121 @@
+"""What every ``/v1`` handler shares: the services it drives and the request plumbing.
+
+The trading routes (``app.http.api``) and the model routes (``app.http.deployment``) both read
+their context, bodies and caller from here, so neither has to import the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from app.http.auth import API_KEY, AuditFn, log_audit
+from app.http.problems import ApiProblem
+from services.domain import Funds, Order, OrderRequest, Position
+from services.metrics import Metrics
+
+if TYPE_CHECKING:
+    from app.models_runtime import ModelsRuntime
+
+M = TypeVar("M", bound=BaseModel)
+
+BODY_TIMEOUT = 10.0
+
+
+class TradingFacade(Protocol):
+    """The part of ``app.wiring.AppServices`` the API uses."""
+
+    def order_list(self) -> list[Order]: ...
+    def position_list(self) -> list[Position]: ...
+    def funds(self) -> Funds | None: ...
+    async def submit_order(self, request: OrderRequest) -> Order: ...
+    async def cancel_order(self, order_id: str) -> Order: ...
+
+
+class KillReportLike(Protocol):
+    def summary(self) -> dict[str, Any]: ...
+
+
+class KillSwitchPort(Protocol):
+    """``services.risk.KillSwitch``: halt, cancel all, optionally flatten."""
+
+    async def activate(
+        self, square_off: bool, *, actor: str = ..., reason: str = ...
+    ) -> KillReportLike: ...
+
+
+@dataclass
+class ApiContext:
+    trading: TradingFacade
+    metrics: Metrics
+    killswitch: KillSwitchPort
+    audit: AuditFn = log_audit
+    body_timeout: float = BODY_TIMEOUT
+    # Asks the broker when the order manager has no funds snapshot yet (none is published
+    # until the first order or fill on some brokers).
+    fetch_funds: Callable[[], Awaitable[Funds]] | None = None
+    # The embedded models (``/v1/deployment``); None without a profile database.
+    models: ModelsRuntime | None = None
+
+
+API_CONTEXT: web.AppKey[ApiContext] = web.AppKey("dalal_api_context", ApiContext)
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {
+            "field": ".".join(str(p) for p in err["loc"]) or "(body)",
+            "message": err["msg"],
+            "type": err["type"],
+        }
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+async def read_body(
+    request: web.Request, model: type[M], *, read_timeout: float, optional: bool = False
+) -> M:
+    """Read and validate a JSON body: 415, 408, 413 (from aiohttp), 400 or 422 on failure."""
+    if optional and not request.body_exists:
+        return model()
+    if request.content_type != "application/json":
+        raise ApiProblem(415, "send the body as application/json")
+    try:
+        async with asyncio.timeout(read_timeout):
+            raw = await request.read()
+    except TimeoutError:
+        raise ApiProblem(408, "the request body arrived too slowly", close=True) from None
+    if optional and not raw.strip():
+        return model()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as e:
+        errors = field_errors(e)
+        if any(err["type"] == "json_invalid" for err in errors):
+            raise ApiProblem(400, "the body is not valid JSON") from None
+        raise ApiProblem(422, "the body does not match the schema", errors=errors) from None
+
+
+async def request_body(request: web.Request, model: type[M]) -> M:
+    """``read_body`` with the context's body timeout."""
+    return await read_body(request, model, read_timeout=request.app[API_CONTEXT].body_timeout)
+
+
+def json_response(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=model.model_dump_json().encode(), content_type="application/json"
+    )
+
+
+def request_actor(request: web.Request) -> str:
+    """Who made the request, as the audit log names it (never the key's secret)."""
+    return f"apikey:{request[API_KEY].key_id}"
+
+
+def audit(request: web.Request, kind: str, details: dict[str, Any]) -> None:
+    request.app[API_CONTEXT].audit(kind, request_actor(request), details)

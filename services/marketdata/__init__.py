@@ -1,0 +1,1 @@
+"""Market data from real providers: history store, providers, router (issue 15)."""
