@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 
 import pytest
 
-from services.domain import Exchange, Instrument, InstrumentKind
+from services.domain import InstrumentKind
 from services.instruments import InstrumentRegistry, bundled_universe
 from services.options.search import FnoQuery, describe, parse_query
 
@@ -16,20 +15,7 @@ SESSION = date(2026, 12, 1)
 
 @pytest.fixture(scope="module")
 def registry() -> InstrumentRegistry:
-    instruments, _ = bundled_universe(SESSION)
-    extra = [
-        Instrument(
-            Exchange.NFO, f"RELIANCE26DEC{k}{kind.value}", 9_000_000 + n, "RELIANCE", kind,
-            Decimal("0.05"), 500, expiry=date(2026, 12, 30), strike=Decimal(k),
-            underlying="NSE:RELIANCE",
-        )
-        for n, (k, kind) in enumerate(
-            (k, kind)
-            for k in (1480, 1500, 1520)
-            for kind in (InstrumentKind.CALL, InstrumentKind.PUT)
-        )
-    ]
-    return InstrumentRegistry([*instruments, *extra])
+    return InstrumentRegistry(bundled_universe(SESSION)[0])
 
 
 @pytest.mark.parametrize(
@@ -76,13 +62,15 @@ def test_month_future(registry: InstrumentRegistry) -> None:
 
 
 def test_day_month_option(registry: InstrumentRegistry) -> None:
-    found = registry.search("RELIANCE 1500 PE 30DEC", 5)
+    found = registry.search("RELIANCE 1500 PE 29DEC", 5)
     assert [i.tradingsymbol for i in found] == ["RELIANCE26DEC1500PE"]
+    assert registry.search("RELIANCE 1500 PE 30DEC", 5) == []  # no such expiry
 
 
 def test_partial_strike_while_typing(registry: InstrumentRegistry) -> None:
-    found = registry.search("RELIANCE 15", 10)
+    found = registry.search("RELIANCE 15", 20)
     assert {i.tradingsymbol for i in found} >= {"RELIANCE26DEC1500CE", "RELIANCE26DEC1520PE"}
+    assert all(str(i.strike).startswith("15") for i in found)
 
 
 def test_plain_search_still_finds_the_index_and_equities(registry: InstrumentRegistry) -> None:
@@ -99,4 +87,4 @@ def test_expired_contracts_leave_the_index(registry: InstrumentRegistry) -> None
 def test_describe_shows_exchange_expiry_and_lot(registry: InstrumentRegistry) -> None:
     inst = registry.get("NFO:RELIANCE26DEC1500PE")
     assert inst is not None
-    assert describe(inst) == "RELIANCE 1500 PE  30 DEC 2026  NFO  lot 500"
+    assert describe(inst) == "RELIANCE 1500 PE  29 DEC 2026  NFO  lot 500"

@@ -305,6 +305,7 @@ def tick_from_quote(key: str, record: Json) -> Tick:
         low=dec(ohlc.get("low")),
         close=dec(ohlc.get("close")),
         depth=depth,
+        oi=int(record.get("oi") or 0),
     )
 
 
