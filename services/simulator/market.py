@@ -66,7 +66,7 @@ _LIQUID = frozenset({"RELIANCE", "HDFCBANK", "ICICIBANK", "INFY", "SBIN", "TCS",
 # indices, index futures and equities get, so thousands of contracts cannot starve the
 # equities a watchlist shows; a universe within the caps keeps its plain weights.
 _CLASS_INDEX, _CLASS_INDEX_FUTURE, _CLASS_EQUITY, _CLASS_INDEX_OPTION, _CLASS_STOCK_FNO = range(5)
-_OPTION_CAP = (0.0, 0.0, 0.0, 0.6, 0.25)
+_OPTION_CAP = (0.0, 0.0, 0.0, 0.45, 0.2)
 _EXPIRY_DAY_ACTIVITY = 3.0  # expiring contracts trade this much more on their last day
 _OI_OPEN_SHARE = 0.56  # of trades that open a position, an ordinary day
 
