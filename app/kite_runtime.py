@@ -26,7 +26,8 @@ from typing import Any
 from app.settings import Settings
 from services.bars import BarBuilder
 from services.broker import BrokerError
-from services.brokers.kite.adapter import KiteBroker, KiteEndpoints
+from services.brokers.kite.adapter import KiteBroker
+from services.brokers.kite.config import KiteEndpoints
 from services.brokers.kite.errors import PermissionDenied
 from services.brokers.kite.login import login_and_store
 from services.brokers.kite.session import CredentialsMissing, KiteSecrets, SecretStore, StoredToken

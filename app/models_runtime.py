@@ -595,11 +595,12 @@ def build_models_runtime(
     config: ModelsConfig | None = None,
 ) -> ModelsRuntime:
     """The runtime of a profile: artifacts in ``models/`` beside its database, signed with
-    the profile's key from the OS keyring (the same key ``dalal model`` uses)."""
-    from app.commands.model import keyring_signing_key
+    the profile's key from its secrets: a trusted OS keyring, else the vault inside
+    ``database`` (the same key ``dalal model`` uses)."""
+    from app.commands.model import signing_key
 
     return ModelsRuntime(
         database, bus, clock, artifacts_dir=database.path.parent / "models",
-        signing_key=keyring_signing_key(profile, create=True), symbol_known=symbol_known,
+        signing_key=signing_key(profile, database, create=True), symbol_known=symbol_known,
         history=history, order_submit=order_submit, config=config,
     )

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from services.costs import load_schedule
 from services.risk.limits import RiskLimits
 
 APP_NAME = "dalal-terminal"
@@ -76,6 +77,9 @@ class Settings(BaseModel):
     # whenever they first start the app; switch it off to follow real market hours.
     always_open: bool = True
     opening_balance: str = Field(default="1000000", pattern=r"^\d{1,12}(\.\d{1,2})?$")
+    # Whose brokerage the paper broker charges (resources/charges/tariffs.json): paper P&L
+    # is net of the charges that broker's contract note would show.
+    paper_tariff: str = Field(default="zerodha", pattern=r"^[a-z0-9_]{1,32}$")
     watchlist: list[str] = Field(default_factory=lambda: list(DEFAULT_WATCHLIST))
     # "paper": the built-in simulator and paper broker (no account, no network);
     # "kite": live data and real orders on the Zerodha account (see docs/brokers/zerodha.md).
@@ -97,6 +101,15 @@ class Settings(BaseModel):
     # such as "dask" or "ray" once registered with joblib.
     models_training_backend: str = Field(default="threading", pattern=r"^[a-z_]{1,32}$")
     models_training_jobs: int = Field(default=1, ge=-1, le=1024)
+
+    @field_validator("paper_tariff")
+    @classmethod
+    def _known_tariff(cls, value: str) -> str:
+        known = load_schedule().tariffs
+        if value not in known:
+            choices = ", ".join(sorted(known))
+            raise ValueError(f"unknown tariff {value!r}; choose one of {choices}")
+        return value
 
 
 class SettingsError(Exception):

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from app.settings import Settings
 from services.alerts import Alert, AlertBook, AlertCondition
 from services.bars import BarBuilder
-from services.broker import Broker, BrokerError, OrderChange
+from services.broker import BrokerError, OrderChange
+from services.brokers.ports import ExecutionClient
 from services.bus import CONNECTION, EventBus
 from services.clock import Clock, SystemClock, to_ist
 from services.domain import (
@@ -85,7 +86,7 @@ class AppServices:
     # historical API is unavailable (no add-on on the Kite Connect app).
     simulator: MarketSimulator
     bars: BarBuilder
-    broker: PaperBroker | Broker
+    broker: PaperBroker | ExecutionClient
     orders: OrderManager
     risk: RiskEngine
     kill_switch: KillSwitch
@@ -155,7 +156,10 @@ class AppServices:
         the paper broker lived in that process, so the order was never placed, and the journal
         says so instead of leaving it PENDING for ever.
         """
-        orders, fills = await recorder.session(to_ist(self.clock.now()).date())
+        today = to_ist(self.clock.now()).date()
+        earlier_orders, earlier_fills = await recorder.before(today)
+        broker.carry_forward(earlier_fills, today, [o.order_id for o in earlier_orders])
+        orders, fills = await recorder.session(today)
         resumed: list[Order] = []
         for order in orders:
             if order.status is OrderStatus.PENDING and order.order_id == order.request.tag:
@@ -369,7 +373,7 @@ def build_services(
     )
     bars = BarBuilder(bus, clock=clock)
     kite: KiteRuntime | None = None
-    broker: PaperBroker | Broker
+    broker: PaperBroker | ExecutionClient
     if kite_mode:
         from app.kite_runtime import KiteRuntime  # lazy: the SDK and Twisted
 
@@ -390,7 +394,11 @@ def build_services(
         broker = kite.broker
     else:
         broker = PaperBroker(
-            instruments, bus, clock, opening_balance=Decimal(settings.opening_balance)
+            instruments,
+            bus,
+            clock,
+            opening_balance=Decimal(settings.opening_balance),
+            tariff=settings.paper_tariff,
         )
     recorder = Recorder(database, bus) if database is not None else None
     orders = OrderManager(broker, instruments, quotes, bus, clock, journal=recorder)

@@ -12,8 +12,8 @@ and price of the crossing, and an ``AlertFired`` goes out on ``ALERTS`` for the 
 
 With a profile ``Database`` alerts survive restarts through ``AlertRepository``. Its writes run
 on one worker thread of their own, in submission order, so the event loop never waits on the
-disk and a deletion can never overtake the insert it undoes. The stored record has no column
-for the triggered price: an alert triggered in an earlier session comes back without it.
+disk and a deletion can never overtake the insert it undoes. The stored record keeps the
+triggered price too (schema v7), so an alert fired in an earlier session comes back with it.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class Alert:
     created_at: datetime
     note: str = ""
     triggered_at: datetime | None = None
-    triggered_price: Decimal | None = None  # None for one triggered in an earlier session
+    triggered_price: Decimal | None = None  # None for one fired before schema v7
 
     @property
     def active(self) -> bool:
@@ -178,7 +178,8 @@ class AlertBook:
                 continue
             triggered_at = None if r.active else (r.triggered_at or r.created_at)
             self._alerts[r.alert_id] = Alert(
-                r.alert_id, r.key, condition, r.threshold, r.created_at, r.note, triggered_at
+                r.alert_id, r.key, condition, r.threshold, r.created_at, r.note, triggered_at,
+                r.triggered_price if triggered_at is not None else None,
             )
 
     # -- evaluation ----------------------------------------------------------------------------
@@ -204,7 +205,9 @@ class AlertBook:
         event = AlertFired(done, tick)
         self._bus.publish(ALERTS, event)
         if self._writer is not None and self._store is not None:
-            future = self._writer.submit(self._store.alerts.mark_triggered, alert.alert_id, tick.ts)
+            future = self._writer.submit(
+                self._store.alerts.mark_triggered, alert.alert_id, tick.ts, tick.last_price
+            )
             future.add_done_callback(_log_failure)
         return event
 

@@ -1,18 +1,16 @@
-"""The contract every broker adapter keeps: the paper broker, Zerodha, Upstox, Breeze, Angel.
+"""The base of the broker error taxonomy and the order-change value, shared by every broker.
 
-The order manager only ever talks to this protocol, so risk checks, the audit log and the
-blotters behave the same whichever broker is behind it. Adapters push what happens to their
-orders onto the event bus (``ORDERS``, ``FILLS``, ``POSITIONS``, ``FUNDS`` topics): the
-broker is the source of truth and the snapshot methods exist for reconciliation.
+The ports themselves (``ExecutionClient`` and the others) live in ``services.brokers.ports``
+and the full taxonomy in ``services.brokers.errors``; these three classes stay here because
+the order path, the widgets and the API catch them without needing the broker package.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
 
-from services.domain import Fill, Funds, Holding, Order, OrderRequest, OrderType, Position
+from services.domain import OrderType
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,25 +37,3 @@ class OrderRejected(BrokerError):
 
 class OrderNotFound(BrokerError):
     pass
-
-
-class Broker(Protocol):
-    name: str
-
-    async def place_order(self, request: OrderRequest) -> Order:
-        """Send a validated order; return it as acknowledged (PENDING/OPEN/...)."""
-        ...
-
-    async def modify_order(self, order_id: str, change: OrderChange) -> Order: ...
-
-    async def cancel_order(self, order_id: str) -> Order: ...
-
-    async def orders(self) -> list[Order]: ...
-
-    async def fills(self) -> list[Fill]: ...
-
-    async def positions(self) -> list[Position]: ...
-
-    async def holdings(self) -> list[Holding]: ...
-
-    async def funds(self) -> Funds: ...

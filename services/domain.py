@@ -282,6 +282,35 @@ class Bar:
 
 
 @dataclass(frozen=True, slots=True)
+class MarketProtection:
+    """The exchange-mandated protection of a market order: a percentage band or automatic.
+
+    ``percent`` None is the broker's automatic protection (Kite sends -1, Upstox its own
+    default); a percentage is above 0 and at most 100, and a broker may accept less
+    (``BrokerLimits.market_protection``), which its adapter checks.
+    """
+
+    percent: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        if self.percent is not None and not 0 < self.percent <= 100:
+            raise ValueError(
+                f"market protection {self.percent}% must be above 0 and at most 100 "
+                "(or automatic)"
+            )
+
+    @property
+    def is_auto(self) -> bool:
+        return self.percent is None
+
+    def __str__(self) -> str:
+        return "auto" if self.percent is None else f"{self.percent}%"
+
+
+AUTO_PROTECTION = MarketProtection()
+
+
+@dataclass(frozen=True, slots=True)
 class OrderRequest:
     key: str
     side: Side
@@ -295,9 +324,9 @@ class OrderRequest:
     source: str = "manual"  # ticket, hotkey, api, model:<id>: shown in the audit log
     # An after-market order: queued by the broker until the next session opens.
     amo: bool = False
-    # Market protection in percent for MARKET and SL-M orders (how far from the last price
-    # a fill may go); None lets the broker choose its automatic protection.
-    market_protection: Decimal | None = None
+    # How far from the last price a MARKET or SL-M order may fill; None leaves it to the
+    # broker's default (its automatic protection). Each adapter maps it to its own field.
+    market_protection: MarketProtection | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +397,9 @@ class Position:
     buy_quantity: int = 0
     sell_quantity: int = 0
     multiplier: int = 1
+    # Brokerage, taxes and fees paid on this position's fills (services/costs); P&L before
+    # them is gross, after them net: a trader's real result is the net one.
+    charges: Decimal = ZERO
 
     @property
     def unrealised_pnl(self) -> Decimal:
@@ -377,7 +409,12 @@ class Position:
 
     @property
     def pnl(self) -> Decimal:
+        """Gross P&L: realised plus unrealised, before charges."""
         return self.realised_pnl + self.unrealised_pnl
+
+    @property
+    def net_pnl(self) -> Decimal:
+        return self.pnl - self.charges
 
     def apply_fill(self, side: Side, quantity: int, price: Decimal) -> Position:
         """Return the position after a fill, booking realised P&L on the closed part."""
@@ -428,6 +465,11 @@ class Funds:
     margin_used: Decimal
     realised_pnl: Decimal = ZERO
     unrealised_pnl: Decimal = ZERO
+    charges: Decimal = ZERO  # paid today on the account's fills, already out of available cash
+
+    @property
+    def net_pnl(self) -> Decimal:
+        return self.realised_pnl + self.unrealised_pnl - self.charges
 
 
 class ConnectionStatus(enum.StrEnum):

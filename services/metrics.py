@@ -172,6 +172,8 @@ class _SnapshotCollector(Collector):
             pnl.add_metric(
                 ["unrealised"], float(sum((p.unrealised_pnl for p in positions), ZERO))
             )
+            pnl.add_metric(["charges"], float(sum((p.charges for p in positions), ZERO)))
+            pnl.add_metric(["net"], float(sum((p.net_pnl for p in positions), ZERO)))
             yield pnl
             holdings = list(self.portfolio.holdings())
             yield GaugeMetricFamily(

@@ -20,7 +20,8 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Protocol, TypeVar, runtime_checkable
 
-from services.broker import Broker, BrokerError, OrderChange, OrderNotFound, OrderRejected
+from services.broker import BrokerError, OrderChange, OrderNotFound, OrderRejected
+from services.brokers.ports import ExecutionClient
 from services.bus import FILLS, FUNDS, ORDERS, POSITIONS, EventBus, SubscriberLagged, Subscription
 from services.clock import Clock, to_ist
 from services.domain import (
@@ -104,7 +105,7 @@ def apply_change(request: OrderRequest, change: OrderChange) -> OrderRequest:
 class OrderManager:
     def __init__(
         self,
-        broker: Broker,
+        broker: ExecutionClient,
         instruments: InstrumentRegistry,
         quotes: QuoteSource,
         bus: EventBus,

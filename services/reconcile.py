@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from services.broker import Broker, BrokerError
+from services.broker import BrokerError
+from services.brokers.ports import ExecutionClient
 from services.bus import CONNECTION, EventBus
 from services.clock import Clock
 from services.domain import ConnectionState, ConnectionStatus, Fill, Order, Position, Product
@@ -141,7 +142,7 @@ class Reconciler:
     ``after`` hooks run after each successful reconciliation (the candle gap repair).
     """
 
-    broker: Broker
+    broker: ExecutionClient
     book: OrderBook
     bus: EventBus
     clock: Clock

@@ -163,6 +163,7 @@ async def test_alerts_persist_across_books_on_the_encrypted_database(db: Databas
     [old] = second.triggered()
     assert (old.alert_id, old.level, old.note) == (fires.alert_id, D("2500.50"), "breakout")
     assert old.triggered_at == T0 + timedelta(seconds=5)
+    assert old.triggered_price == D("2501")  # kept in the database since schema v7
 
     # The reloaded alert is live: the first tick sets its side, a crossing fires it.
     out = bus.subscribe(ALERTS, "test")

@@ -15,6 +15,7 @@ from app.wiring import AppServices, build_services
 from services.broker import OrderChange, OrderNotFound, OrderRejected
 from services.bus import CONNECTION
 from services.domain import (
+    AUTO_PROTECTION,
     ConnectionStatus,
     Order,
     OrderRequest,
@@ -96,7 +97,7 @@ async def test_square_off_orders_are_journaled_with_their_own_tags_and_protectio
         assert len(closed_orders) == 2 and report.failed == ()
         tags = [o.request.tag for o in closed_orders]
         assert all(t and t.startswith("dt") for t in tags) and len(set(tags)) == len(tags)
-        assert all(o.request.market_protection == Decimal(-1) for o in closed_orders)
+        assert all(o.request.market_protection == AUTO_PROTECTION for o in closed_orders)
         await until(lambda: all(db.orders.get(o.order_id) for o in closed_orders))
         await until(lambda: "killswitch.report" in [row.kind for row in db.audit.rows()])
         kinds = [row.kind for row in db.audit.rows()]

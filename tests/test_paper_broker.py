@@ -205,7 +205,8 @@ def test_every_order_type_and_product_fills_against_depth(
     assert funds.margin_used == (fill_price * qty * RATE[product]).quantize(
         D("0.01"), ROUND_CEILING
     )
-    assert funds.available_cash == D("1000000") - funds.margin_used
+    assert funds.charges > 0  # every fill pays charges (tests/costs checks the figures)
+    assert funds.available_cash == D("1000000") - funds.margin_used - funds.charges
 
 
 # -- partial fills, IOC, limits ------------------------------------------------------------
@@ -436,7 +437,10 @@ def test_positions_and_pnl_are_exact(env: Env) -> None:
     assert funds.realised_pnl == D("12.5")
     assert funds.unrealised_pnl == (D("1503") - D("1500.5")) * 15
     assert funds.margin_used == D("4501.50")  # 20% of 15 x 1500.5
-    assert funds.available_cash == D("1000000") + D("12.5") - D("4501.50")
+    # Zerodha MIS charges on the three orders so far, worked line by line in
+    # test_paper_round_trip_pays_zerodha_intraday_charges: 6.34 + 6.34 + 4.94.
+    assert funds.charges == D("17.62")
+    assert funds.available_cash == D("1000000") + D("12.5") - D("4501.50") - D("17.62")
 
     env.place(req(REL, Side.SELL, 15))
     env.tick(REL, "1499", bids=[("1499", 100)])
@@ -444,7 +448,9 @@ def test_positions_and_pnl_are_exact(env: Env) -> None:
     assert (pos.quantity, pos.realised_pnl) == (0, D("12.5") + (D("1499") - D("1500.5")) * 15)
     funds = env.broker.current_funds()
     assert funds.margin_used == 0
-    assert funds.available_cash == D("1000000") + pos.realised_pnl == D("999990.0")
+    assert funds.charges == pos.charges == D("32.42")  # + 14.80 for the 15-share sell
+    assert pos.net_pnl == pos.realised_pnl - D("32.42") == D("-42.42")
+    assert funds.available_cash == D("1000000") + pos.realised_pnl - D("32.42") == D("999957.58")
 
 
 def test_short_position_books_profit_when_covered(env: Env) -> None:
@@ -456,10 +462,13 @@ def test_short_position_books_profit_when_covered(env: Env) -> None:
     assert env.broker.current_funds().margin_used == D("3000.00")
     env.tick(REL, "1490", asks=[("1490", 10)])
     funds = env.broker.current_funds()
-    assert (funds.realised_pnl, funds.margin_used, funds.available_cash) == (
+    # Charges: the MIS sell 9.89 (brokerage 4.50, STT 4, exchange 0.45, SEBI 0.02, IPFT
+    # 0.02, GST 0.90); the buy 6.27 (4.47, stamp 0.45, 0.44, 0.01, 0.01, GST 0.89).
+    assert (funds.realised_pnl, funds.margin_used, funds.charges, funds.available_cash) == (
         D("100"),
         0,
-        D("1000100"),
+        D("16.16"),
+        D("1000083.84"),
     )
 
 
@@ -596,3 +605,23 @@ async def test_run_announces_the_broker_connection_and_its_end() -> None:
         await task
     (down,) = states.drain()
     assert down.status is ConnectionStatus.DISCONNECTED
+
+
+def test_a_resumed_session_charges_exactly_what_it_charged_before(env: Env) -> None:
+    env.prime()
+    env.place(req(REL, Side.BUY, 10))
+    env.tick(REL, "1500", asks=[("1500", 4)])  # a partial fill: 4 of 10
+    env.tick(REL, "1500.5", asks=[("1500.5", 10)])  # the rest
+    env.place(req(REL, Side.SELL, 10))
+    env.tick(REL, "1503", bids=[("1503", 100)])
+    before = env.broker.current_funds()
+    assert before.charges > 0
+    orders = [env.order(o.order_id) for o in env.orders_sub.drain()]
+    fills = env.fills()
+    resumed = PaperBroker(registry(), EventBus(), ManualClock(env.clock.now()))
+    resumed.restore(list({o.order_id: o for o in orders}.values()), fills)
+    after = resumed.current_funds()
+    assert (after.charges, after.available_cash) == (before.charges, before.available_cash)
+    # The order that filled in two parts paid one capped brokerage line, not two.
+    first = fills[0].order_id
+    assert resumed.order_charges(first) == env.broker.order_charges(first)

@@ -32,3 +32,10 @@ def test_a_mistyped_limit_is_refused_with_its_name(tmp_path: Path) -> None:
     path.write_text(json.dumps({"risk": {"max_order_valu": "1"}}))
     with pytest.raises(SettingsError, match=r"risk\.max_order_valu"):
         load_settings(path)
+
+
+def test_an_unknown_paper_tariff_is_refused_with_the_choices(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"paper_tariff": "zerodah"}))
+    with pytest.raises(SettingsError, match=r"unknown tariff 'zerodah'; choose one of .*zerodha"):
+        load_settings(path)

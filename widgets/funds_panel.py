@@ -25,6 +25,8 @@ FIELDS: list[tuple[str, Callable[[Funds], Decimal], bool]] = [
     ("Margin used", lambda f: f.margin_used, False),
     ("Realised P&L", lambda f: f.realised_pnl, True),
     ("Unrealised P&L", lambda f: f.unrealised_pnl, True),
+    ("Charges", lambda f: f.charges, False),
+    ("Net P&L", lambda f: f.net_pnl, True),
 ]
 
 

@@ -42,6 +42,8 @@ COLUMNS: list[Column[Position]] = [
         lambda p: _pnl_colour(p.unrealised_pnl),
     ),
     Column("P&L", lambda p: fmt_price(p.pnl), RIGHT, lambda p: _pnl_colour(p.pnl)),
+    Column("Charges", lambda p: fmt_price(p.charges), RIGHT),
+    Column("Net P&L", lambda p: fmt_price(p.net_pnl), RIGHT, lambda p: _pnl_colour(p.net_pnl)),
 ]
 
 
@@ -54,6 +56,9 @@ class PositionsModel(LivePriceModel[Position]):
 
     def total_pnl(self) -> Decimal:
         return sum((p.pnl for p in self.rows()), ZERO)
+
+    def total_charges(self) -> Decimal:
+        return sum((p.charges for p in self.rows()), ZERO)
 
 
 class PositionsWidget(QWidget):
@@ -93,10 +98,13 @@ class PositionsWidget(QWidget):
             self._update_total()
 
     def _update_total(self) -> None:
-        total = self.model.total_pnl()
-        colour = theme.signed_colour(total).name()
+        gross = self.model.total_pnl()
+        charges = self.model.total_charges()
+        net = gross - charges
+        colour = theme.signed_colour(net).name()
         self.total.setText(
-            f"Total P&amp;L <b style='color:{colour}'>{fmt_price(total)}</b>"
+            f"Net P&amp;L <b style='color:{colour}'>{fmt_price(net)}</b>"
+            f" &nbsp; gross {fmt_price(gross)}, charges {fmt_price(charges)}"
             if self.model.rowCount()
             else ""
         )

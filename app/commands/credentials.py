@@ -1,12 +1,12 @@
-"""``dalal credentials set|list|delete BROKER``: values go to the keyring, prompted without
-echo; ``list`` shows names and dates only."""
+"""``dalal credentials set|list|delete BROKER``: values go to a trusted OS keyring, or into the
+encrypted profile database when there is none; prompted without echo; ``list`` shows names
+and dates only."""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 
-from app.commands.vault import add_profile_args, guarded, unlock
+from app.commands.vault import add_profile_args, guarded, prompt_secret, unlock
 from services.security import CredentialStore
 
 DEFAULT_FIELDS = ("api_key", "api_secret")
@@ -15,15 +15,18 @@ DEFAULT_FIELDS = ("api_key", "api_secret")
 @guarded
 def set_credentials(args: argparse.Namespace) -> int:
     fields = args.field or list(DEFAULT_FIELDS)
-    values = {name: getpass.getpass(f"{args.broker} {name}: ") for name in fields}
+    values = {name: prompt_secret(f"{args.broker} {name}: ") for name in fields}
     if any(not v for v in values.values()):
         raise ValueError("empty value: nothing stored")
     vault, db = unlock(args)
     try:
-        CredentialStore(vault.paths.profile, db, actor="cli").set(args.broker, values)
+        store = CredentialStore(vault.paths.profile, db, actor="cli")
+        store.set(args.broker, values)
+        where = store.location
     finally:
         db.close()
-    print(f"stored {', '.join(sorted(values))} for {args.broker} in the keyring")
+    place = "the OS keyring" if where == "keyring" else "the encrypted profile database"
+    print(f"stored {', '.join(sorted(values))} for {args.broker} in {place}")
     return 0
 
 
@@ -53,7 +56,9 @@ def delete_credentials(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("credentials", help="broker credentials in the OS keyring")
+    parser = subparsers.add_parser(
+        "credentials", help="broker credentials (OS keyring, or the encrypted profile)"
+    )
     sub = parser.add_subparsers(dest="credentials_command", required=True)
     p = sub.add_parser("set", help="store a broker's credentials (prompts, no echo)")
     p.add_argument("broker")

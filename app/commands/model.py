@@ -2,8 +2,9 @@
 
 Registering the parser imports nothing heavy; each handler imports scikit-learn, numpy and the
 storage layer only when it runs. The registry lives in the profile's encrypted database, the
-artifacts in ``models/`` beside it, and artifacts are signed with a per-profile key kept in
-the OS keyring (created on first training).
+artifacts in ``models/`` beside it, and artifacts are signed with a per-profile key kept
+with the profile's other secrets (a trusted OS keyring, else the encrypted vault; created on
+first training).
 """
 
 from __future__ import annotations
@@ -29,24 +30,35 @@ ACTOR = "cli"
 SIGNING_KEY_BYTES = 32
 
 
-def keyring_signing_key(profile: str, *, create: bool) -> Callable[[], bytes]:
-    """A key provider for artifact HMACs, backed by the (policy-checked) OS keyring."""
+def signing_key(profile: str, db: Database, *, create: bool) -> Callable[[], bytes]:
+    """A key provider for artifact HMACs, kept with the profile's secrets.
+
+    A trusted OS keyring holds it when there is one, else the vault table inside the unlocked
+    profile database (``ProfileSecrets``), so a machine without a keyring (a VPS with
+    ``--key-fd``) can train and load models. The key is read once and then remembered.
+    """
+    remembered: list[bytes] = []
 
     def provide() -> bytes:
-        from services.security.keyring_policy import SERVICE, secure_keyring
+        if remembered:
+            return remembered[0]
+        from services.security.secret_store import ProfileSecrets
 
-        backend = secure_keyring()
-        stored = backend.get_password(SERVICE, model_signing_username(profile))
+        store = ProfileSecrets(db)
+        name = model_signing_username(profile)
+        stored = store.get(name)
         if stored is None:
             if not create:
                 raise ValueError(
-                    f"no model signing key for profile {profile!r} in the keyring: models "
-                    "trained elsewhere cannot be verified here"
+                    f"no model signing key for profile {profile!r}: models trained elsewhere "
+                    "cannot be verified here"
                 )
             key = secrets.token_bytes(SIGNING_KEY_BYTES)
-            backend.set_password(SERVICE, model_signing_username(profile), key.hex())
-            return key
-        return bytes.fromhex(stored)
+            store.set(name, key.hex())
+        else:
+            key = bytes.fromhex(stored)
+        remembered.append(key)
+        return key
 
     return provide
 
@@ -71,7 +83,7 @@ def opened(args: argparse.Namespace, *, create_key: bool = False) -> Iterator[
 
         artifacts = ArtifactStore(
             vault.paths.directory / "models",
-            keyring_signing_key(vault.paths.profile, create=create_key),
+            signing_key(vault.paths.profile, db, create=create_key),
         )
         registry = ModelRegistry(SqlRegistryStore(db.transaction), artifacts, audit=record)
         harness = ABHarness(SqlABStore(db.transaction), registry, audit=record)

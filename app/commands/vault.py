@@ -19,6 +19,7 @@ from services.security import (
     LockedOutError,
     Vault,
     WrongKeyError,
+    secure_keyring,
 )
 from services.security.keys import MODE_PASSPHRASE
 from services.storage import Database, ProfilePaths, StorageError
@@ -62,14 +63,76 @@ def make_vault(args: argparse.Namespace) -> Vault:
     return Vault(paths, argon2=Argon2Params(time_cost=args.kdf_time_cost))
 
 
+def prompt_secret(prompt: str) -> str:
+    """``getpass`` with its failures as one-line errors: no terminal, or stdin at its end."""
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:
+        raise KeyUnavailableError(
+            f"no answer to {prompt.strip().rstrip(':')!r}: standard input ended (no terminal?); "
+            "run it in a terminal, or hand the key or passphrase with --key-fd"
+        ) from None
+
+
+def read_handed_passphrase(fd: int) -> str:
+    """A passphrase-mode profile's passphrase, handed on a descriptor instead of typed."""
+    try:
+        with open(fd, "rb", closefd=True) as f:
+            raw = f.read(4097)
+    except OSError as e:
+        raise KeyUnavailableError(f"cannot read --key-fd {fd}: {e.strerror or e}") from None
+    if len(raw) > 4096:
+        raise KeyUnavailableError("key descriptor carries too much data")
+    text = raw.decode("utf-8", errors="strict").rstrip("\r\n")
+    if not text:
+        raise KeyUnavailableError(f"--key-fd {fd} carried no passphrase")
+    return text
+
+
+def check_key_fd(fd: int) -> None:
+    """A descriptor that is not open is a usage error, found before any prompt or unlock."""
+    import os
+
+    try:
+        os.fstat(fd)
+    except OSError:
+        raise KeyUnavailableError(
+            f"--key-fd {fd} is not an open file descriptor (start the command as "
+            f"`dalal ... --key-fd {fd} {fd}<keyfile`)"
+        ) from None
+
+
 def key_source(args: argparse.Namespace, vault: Vault) -> KeySource:
+    """The handed key, the passphrase, or the keyring, by what the profile's header says.
+
+    For a passphrase profile, ``--key-fd`` carries the passphrase (a headless start must not
+    need a terminal); for every other profile it carries the raw key.
+    """
     if args.key_fd is not None:
+        check_key_fd(args.key_fd)
+        if vault.mode == MODE_PASSPHRASE:
+            fd = args.key_fd
+            return vault.passphrase_source(lambda: read_handed_passphrase(fd))
         return FileDescriptorKeySource(args.key_fd)
     if args.key_credential:
         return CredentialFileKeySource(args.key_credential)
     if vault.mode == MODE_PASSPHRASE:
-        return vault.passphrase_source(lambda: getpass.getpass("Passphrase: "))
+        return vault.passphrase_source(lambda: prompt_secret("Passphrase: "))
+    if not vault.exists and not trusted_keyring_available():
+        raise KeyUnavailableError(
+            f"profile {vault.paths.profile!r} does not exist yet and there is no trusted OS "
+            "keyring to keep its key: create it with a passphrase (`dalal vault passphrase`), "
+            "or hand it a key with --key-fd"
+        )
     return vault.keyring_source()
+
+
+def trusted_keyring_available() -> bool:
+    try:
+        secure_keyring()
+    except InsecureKeyringError:
+        return False
+    return True
 
 
 def unlock(args: argparse.Namespace) -> tuple[Vault, Database]:
@@ -93,10 +156,10 @@ def guarded(handler: Handler) -> Handler:
 
 
 def ask_new_passphrase() -> str:
-    first = getpass.getpass("New passphrase: ")
+    first = prompt_secret("New passphrase: ")
     if len(first) < 8:
         raise ValueError("a passphrase needs at least 8 characters")
-    if getpass.getpass("Repeat passphrase: ") != first:
+    if prompt_secret("Repeat passphrase: ") != first:
         raise ValueError("the passphrases do not match")
     return first
 
@@ -116,6 +179,19 @@ def status(args: argparse.Namespace) -> int:
 
 @guarded
 def passphrase(args: argparse.Namespace) -> int:
+    """Switch a profile to a passphrase, or create a new profile with one.
+
+    Creating needs no keyring at all: this is the first step on a machine without one.
+    """
+    vault = make_vault(args)
+    if not vault.exists and args.key_fd is None and not args.key_credential:
+        chosen = ask_new_passphrase()
+        vault.unlock(vault.passphrase_source(chosen), actor="cli").close()
+        print(
+            f"created profile {vault.paths.profile!r}, encrypted with a key derived from your "
+            "passphrase (Argon2id); no OS keyring is needed"
+        )
+        return 0
     vault, db = unlock(args)
     try:
         vault.switch_to_passphrase(db, ask_new_passphrase(), actor="cli")

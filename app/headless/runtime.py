@@ -32,7 +32,13 @@ log = logging.getLogger("dalal.headless")
 
 
 class NoKeys:
-    """The verifier when no key store is open: every presented key is unknown."""
+    """The verifier when no key store is open: every presented key is unknown.
+
+    ``available`` is false so the guard answers 503 instead of 401 and never counts the
+    request toward the address lockout: the fault is ours, not the client's.
+    """
+
+    available = False
 
     def verify(self, presented: str | None) -> Verdict:
         return Verdict(None, Failure.MISSING if not presented else Failure.UNKNOWN)
@@ -169,6 +175,10 @@ def build_runtime(
             model=model, reason=reason).inc()
     else:
         readiness.add("models", not_configured("models"))
+    if keys is None or isinstance(keys, NoKeys):
+        readiness.add("api_keys", lambda: Check(
+            "api_keys", False, "no key store: the profile database is not open",
+            required=False))
     metrics.watch_components(lambda: {c.name: c.ready for c in readiness.report().checks})
     metrics.watch_disk(
         "data", database.path.parent if database is not None else default_data_dir()

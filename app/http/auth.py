@@ -123,6 +123,17 @@ def _unauthorized(detail: str, *, error: str | None = None) -> ApiProblem:
 async def authenticate(request: web.Request, guard: Guard) -> ApiKey:
     """Return the request's key or raise the problem to answer with."""
     address = request.remote or "unknown"
+    if not getattr(guard.keys, "available", True):
+        # Our own misconfiguration (no key store open), not the client's guess: never a 401,
+        # never a failure toward the address block.
+        guard.metrics.auth_failures.labels(reason="no_key_store").inc()
+        raise ApiProblem(
+            503,
+            "the server has no API key store open (it runs without its profile database); "
+            "restart it with the profile's key (--key-fd, a systemd credential, or the "
+            "passphrase on a terminal)",
+            headers={"Retry-After": "60"},
+        )
     blocked = guard.lockout.retry_after(address)
     if blocked > 0:
         guard.metrics.rate_limited.labels(cause="address_blocked").inc()

@@ -131,6 +131,8 @@ class PositionOut(BaseModel):
     last_price: str
     realised_pnl: str
     unrealised_pnl: str
+    charges: str
+    net_pnl: str
 
     @classmethod
     def of(cls, p: Position) -> PositionOut:
@@ -142,6 +144,8 @@ class PositionOut(BaseModel):
             last_price=str(p.last_price),
             realised_pnl=str(p.realised_pnl),
             unrealised_pnl=str(p.unrealised_pnl),
+            charges=str(p.charges),
+            net_pnl=str(p.net_pnl),
         )
 
 
@@ -151,6 +155,8 @@ class FundsOut(BaseModel):
     margin_used: str
     realised_pnl: str
     unrealised_pnl: str
+    charges: str
+    net_pnl: str
 
     @classmethod
     def of(cls, f: Funds) -> FundsOut:
@@ -160,6 +166,8 @@ class FundsOut(BaseModel):
             margin_used=str(f.margin_used),
             realised_pnl=str(f.realised_pnl),
             unrealised_pnl=str(f.unrealised_pnl),
+            charges=str(f.charges),
+            net_pnl=str(f.net_pnl),
         )
 
 

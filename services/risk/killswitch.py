@@ -17,12 +17,19 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, TypeVar
 
-from services.broker import Broker
+from services.brokers.ports import ExecutionClient
 from services.clock import Clock, SystemClock
-from services.domain import Instrument, Order, OrderRequest, OrderType, Position, Side
+from services.domain import (
+    AUTO_PROTECTION,
+    Instrument,
+    Order,
+    OrderRequest,
+    OrderType,
+    Position,
+    Side,
+)
 from services.risk.checks import freeze_limit
 from services.risk.engine import RiskEngine
 from services.risk.state import AuditSink, TradingState
@@ -81,8 +88,8 @@ class KillReport:
         }
 
 
-# The exchange-mandated protection for market orders, chosen by the broker (Kite's -1).
-MARKET_PROTECTION_AUTO = Decimal(-1)
+# The exchange-mandated protection for market orders, chosen by the broker.
+MARKET_PROTECTION_AUTO = AUTO_PROTECTION
 
 
 class _BudgetExhausted(Exception):
@@ -92,7 +99,7 @@ class _BudgetExhausted(Exception):
 class KillSwitch:
     def __init__(
         self,
-        broker: Broker,
+        broker: ExecutionClient,
         engine: RiskEngine,
         *,
         instruments: Callable[[str], Instrument | None] | None = None,
@@ -120,6 +127,25 @@ class KillSwitch:
         """Halt trading, cancel all open orders, optionally flatten; report what happened."""
         async with self._lock:  # a second press waits for the first, then runs again
             return await self._activate(square_off, actor, reason)
+
+    async def resume(
+        self, actor: str, reason: str, to: TradingState = TradingState.ACTIVE
+    ) -> TradingState:
+        """Lift the halt on a person's explicit, reasoned decision; return the state entered.
+
+        Waits for a running activation first, so a resume can never land between the halt
+        and the cancel round of a press still in progress. The engine refuses an empty actor
+        or reason and lands in REDUCING while a loss limit is still crossed; both the risk
+        engine's ``risk.resume`` and ``killswitch.resume`` go to the audit log.
+        """
+        async with self._lock:
+            state = self.engine.resume(actor, reason, to)
+            self._audit(
+                "killswitch.resume",
+                actor,
+                {"reason": reason, "requested": to.value, "state": state.value},
+            )
+            return state
 
     async def _activate(self, square_off: bool, actor: str, reason: str) -> KillReport:
         loop = asyncio.get_running_loop()

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.broker import Broker
+from services.brokers.ports import ExecutionClient
 from services.clock import Clock
 from services.domain import Order
 
@@ -63,7 +63,7 @@ class StuckOrderMonitor:
 
     async def reconcile(
         self,
-        broker: Broker,
+        broker: ExecutionClient,
         *,
         on_refreshed: Callable[[Order], None] | None = None,
     ) -> ReconcileReport:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
-from services.broker import Broker
+from services.brokers.ports import ExecutionClient
 from services.bus import ORDERS, POSITIONS, EventBus, SubscriberLagged
 from services.domain import ZERO, Order, Position
 from services.risk.engine import RiskEngine
@@ -26,7 +26,7 @@ class RiskSupervisor:
         self,
         engine: RiskEngine,
         bus: EventBus,
-        broker: Broker,
+        broker: ExecutionClient,
         stuck: StuckOrderMonitor,
         *,
         sweep_seconds: float = 5.0,
@@ -49,7 +49,8 @@ class RiskSupervisor:
         self._positions = {(p.key, p.product): p for p in positions}
 
     def total_pnl(self) -> Decimal:
-        return sum((p.pnl for p in self._positions.values()), ZERO)
+        """Net of charges: the daily-loss limit guards the money the trader really lost."""
+        return sum((p.net_pnl for p in self._positions.values()), ZERO)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:

@@ -217,11 +217,16 @@ class FileDescriptorKeySource:
     def key(self, paths: ProfilePaths, *, create: bool) -> bytes:
         if self._key is None:
             chunks = []
-            while chunk := os.read(self._fd, 4096):
-                chunks.append(chunk)
-                if sum(map(len, chunks)) > 4096:
-                    raise KeyUnavailableError("key descriptor carries too much data")
-            os.close(self._fd)
+            try:
+                while chunk := os.read(self._fd, 4096):
+                    chunks.append(chunk)
+                    if sum(map(len, chunks)) > 4096:
+                        raise KeyUnavailableError("key descriptor carries too much data")
+                os.close(self._fd)
+            except OSError as e:
+                raise KeyUnavailableError(
+                    f"cannot read the key from descriptor {self._fd}: {e.strerror or e}"
+                ) from None
             self._key = _parse_handed_key(b"".join(chunks))
         if create:
             VaultHeader(MODE_HANDED).save(paths.header)
@@ -241,7 +246,14 @@ class CredentialFileKeySource:
         self._name = name
         self._directory = directory
 
-    def key(self, paths: ProfilePaths, *, create: bool) -> bytes:
+    def read_text(self) -> str:
+        """The credential as text: a passphrase-mode profile's passphrase."""
+        text = self._read().decode("utf-8", errors="replace").rstrip("\r\n")
+        if not text:
+            raise KeyUnavailableError(f"credential {self._name!r} is empty")
+        return text
+
+    def _read(self) -> bytes:
         directory = self._directory
         if directory is None:
             env = os.environ.get("CREDENTIALS_DIRECTORY")
@@ -251,9 +263,12 @@ class CredentialFileKeySource:
                 )
             directory = Path(env)
         try:
-            raw = (directory / self._name).read_bytes()
+            return (directory / self._name).read_bytes()
         except OSError:
             raise KeyUnavailableError(f"cannot read credential {self._name!r}") from None
+
+    def key(self, paths: ProfilePaths, *, create: bool) -> bytes:
+        raw = self._read()
         if create:
             VaultHeader(MODE_HANDED).save(paths.header)
         return _parse_handed_key(raw)

@@ -29,6 +29,7 @@ from services.storage.repositories import (
     PositionRepository,
     SettingsRepository,
     TickRepository,
+    VaultSecretRepository,
 )
 from services.storage.sqlcipher import Connection, connect_raw, rekey
 
@@ -84,6 +85,7 @@ class Database:
         self.settings = SettingsRepository(self)
         self.credential_meta = CredentialMetaRepository(self)
         self.audit = AuditRepository(self)
+        self.vault_secrets = VaultSecretRepository(self)
 
     @classmethod
     def open(

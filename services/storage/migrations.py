@@ -234,7 +234,32 @@ CREATE TABLE history_days (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _HISTORY)
+# order counts: orders sent per broker per IST day, so a restart keeps the daily throttle count
+# (services.brokers.throttle).
+_ORDER_COUNTS = """
+CREATE TABLE order_counts (
+    broker TEXT NOT NULL,
+    day TEXT NOT NULL,
+    sent INTEGER NOT NULL,
+    PRIMARY KEY (broker, day)
+);
+"""
+
+# v7 (first run without an OS keyring): the vault's secrets (broker credentials and tokens,
+# the model-signing key) when no trusted keyring exists; never exported. And the price at
+# which an alert fired, so a triggered alert reloads with it.
+_VAULT_SECRETS = """
+CREATE TABLE vault_secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    set_at TEXT NOT NULL
+);
+ALTER TABLE alerts ADD COLUMN triggered_price TEXT;
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    _V1, _V2, _V3, _V4, _HISTORY, _ORDER_COUNTS, _VAULT_SECRETS
+)
 CURRENT_VERSION = len(MIGRATIONS)
 
 

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -212,6 +212,7 @@ class AlertRecord:
     active: bool = True
     triggered_at: datetime | None = None
     alert_id: int | None = None
+    triggered_price: Decimal | None = None  # None for alerts fired before schema v7
 
 
 class AlertRepository(_Repository):
@@ -232,11 +233,12 @@ class AlertRepository(_Repository):
             )
             return int(cur.lastrowid or 0)
 
-    def mark_triggered(self, alert_id: int, at: datetime) -> None:
+    def mark_triggered(self, alert_id: int, at: datetime, price: Decimal | None = None) -> None:
         with self._db.transaction() as c:
             c.execute(
-                "UPDATE alerts SET triggered_at = ?, active = 0 WHERE alert_id = ?",
-                (codec.to_iso(at), alert_id),
+                "UPDATE alerts SET triggered_at = ?, triggered_price = ?, active = 0 "
+                "WHERE alert_id = ?",
+                (codec.to_iso(at), None if price is None else str(price), alert_id),
             )
 
     def delete(self, alert_id: int) -> None:
@@ -245,8 +247,8 @@ class AlertRepository(_Repository):
 
     def all(self, *, active_only: bool = False) -> list[AlertRecord]:
         rows = self._db.query(
-            "SELECT alert_id, key, condition, threshold, created_at, triggered_at, active, note "
-            "FROM alerts WHERE active >= ? ORDER BY alert_id",
+            "SELECT alert_id, key, condition, threshold, created_at, triggered_at, active, note, "
+            "triggered_price FROM alerts WHERE active >= ? ORDER BY alert_id",
             (1 if active_only else 0,),
         )
         return [
@@ -259,6 +261,7 @@ class AlertRepository(_Repository):
                 triggered_at=codec.from_iso(r[5]) if r[5] else None,
                 active=bool(r[6]),
                 note=r[7],
+                triggered_price=Decimal(r[8]) if r[8] is not None else None,
             )
             for r in rows
         ]
@@ -308,6 +311,31 @@ class CredentialMetaRepository(_Repository):
         return [CredentialMeta(r[0], tuple(json.loads(r[1])), codec.from_iso(r[2])) for r in rows]
 
 
+class VaultSecretRepository(_Repository):
+    """Secrets kept inside the encrypted database when no trusted OS keyring exists.
+
+    The table is not in ``EXPORT_TABLES``: an export never carries a secret.
+    """
+
+    def get(self, name: str) -> str | None:
+        rows = self._db.query("SELECT value FROM vault_secrets WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else None
+
+    def set(self, name: str, value: str, set_at: datetime) -> None:
+        with self._db.transaction() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO vault_secrets (name, value, set_at) VALUES (?,?,?)",
+                (name, value, codec.to_iso(set_at)),
+            )
+
+    def delete(self, name: str) -> bool:
+        with self._db.transaction() as c:
+            return c.execute("DELETE FROM vault_secrets WHERE name = ?", (name,)).rowcount > 0
+
+    def names(self) -> list[str]:
+        return [str(r[0]) for r in self._db.query("SELECT name FROM vault_secrets ORDER BY name")]
+
+
 @dataclass(frozen=True, slots=True)
 class AuditRow:
     seq: int
@@ -343,3 +371,25 @@ class AuditRepository(_Repository):
                 "SELECT seq, ts, kind, actor, details, prev_hash, hash FROM audit_log ORDER BY seq"
             )
         ]
+
+
+class OrderCountRepository(_Repository):
+    """Orders sent per broker per IST day: the ``DailyCountStore`` of the order throttle.
+
+    ``save`` keeps the larger count, so writes that reach the database out of order (they
+    are handed to an executor) never lower it.
+    """
+
+    def load(self, broker: str, day: date) -> int:
+        rows = self._db.query(
+            "SELECT sent FROM order_counts WHERE broker = ? AND day = ?", (broker, day.isoformat())
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def save(self, broker: str, day: date, sent: int) -> None:
+        with self._db.transaction() as c:
+            c.execute(
+                "INSERT INTO order_counts (broker, day, sent) VALUES (?, ?, ?) "
+                "ON CONFLICT (broker, day) DO UPDATE SET sent = MAX(sent, excluded.sent)",
+                (broker, day.isoformat(), sent),
+            )

@@ -7,8 +7,9 @@ from datetime import datetime
 
 import pytest
 
-from services.brokers.kite.adapter import KiteBroker, KiteEndpoints
-from services.brokers.kite.throttle import OrderThrottle
+from services.brokers.kite.adapter import KiteBroker
+from services.brokers.kite.config import LIMITS, KiteEndpoints
+from services.brokers.throttle import OrderThrottle
 from services.clock import IST, ManualClock
 from tests.fakes.kite_server import FakeKite
 
@@ -31,7 +32,9 @@ def make_broker(fake: FakeKite, clock: ManualClock, **kwargs: object) -> KiteBro
     async def advance(seconds: float) -> None:
         clock.advance(seconds)
 
-    kwargs.setdefault("throttle", OrderThrottle(clock, sleep=advance))
+    kwargs.setdefault(
+        "throttle", OrderThrottle.for_limits(LIMITS, clock, broker="Kite", sleep=advance)
+    )
     return KiteBroker(
         fake.api_key,
         "fakeaccesstoken",

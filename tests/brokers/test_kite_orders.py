@@ -10,9 +10,12 @@ import pytest
 import requests
 
 from services.broker import OrderChange, OrderNotFound, OrderRejected
+from services.brokers.errors import ThrottleLimited
 from services.brokers.kite.adapter import KiteBroker
+from services.brokers.kite.config import LIMITS
 from services.brokers.kite.errors import OutcomeUnknown, RateLimited
-from services.brokers.kite.throttle import OrderThrottle, ThrottleLimited
+from services.brokers.ports import RateWindow
+from services.brokers.throttle import OrderThrottle
 from services.clock import IST, ManualClock
 from services.domain import (
     OrderRequest,
@@ -287,7 +290,7 @@ def throttle(clock: ManualClock, waits: list[float], **kwargs: float) -> OrderTh
     async def sleep(seconds: float) -> None:
         await _advance_sleep(clock, waits, seconds)
 
-    return OrderThrottle(clock, sleep=sleep, **kwargs)  # type: ignore[arg-type]
+    return OrderThrottle.for_limits(LIMITS, clock, broker="Kite", sleep=sleep, **kwargs)
 
 
 async def test_throttle_spaces_a_burst_at_eight_a_second(clock: ManualClock) -> None:
@@ -326,7 +329,8 @@ async def test_throttle_daily_limit_and_reset_next_day(clock: ManualClock) -> No
 
 
 async def test_throttled_order_never_reaches_kite(fake: FakeKite, clock: ManualClock) -> None:
-    broker = make_broker(fake, clock, throttle=OrderThrottle(clock, per_second=2, max_wait=0.5))
+    two_a_second = OrderThrottle(clock, windows=(RateWindow(2, 1.0),), max_wait=0.5)
+    broker = make_broker(fake, clock, throttle=two_a_second)
     await broker.place_order(req())
     await broker.place_order(req())
     with pytest.raises(ThrottleLimited, match="2 orders a second"):

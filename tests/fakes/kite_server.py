@@ -45,6 +45,8 @@ FAULTS = frozenset(
         "500_html",
         "503",
         "token",
+        "margin",
+        "static_ip",
     }
 )
 VARIETIES = ("regular", "amo", "co", "iceberg", "auction")
@@ -470,6 +472,21 @@ class FakeKite:
             return _error(503, "NetworkException", "Gateway timed out. Please try again.")
         if fault == "token":
             return _error(403, "TokenException", "Token is invalid or has expired.")
+        if fault == "margin":
+            # Kite's RMS refusal (an OMS error type the SDK does not define).
+            return _error(
+                400,
+                "MarginException",
+                "Insufficient funds. Required margin is 1573.70 but available margin is 0.00.",
+            )
+        if fault == "static_ip":
+            # SEBI static-IP check; Kite's exact wording is unverified (research/wave2.md §5).
+            return _error(
+                403,
+                "PermissionException",
+                "Orders are allowed only from the static IP registered for this app "
+                "(request came from 203.0.113.7).",
+            )
         if fault == "timeout_before":
             await asyncio.sleep(self.hang_seconds)
             return _error(504, "NetworkException", "abandoned")

@@ -6,9 +6,15 @@ from decimal import Decimal
 
 import pytest
 
-from services.broker import OrderRejected
 from services.clock import ManualClock
-from services.domain import OrderRequest, OrderType, Product, Side
+from services.domain import (
+    AUTO_PROTECTION,
+    MarketProtection,
+    OrderRequest,
+    OrderType,
+    Product,
+    Side,
+)
 from tests.brokers.conftest import MARKET_HOURS, make_broker
 from tests.fakes.kite_server import FakeKite
 
@@ -21,7 +27,13 @@ def market(protection: str | None = None, *, amo: bool = False) -> OrderRequest:
         OrderType.MARKET,
         Product.CNC,
         amo=amo,
-        market_protection=None if protection is None else Decimal(protection),
+        market_protection=(
+            None
+            if protection is None
+            else AUTO_PROTECTION
+            if protection == "auto"
+            else MarketProtection(Decimal(protection))
+        ),
     )
 
 
@@ -38,7 +50,7 @@ async def test_amo_flag_places_an_after_market_order_in_session_hours(fake: Fake
     assert fake.orders[regular.order_id]["variety"] == "regular"
 
 
-@pytest.mark.parametrize(("given", "sent"), [(None, -1), ("-1", -1), ("3", 3), ("2.5", 2.5)])
+@pytest.mark.parametrize(("given", "sent"), [(None, -1), ("auto", -1), ("3", 3), ("2.5", 2.5)])
 async def test_market_protection_is_sent(fake: FakeKite, given: str | None, sent: float) -> None:
     broker = make_broker(fake, ManualClock(MARKET_HOURS))
     order = await broker.place_order(market(given))
@@ -46,8 +58,7 @@ async def test_market_protection_is_sent(fake: FakeKite, given: str | None, sent
 
 
 @pytest.mark.parametrize("bad", ["0", "101", "-5"])
-async def test_unusable_market_protection_is_refused_before_kite(fake: FakeKite, bad: str) -> None:
-    broker = make_broker(fake, ManualClock(MARKET_HOURS))
-    with pytest.raises(OrderRejected, match="market protection"):
-        await broker.place_order(market(bad))
-    assert fake.journal.count("POST", "/orders/") == 0
+def test_unusable_market_protection_is_refused_by_the_domain(bad: str) -> None:
+    # Out of every broker's range: no order can even carry it, so none reaches Kite.
+    with pytest.raises(ValueError, match="market protection"):
+        market(bad)

@@ -213,3 +213,25 @@ async def test_kill_switch_finishes_within_a_second_when_the_broker_hangs() -> N
     }
     assert world.audit_log[-1][0] == "killswitch.report"
     assert len(world.audit_log[-1][2]["failed"]) == 12
+
+
+async def test_kill_switch_resume_lifts_the_halt_with_a_reason_and_is_audited(
+    world: World,
+) -> None:
+    desk = PaperDesk()
+    inst = next(i for i in desk.registry if i.kind is InstrumentKind.EQUITY)
+    engine = world.engine(RiskLimits())
+    switch = KillSwitch(desk.broker, engine, instruments=desk.registry.get, clock=desk.clock)
+    await switch.activate(square_off=False, actor="alice")
+    assert engine.state is TradingState.HALTED
+
+    with pytest.raises(ValueError):
+        await switch.resume("alice", "   ")
+    assert engine.state is TradingState.HALTED
+
+    state = await switch.resume("alice", "checked the book")
+    assert state is TradingState.ACTIVE and engine.state is TradingState.ACTIVE
+    assert world.audit_kinds()[-2:] == ["risk.resume", "killswitch.resume"]
+    assert world.audit_log[-1][2]["reason"] == "checked the book"
+    world.prices[inst.key] = desk.prices[inst.key]
+    engine(OrderRequest(inst.key, Side.BUY, 1, OrderType.MARKET, Product.MIS), inst)  # passes

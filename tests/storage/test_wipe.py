@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from app.commands import data as data_cmd
-from app.commands.model import keyring_signing_key
+from app.commands.model import signing_key
 from models.artifacts import ArtifactStore
 from services.security import Vault
 from services.security.keyring_policy import SERVICE
@@ -22,12 +22,13 @@ def test_wipe_removes_the_signing_key_models_and_risk_state(
     memory_keyring: MemoryKeyring,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    vault.unlock(vault.keyring_source()).close()
+    db = vault.unlock(vault.keyring_source())
     profile_dir = vault.paths.directory
     # What a running terminal leaves beside the database: a signed artifact (key in the
     # keyring) in models/, and the risk engine's trading state.
-    store = ArtifactStore(profile_dir / "models", keyring_signing_key("test", create=True))
+    store = ArtifactStore(profile_dir / "models", signing_key("test", db, create=True))
     store.save_bytes(b"onnx graph", "m1-v1.onnx")
+    db.close()
     (profile_dir / "risk_state.json").write_text(json.dumps({"halted": True}))
     assert (SERVICE, "model-signing:test") in memory_keyring.store
 

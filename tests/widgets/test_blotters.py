@@ -112,5 +112,7 @@ def test_positions_mark_to_market_with_ticks(qtbot, running, qloop):
     expected = (marked.last_price - marked.average_price) * 4
     assert marked.unrealised_pnl == expected
     assert widget.model.text((KEY, Product.MIS), "Unrealised") == f"{expected:,.2f}"
-    assert "Total P&amp;L" in widget.total.text()
+    assert marked.charges > 0  # the paper fill paid its charges
+    assert widget.model.text((KEY, Product.MIS), "Net P&L") == f"{marked.net_pnl:,.2f}"
+    assert "Net P&amp;L" in widget.total.text()
     qloop.run(pump.stop())

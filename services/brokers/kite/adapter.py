@@ -1,4 +1,4 @@
-"""``KiteBroker``: the Broker protocol on Zerodha's official kiteconnect SDK.
+"""``KiteBroker``: the ``ExecutionClient`` port on Zerodha's official kiteconnect SDK.
 
 kiteconnect is a blocking ``requests`` client, so every call runs in a worker thread and the
 event loop never waits on the network. The SDK is imported in the constructor only: importing
@@ -19,13 +19,14 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from services.broker import BrokerError, OrderChange, OrderNotFound, OrderRejected
 from services.brokers.kite import mapping
+from services.brokers.kite.config import LIMITS, KiteEndpoints
 from services.brokers.kite.errors import (
     OutcomeUnknown,
     SessionExpired,
@@ -33,7 +34,8 @@ from services.brokers.kite.errors import (
     outcome_unknown,
 )
 from services.brokers.kite.instruments import ParsedMaster, parse_instruments
-from services.brokers.kite.throttle import OrderThrottle
+from services.brokers.ports import BrokerLimits
+from services.brokers.throttle import OrderThrottle
 from services.clock import Clock, SystemClock, is_market_open, to_ist
 from services.domain import (
     Bar,
@@ -53,19 +55,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MAX_TAG_LENGTH = 20
+MAX_TAG_LENGTH = LIMITS.tag_max_length
 # Segments whose regular session is the NSE equity session; outside it an order goes in as
 # an after-market order. MCX and CDS keep other hours, so they are never switched to AMO.
 _AMO_EXCHANGES = frozenset({"NSE", "BSE", "NFO", "BFO"})
-
-
-@dataclass(frozen=True, slots=True)
-class KiteEndpoints:
-    """Where the SDK talks to; production by default, a local fake in tests."""
-
-    root: str = "https://api.kite.trade"
-    login: str = "https://kite.zerodha.com/connect/login"
-    ticker: str = "wss://ws.kite.trade"
 
 
 def new_tag(prefix: str = "DT") -> str:
@@ -82,6 +75,7 @@ class KiteBroker:
     """
 
     name = "zerodha"
+    limits: BrokerLimits = LIMITS
 
     def __init__(
         self,
@@ -110,7 +104,7 @@ class KiteBroker:
         # login_url() reads this class constant; an instance attribute redirects it.
         self._kite._default_login_uri = self.endpoints.login
         self._clock = clock or SystemClock()
-        self.throttle = throttle or OrderThrottle(self._clock)
+        self.throttle = throttle or OrderThrottle.for_limits(LIMITS, self._clock, broker="Kite")
         self._executor = executor
         self._on_session_expired = on_session_expired
         self._amo_outside_hours = amo_outside_hours
@@ -300,6 +294,12 @@ class KiteBroker:
     async def order(self, order_id: str) -> Order:
         """The order's latest state from its history at Kite."""
         return mapping.order_from_kite((await self._history(order_id))[-1])
+
+    async def order_status(self, order_id: str) -> Order:
+        return await self.order(order_id)
+
+    async def order_by_tag(self, tag: str) -> Order | None:
+        return await self.find_by_tag(tag)
 
     async def modify_order(self, order_id: str, change: OrderChange) -> Order:
         current = await self.order(order_id)

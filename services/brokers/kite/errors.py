@@ -13,48 +13,40 @@ not have reached Kite's OMS, so a placement must be looked up by its tag before 
 
 from __future__ import annotations
 
-from services.broker import BrokerError, OrderRejected
+from services.brokers.errors import (
+    BrokerError,
+    BrokerUnavailable,
+    DataError,
+    InsufficientFunds,
+    InsufficientHoldings,
+    InvalidInput,
+    IpNotAllowed,
+    OrderRejected,
+    OutcomeUnknown,
+    PermissionDenied,
+    RateLimited,
+    SessionExpired,
+    outcome_unknown,
+)
 
+__all__ = [
+    "BrokerUnavailable",
+    "DataError",
+    "InsufficientFunds",
+    "InsufficientHoldings",
+    "InvalidInput",
+    "IpNotAllowed",
+    "OutcomeUnknown",
+    "PermissionDenied",
+    "RateLimited",
+    "SessionExpired",
+    "is_kite_exception",
+    "is_transport_error",
+    "map_error",
+    "outcome_unknown",
+]
 
-class SessionExpired(BrokerError):
-    """The access token is invalid or expired: the trader must log in to Kite again."""
-
-
-class PermissionDenied(BrokerError):
-    """The Kite Connect app or account lacks a permission (segment, API subscription)."""
-
-
-class RateLimited(BrokerError):
-    """Kite answered 429: too many requests. Nothing was done; try again a little later."""
-
-
-class BrokerUnavailable(BrokerError):
-    """Kite or its OMS is down or answered with a gateway page."""
-
-
-class OutcomeUnknown(BrokerError):
-    """The request left us but no answer came back: it may or may not have been executed."""
-
-
-class DataError(BrokerError):
-    """Kite returned a response the SDK could not read."""
-
-
-class InvalidInput(OrderRejected):
-    """Kite refused the parameters of the request."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, rule="broker-input")
-
-
-class InsufficientFunds(OrderRejected):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, rule="broker-margin")
-
-
-class InsufficientHoldings(OrderRejected):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, rule="broker-holding")
+BROKER = "kite"
 
 
 _TRANSPORT_NAMES = frozenset(
@@ -96,15 +88,18 @@ def is_transport_error(exc: BaseException) -> bool:
     return any(cls.__name__ in _TRANSPORT_NAMES for cls in type(exc).__mro__)
 
 
-def outcome_unknown(error: BrokerError) -> bool:
-    """True when a failed placement may still have created an order at Kite."""
-    return isinstance(error, OutcomeUnknown | BrokerUnavailable)
-
-
 def map_error(exc: BaseException, action: str) -> BrokerError:
     """Return the ``BrokerError`` for ``exc``; ``action`` ("place order", ...) leads the text."""
     if isinstance(exc, BrokerError):
         return exc
+    error = _map(exc, action)
+    coded = getattr(error, "coded", None)
+    if coded is not None:
+        coded(BROKER, getattr(exc, "code", "") or type(exc).__name__)
+    return error
+
+
+def _map(exc: BaseException, action: str) -> BrokerError:
     text = str(exc).strip() or type(exc).__name__
     if is_transport_error(exc):
         return OutcomeUnknown(
@@ -121,7 +116,15 @@ def map_error(exc: BaseException, action: str) -> BrokerError:
             f"{action}: your Kite session has expired or was logged out; log in to Kite again"
         )
     if code == 429 or "too many requests" in lowered:
-        return RateLimited(f"{action}: Kite says too many requests; wait a moment and retry")
+        # Kite sends no Retry-After; its windows are one second long.
+        return RateLimited(
+            f"{action}: Kite says too many requests; wait a moment and retry", retry_after=1.0
+        )
+    if "static ip" in lowered or ("ip address" in lowered and "not" in lowered):
+        return IpNotAllowed(
+            f"{action}: Kite refused the order because it did not come from the static IP "
+            f"address registered for this app (SEBI rule): {text}"
+        )
     if name == "PermissionException":
         return PermissionDenied(f"{action}: Kite refused permission: {text}")
     if name == "InputException":

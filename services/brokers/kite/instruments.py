@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from services.brokers.ports import InstrumentMaster, Listing
+from services.clock import Clock, to_ist
 from services.domain import Exchange, Instrument, InstrumentKind
 
 _KINDS = {
@@ -105,3 +108,23 @@ def parse_instruments(data: bytes | str) -> ParsedMaster:
             )
         )
     return result
+
+
+class KiteInstruments:
+    """The ``InstrumentProvider`` port: Kite's CSV master; the broker id is the int token."""
+
+    broker = "kite"
+
+    def __init__(self, download: Callable[[], Awaitable[ParsedMaster]], clock: Clock) -> None:
+        self._download = download
+        self._clock = clock
+        self.skipped: dict[str, int] = {}
+
+    async def fetch_master(self) -> InstrumentMaster:
+        parsed = await self._download()
+        self.skipped = parsed.skipped
+        return InstrumentMaster(
+            self.broker,
+            to_ist(self._clock.now()).date(),
+            (Listing(i, i.token) for i in parsed.instruments),
+        )

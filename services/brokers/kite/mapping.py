@@ -29,6 +29,7 @@ from services.domain import (
     Fill,
     Funds,
     Holding,
+    MarketProtection,
     Order,
     OrderRequest,
     OrderStatus,
@@ -355,18 +356,15 @@ def bars_from_records(key: str, timeframe: Timeframe, records: Any) -> list[Bar]
     return bars
 
 
-def market_protection_param(percent: Decimal | None) -> int | str:
+def market_protection_param(protection: MarketProtection | None) -> int | str:
     """Kite's ``market_protection``: -1 (automatic) or a percentage above 0 and at most 100.
 
-    Zero would mean "no protection", which Kite refuses for API market orders, so it is
-    refused here with a message instead.
+    The domain value already refuses zero ("no protection", which Kite refuses for API
+    market orders) and anything above 100, Kite's own range.
     """
-    if percent is None or percent == -1:
+    if protection is None or protection.percent is None:
         return MARKET_PROTECTION_AUTO
-    if not 0 < percent <= 100:
-        raise MappingError(
-            f"market protection {percent}% must be above 0 and at most 100 (or automatic)"
-        )
+    percent = protection.percent
     return int(percent) if percent == percent.to_integral_value() else str(percent)
 
 

@@ -11,28 +11,28 @@ database, and every change is audited there (a login is an audit event).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Protocol
 
-from services.broker import BrokerError
-from services.clock import IST, to_ist
+from services.brokers.errors import CredentialsMissing, SessionExpired
+from services.brokers.ports import LoginKind, SecretStore, SessionToken
+from services.clock import IST, Clock, to_ist
+
+__all__ = [
+    "CREDENTIALS",
+    "SESSION",
+    "CredentialsMissing",
+    "KiteSecrets",
+    "KiteSession",
+    "SecretStore",
+    "StoredToken",
+    "token_expiry",
+]
 
 CREDENTIALS = "kite"  # api_key, api_secret: ``dalal credentials set kite``
 SESSION = "kite-session"  # access_token, expires_at: written by ``dalal login kite``
 EXPIRY_TIME = time(6, 0)
-
-
-class SecretStore(Protocol):
-    def get(self, broker: str) -> dict[str, str] | None: ...
-
-    def set(self, broker: str, fields: dict[str, str]) -> None: ...
-
-    def delete(self, broker: str) -> bool: ...
-
-
-class CredentialsMissing(BrokerError):
-    """No Kite API key or secret configured."""
 
 
 def token_expiry(login_at: datetime) -> datetime:
@@ -103,3 +103,51 @@ class KiteSecrets:
     def forget_token(self) -> None:
         """Drop a token Kite refused, so the next start asks for a login at once."""
         self._store.delete(SESSION)
+
+
+class KiteSession:
+    """The ``BrokerSession`` port for Kite: a browser login every day, no headless renewal.
+
+    ``exchange`` turns a request token into an access token (``KiteBroker.create_session``
+    through the SDK); it is passed in so that this module never imports the SDK.
+    """
+
+    broker = "kite"
+    login_kind = LoginKind.REDIRECT
+
+    def __init__(
+        self,
+        secrets: KiteSecrets,
+        clock: Clock,
+        *,
+        login_url: Callable[[], str],
+        exchange: Callable[[str, str], Awaitable[str]],
+    ) -> None:
+        self.secrets = secrets
+        self._clock = clock
+        self._login_url = login_url
+        self._exchange = exchange
+
+    def login_url(self) -> str | None:
+        self.secrets.api_key()  # CredentialsMissing before a page that cannot work
+        return self._login_url()
+
+    async def complete_login(self, callback: Mapping[str, str]) -> SessionToken:
+        request_token = callback.get("request_token", "").strip()
+        if not request_token or callback.get("status", "success") != "success":
+            raise SessionExpired("the Kite login did not return a request token; log in again")
+        access_token = await self._exchange(request_token, self.secrets.api_secret())
+        stored = self.secrets.save_token(access_token, self._clock.now())
+        return SessionToken(stored.access_token, stored.expires_at)
+
+    def current(self, now: datetime) -> SessionToken | None:
+        token = self.secrets.token()
+        if token is None or not token.valid_at(now):
+            return None
+        return SessionToken(token.access_token, token.expires_at)
+
+    async def renew(self, now: datetime) -> SessionToken | None:
+        return None  # SEBI: Kite wants an interactive login every day
+
+    def forget(self) -> None:
+        self.secrets.forget_token()

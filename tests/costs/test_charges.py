@@ -1,0 +1,128 @@
+"""Charges against published figures and worked examples, to the paisa."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from services.costs import ChargesUnavailable, OrderCharges, charges_for_order, load_schedule
+from services.domain import Exchange, Instrument, InstrumentKind, Product, Side
+
+D = Decimal
+
+INFY = Instrument(Exchange.NSE, "INFY", 408065, "INFOSYS", InstrumentKind.EQUITY, D("0.05"), 1)
+NIFTY_FUT = Instrument(
+    Exchange.NFO, "NIFTY26JUNFUT", 1, "NIFTY", InstrumentKind.FUTURE, D("0.1"), 75,
+    expiry=date(2026, 6, 30),
+)
+NIFTY_CE = Instrument(
+    Exchange.NFO, "NIFTY26JUN25000CE", 2, "NIFTY", InstrumentKind.CALL, D("0.05"), 75,
+    expiry=date(2026, 6, 30), strike=D(25000),
+)
+SENSEX = Instrument(Exchange.BSE, "SENSEX", 3, "SENSEX", InstrumentKind.INDEX, D("0.01"), 1)
+
+
+def both_sides(instrument, product, buy, sell, qty, day, broker):
+    buy_c = charges_for_order(
+        instrument=instrument, product=product, side=Side.BUY, turnover=buy * qty, day=day,
+        broker=broker,
+    )
+    sell_c = charges_for_order(
+        instrument=instrument, product=product, side=Side.SELL, turnover=sell * qty, day=day,
+        broker=broker,
+    )
+    return buy_c + sell_c
+
+
+def test_published_calculator_delivery_example_to_the_paisa():
+    # A broker's published calculator (flat Rs 20 an order), equity delivery, 100 shares
+    # bought at 1,000 and sold at 1,100: turnover 2,10,000; STT 210.00, GST 8.40, stamp
+    # 15.00, exchange 6.24, SEBI 0.21, IPFT 0.21, brokerage 40.00; total 280.06.
+    c = both_sides(INFY, Product.CNC, D(1000), D(1100), 100, date(2026, 6, 10), "flat20")
+    assert c.brokerage == D("40.00")
+    assert c.stt == D("210.00")
+    assert c.exchange == D("6.24")
+    assert c.sebi == D("0.21")
+    assert c.ipft == D("0.21")
+    assert c.stamp == D("15.00")
+    assert c.gst == D("8.40")
+    assert c.total == D("280.06")
+
+
+def test_zerodha_option_round_trip_worked_example_2026_rates():
+    # Worked by hand from Zerodha's published tariff and the 2026 rates: buy 75 @ 100, sell
+    # 75 @ 110. Brokerage 20 + 20; STT 0.15% of 8,250 = 12.375, rounded to the rupee (12);
+    # exchange 0.03503% = 2.63 + 2.89; SEBI 0.01 + 0.01; IPFT 0.04 + 0.04; stamp 0.003% of
+    # 7,500 = 0.23; GST 18% of (20 + 2.63 + 0.01 + 0.04) = 4.08 and of (20 + 2.89 + 0.01 +
+    # 0.04) = 4.13.
+    c = both_sides(NIFTY_CE, Product.NRML, D(100), D(110), 75, date(2026, 6, 10), "zerodha")
+    assert (c.brokerage, c.stt, c.exchange, c.sebi, c.ipft, c.stamp, c.gst) == (
+        D("40.00"), D("12"), D("5.52"), D("0.02"), D("0.08"), D("0.23"), D("8.21"),
+    )
+    assert c.total == D("66.06")
+
+
+def test_zerodha_delivery_dp_charge_is_the_published_15_34_once_per_scrip_per_day():
+    ledger = OrderCharges("zerodha")
+    day = date(2026, 6, 10)
+    first = ledger.on_fill(
+        order_id="A", instrument=INFY, product=Product.CNC, side=Side.SELL, quantity=5,
+        price=D(1500), day=day,
+    )
+    second = ledger.on_fill(
+        order_id="B", instrument=INFY, product=Product.CNC, side=Side.SELL, quantity=5,
+        price=D(1500), day=day,
+    )
+    assert first.dp == D("15.34")
+    assert second.dp == 0
+    assert first.brokerage == 0  # delivery is free at Zerodha
+
+
+def test_stt_on_futures_follows_the_budget_2026_change_on_1_april():
+    def stt(day):
+        return charges_for_order(
+            instrument=NIFTY_FUT, product=Product.NRML, side=Side.SELL,
+            turnover=D(2_000_000), day=day, broker="flat20",
+        ).stt
+
+    assert stt(date(2024, 9, 30)) == D("250.00")  # 0.0125%
+    assert stt(date(2026, 3, 31)) == D("400.00")  # 0.02% from 1 Oct 2024
+    assert stt(date(2026, 4, 1)) == D("1000.00")  # 0.05% from 1 Apr 2026
+
+
+def test_intraday_brokerage_is_capped_per_order_across_partial_fills():
+    ledger = OrderCharges("zerodha")
+    day = date(2026, 6, 10)
+    parts = [
+        ledger.on_fill(
+            order_id="X", instrument=INFY, product=Product.MIS, side=Side.BUY, quantity=q,
+            price=D("1500.50"), day=day,
+        )
+        for q in (10, 25, 65)
+    ]
+    whole = charges_for_order(
+        instrument=INFY, product=Product.MIS, side=Side.BUY, turnover=D("1500.50") * 100,
+        day=day, broker="zerodha",
+    )
+    total = parts[0] + parts[1] + parts[2]
+    assert total == whole
+    assert whole.brokerage == D("20.00")  # 0.03% of 1,50,050 is 45.02: the Rs 20 cap applies
+    assert parts[0].brokerage == D("4.50")  # 0.03% of the first 15,005
+
+
+def test_dates_before_the_first_table_and_unknown_brokers_are_refused():
+    with pytest.raises(ChargesUnavailable, match="no statutory rates"):
+        load_schedule().rates_on(date(2020, 1, 1))
+    with pytest.raises(ChargesUnavailable, match="no brokerage tariff"):
+        load_schedule().tariff_on("nobody", date(2026, 6, 1))
+    with pytest.raises(ChargesUnavailable, match="index"):
+        both_sides(SENSEX, Product.MIS, D(1), D(1), 1, date(2026, 6, 1), "zerodha")
+
+
+def test_every_table_names_its_sources():
+    for table in load_schedule().tables:
+        assert {"stt", "exchange", "sebi", "stamp", "gst"} <= set(table.sources)
+    for versions in load_schedule().tariffs.values():
+        assert all(t.source for t in versions)
