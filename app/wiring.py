@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,8 @@ from services.domain import (
     Timeframe,
 )
 from services.instruments import InstrumentRegistry, Reference, bundled_universe
+from services.options.chain import OptionChain, option_expiries, option_underlyings
+from services.options.pricing import Model
 from services.orders import OrderManager
 from services.paper import PaperBroker, PaperMarginModel
 from services.quotes import QuoteBook
@@ -231,6 +233,20 @@ class AppServices:
 
     def instrument(self, key: str) -> Instrument | None:
         return self.instruments.get(key)
+
+    def option_underlyings(self) -> list[str]:
+        return option_underlyings(self.instruments)
+
+    def option_expiries(self, underlying: str) -> list[date]:
+        return option_expiries(self.instruments, underlying)
+
+    def option_chain(self, underlying: str, expiry: date) -> OptionChain:
+        return OptionChain.from_instruments(self.instruments, underlying, expiry)
+
+    def option_pricing(self) -> tuple[float, Model, float]:
+        """Risk-free rate, model and dividend yield for IV and Greeks (the settings)."""
+        o = self.settings.options
+        return o.risk_free_rate, Model(o.model), o.dividend_yield
 
     def last_tick(self, key: str) -> Tick | None:
         if self.kite is not None:

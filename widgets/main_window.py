@@ -29,12 +29,14 @@ from services.bus import BARS, CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, TICK
 from services.domain import Bar, Fill, OrderType, Side, Tick, Timeframe
 from services.risk import KillReport
 from widgets.alerts_panel import AlertsPanel
+from widgets.basket import BasketPanel
 from widgets.chart import ChartWidget
 from widgets.depth import DepthPanel
 from widgets.funds_panel import FundsPanel
 from widgets.holdings import HoldingsWidget
 from widgets.lock_screen import IdleWatcher, LockOverlay
 from widgets.models_panel import ModelsPanel, ModelsPort
+from widgets.option_chain import OptionChainPanel
 from widgets.order_book import OrderBookWidget
 from widgets.order_ticket import OrderTicket
 from widgets.ports import TerminalFacade, UnlockGate
@@ -118,6 +120,8 @@ class MainWindow(QMainWindow):
         self.signals_panel = SignalsPanel()
         self.depth_panel = DepthPanel(facade)
         self.alerts_panel = AlertsPanel(facade)
+        self.option_chain = OptionChainPanel(facade)
+        self.basket = BasketPanel(facade)
         self.status = TerminalStatusBar(lambda: facade.bus.published.get(TICKS.name, 0))
         self.setStatusBar(self.status)
         self.status.set_session(session_note, warning=session_warning)
@@ -139,6 +143,8 @@ class MainWindow(QMainWindow):
         self._dock("Signals", self.signals_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Depth", self.depth_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Alerts", self.alerts_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Option chain", self.option_chain, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Basket", self.basket, Qt.DockWidgetArea.RightDockWidgetArea)
         # Depth shares the risk panel's place, so the chart keeps its width; risk stays in front.
         self.tabifyDockWidget(self.docks["Risk"], self.docks["Depth"])
         self.docks["Risk"].raise_()
@@ -146,6 +152,8 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Holdings"])
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Models"])
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Alerts"])
+        self.tabifyDockWidget(self.docks["Positions"], self.docks["Option chain"])
+        self.tabifyDockWidget(self.docks["Depth"], self.docks["Basket"])
         self.docks["Order book"].raise_()
         self.resizeDocks(
             [self.docks["Watchlist"], self.docks["Order ticket"]],
@@ -219,6 +227,8 @@ class MainWindow(QMainWindow):
         self.chart.timeframeChanged.connect(self._timeframe_changed)
         self.ticket.orderPlaced.connect(self.order_book.select_order)
         self.depth_panel.priceClicked.connect(self._price_from_depth)
+        self.option_chain.tradeRequested.connect(self.ticket_for_contract)
+        self.option_chain.basketRequested.connect(self._basket_from_chain)
 
         self.pump = UiPump(facade.bus, "main-window")
         self.pump.on(CONNECTION, self.status.apply_connections)
@@ -428,6 +438,20 @@ class MainWindow(QMainWindow):
             self.ticket.order_type.setCurrentText(OrderType.LIMIT.value)
         self.ticket.price.setText(f"{price:.2f}")
 
+    def ticket_for_contract(self, key: str, side: Side) -> None:
+        """A price clicked in the option chain: the ticket for that contract, one lot."""
+        self.ticket.set_symbol(key)
+        inst = self.facade.instrument(key)
+        if inst is not None:
+            self.ticket.quantity.setValue(inst.lot_size)
+        self._focus_ticket(side)
+
+    def _basket_from_chain(self, legs: list[tuple[str, Side]]) -> None:
+        self.basket.set_legs(legs)
+        dock = self.docks["Basket"]
+        dock.show()
+        dock.raise_()
+
     def _focus_ticket(self, side: Side) -> None:
         if self.locked:
             return
@@ -442,6 +466,8 @@ class MainWindow(QMainWindow):
         self.holdings.apply_ticks(ticks)
         self.ticket.update_quote(ticks)
         self.depth_panel.apply_ticks(ticks)
+        if self.docks["Option chain"].isVisible():
+            self.option_chain.apply_ticks(ticks)
         if not self._first_tick_reported and self.watchlist.model.ticks_applied:
             self._first_tick_reported = True
             self.watchlist.table.painted.connect(self._report_first_paint)

