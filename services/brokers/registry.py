@@ -76,6 +76,12 @@ REGISTRY: tuple[BrokerEntry, ...] = (
         "services.brokers.kite",
         frozenset(Role),
     ),
+    BrokerEntry(
+        "breeze",
+        "ICICI Direct Breeze",
+        "services.brokers.breeze",
+        frozenset(Role),
+    ),
 )
 
 
