@@ -114,7 +114,8 @@ def test_straddle_from_the_chain_goes_out_as_one_confirmed_basket(qtbot, running
     sent = [o.key for o in result.orders]
     assert sent == [leg.instrument.key for leg in basket.legs]  # legs in order
     assert all(o.status is not OrderStatus.REJECTED for o in result.orders)
-    assert all(o.quantity == leg.instrument.lot_size for o, leg in zip(result.orders, basket.legs))
+    lots = [leg.instrument.lot_size for leg in basket.legs]
+    assert [o.quantity for o in result.orders] == lots
 
 
 def test_a_bad_basket_price_is_refused_with_a_message(qtbot, running, qloop):
