@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -71,6 +72,7 @@ class BasketPanel(QWidget):
         self.margin = QLabel("")
         self.margin.setObjectName("basketMargin")
         self.margin.setWordWrap(True)
+        self.margin.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(140)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
@@ -81,6 +83,7 @@ class BasketPanel(QWidget):
         self.place_button.clicked.connect(self.ask)
         self.confirm_label = QLabel("")
         self.confirm_label.setWordWrap(True)
+        self.confirm_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.confirm_button = QPushButton("Confirm")
         self.confirm_button.clicked.connect(self.confirm)
         self.cancel_button = QPushButton("Cancel")
@@ -88,6 +91,7 @@ class BasketPanel(QWidget):
         self.message = QLabel("")
         self.message.setObjectName("ticketMessage")
         self.message.setWordWrap(True)
+        self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         buttons = QHBoxLayout()
         buttons.addWidget(QLabel("Product"))
@@ -110,6 +114,11 @@ class BasketPanel(QWidget):
         layout.addWidget(self.message)
         self._hide_confirmation()
         self._refresh()
+
+    def sizeHint(self) -> QSize:
+        # The payoff plot and the legs table would ask for ~600 px; the basket shares the
+        # ticket's column, so it asks for that column's width.
+        return QSize(320, 480)
 
     # -- legs ----------------------------------------------------------------------------
     def add_leg(self, key: str, side: Side, lots: int = 1) -> bool:

@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QMenu,
+    QSizePolicy,
     QSpinBox,
     QTableView,
     QVBoxLayout,
@@ -251,6 +252,9 @@ class OptionChainPanel(QWidget):
         self.width_box.setSuffix(" strikes")
         self.summary = QLabel(DASH)
         self.summary.setObjectName("chainSummary")
+        # A long line of figures must not set the dock's (and the window's) minimum width.
+        self.summary.setWordWrap(True)
+        self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self.model = ChainModel()
         self.table = QTableView()

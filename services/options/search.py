@@ -169,12 +169,13 @@ class DerivativeIndex:
 
 
 def describe(inst: Instrument) -> str:
-    """The dropdown line: ``NIFTY 26000 CE  30 DEC 2026  NFO  lot 65``."""
+    """The dropdown line, key first: ``NFO:NIFTY26DEC26000CE  ·  NIFTY 26000 CE  29 DEC 2026
+    lot 65``; an equity or index reads ``NSE:RELIANCE  ·  Reliance Industries``."""
     if not inst.is_derivative:
-        return f"{inst.tradingsymbol}  {inst.name}  {inst.exchange}"
+        return f"{inst.key}  ·  {inst.name}"
     parts = [inst.name]
     if inst.strike is not None:
         parts.append(_strike_text(inst.strike))
     parts.append(inst.kind.value)
     expiry = f"{inst.expiry:%d %b %Y}".upper() if inst.expiry else ""
-    return f"{' '.join(parts)}  {expiry}  {inst.exchange}  lot {inst.lot_size}"
+    return f"{inst.key}  ·  {' '.join(parts)}  {expiry}  lot {inst.lot_size}"

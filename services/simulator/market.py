@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import math
 import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -66,7 +67,7 @@ _LIQUID = frozenset({"RELIANCE", "HDFCBANK", "ICICIBANK", "INFY", "SBIN", "TCS",
 # indices, index futures and equities get, so thousands of contracts cannot starve the
 # equities a watchlist shows; a universe within the caps keeps its plain weights.
 _CLASS_INDEX, _CLASS_INDEX_FUTURE, _CLASS_EQUITY, _CLASS_INDEX_OPTION, _CLASS_STOCK_FNO = range(5)
-_OPTION_CAP = (0.0, 0.0, 0.0, 0.45, 0.2)
+_OPTION_CAP = (0.0, 0.0, 0.0, 1.0, 0.2)
 _EXPIRY_DAY_ACTIVITY = 3.0  # expiring contracts trade this much more on their last day
 _OI_OPEN_SHARE = 0.56  # of trades that open a position, an ordinary day
 
@@ -366,8 +367,8 @@ class MarketSimulator:
 
     # -- ticks ----------------------------------------------------------------------------
 
-    def step(self, now: datetime, count: int) -> list[Tick]:
-        """Produce the next ``count`` ticks at ``now`` (none outside market hours).
+    def _generate(self, now: datetime, count: int) -> list[Tick]:
+        """Make the next ``count`` ticks at ``now`` (none outside market hours).
 
         The time since each walk last moved is shared out over its ticks in the batch, so the
         volatility per second of exchange time does not depend on the tick rate. The last
@@ -413,9 +414,22 @@ class MarketSimulator:
             if s.role == _ROLE_FUTURE:
                 s.basis = 0.95 * s.basis + gauss(0.0, 0.00004)
             append(self._tick(s, self._fair(s, math.exp(walk.x), t), now, profile, fraction))
-        for tick in ticks:
-            self._last[tick.key] = tick
         return ticks
+
+    def step(self, now: datetime, count: int) -> list[Tick]:
+        """Produce the next ``count`` ticks at ``now`` (none outside market hours).
+
+        ``last_tick`` answers with them at once; ``run`` makes them on its own thread and
+        records them only when it publishes them, so no one sees a price before the bus does.
+        """
+        ticks = self._generate(now, count)
+        self._remember(ticks)
+        return ticks
+
+    def _remember(self, ticks: list[Tick]) -> None:
+        last = self._last
+        for tick in ticks:
+            last[tick.key] = tick
 
     def _tick(
         self, s: _State, fair: float, now: datetime, profile: float, fraction: float | None
@@ -568,8 +582,15 @@ class MarketSimulator:
         self._bus.publish(CONNECTION, ConnectionState(COMPONENT, status, ts=self._clock.now()))
 
     async def run(self) -> None:
-        """Publish TICKS at the configured rate in ~15 ms batches until cancelled."""
+        """Publish TICKS at the configured rate in ~15 ms batches until cancelled.
+
+        ``step`` (mostly depth generation) runs on a thread of its own: on the desktop the
+        loop is the Qt loop, and a batch of ticks generated there stalled painting. Batches
+        are still made one after another, so a seed replays exactly; publishing happens
+        back on the loop.
+        """
         loop = asyncio.get_running_loop()
+        stepper = ThreadPoolExecutor(1, thread_name_prefix="dalal-simulator")
         self._announce(ConnectionStatus.CONNECTED)
         try:
             last = loop.time()
@@ -589,9 +610,13 @@ class MarketSimulator:
                 count = int(owed)
                 if count:
                     owed -= count
-                    ticks = self.step(self._clock.now(), count)
+                    ticks = await loop.run_in_executor(
+                        stepper, self._generate, self._clock.now(), count
+                    )
                     if ticks:
+                        self._remember(ticks)
                         self._bus.publish_many(TICKS, ticks)
         finally:
+            stepper.shutdown(wait=False, cancel_futures=True)
             with contextlib.suppress(Exception):
                 self._announce(ConnectionStatus.DISCONNECTED)

@@ -87,4 +87,4 @@ def test_expired_contracts_leave_the_index(registry: InstrumentRegistry) -> None
 def test_describe_shows_exchange_expiry_and_lot(registry: InstrumentRegistry) -> None:
     inst = registry.get("NFO:RELIANCE26DEC1500PE")
     assert inst is not None
-    assert describe(inst) == "RELIANCE 1500 PE  29 DEC 2026  NFO  lot 500"
+    assert describe(inst) == "NFO:RELIANCE26DEC1500PE  ·  RELIANCE 1500 PE  29 DEC 2026  lot 500"

@@ -276,9 +276,11 @@ class ChartWidget(QtWidgets.QWidget):
         for i, (kind, period) in enumerate(specs):
             colour = style.OVERLAY_COLOURS[i % len(style.OVERLAY_COLOURS)]
             item = pg.PlotDataItem(pen=_pen(colour))
+            self.price_plot.addItem(item)
+            # After addItem: PlotItem.addItem applies the plot's own (off) clip-to-view and
+            # downsampling to the item, which made every frame draw all 100,000 points.
             item.setDownsampling(auto=True, method="peak")
             item.setClipToView(True)
-            self.price_plot.addItem(item)
             self._overlays.append(_Overlay(kind, period, item, np.full(16, np.nan)))
         self._recompute_overlays()
 
