@@ -33,7 +33,7 @@ class Reference:
 class InstrumentRegistry:
     def __init__(self, instruments: Iterable[Instrument] = ()) -> None:
         self._by_key: dict[str, Instrument] = {}
-        self._by_token: dict[int, Instrument] = {}
+        self._by_token: dict[str, Instrument] = {}
         self._derivatives = DerivativeIndex()
         self.add(instruments)
 
@@ -56,7 +56,7 @@ class InstrumentRegistry:
     def get(self, key: str) -> Instrument | None:
         return self._by_key.get(key)
 
-    def by_token(self, token: int) -> Instrument | None:
+    def by_token(self, token: str) -> Instrument | None:
         return self._by_token.get(token)
 
     def __contains__(self, key: object) -> bool:
@@ -194,7 +194,7 @@ def _chain(
         out.append(
             Instrument(
                 tradingsymbol=f"{_contract_prefix(root, expiry)}FUT",
-                token=token,
+                token=str(token),
                 kind=InstrumentKind.FUTURE,
                 **common,  # type: ignore[arg-type]
             )
@@ -207,7 +207,7 @@ def _chain(
             out.append(
                 Instrument(
                     tradingsymbol=f"{prefix}{strike.normalize():f}{kind.value}",
-                    token=token,
+                    token=str(token),
                     kind=kind,
                     strike=strike,
                     **common,  # type: ignore[arg-type]
@@ -252,7 +252,7 @@ def bundled_universe(session_day: date) -> tuple[list[Instrument], dict[str, Ref
         inst = Instrument(
             exchange=Exchange.NSE,
             tradingsymbol=row["symbol"],
-            token=int(row["token"]),
+            token=str(row["token"]),
             name=row["name"],
             kind=InstrumentKind.EQUITY,
             tick_size=tick,
@@ -278,7 +278,7 @@ def bundled_universe(session_day: date) -> tuple[list[Instrument], dict[str, Ref
         index = Instrument(
             exchange=Exchange.NSE,
             tradingsymbol=row["symbol"],
-            token=int(row["token"]),
+            token=str(row["token"]),
             name=row["name"],
             kind=InstrumentKind.INDEX,
             tick_size=tick,
@@ -302,7 +302,7 @@ def bundled_universe(session_day: date) -> tuple[list[Instrument], dict[str, Ref
                 step=Decimal(row["strike_step"]), strikes_each_side=n_strikes,
                 lot=int(row["lot_size"]), freeze=int(row["freeze_quantity"]), tick=tick,
                 # The current monthly keeps the tokens it always had (index token x 10).
-                first_token=index.token * 10 if expiry == monthly else extra_token(),
+                first_token=int(index.token) * 10 if expiry == monthly else extra_token(),
                 future=is_monthly,
             )
             instruments += contracts

@@ -134,3 +134,12 @@ def test_the_account_carries_cash_holdings_and_charges_into_the_next_day() -> No
     # Ids do not repeat yesterday's: the journal keys orders and fills by them.
     assert not (two.order_ids & one.order_ids)
     assert not ({f.fill_id for f in two.fills} & {f.fill_id for f in one.fills})
+
+
+def test_after_the_cut_off_mis_may_close_but_not_open() -> None:
+    day = Day(at(date(2026, 3, 10), 15, 25))
+    day.tick("1500", depth=False)
+    refused = day.broker.place(req(REL, Side.BUY, 1))
+    assert refused.status is OrderStatus.REJECTED
+    assert "not accepted after the 15:20 square-off" in refused.status_message
+    assert day.broker.place(req(REL, Side.BUY, 1, product=Product.CNC)).status is OrderStatus.OPEN

@@ -29,6 +29,7 @@ from services.bus import BARS, CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, TICK
 from services.domain import Bar, Fill, OrderType, Side, Tick, Timeframe
 from services.risk import KillReport
 from widgets.alerts_panel import AlertsPanel
+from widgets.backtest_panel import BacktestPanel, BacktestPort
 from widgets.basket import BasketPanel
 from widgets.chart import ChartWidget
 from widgets.depth import DepthPanel
@@ -93,6 +94,7 @@ class MainWindow(QMainWindow):
         session_note: str = "",
         session_warning: bool = False,
         models: ModelsPort | None = None,
+        backtests: BacktestPort | None = None,
     ) -> None:
         super().__init__()
         self.setWindowTitle("Dalal Terminal — simulated NSE · paper trading")
@@ -117,6 +119,7 @@ class MainWindow(QMainWindow):
         self.funds_panel = FundsPanel(facade.funds)
         self.risk_panel = RiskPanel(facade.risk)
         self.models_panel = ModelsPanel(models)
+        self.backtest_panel = BacktestPanel(backtests)
         self.signals_panel = SignalsPanel()
         self.depth_panel = DepthPanel(facade)
         self.alerts_panel = AlertsPanel(facade)
@@ -143,8 +146,8 @@ class MainWindow(QMainWindow):
         self._dock("Signals", self.signals_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Depth", self.depth_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Alerts", self.alerts_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self._dock("Option chain", self.option_chain, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Basket", self.basket, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Backtest", self.backtest_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         # Depth shares the risk panel's place, so the chart keeps its width; risk stays in front.
         self.tabifyDockWidget(self.docks["Risk"], self.docks["Depth"])
         self.docks["Risk"].raise_()
@@ -152,8 +155,12 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Holdings"])
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Models"])
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Alerts"])
-        self.tabifyDockWidget(self.docks["Positions"], self.docks["Option chain"])
         self.tabifyDockWidget(self.docks["Depth"], self.docks["Basket"])
+        # The basket opens when the chain sends it legs. The option chain's dock is made on
+        # first use (View > Option chain, Ctrl+Shift+O): as a dock from the start, even a
+        # hidden one, it widened the default window past a 1600-pixel screen.
+        self.docks["Basket"].hide()
+        self.tabifyDockWidget(self.docks["Positions"], self.docks["Backtest"])
         self.docks["Order book"].raise_()
         self.resizeDocks(
             [self.docks["Watchlist"], self.docks["Order ticket"]],
@@ -406,6 +413,10 @@ class MainWindow(QMainWindow):
         view = self.menuBar().addMenu("&View")
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
+        chain = view.addAction("Option chain")
+        chain.setShortcut(QKeySequence("Ctrl+Shift+O"))
+        chain.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        chain.triggered.connect(self.show_option_chain)
         layout = self.menuBar().addMenu("&Layout")
         for text, shortcut, slot in (
             ("Save layout", "Ctrl+Shift+S", self.save_layout),
@@ -446,6 +457,21 @@ class MainWindow(QMainWindow):
             self.ticket.quantity.setValue(inst.lot_size)
         self._focus_ticket(side)
 
+    def show_option_chain(self) -> None:
+        """Open the chain on the selected instrument's underlying when it has options."""
+        dock = self.docks.get("Option chain")
+        if dock is None:
+            self._dock("Option chain", self.option_chain, Qt.DockWidgetArea.BottomDockWidgetArea)
+            dock = self.docks["Option chain"]
+            self.tabifyDockWidget(self.docks["Positions"], dock)
+        dock.show()
+        dock.raise_()
+        key = self.chart.key
+        inst = self.facade.instrument(key) if key else None
+        if inst is not None:
+            self.option_chain.select(inst.underlying or inst.key)
+        self.option_chain.table.setFocus()
+
     def _basket_from_chain(self, legs: list[tuple[str, Side]]) -> None:
         self.basket.set_legs(legs)
         dock = self.docks["Basket"]
@@ -466,7 +492,8 @@ class MainWindow(QMainWindow):
         self.holdings.apply_ticks(ticks)
         self.ticket.update_quote(ticks)
         self.depth_panel.apply_ticks(ticks)
-        if self.docks["Option chain"].isVisible():
+        chain = self.docks.get("Option chain")
+        if chain is not None and chain.isVisible():
             self.option_chain.apply_ticks(ticks)
         if not self._first_tick_reported and self.watchlist.model.ticks_applied:
             self._first_tick_reported = True

@@ -28,6 +28,7 @@ from PySide6.QtCore import (
     QModelIndex,
     QPersistentModelIndex,
     QPoint,
+    QSize,
     Qt,
     Signal,
 )
@@ -292,6 +293,14 @@ class OptionChainPanel(QWidget):
         self.expiry.currentIndexChanged.connect(self._expiry_changed)
         self.width_box.valueChanged.connect(lambda _v: self.refresh())
         self._underlying_changed()
+
+    def sizeHint(self) -> QSize:
+        # Twenty-one columns sized to their contents would ask for the whole screen; the
+        # dock starts at a blotter's size and the table scrolls.
+        return QSize(640, 300)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(240, 120)
 
     # -- selection -----------------------------------------------------------------------
     def select(self, underlying: str, expiry: date | None = None) -> bool:

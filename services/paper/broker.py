@@ -560,7 +560,7 @@ class PaperBroker:
         )
         if refused:
             detail += "; not closed: " + "; ".join(refused)
-        log.warning("%s", detail)
+        log.info("%s", detail)
         self._bus.publish(
             CONNECTION,
             ConnectionState(SQUARE_OFF_COMPONENT, ConnectionStatus.CONNECTED, detail, now),
@@ -707,8 +707,24 @@ class PaperBroker:
         except OrderValidationError as exc:
             return exc.message
         assert instrument is not None  # validate_order refuses unknown symbols
-        return product_error(instrument, request.product) or self._cnc_sell_problem(
-            request, request.quantity, None
+        return (
+            product_error(instrument, request.product)
+            or self._cnc_sell_problem(request, request.quantity, None)
+            or self._late_mis_problem(request)
+        )
+
+    def _late_mis_problem(self, request: OrderRequest) -> str | None:
+        """After the square-off cut-off a broker accepts MIS orders that close, not open."""
+        if request.product is not Product.MIS or self.square_off_at is None:
+            return None
+        now = to_ist(self._clock.now())
+        if now.time() < self.square_off_at or not self._calendar.is_trading_day(now.date()):
+            return None
+        if self._opening_quantity(request, request.quantity, exclude=None) == 0:
+            return None
+        return (
+            f"MIS orders that open a position are not accepted after the "
+            f"{self.square_off_at:%H:%M} square-off; use CNC or NRML"
         )
 
     def _cnc_sell_problem(

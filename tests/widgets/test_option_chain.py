@@ -144,9 +144,8 @@ def test_main_window_chain_click_prefills_the_ticket_with_contract_and_lot(
     win.show()
     win.start()
     try:
-        dock = win.docks["Option chain"]
-        dock.show()
-        dock.raise_()
+        win.show_option_chain()  # what View > Option chain and Ctrl+Shift+O do
+        assert win.docks["Option chain"].isVisible()
         chain = win.option_chain
         assert chain.select(NIFTY, option_expiries(services.instruments, NIFTY)[-1])
         qloop.until(lambda: chain.refreshes > 1 and chain.model.rowCount() > 0, timeout=20)

@@ -168,7 +168,7 @@ def _cash(name: str, exchange: Exchange, text: str) -> Iterator[BreezeContract]:
         instrument = Instrument(
             exchange=exchange,
             tradingsymbol=tradingsymbol,
-            token=int(token) if token.isdigit() else 0,
+            token=f"{exchange.value}|{token}",  # str(broker_id)
             name=row.get("companyname", "") or symbol,
             kind=kind,
             tick_size=tick if tick > 0 else PAISE * 5,
@@ -226,7 +226,7 @@ def _fno(name: str, exchange: Exchange, text: str) -> Iterator[BreezeContract]:
         instrument = Instrument(
             exchange=exchange,
             tradingsymbol=fno_symbol(underlying, expiry, monthly, strike, right),
-            token=_int(row["token"], "token", where),
+            token=f"{exchange.value}|{row['token']}",  # str(broker_id)
             name=underlying,
             kind=kind,
             tick_size=(tick_paise * PAISE) if tick_paise > 0 else PAISE * 5,
