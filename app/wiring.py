@@ -40,6 +40,7 @@ from services.domain import (
     Tick,
     Timeframe,
 )
+from services.gtt import Gtt, GttBook, GttError
 from services.instruments import InstrumentRegistry, Reference, bundled_universe
 from services.options.chain import OptionChain, option_expiries, option_underlyings
 from services.options.pricing import Model
@@ -100,6 +101,7 @@ class AppServices:
     kite: KiteRuntime | None = None
     reconciler: Reconciler | None = None
     models: ModelsRuntime | None = None  # with a profile database and models_enabled
+    gtt: GttBook | None = None  # GTT single / OCO orders held by the terminal
     # The Backtest panel's runner: results are kept in the profile database when one is open.
     backtests: BacktestService | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -124,6 +126,8 @@ class AppServices:
         ]
         if isinstance(self.broker, PaperBroker):
             services.append(("broker", self.broker.run()))
+        if self.gtt is not None:
+            services.append(("gtt", self.gtt.run()))
         services += [
             ("orders", self.orders.run()),
             ("risk", self.risk_supervisor.run()),
@@ -238,6 +242,29 @@ class AppServices:
 
     def instrument(self, key: str) -> Instrument | None:
         return self.instruments.get(key)
+
+    def place_gtt_single(self, trigger: Decimal, order: OrderRequest) -> Gtt:
+        return self._gtt_book().place_single(trigger, order)
+
+    def place_gtt_oco(
+        self,
+        stop_trigger: Decimal,
+        stop_order: OrderRequest,
+        target_trigger: Decimal,
+        target_order: OrderRequest,
+    ) -> Gtt:
+        return self._gtt_book().place_oco(stop_trigger, stop_order, target_trigger, target_order)
+
+    def cancel_gtt(self, gtt_id: int) -> Gtt:
+        return self._gtt_book().cancel(gtt_id)
+
+    def gtt_list(self) -> list[Gtt]:
+        return [] if self.gtt is None else self.gtt.gtts()
+
+    def _gtt_book(self) -> GttBook:
+        if self.gtt is None:
+            raise GttError("GTT orders are not available in this session")
+        return self.gtt
 
     def option_underlyings(self) -> list[str]:
         return option_underlyings(self.instruments)
@@ -532,6 +559,7 @@ def build_services(
         kill_switch=kill_switch,
         risk_supervisor=supervisor,
         alerts=AlertBook(bus, clock, database),
+        gtt=GttBook(bus, clock, orders.submit, quotes.last_price),
         recorder=recorder,
         kite=kite,
         reconciler=reconciler,

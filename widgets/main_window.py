@@ -27,6 +27,7 @@ from models.signals import Signal as ModelSignal
 from services.alerts import ALERTS, AlertFired
 from services.bus import BARS, CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, TICKS
 from services.domain import Bar, Fill, OrderType, Side, Tick, Timeframe
+from services.gtt import GTTS
 from services.risk import KillReport
 from widgets.alerts_panel import AlertsPanel
 from widgets.backtest_panel import BacktestPanel, BacktestPort
@@ -34,6 +35,7 @@ from widgets.basket import BasketPanel
 from widgets.chart import ChartWidget
 from widgets.depth import DepthPanel
 from widgets.funds_panel import FundsPanel
+from widgets.gtt_panel import GttPanel
 from widgets.holdings import HoldingsWidget
 from widgets.lock_screen import IdleWatcher, LockOverlay
 from widgets.models_panel import ModelsPanel, ModelsPort
@@ -124,6 +126,7 @@ class MainWindow(QMainWindow):
         self.depth_panel = DepthPanel(facade)
         self.alerts_panel = AlertsPanel(facade)
         self.option_chain = OptionChainPanel(facade)
+        self.gtt_panel = GttPanel(facade)
         self.basket = BasketPanel(facade)
         self.status = TerminalStatusBar(lambda: facade.bus.published.get(TICKS.name, 0))
         self.setStatusBar(self.status)
@@ -250,6 +253,7 @@ class MainWindow(QMainWindow):
         self.pump.on(BARS, self._on_bars)
         self.pump.on(SIGNALS, self._on_signals)
         self.pump.on(ALERTS, self._on_alerts, on_lagged=self.alerts_panel.refresh)
+        self.pump.on(GTTS, self.gtt_panel.apply_gtts, on_lagged=self.gtt_panel.refresh)
         self.restore_last_layout()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -417,6 +421,10 @@ class MainWindow(QMainWindow):
         chain.setShortcut(QKeySequence("Ctrl+Shift+O"))
         chain.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
         chain.triggered.connect(self.show_option_chain)
+        gtt = view.addAction("GTT orders")
+        gtt.setShortcut(QKeySequence("Ctrl+Shift+G"))
+        gtt.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        gtt.triggered.connect(self.show_gtt)
         layout = self.menuBar().addMenu("&Layout")
         for text, shortcut, slot in (
             ("Save layout", "Ctrl+Shift+S", self.save_layout),
@@ -456,6 +464,19 @@ class MainWindow(QMainWindow):
         if inst is not None:
             self.ticket.quantity.setValue(inst.lot_size)
         self._focus_ticket(side)
+
+    def show_gtt(self) -> None:
+        """Open the GTT panel (made on first use, beside the ticket) for the ticket's symbol."""
+        dock = self.docks.get("GTT")
+        if dock is None:
+            self._dock("GTT", self.gtt_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+            dock = self.docks["GTT"]
+            self.tabifyDockWidget(self.docks["Depth"], dock)
+        if self.ticket.key():
+            self.gtt_panel.set_symbol(self.ticket.key())
+        self.gtt_panel.refresh()
+        dock.show()
+        dock.raise_()
 
     def show_option_chain(self) -> None:
         """Open the chain on the selected instrument's underlying when it has options."""

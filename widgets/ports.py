@@ -25,6 +25,7 @@ from services.domain import (
     Tick,
     Timeframe,
 )
+from services.gtt import Gtt
 from services.options.chain import OptionChain
 from services.options.pricing import Model
 from services.risk import KillReport, RiskEngine
@@ -68,6 +69,21 @@ class TerminalFacade(Protocol):
     async def remove_alert(self, alert_id: int) -> bool: ...
 
     def alert_list(self) -> list[Alert]: ...
+
+    # -- GTT orders --
+    def place_gtt_single(self, trigger: Decimal, order: OrderRequest) -> Gtt: ...
+
+    def place_gtt_oco(
+        self,
+        stop_trigger: Decimal,
+        stop_order: OrderRequest,
+        target_trigger: Decimal,
+        target_order: OrderRequest,
+    ) -> Gtt: ...
+
+    def cancel_gtt(self, gtt_id: int) -> Gtt: ...
+
+    def gtt_list(self) -> list[Gtt]: ...
 
     # -- options (the chain panel) --
     def option_underlyings(self) -> list[str]: ...
