@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.settings import Settings
+from app.settings import Settings, config_dir
 from services.alerts import Alert, AlertBook, AlertCondition
 from services.backtest.service import BacktestService
 from services.bars import BarBuilder
@@ -106,6 +107,7 @@ class AppServices:
     backtests: BacktestService | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _holdings: list[Holding] = field(default_factory=list)
+    _drawings: dict[str, list[dict[str, Any]]] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -265,6 +267,41 @@ class AppServices:
         if self.gtt is None:
             raise GttError("GTT orders are not available in this session")
         return self.gtt
+
+    # -- chart drawings, per symbol: a small JSON file beside the settings ----------------
+    def _drawings_path(self) -> Path:
+        return config_dir() / f"drawings-{self.settings.profile}.json"
+
+    def drawings(self, key: str) -> list[dict[str, Any]]:
+        if self._drawings is None:
+            try:
+                loaded = json.loads(self._drawings_path().read_text("utf-8"))
+                self._drawings = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                self._drawings = {}  # none saved yet, or unreadable: start clean
+        return [dict(d) for d in self._drawings.get(key, [])]
+
+    def save_drawings(self, key: str, drawings: list[dict[str, Any]]) -> None:
+        """Remember ``key``'s drawings; the file is written off the UI thread."""
+        self.drawings(key)
+        assert self._drawings is not None
+        if drawings:
+            self._drawings[key] = [dict(d) for d in drawings]
+        else:
+            self._drawings.pop(key, None)
+        text = json.dumps(self._drawings, indent=1, sort_keys=True)
+        path = self._drawings_path()
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(text, "utf-8")
+            tmp.replace(path)
+
+        try:
+            asyncio.get_running_loop().run_in_executor(None, write)
+        except RuntimeError:  # no loop (a script or a test driving widgets directly)
+            write()
 
     def option_underlyings(self) -> list[str]:
         return option_underlyings(self.instruments)

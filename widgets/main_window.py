@@ -238,6 +238,7 @@ class MainWindow(QMainWindow):
         self.ticket.orderPlaced.connect(self.order_book.select_order)
         self.depth_panel.priceClicked.connect(self._price_from_depth)
         self.option_chain.tradeRequested.connect(self.ticket_for_contract)
+        self.chart.studies.drawingsChanged.connect(self.facade.save_drawings)
         self.option_chain.basketRequested.connect(self._basket_from_chain)
 
         self.pump = UiPump(facade.bus, "main-window")
@@ -450,6 +451,7 @@ class MainWindow(QMainWindow):
 
     def _load_chart(self, key: str, timeframe: Timeframe) -> None:
         self.chart.set_bars(key, timeframe, self.facade.history(key, timeframe))
+        self.chart.studies.set_drawings(self.facade.drawings(key))
 
     def _price_from_depth(self, price: Decimal) -> None:
         """A price picked off the book means a priced order: a MARKET ticket becomes LIMIT."""

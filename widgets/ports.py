@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from services.alerts import Alert, AlertCondition
 from services.broker import OrderChange
@@ -69,6 +69,11 @@ class TerminalFacade(Protocol):
     async def remove_alert(self, alert_id: int) -> bool: ...
 
     def alert_list(self) -> list[Alert]: ...
+
+    # -- chart drawings, per symbol --
+    def drawings(self, key: str) -> list[dict[str, Any]]: ...
+
+    def save_drawings(self, key: str, drawings: list[dict[str, Any]]) -> None: ...
 
     # -- GTT orders --
     def place_gtt_single(self, trigger: Decimal, order: OrderRequest) -> Gtt: ...
