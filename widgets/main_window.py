@@ -33,6 +33,7 @@ from widgets.alerts_panel import AlertsPanel
 from widgets.backtest_panel import BacktestPanel, BacktestPort
 from widgets.basket import BasketPanel
 from widgets.chart import ChartWidget
+from widgets.chart.multi import MultiChart
 from widgets.depth import DepthPanel
 from widgets.funds_panel import FundsPanel
 from widgets.gtt_panel import GttPanel
@@ -112,7 +113,8 @@ class MainWindow(QMainWindow):
         self._first_tick_reported = False
 
         self.chart = ChartWidget()
-        self.setCentralWidget(self.chart)
+        self.charts = MultiChart(self.chart)  # 1 or 2x2; self.chart is always chart 0
+        self.setCentralWidget(self.charts)
         self.watchlist = WatchlistWidget(facade, watchlist)
         self.ticket = OrderTicket(facade)
         self.order_book = OrderBookWidget(facade)
@@ -234,11 +236,14 @@ class MainWindow(QMainWindow):
             shortcut.activated.connect(lambda side=side: self._focus_ticket(side))
 
         self.watchlist.instrumentSelected.connect(self.show_instrument)
-        self.chart.timeframeChanged.connect(self._timeframe_changed)
+        for chart in self.charts.charts:
+            chart.timeframeChanged.connect(
+                lambda value, chart=chart: self._timeframe_changed(value, chart)
+            )
+            chart.studies.drawingsChanged.connect(self.facade.save_drawings)
         self.ticket.orderPlaced.connect(self.order_book.select_order)
         self.depth_panel.priceClicked.connect(self._price_from_depth)
         self.option_chain.tradeRequested.connect(self.ticket_for_contract)
-        self.chart.studies.drawingsChanged.connect(self.facade.save_drawings)
         self.option_chain.basketRequested.connect(self._basket_from_chain)
 
         self.pump = UiPump(facade.bus, "main-window")
@@ -355,7 +360,7 @@ class MainWindow(QMainWindow):
         self.lock_overlay.hide()
 
     def _lockable(self) -> list[QWidget]:
-        return [self.chart, *self.docks.values(), self.menuBar(), self.toolbar, self.status]
+        return [self.charts, *self.docks.values(), self.menuBar(), self.toolbar, self.status]
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
@@ -443,15 +448,18 @@ class MainWindow(QMainWindow):
         self.ticket.set_symbol(key)
         self.depth_panel.set_instrument(key)
         self.alerts_panel.set_symbol(key)
-        self._load_chart(key, self.chart.timeframe)
+        for chart in self.charts.targets():
+            self._load_chart(key, chart.timeframe, chart)
 
-    def _timeframe_changed(self, value: str) -> None:
-        if self.chart.key:
-            self._load_chart(self.chart.key, Timeframe(value))
+    def _timeframe_changed(self, value: str, chart: ChartWidget | None = None) -> None:
+        chart = chart or self.chart
+        if chart.key:
+            self._load_chart(chart.key, Timeframe(value), chart)
 
-    def _load_chart(self, key: str, timeframe: Timeframe) -> None:
-        self.chart.set_bars(key, timeframe, self.facade.history(key, timeframe))
-        self.chart.studies.set_drawings(self.facade.drawings(key))
+    def _load_chart(self, key: str, timeframe: Timeframe, chart: ChartWidget | None = None) -> None:
+        chart = chart or self.chart
+        chart.set_bars(key, timeframe, self.facade.history(key, timeframe))
+        chart.studies.set_drawings(self.facade.drawings(key))
 
     def _price_from_depth(self, price: Decimal) -> None:
         """A price picked off the book means a priced order: a MARKET ticket becomes LIMIT."""
@@ -527,10 +535,11 @@ class MainWindow(QMainWindow):
         self.firstTickPainted.emit()
 
     def _on_bars(self, bars: list[Bar]) -> None:
-        key, timeframe = self.chart.key, self.chart.timeframe
-        mine = [b for b in bars if b.key == key and b.timeframe == timeframe]
-        for bar in sorted(mine, key=lambda b: b.start):
-            self.chart.update_bar(bar)
+        for chart in self.charts.visible_charts():
+            key, timeframe = chart.key, chart.timeframe
+            mine = [b for b in bars if b.key == key and b.timeframe == timeframe]
+            for bar in sorted(mine, key=lambda b: b.start):
+                chart.update_bar(bar)
 
     def _on_fills(self, fills: list[Fill]) -> None:
         markers = [

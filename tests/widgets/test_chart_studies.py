@@ -151,3 +151,34 @@ def test_window_keeps_drawings_per_symbol_through_the_facade(qtbot, services, tm
 
     again = build_services(services.settings)
     assert again.drawings("NSE:INFY") == [{"type": "hline", "price": 1234.5}]
+
+
+def test_two_by_two_charts_linked_and_independent(qtbot, running, qloop) -> None:
+    from PySide6.QtCore import QPoint, Qt
+
+    from widgets.main_window import MainWindow
+
+    win = MainWindow(running, running.settings.watchlist, None)
+    qtbot.addWidget(win)
+    win.show()
+    multi = win.charts
+    assert multi.count == 1 and multi.visible_charts() == [win.chart]
+    qtbot.mouseClick(multi.grid_button, Qt.MouseButton.LeftButton)
+    assert multi.count == 4
+    win.show_instrument("NSE:INFY")
+    assert [c.key for c in multi.charts] == ["NSE:INFY"] * 4
+    assert [c.timeframe.value for c in multi.charts] == ["1m", "5m", "15m", "1d"]
+    multi.link.setChecked(False)
+    third = multi.charts[2]
+    qtbot.mouseClick(third._graphics.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(50, 50))
+    assert multi.active == 2
+    win.show_instrument("NSE:TCS")
+    assert [c.key for c in multi.charts] == ["NSE:INFY", "NSE:INFY", "NSE:TCS", "NSE:INFY"]
+    # Each chart gets its own timeframe's live bars.
+    win.pump.start()
+    before = [c.series.column("close").size for c in multi.charts]
+    qloop.until(lambda: all(c.paint_count > 0 for c in multi.charts), what="four painted")
+    assert all(len(c.series) > 0 for c in multi.charts) and before
+    qtbot.mouseClick(multi.single_button, Qt.MouseButton.LeftButton)
+    assert multi.count == 1 and multi.active == 0
+    qloop.run(win.stop())
