@@ -37,7 +37,9 @@ COMMAND_MODULES: list[str] = [
     "app.commands.apikey",
     "app.commands.login",
     "app.commands.check_connections",
+    "app.commands.node",
     "app.commands.backtest",
+    "app.commands.charges",
 ]
 
 Handler = Callable[[argparse.Namespace], int]
@@ -226,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.func
     from app.settings import SettingsError
 
+    _use_cached_holidays()
     try:
         return handler(args)
     except (SettingsError, UsageError) as e:
@@ -233,6 +236,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _use_cached_holidays() -> None:
+    """NSE's holiday list, when ``dalal data holidays --fetch`` cached one (else bundled)."""
+    from services import calendar
+    from services.storage.paths import default_cache_dir
+
+    calendar.install(calendar.load_cache(default_cache_dir() / calendar.CACHE_NAME))
 
 
 if __name__ == "__main__":

@@ -9,14 +9,25 @@ from __future__ import annotations
 import json
 from datetime import time
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from services.costs import load_schedule
+from services.marketdata.config import MarketDataConfig
 from services.risk.limits import RiskLimits
+
+if TYPE_CHECKING:
+    from services.brokers.breeze.config import BreezeEndpoints
 
 APP_NAME = "dalal-terminal"
 
@@ -78,6 +89,106 @@ class OptionsSettings(BaseModel):
     risk_free_rate: float = Field(default=0.065, ge=0, le=0.5)
     model: Literal["black76", "black_scholes"] = "black76"
     dividend_yield: float = Field(default=0.0, ge=0, le=0.5)  # Black-Scholes only
+class NodeSettings(BaseModel):
+    """The order node (docs/operator-guide.md, "Orders from a static IP").
+
+    On the node (``dalal headless`` on the VPS): SEBI's retail-algo controls. On the desktop:
+    ``venue = "node"`` sends orders to the node at ``url`` instead of to the broker directly.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # -- on the node --
+    # Orders per second per exchange (SEBI: 10 unless the strategy is exchange-registered).
+    order_rate_per_second: int = Field(default=10, ge=1, le=10)
+    # With a registered strategy id the broker allows more; the limit becomes this.
+    registered_strategy_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    registered_rate_per_second: int = Field(default=50, ge=1, le=500)
+    # What the 11th order in one second does: wait for the window, or be refused at once.
+    rate_mode: Literal["wait", "refuse"] = "wait"
+    # The algo id (or name) the broker knows this flow by; each broker's form is the adapter's.
+    algo_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    # Market protection in percent put on MARKET and SL-M orders that carry none.
+    market_protection_percent: str = Field(default="2", pattern=r"^\d{1,2}(\.\d{1,2})?$")
+    # Which address family the node's broker connections leave by, and the address the
+    # operator registered with the broker (shown in /readyz and in "IP not allowed" messages).
+    egress_family: Literal["any", "ipv4", "ipv6"] = "any"
+    registered_ip: str | None = Field(default=None, max_length=45)
+    # -- on the desktop --
+    venue: Literal["broker", "node"] = "broker"
+    url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(:\d+)?/?$")
+    # SHA-256 of the node's TLS certificate, pinned on first use after the trader confirmed it.
+    fingerprint: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
+DEFAULT_BREEZE_REDIRECT = "http://127.0.0.1:5011/breeze/callback"
+
+
+class BreezeSettings(BaseModel):
+    """ICICI Direct Breeze (docs/brokers/icici.md). The API key and secret and the day's
+    session are in the vault (``dalal credentials set breeze``, ``dalal login breeze``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Where ICICI's login page posts the API_Session: the redirect URL registered on the
+    # Breeze app. A loopback one lets ``dalal login breeze`` catch it; otherwise paste it.
+    redirect_url: str = DEFAULT_BREEZE_REDIRECT
+    # One local server standing in for every Breeze URL (tests, a recording proxy); None
+    # means ICICI's servers.
+    base_url: str | None = None
+
+    @field_validator("redirect_url")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not parts.port:
+            raise ValueError(
+                "must be http://127.0.0.1:<port>/<path>: the login listener only binds the "
+                "loopback address"
+            )
+        return value
+
+    def endpoints(self) -> BreezeEndpoints:
+        from services.brokers.breeze.config import BreezeEndpoints
+
+        return BreezeEndpoints.local(self.base_url) if self.base_url else BreezeEndpoints()
+
+
+class AngelOneSettings(BaseModel):
+    """Angel One SmartAPI. The client code, PIN and TOTP seed are not here: they live in the
+    credential store (``dalal credentials set angelone --field api_key --field client_code
+    --field pin --field totp_secret``); the day's session comes from ``dalal login angelone``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # Endpoint overrides, for tests against a local fake; None means Angel One's servers.
+    api_root: str | None = None
+    stream_url: str | None = None
+    scrip_master_url: str | None = None
+
+
+class StrategySettings(BaseModel):
+    """A built-in strategy trading live on the paper broker (docs/backtesting.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["sma_cross", "orb"]
+    symbols: list[str] = Field(min_length=1, max_length=50)
+    params: dict[str, int] = Field(default_factory=dict)
+    quantity: int = Field(default=1, gt=0, le=100_000)
+    product: Literal["MIS", "CNC", "NRML"] = "MIS"
+    timeframe: Literal["1m", "5m", "15m", "1h"] = "5m"
+
+    @model_validator(mode="after")
+    def _buildable(self) -> StrategySettings:
+        from services.strategies import build_strategy
+
+        build_strategy(
+            self.name, {k: str(v) for k, v in self.params.items()}, quantity=self.quantity,
+            product=self.product, timeframe=self.timeframe,
+        )
+        return self
 
 
 class Settings(BaseModel):
@@ -96,6 +207,9 @@ class Settings(BaseModel):
     # When the paper broker squares MIS positions off (IST), as a broker's RMS does; only
     # with real market hours (``always_open`` false).
     paper_square_off_at: time = time(15, 20)
+    # Strategies that trade on the paper broker through the same order path and risk checks
+    # as the ticket (never on a live broker: a backtested rule earns real money only by choice).
+    strategies: list[StrategySettings] = Field(default_factory=list, max_length=20)
     # Where parameter sweeps run (dalal backtest --grid): None here, "local:N" for N worker
     # processes, or a dask scheduler "tcp://host:8786" (docs/backtesting.md).
     cluster: str | None = Field(default=None, pattern=r"^(local:\d{1,3}|(tcp|tls)://\S{1,200})$")
@@ -104,6 +218,8 @@ class Settings(BaseModel):
     # "kite": live data and real orders on the Zerodha account (see docs/brokers/zerodha.md).
     broker: Literal["paper", "kite"] = "paper"
     kite: KiteSettings = Field(default_factory=KiteSettings)
+    breeze: BreezeSettings = Field(default_factory=BreezeSettings)
+    angelone: AngelOneSettings = Field(default_factory=AngelOneSettings)
     # Embedded models (registry, live signals, A/B tests): on whenever a profile database is
     # open. Paper trading from signals is off until chosen: it sends real orders to the broker.
     # Minutes of no keyboard or mouse before the window hides its data (docs/security.md).
@@ -122,6 +238,9 @@ class Settings(BaseModel):
     models_training_jobs: int = Field(default=1, ge=-1, le=1024)
     # The option chain's risk-free rate and pricing model.
     options: OptionsSettings = Field(default_factory=OptionsSettings)
+    node: NodeSettings = Field(default_factory=NodeSettings)
+    # Market-data providers for history (docs/data.md); none by default: no network.
+    marketdata: MarketDataConfig = Field(default_factory=MarketDataConfig)
 
     @field_validator("paper_tariff")
     @classmethod

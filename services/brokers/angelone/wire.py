@@ -67,6 +67,8 @@ _HEAD = struct.Struct("<BB25sqqq")  # up to and including LTP
 _QUOTE = struct.Struct("<BB25sqqqqqqddqqqq")
 _SNAP = struct.Struct("<BB25sqqqqqqddqqqqqqq" + "HqqH" * 10 + "qqqq")
 _SNAP_DEPTH_AT = 18  # index of the first best-five field in a _SNAP tuple
+_SNAP_HEAD = struct.Struct("<BB25sqqqqqqddqqqqqqq")  # the 147 bytes before the best five
+_LEVEL = struct.Struct("<HqqH")
 
 
 class WireDecodeError(ValueError):
@@ -184,6 +186,7 @@ class AngelTickDecoder:
         self.unknown = 0
         self.unsupported = 0
         self._prices: dict[int, Decimal] = {}
+        self._levels: dict[bytes, tuple[bool, DepthLevel]] = {}
         self._last_ms = -1
         self._last_dt = datetime.fromtimestamp(0, IST)
         if keys:
@@ -232,19 +235,31 @@ class AngelTickDecoder:
         get = cache.get
         mode = data[0]
         if mode == MODE_SNAP_QUOTE and n >= SNAP_QUOTE_SIZE:
-            s = _SNAP.unpack_from(data)
+            s = _SNAP_HEAD.unpack_from(data)
             prices = []
-            for raw in (s[5], s[11], s[12], s[13], s[14], *s[20:58:4]):
+            for raw in (s[5], s[11], s[12], s[13], s[14]):
                 price = get(raw)
                 if price is None:
                     price = cache[raw] = Decimal(raw) / _HUNDRED
                 prices.append(price)
+            # A level (price, quantity, orders, side) often repeats from one packet to the
+            # next, deeper in the book especially: its 20 raw bytes key a ready DepthLevel.
+            levels = self._levels
+            if len(levels) > self._CACHE_LIMIT:
+                levels.clear()
+            lget = levels.get
             bids: list[DepthLevel] = []
             asks: list[DepthLevel] = []
-            for i in range(10):
-                at = 18 + 4 * i
-                level = fast_level(prices[5 + i], s[at + 1], s[at + 3])
-                (bids if s[at] else asks).append(level)
+            for at in range(147, 347, 20):
+                raw_level = data[at : at + 20]
+                known = lget(raw_level)
+                if known is None:
+                    flag, qty, raw, orders = _LEVEL.unpack(raw_level)
+                    price = get(raw)
+                    if price is None:
+                        price = cache[raw] = Decimal(raw) / _HUNDRED
+                    known = levels[raw_level] = (flag != 0, fast_level(price, qty, orders))
+                (bids if known[0] else asks).append(known[1])
             return fast_tick(
                 key, self._ts(s[4]), prices[0], s[6], s[8],
                 prices[1], prices[2], prices[3], prices[4],

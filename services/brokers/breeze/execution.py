@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from services.broker import OrderChange
@@ -449,6 +450,26 @@ class BreezeExecution:
             order_id=order_id,
         )
         return await self.order_status(order_id)
+
+    async def last_price(self, key: str) -> Decimal:
+        """The last traded price from Breeze's quote (one API call)."""
+        contract = await self._contract(key)
+        rows = mapping.records(
+            await self.call(
+                f"read quote of {key}",
+                "get_quotes",
+                stock_code=contract.stock_code,
+                exchange_code=contract.exchange_code,
+                expiry_date=contract.expiry_param,
+                product_type="" if contract.product == "cash" else contract.product,
+                right=contract.right if contract.product == "options" else "",
+                strike_price=contract.strike_param if contract.product == "options" else "",
+            )
+        )
+        for row in rows:
+            if str(row.get("exchange_code", "")).upper() == contract.exchange_code:
+                return mapping.dec(row.get("ltp"))
+        raise BrokerError(f"read quote of {key}: Breeze sent no quote for it")
 
     # -- snapshots --------------------------------------------------------------------------
 
