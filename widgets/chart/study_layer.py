@@ -122,6 +122,9 @@ class StudyLayer(QtCore.QObject):
         if kind.pane:
             pane = chart._graphics.addPlot(row=2 + self._pane_count(), col=0)
             chart._dress_pane(pane)
+            # The time axis is the volume pane's; a pane's own would show bar indices and
+            # cost a second axis repaint on every pan frame.
+            pane.hideAxis("bottom")
             pane.setXLink(chart.price_plot)
             study.pane = pane
             chart._graphics.ci.layout.setRowStretchFactor(2 + self._pane_count(), 1)
