@@ -22,7 +22,6 @@ import contextlib
 import itertools
 import math
 import random
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -67,7 +66,7 @@ _LIQUID = frozenset({"RELIANCE", "HDFCBANK", "ICICIBANK", "INFY", "SBIN", "TCS",
 # indices, index futures and equities get, so thousands of contracts cannot starve the
 # equities a watchlist shows; a universe within the caps keeps its plain weights.
 _CLASS_INDEX, _CLASS_INDEX_FUTURE, _CLASS_EQUITY, _CLASS_INDEX_OPTION, _CLASS_STOCK_FNO = range(5)
-_OPTION_CAP = (0.0, 0.0, 0.0, 1.0, 0.2)
+_OPTION_CAP = (0.0, 0.0, 0.0, 0.6, 0.1)
 _EXPIRY_DAY_ACTIVITY = 3.0  # expiring contracts trade this much more on their last day
 _OI_OPEN_SHARE = 0.56  # of trades that open a position, an ordinary day
 
@@ -419,8 +418,7 @@ class MarketSimulator:
     def step(self, now: datetime, count: int) -> list[Tick]:
         """Produce the next ``count`` ticks at ``now`` (none outside market hours).
 
-        ``last_tick`` answers with them at once; ``run`` makes them on its own thread and
-        records them only when it publishes them, so no one sees a price before the bus does.
+        ``last_tick`` answers with them at once; ``run`` records them as it publishes them.
         """
         ticks = self._generate(now, count)
         self._remember(ticks)
@@ -582,15 +580,8 @@ class MarketSimulator:
         self._bus.publish(CONNECTION, ConnectionState(COMPONENT, status, ts=self._clock.now()))
 
     async def run(self) -> None:
-        """Publish TICKS at the configured rate in ~15 ms batches until cancelled.
-
-        ``step`` (mostly depth generation) runs on a thread of its own: on the desktop the
-        loop is the Qt loop, and a batch of ticks generated there stalled painting. Batches
-        are still made one after another, so a seed replays exactly; publishing happens
-        back on the loop.
-        """
+        """Publish TICKS at the configured rate in ~15 ms batches until cancelled."""
         loop = asyncio.get_running_loop()
-        stepper = ThreadPoolExecutor(1, thread_name_prefix="dalal-simulator")
         self._announce(ConnectionStatus.CONNECTED)
         try:
             last = loop.time()
@@ -610,13 +601,10 @@ class MarketSimulator:
                 count = int(owed)
                 if count:
                     owed -= count
-                    ticks = await loop.run_in_executor(
-                        stepper, self._generate, self._clock.now(), count
-                    )
+                    ticks = self._generate(self._clock.now(), count)
                     if ticks:
                         self._remember(ticks)
                         self._bus.publish_many(TICKS, ticks)
         finally:
-            stepper.shutdown(wait=False, cancel_futures=True)
             with contextlib.suppress(Exception):
                 self._announce(ConnectionStatus.DISCONNECTED)
