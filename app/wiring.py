@@ -80,6 +80,7 @@ from services.strategies import StrategyRunner, build_strategy
 from services.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
+    from app.breeze_runtime import BreezeRuntime
     from app.kite_runtime import KiteRuntime
     from app.models_runtime import ModelsRuntime
     from services.brokers.kite.session import SecretStore
@@ -112,6 +113,7 @@ class AppServices:
     recorder: Recorder | None = None
     started_at: datetime | None = None
     kite: KiteRuntime | None = None
+    breeze: BreezeRuntime | None = None  # ICICI Direct Breeze as the live venue
     reconciler: Reconciler | None = None
     models: ModelsRuntime | None = None  # with a profile database and models_enabled
     gtt: GttBook | None = None  # GTT single / OCO orders held by the terminal
@@ -140,6 +142,9 @@ class AppServices:
         if self.kite is not None:
             await self.kite.load_instruments()
             self.kite.watch(self.settings.watchlist)
+        if self.breeze is not None:
+            await self.breeze.load_instruments()
+            self.breeze.watch(self.settings.watchlist)
         if self.recorder is not None and isinstance(self.broker, PaperBroker):
             await self._resume_paper_session(self.recorder, self.broker)
         # Consumers first, so the first simulated tick already reaches all of them.
@@ -175,12 +180,14 @@ class AppServices:
             # The Kite adapter has no loop of its own; "broker" stays the name health probes
             # and /readyz look for, and it watches the feed's heartbeat.
             services.append(("broker", self.kite.watchdog()))
-        else:
+        elif self.breeze is None:
             services.append(("simulator", self.simulator.run()))
         for name, coro in services:
             self._spawn(name, coro)
         if self.kite is not None:
             self.kite.start_stream(loop)
+        if self.breeze is not None:
+            self.breeze.start_stream()
         if self.models is not None:
             self.models.start()
         for runner in self.strategy_runners:
@@ -232,6 +239,8 @@ class AppServices:
             await self.history_service.router.close()
         if self.kite is not None:
             self.kite.stop_stream()
+        if self.breeze is not None:
+            self.breeze.stop_stream()
         if self.node is not None:
             await self.node.execution.close()
         if self.recorder is not None:
@@ -247,7 +256,9 @@ class AppServices:
 
     @property
     def feed_name(self) -> str:
-        """The market-data source: ``"simulator"`` or ``"kite"`` (for metrics and probes)."""
+        """The market-data source: ``"simulator"``, ``"kite"`` or ``"breeze"``."""
+        if self.breeze is not None:
+            return "breeze"
         return "kite" if self.kite is not None else "simulator"
 
     def on_session_expired(self, listener: Callable[[], None]) -> None:
@@ -351,6 +362,9 @@ class AppServices:
         return o.risk_free_rate, Model(o.model), o.dividend_yield
 
     def last_tick(self, key: str) -> Tick | None:
+        if self.breeze is not None:
+            self.breeze.watch([key])
+            return self.quotes.last_tick(key)
         if self.kite is not None:
             self.kite.watch([key])  # a view asking for a price wants its ticks
             return self.quotes.last_tick(key)
@@ -553,9 +567,10 @@ def build_services(
     bus = EventBus()
     universe, references = bundled_universe(clock.now().date())
     kite_mode = settings.broker == "kite"
+    breeze_mode = settings.broker == "breeze"
     # With Kite the registry is filled from the instrument master in start(), never with the
     # simulator's made-up contracts, so an order cannot be validated against them.
-    instruments = InstrumentRegistry(() if kite_mode else universe)
+    instruments = InstrumentRegistry(() if kite_mode or breeze_mode else universe)
     quotes = QuoteBook(bus)
     simulator = MarketSimulator(
         universe,
@@ -568,8 +583,22 @@ def build_services(
     )
     bars = BarBuilder(bus, clock=clock)
     kite: KiteRuntime | None = None
+    breeze: BreezeRuntime | None = None
     broker: PaperBroker | ExecutionClient
-    if kite_mode:
+    if breeze_mode:
+        from app.breeze_runtime import BreezeRuntime  # lazy: the adapters import the SDK
+
+        if secrets is None and database is not None:
+            from services.security import CredentialStore
+
+            secrets = CredentialStore(settings.profile, database, actor="terminal")
+        if secrets is None:
+            raise BrokerError(
+                "Breeze needs the vault for its keys: run `dalal credentials set breeze`"
+            )
+        breeze = BreezeRuntime(settings, bus, clock, instruments, secrets=secrets)
+        broker = breeze.broker
+    elif kite_mode:
         from app.kite_runtime import KiteRuntime  # lazy: the SDK and Twisted
 
         if secrets is None and database is not None:
@@ -617,7 +646,8 @@ def build_services(
         if funds is not None:
             return funds.available_cash
         # Kite's funds arrive with the first reconciliation; until then the check is open.
-        return None if kite is not None else Decimal(settings.opening_balance)
+        live = kite is not None or breeze is not None
+        return None if live else Decimal(settings.opening_balance)
 
     context = CallbackContext(
         clock=clock,
@@ -726,6 +756,7 @@ def build_services(
         gtt=GttBook(bus, clock, orders.submit, quotes.last_price),
         recorder=recorder,
         kite=kite,
+        breeze=breeze,
         reconciler=reconciler,
         models=models,
         node=node,
