@@ -76,6 +76,7 @@ from services.strategies import StrategyRunner, build_strategy
 from services.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
+    from app.angelone_runtime import AngelRuntime
     from app.breeze_runtime import BreezeRuntime
     from app.kite_runtime import KiteRuntime
     from app.models_runtime import ModelsRuntime
@@ -110,6 +111,7 @@ class AppServices:
     started_at: datetime | None = None
     kite: KiteRuntime | None = None
     breeze: BreezeRuntime | None = None  # ICICI Direct Breeze as the live venue
+    angelone: AngelRuntime | None = None  # Angel One as the live venue
     reconciler: Reconciler | None = None
     models: ModelsRuntime | None = None  # with a profile database and models_enabled
     node: NodeVenue | None = None  # orders through the trader's order node (settings.node)
@@ -139,6 +141,9 @@ class AppServices:
         if self.breeze is not None:
             await self.breeze.load_instruments()
             self.breeze.watch(self.settings.watchlist)
+        if self.angelone is not None:
+            await self.angelone.load_instruments()
+            self.angelone.watch(self.settings.watchlist)
         if self.recorder is not None and isinstance(self.broker, PaperBroker):
             await self._resume_paper_session(self.recorder, self.broker)
         # Consumers first, so the first simulated tick already reaches all of them.
@@ -172,7 +177,7 @@ class AppServices:
             # The Kite adapter has no loop of its own; "broker" stays the name health probes
             # and /readyz look for, and it watches the feed's heartbeat.
             services.append(("broker", self.kite.watchdog()))
-        elif self.breeze is None:
+        elif self.breeze is None and self.angelone is None:
             services.append(("simulator", self.simulator.run()))
         for name, coro in services:
             self._spawn(name, coro)
@@ -180,6 +185,8 @@ class AppServices:
             self.kite.start_stream(loop)
         if self.breeze is not None:
             self.breeze.start_stream()
+        if self.angelone is not None:
+            self.angelone.start_stream()
         if self.models is not None:
             self.models.start()
         for runner in self.strategy_runners:
@@ -233,6 +240,8 @@ class AppServices:
             self.kite.stop_stream()
         if self.breeze is not None:
             self.breeze.stop_stream()
+        if self.angelone is not None:
+            self.angelone.stop_stream()
         if self.node is not None:
             await self.node.execution.close()
         if self.recorder is not None:
@@ -251,6 +260,8 @@ class AppServices:
         """The market-data source: ``"simulator"``, ``"kite"`` or ``"breeze"``."""
         if self.breeze is not None:
             return "breeze"
+        if self.angelone is not None:
+            return "angelone"
         return "kite" if self.kite is not None else "simulator"
 
     def on_session_expired(self, listener: Callable[[], None]) -> None:
@@ -284,6 +295,9 @@ class AppServices:
     def last_tick(self, key: str) -> Tick | None:
         if self.breeze is not None:
             self.breeze.watch([key])
+            return self.quotes.last_tick(key)
+        if self.angelone is not None:
+            self.angelone.watch([key])
             return self.quotes.last_tick(key)
         if self.kite is not None:
             self.kite.watch([key])  # a view asking for a price wants its ticks
@@ -488,9 +502,12 @@ def build_services(
     universe, references = bundled_universe(clock.now().date())
     kite_mode = settings.broker == "kite"
     breeze_mode = settings.broker == "breeze"
+    angelone_mode = settings.broker == "angelone"
     # With Kite the registry is filled from the instrument master in start(), never with the
     # simulator's made-up contracts, so an order cannot be validated against them.
-    instruments = InstrumentRegistry(() if kite_mode or breeze_mode else universe)
+    instruments = InstrumentRegistry(
+        () if kite_mode or breeze_mode or angelone_mode else universe
+    )
     quotes = QuoteBook(bus)
     simulator = MarketSimulator(
         universe,
@@ -504,8 +521,22 @@ def build_services(
     bars = BarBuilder(bus, clock=clock)
     kite: KiteRuntime | None = None
     breeze: BreezeRuntime | None = None
+    angelone: AngelRuntime | None = None
     broker: PaperBroker | ExecutionClient
-    if breeze_mode:
+    if angelone_mode:
+        from app.angelone_runtime import AngelRuntime  # lazy: the adapters import the SDK
+
+        if secrets is None and database is not None:
+            from services.security import CredentialStore
+
+            secrets = CredentialStore(settings.profile, database, actor="terminal")
+        if secrets is None:
+            raise BrokerError(
+                "Angel One needs the vault for its keys: run `dalal credentials set angelone`"
+            )
+        angelone = AngelRuntime(settings, bus, clock, instruments, secrets=secrets)
+        broker = angelone.broker
+    elif breeze_mode:
         from app.breeze_runtime import BreezeRuntime  # lazy: the adapters import the SDK
 
         if secrets is None and database is not None:
@@ -566,7 +597,7 @@ def build_services(
         if funds is not None:
             return funds.available_cash
         # Kite's funds arrive with the first reconciliation; until then the check is open.
-        live = kite is not None or breeze is not None
+        live = kite is not None or breeze is not None or angelone is not None
         return None if live else Decimal(settings.opening_balance)
 
     context = CallbackContext(
@@ -676,6 +707,7 @@ def build_services(
         recorder=recorder,
         kite=kite,
         breeze=breeze,
+        angelone=angelone,
         reconciler=reconciler,
         models=models,
         node=node,
