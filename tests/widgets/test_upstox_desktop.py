@@ -136,3 +136,4 @@ def test_upstox_login_ticks_to_watchlist_and_chart_and_an_order_placed_and_cance
         assert "connected" in w.status.connection_text("feed:upstox")
     finally:
         qloop.run(w.stop())
+        qloop.run(services.stop())
