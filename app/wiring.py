@@ -596,7 +596,15 @@ def build_services(
             raise BrokerError(
                 "Breeze needs the vault for its keys: run `dalal credentials set breeze`"
             )
-        breeze = BreezeRuntime(settings, bus, clock, instruments, secrets=secrets)
+        counts = None
+        if database is not None:
+            from services.storage.repositories import OrderCountRepository
+
+            # Orders and API calls per day survive a restart (ICICI's 5,000 calls a day).
+            counts = OrderCountRepository(database)
+        breeze = BreezeRuntime(
+            settings, bus, clock, instruments, secrets=secrets, counts=counts
+        )
         broker = breeze.broker
     elif kite_mode:
         from app.kite_runtime import KiteRuntime  # lazy: the SDK and Twisted
