@@ -91,6 +91,9 @@ log = logging.getLogger(__name__)
 
 HISTORY_BARS = 300
 HOLDINGS_REFRESH_SECONDS = 60.0
+# Breeze counts every call against 5,000 a day per key; holdings (two calls: NSE and BSE)
+# every minute would spend 750 of them, so its holdings are read every 15 minutes.
+BREEZE_HOLDINGS_REFRESH_SECONDS = 900.0
 
 
 @dataclass
@@ -174,7 +177,12 @@ class AppServices:
                 ("portfolio", self.kite.follow_fills()),
             ]
         else:
-            services.append(("holdings", self._follow_holdings()))
+            every = (
+                BREEZE_HOLDINGS_REFRESH_SECONDS
+                if self.breeze is not None
+                else HOLDINGS_REFRESH_SECONDS
+            )
+            services.append(("holdings", self._follow_holdings(every)))
         if self.node is not None:
             services.append(("node-stream", self.node.stream.run()))
         if self.reconciler is not None:
@@ -494,14 +502,14 @@ class AppServices:
     def _apply_holdings(self, holdings: list[Holding]) -> None:
         self._holdings = list(holdings)
 
-    async def _follow_holdings(self) -> None:
+    async def _follow_holdings(self, every: float = HOLDINGS_REFRESH_SECONDS) -> None:
         """Holdings change only with settlement and corporate actions: a minute is enough."""
         while True:
             try:
                 self._holdings = await self.broker.holdings()
             except BrokerError as e:
                 log.warning("holdings not refreshed: %s", e)
-            await asyncio.sleep(HOLDINGS_REFRESH_SECONDS)
+            await asyncio.sleep(every)
 
     async def kill(
         self, *, square_off: bool, actor: str = "user", reason: str = "kill switch"
@@ -625,7 +633,15 @@ def build_services(
             raise BrokerError(
                 "Breeze needs the vault for its keys: run `dalal credentials set breeze`"
             )
-        breeze = BreezeRuntime(settings, bus, clock, instruments, secrets=secrets)
+        counts = None
+        if database is not None:
+            from services.storage.repositories import OrderCountRepository
+
+            # Orders and API calls per day survive a restart (ICICI's 5,000 calls a day).
+            counts = OrderCountRepository(database)
+        breeze = BreezeRuntime(
+            settings, bus, clock, instruments, secrets=secrets, counts=counts
+        )
         broker = breeze.broker
     elif kite_mode:
         from app.kite_runtime import KiteRuntime  # lazy: the SDK and Twisted
