@@ -716,7 +716,7 @@ def build_services(
         if funds is not None:
             return funds.available_cash
         # Kite's funds arrive with the first reconciliation; until then the check is open.
-        live = kite is not None or breeze is not None or angelone is not None
+        live = any(v is not None for v in (kite, breeze, angelone, upstox))
         return None if live else Decimal(settings.opening_balance)
 
     context = CallbackContext(
