@@ -28,6 +28,7 @@ from services.risk.limits import RiskLimits
 
 if TYPE_CHECKING:
     from services.brokers.breeze.config import BreezeEndpoints
+    from services.brokers.upstox.config import UpstoxEndpoints
 
 APP_NAME = "dalal-terminal"
 
@@ -181,6 +182,41 @@ class StrategySettings(BaseModel):
         return self
 
 
+DEFAULT_UPSTOX_REDIRECT = "http://127.0.0.1:53682/cb/upstox"
+
+
+class UpstoxSettings(BaseModel):
+    """Upstox (docs/brokers/upstox.md). The API key and secret and the day's token are not
+    here: they live in the credential store (``dalal credentials set upstox``, ``dalal login
+    upstox``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Must equal the redirect URL registered on the Upstox app, character for character.
+    redirect_url: str = DEFAULT_UPSTOX_REDIRECT
+    # The exchange-registered algo name sent as X-Algo-Name (registered strategies only;
+    # empty for manual trading, when Upstox stamps its generic algo id).
+    algo_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9 _.-]{1,64}$")
+    # One local server standing in for every Upstox URL (tests); None means Upstox's servers.
+    base_url: str | None = None
+
+    @field_validator("redirect_url")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not parts.port:
+            raise ValueError(
+                "must be http://127.0.0.1:<port>/<path>: the login listener only binds the "
+                "loopback address"
+            )
+        return value
+
+    def endpoints(self) -> UpstoxEndpoints:
+        from services.brokers.upstox.config import UpstoxEndpoints
+
+        return UpstoxEndpoints.local(self.base_url) if self.base_url else UpstoxEndpoints()
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -211,6 +247,7 @@ class Settings(BaseModel):
     kite: KiteSettings = Field(default_factory=KiteSettings)
     breeze: BreezeSettings = Field(default_factory=BreezeSettings)
     angelone: AngelOneSettings = Field(default_factory=AngelOneSettings)
+    upstox: UpstoxSettings = Field(default_factory=UpstoxSettings)
     # Embedded models (registry, live signals, A/B tests): on whenever a profile database is
     # open. Paper trading from signals is off until chosen: it sends real orders to the broker.
     # Minutes of no keyboard or mouse before the window hides its data (docs/security.md).

@@ -318,11 +318,12 @@ def upstox_configured(secrets: SecretStore | None) -> bool:
 
 
 async def check_upstox(
-    secrets: SecretStore | None, symbol: str, per_check: float
+    settings: Settings, secrets: SecretStore | None, symbol: str, per_check: float
 ) -> list[Check]:
     from services.brokers.upstox.check import check_upstox as run
 
-    return [Check("upstox", r.check, r.ok, r.detail) for r in await run(secrets, symbol, per_check)]
+    results = await run(secrets, symbol, per_check, endpoints=settings.upstox.endpoints())
+    return [Check("upstox", r.check, r.ok, r.detail) for r in results]
 
 
 async def run_checks(
@@ -339,7 +340,7 @@ async def run_checks(
     if angelone_configured(settings, secrets):
         checks += await check_angelone(settings, secrets, key, per_check)
     if upstox_configured(secrets):
-        checks += await check_upstox(secrets, key, per_check)
+        checks += await check_upstox(settings, secrets, key, per_check)
     return checks
 
 

@@ -63,6 +63,18 @@ class UpstoxEndpoints:
     # Verify TLS certificates (always in production; the loopback fake speaks plain HTTP).
     verify_tls: bool = True
 
+    @classmethod
+    def local(cls, base_url: str) -> UpstoxEndpoints:
+        """Every Upstox address on one local server (a fake, a recording proxy)."""
+        base = base_url.rstrip("/")
+        return cls(
+            host=base,
+            order_host=base,
+            login=f"{base}/v2/login/authorization/dialog",
+            instruments=f"{base}/market-quote/instruments/exchange/complete.json.gz",
+            verify_tls=not base.startswith("http://"),
+        )
+
 
 def limits() -> BrokerLimits:
     """Upstox's limits as the shared throttle and the conformance suite read them."""
