@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.settings import Settings
+from app.settings import Settings, config_dir
 from services.alerts import Alert, AlertBook, AlertCondition
 from services.backtest.service import BacktestService
 from services.bars import BarBuilder
@@ -41,6 +42,7 @@ from services.domain import (
     Tick,
     Timeframe,
 )
+from services.gtt import Gtt, GttBook, GttError
 from services.instruments import InstrumentRegistry, Reference, bundled_universe
 from services.marketdata.router import ProviderHealth
 from services.marketdata.service import (
@@ -50,6 +52,8 @@ from services.marketdata.service import (
     health_state,
     recorded_from,
 )
+from services.options.chain import OptionChain, option_expiries, option_underlyings
+from services.options.pricing import Model
 from services.orders import OrderManager
 from services.paper import PaperBroker, PaperMarginModel
 from services.quotes import QuoteBook
@@ -112,6 +116,7 @@ class AppServices:
     breeze: BreezeRuntime | None = None  # ICICI Direct Breeze as the live venue
     reconciler: Reconciler | None = None
     models: ModelsRuntime | None = None  # with a profile database and models_enabled
+    gtt: GttBook | None = None  # GTT single / OCO orders held by the terminal
     node: NodeVenue | None = None  # orders through the trader's order node (settings.node)
     # Past bars for charts and models: stored and fetched history (services/marketdata).
     history_service: HistoryService | None = None
@@ -123,6 +128,7 @@ class AppServices:
     strategy_runners: list[StrategyRunner] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _holdings: list[Holding] = field(default_factory=list)
+    _drawings: dict[str, list[dict[str, Any]]] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -149,6 +155,8 @@ class AppServices:
         ]
         if isinstance(self.broker, PaperBroker):
             services.append(("broker", self.broker.run()))
+        if self.gtt is not None:
+            services.append(("gtt", self.gtt.run()))
         services += [
             ("orders", self.orders.run()),
             ("risk", self.risk_supervisor.run()),
@@ -280,6 +288,78 @@ class AppServices:
 
     def instrument(self, key: str) -> Instrument | None:
         return self.instruments.get(key)
+
+    def place_gtt_single(self, trigger: Decimal, order: OrderRequest) -> Gtt:
+        return self._gtt_book().place_single(trigger, order)
+
+    def place_gtt_oco(
+        self,
+        stop_trigger: Decimal,
+        stop_order: OrderRequest,
+        target_trigger: Decimal,
+        target_order: OrderRequest,
+    ) -> Gtt:
+        return self._gtt_book().place_oco(stop_trigger, stop_order, target_trigger, target_order)
+
+    def cancel_gtt(self, gtt_id: int) -> Gtt:
+        return self._gtt_book().cancel(gtt_id)
+
+    def gtt_list(self) -> list[Gtt]:
+        return [] if self.gtt is None else self.gtt.gtts()
+
+    def _gtt_book(self) -> GttBook:
+        if self.gtt is None:
+            raise GttError("GTT orders are not available in this session")
+        return self.gtt
+
+    # -- chart drawings, per symbol: a small JSON file beside the settings ----------------
+    def _drawings_path(self) -> Path:
+        return config_dir() / f"drawings-{self.settings.profile}.json"
+
+    def drawings(self, key: str) -> list[dict[str, Any]]:
+        if self._drawings is None:
+            try:
+                loaded = json.loads(self._drawings_path().read_text("utf-8"))
+                self._drawings = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                self._drawings = {}  # none saved yet, or unreadable: start clean
+        return [dict(d) for d in self._drawings.get(key, [])]
+
+    def save_drawings(self, key: str, drawings: list[dict[str, Any]]) -> None:
+        """Remember ``key``'s drawings; the file is written off the UI thread."""
+        self.drawings(key)
+        assert self._drawings is not None
+        if drawings:
+            self._drawings[key] = [dict(d) for d in drawings]
+        else:
+            self._drawings.pop(key, None)
+        text = json.dumps(self._drawings, indent=1, sort_keys=True)
+        path = self._drawings_path()
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(text, "utf-8")
+            tmp.replace(path)
+
+        try:
+            asyncio.get_running_loop().run_in_executor(None, write)
+        except RuntimeError:  # no loop (a script or a test driving widgets directly)
+            write()
+
+    def option_underlyings(self) -> list[str]:
+        return option_underlyings(self.instruments)
+
+    def option_expiries(self, underlying: str) -> list[date]:
+        return option_expiries(self.instruments, underlying)
+
+    def option_chain(self, underlying: str, expiry: date) -> OptionChain:
+        return OptionChain.from_instruments(self.instruments, underlying, expiry)
+
+    def option_pricing(self) -> tuple[float, Model, float]:
+        """Risk-free rate, model and dividend yield for IV and Greeks (the settings)."""
+        o = self.settings.options
+        return o.risk_free_rate, Model(o.model), o.dividend_yield
 
     def last_tick(self, key: str) -> Tick | None:
         if self.breeze is not None:
@@ -673,6 +753,7 @@ def build_services(
         kill_switch=kill_switch,
         risk_supervisor=supervisor,
         alerts=AlertBook(bus, clock, database),
+        gtt=GttBook(bus, clock, orders.submit, quotes.last_price),
         recorder=recorder,
         kite=kite,
         breeze=breeze,
