@@ -83,6 +83,7 @@ if TYPE_CHECKING:
     from app.breeze_runtime import BreezeRuntime
     from app.kite_runtime import KiteRuntime
     from app.models_runtime import ModelsRuntime
+    from app.upstox_runtime import UpstoxRuntime
     from services.brokers.kite.session import SecretStore
     from services.brokers.node.config import NodeVenue
 
@@ -90,6 +91,9 @@ log = logging.getLogger(__name__)
 
 HISTORY_BARS = 300
 HOLDINGS_REFRESH_SECONDS = 60.0
+# Breeze counts every call against 5,000 a day per key; holdings (two calls: NSE and BSE)
+# every minute would spend 750 of them, so its holdings are read every 15 minutes.
+BREEZE_HOLDINGS_REFRESH_SECONDS = 900.0
 
 
 @dataclass
@@ -114,6 +118,7 @@ class AppServices:
     started_at: datetime | None = None
     kite: KiteRuntime | None = None
     breeze: BreezeRuntime | None = None  # ICICI Direct Breeze as the live venue
+    upstox: UpstoxRuntime | None = None  # Upstox as the live venue
     reconciler: Reconciler | None = None
     models: ModelsRuntime | None = None  # with a profile database and models_enabled
     gtt: GttBook | None = None  # GTT single / OCO orders held by the terminal
@@ -145,6 +150,9 @@ class AppServices:
         if self.breeze is not None:
             await self.breeze.load_instruments()
             self.breeze.watch(self.settings.watchlist)
+        if self.upstox is not None:
+            await self.upstox.load_instruments()
+            self.upstox.watch(self.settings.watchlist)
         if self.recorder is not None and isinstance(self.broker, PaperBroker):
             await self._resume_paper_session(self.recorder, self.broker)
         # Consumers first, so the first simulated tick already reaches all of them.
@@ -169,7 +177,12 @@ class AppServices:
                 ("portfolio", self.kite.follow_fills()),
             ]
         else:
-            services.append(("holdings", self._follow_holdings()))
+            every = (
+                BREEZE_HOLDINGS_REFRESH_SECONDS
+                if self.breeze is not None
+                else HOLDINGS_REFRESH_SECONDS
+            )
+            services.append(("holdings", self._follow_holdings(every)))
         if self.node is not None:
             services.append(("node-stream", self.node.stream.run()))
         if self.reconciler is not None:
@@ -180,7 +193,7 @@ class AppServices:
             # The Kite adapter has no loop of its own; "broker" stays the name health probes
             # and /readyz look for, and it watches the feed's heartbeat.
             services.append(("broker", self.kite.watchdog()))
-        elif self.breeze is None:
+        elif self.breeze is None and self.upstox is None:
             services.append(("simulator", self.simulator.run()))
         for name, coro in services:
             self._spawn(name, coro)
@@ -188,6 +201,8 @@ class AppServices:
             self.kite.start_stream(loop)
         if self.breeze is not None:
             self.breeze.start_stream()
+        if self.upstox is not None:
+            self.upstox.start_stream()
         if self.models is not None:
             self.models.start()
         for runner in self.strategy_runners:
@@ -241,6 +256,8 @@ class AppServices:
             self.kite.stop_stream()
         if self.breeze is not None:
             self.breeze.stop_stream()
+        if self.upstox is not None:
+            self.upstox.stop_stream()
         if self.node is not None:
             await self.node.execution.close()
         if self.recorder is not None:
@@ -256,9 +273,11 @@ class AppServices:
 
     @property
     def feed_name(self) -> str:
-        """The market-data source: ``"simulator"``, ``"kite"`` or ``"breeze"``."""
+        """The market-data source: ``"simulator"``, ``"kite"``, ``"breeze"`` or ``"upstox"``."""
         if self.breeze is not None:
             return "breeze"
+        if self.upstox is not None:
+            return "upstox"
         return "kite" if self.kite is not None else "simulator"
 
     def on_session_expired(self, listener: Callable[[], None]) -> None:
@@ -364,6 +383,9 @@ class AppServices:
     def last_tick(self, key: str) -> Tick | None:
         if self.breeze is not None:
             self.breeze.watch([key])
+            return self.quotes.last_tick(key)
+        if self.upstox is not None:
+            self.upstox.watch([key])
             return self.quotes.last_tick(key)
         if self.kite is not None:
             self.kite.watch([key])  # a view asking for a price wants its ticks
@@ -480,14 +502,14 @@ class AppServices:
     def _apply_holdings(self, holdings: list[Holding]) -> None:
         self._holdings = list(holdings)
 
-    async def _follow_holdings(self) -> None:
+    async def _follow_holdings(self, every: float = HOLDINGS_REFRESH_SECONDS) -> None:
         """Holdings change only with settlement and corporate actions: a minute is enough."""
         while True:
             try:
                 self._holdings = await self.broker.holdings()
             except BrokerError as e:
                 log.warning("holdings not refreshed: %s", e)
-            await asyncio.sleep(HOLDINGS_REFRESH_SECONDS)
+            await asyncio.sleep(every)
 
     async def kill(
         self, *, square_off: bool, actor: str = "user", reason: str = "kill switch"
@@ -568,9 +590,10 @@ def build_services(
     universe, references = bundled_universe(clock.now().date())
     kite_mode = settings.broker == "kite"
     breeze_mode = settings.broker == "breeze"
+    upstox_mode = settings.broker == "upstox"
     # With Kite the registry is filled from the instrument master in start(), never with the
     # simulator's made-up contracts, so an order cannot be validated against them.
-    instruments = InstrumentRegistry(() if kite_mode or breeze_mode else universe)
+    instruments = InstrumentRegistry(() if kite_mode or breeze_mode or upstox_mode else universe)
     quotes = QuoteBook(bus)
     simulator = MarketSimulator(
         universe,
@@ -584,8 +607,22 @@ def build_services(
     bars = BarBuilder(bus, clock=clock)
     kite: KiteRuntime | None = None
     breeze: BreezeRuntime | None = None
+    upstox: UpstoxRuntime | None = None
     broker: PaperBroker | ExecutionClient
-    if breeze_mode:
+    if upstox_mode:
+        from app.upstox_runtime import UpstoxRuntime  # lazy: the adapters import the SDK
+
+        if secrets is None and database is not None:
+            from services.security import CredentialStore
+
+            secrets = CredentialStore(settings.profile, database, actor="terminal")
+        if secrets is None:
+            raise BrokerError(
+                "Upstox needs the vault for its keys: run `dalal credentials set upstox`"
+            )
+        upstox = UpstoxRuntime(settings, bus, clock, instruments, secrets=secrets)
+        broker = upstox.broker
+    elif breeze_mode:
         from app.breeze_runtime import BreezeRuntime  # lazy: the adapters import the SDK
 
         if secrets is None and database is not None:
@@ -596,7 +633,15 @@ def build_services(
             raise BrokerError(
                 "Breeze needs the vault for its keys: run `dalal credentials set breeze`"
             )
-        breeze = BreezeRuntime(settings, bus, clock, instruments, secrets=secrets)
+        counts = None
+        if database is not None:
+            from services.storage.repositories import OrderCountRepository
+
+            # Orders and API calls per day survive a restart (ICICI's 5,000 calls a day).
+            counts = OrderCountRepository(database)
+        breeze = BreezeRuntime(
+            settings, bus, clock, instruments, secrets=secrets, counts=counts
+        )
         broker = breeze.broker
     elif kite_mode:
         from app.kite_runtime import KiteRuntime  # lazy: the SDK and Twisted
@@ -757,6 +802,7 @@ def build_services(
         recorder=recorder,
         kite=kite,
         breeze=breeze,
+        upstox=upstox,
         reconciler=reconciler,
         models=models,
         node=node,
