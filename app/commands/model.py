@@ -10,6 +10,7 @@ first training).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import secrets
 import sys
@@ -129,14 +130,18 @@ def train_cmd(args: argparse.Namespace) -> int:
     from models.registry import metrics_summary
     from models.synthetic import synthetic_bars
     from models.training import TrainingConfig, train
+    from services.cluster import dask_cluster
     from services.domain import Timeframe
 
     timeframe = Timeframe(args.timeframe)
     config = TrainingConfig(
         args.model_type, horizon=args.horizon, train_size=args.train_size,
         test_size=args.test_size, max_splits=args.splits, cost_bps=args.cost_bps,
-        backend=args.backend, n_jobs=args.n_jobs,
+        backend="dask" if args.cluster else args.backend,
+        n_jobs=-1 if args.cluster else args.n_jobs,
     )
+    # Walk-forward folds on a dask cluster when one is named (services/cluster.py).
+    cluster = dask_cluster(args.cluster) if args.cluster else contextlib.nullcontext()
     with opened(args, create_key=True) as (registry, _, db):
         if args.synthetic:
             bars = synthetic_bars(args.synthetic, key=args.symbol, timeframe=timeframe)
@@ -150,7 +155,8 @@ def train_cmd(args: argparse.Namespace) -> int:
                 raise ValueError(f"no stored {timeframe.value} bars for {args.symbol}; "
                                  "configure a market-data provider (docs/data.md) or record "
                                  "some live bars first")
-        result = train(BarArrays.from_bars(bars), config, progress=_progress)
+        with cluster:
+            result = train(BarArrays.from_bars(bars), config, progress=_progress)
         record = registry.register(result, model_id=args.model_id, symbol=args.symbol,
                                    timeframe=timeframe, actor=ACTOR)
     print(f"registered {record.label} ({record.model_type}, stage dev)")
@@ -242,6 +248,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--cost-bps", type=float, default=5.0, help="cost per side, basis points")
     p.add_argument("--backend", default="loky", help="joblib backend (loky, threading, dask)")
     p.add_argument("--n-jobs", type=int, default=1)
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="train the folds on dask: tcp://host:8786, or local:N processes")
     p.add_argument("--start", help="first bar (ISO time); default: all stored bars")
     p.add_argument("--end", help="last bar (ISO time); default: now")
     p.add_argument("--synthetic", type=int, metavar="N", help=argparse.SUPPRESS)
