@@ -37,6 +37,7 @@ COMMAND_MODULES: list[str] = [
     "app.commands.apikey",
     "app.commands.login",
     "app.commands.check_connections",
+    "app.commands.node",
     "app.commands.backtest",
     "app.commands.charges",
 ]

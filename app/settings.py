@@ -72,6 +72,38 @@ class KiteSettings(BaseModel):
         return value
 
 
+class NodeSettings(BaseModel):
+    """The order node (docs/operator-guide.md, "Orders from a static IP").
+
+    On the node (``dalal headless`` on the VPS): SEBI's retail-algo controls. On the desktop:
+    ``venue = "node"`` sends orders to the node at ``url`` instead of to the broker directly.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # -- on the node --
+    # Orders per second per exchange (SEBI: 10 unless the strategy is exchange-registered).
+    order_rate_per_second: int = Field(default=10, ge=1, le=10)
+    # With a registered strategy id the broker allows more; the limit becomes this.
+    registered_strategy_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    registered_rate_per_second: int = Field(default=50, ge=1, le=500)
+    # What the 11th order in one second does: wait for the window, or be refused at once.
+    rate_mode: Literal["wait", "refuse"] = "wait"
+    # The algo id (or name) the broker knows this flow by; each broker's form is the adapter's.
+    algo_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    # Market protection in percent put on MARKET and SL-M orders that carry none.
+    market_protection_percent: str = Field(default="2", pattern=r"^\d{1,2}(\.\d{1,2})?$")
+    # Which address family the node's broker connections leave by, and the address the
+    # operator registered with the broker (shown in /readyz and in "IP not allowed" messages).
+    egress_family: Literal["any", "ipv4", "ipv6"] = "any"
+    registered_ip: str | None = Field(default=None, max_length=45)
+    # -- on the desktop --
+    venue: Literal["broker", "node"] = "broker"
+    url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(:\d+)?/?$")
+    # SHA-256 of the node's TLS certificate, pinned on first use after the trader confirmed it.
+    fingerprint: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
 DEFAULT_BREEZE_REDIRECT = "http://127.0.0.1:5011/breeze/callback"
 
 
@@ -161,6 +193,7 @@ class Settings(BaseModel):
     # such as "dask" or "ray" once registered with joblib.
     models_training_backend: str = Field(default="threading", pattern=r"^[a-z_]{1,32}$")
     models_training_jobs: int = Field(default=1, ge=-1, le=1024)
+    node: NodeSettings = Field(default_factory=NodeSettings)
     # Market-data providers for history (docs/data.md); none by default: no network.
     marketdata: MarketDataConfig = Field(default_factory=MarketDataConfig)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -67,6 +68,7 @@ from services.risk import (
     StuckOrderMonitor,
     TradingState,
 )
+from services.risk.killswitch import KillFailure
 from services.risk.supervisor import RiskSupervisor
 from services.simulator import MarketSimulator
 from services.storage import Database
@@ -76,6 +78,7 @@ if TYPE_CHECKING:
     from app.kite_runtime import KiteRuntime
     from app.models_runtime import ModelsRuntime
     from services.brokers.kite.session import SecretStore
+    from services.brokers.node.config import NodeVenue
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,7 @@ class AppServices:
     kite: KiteRuntime | None = None
     reconciler: Reconciler | None = None
     models: ModelsRuntime | None = None  # with a profile database and models_enabled
+    node: NodeVenue | None = None  # orders through the trader's order node (settings.node)
     # Past bars for charts and models: stored and fetched history (services/marketdata).
     history_service: HistoryService | None = None
     _history_requests: set[tuple[str, Timeframe]] = field(default_factory=set)
@@ -152,6 +156,8 @@ class AppServices:
             ]
         else:
             services.append(("holdings", self._follow_holdings()))
+        if self.node is not None:
+            services.append(("node-stream", self.node.stream.run()))
         if self.reconciler is not None:
             services.append(("reconcile", self.reconciler.run()))
         if self.recorder is not None:
@@ -215,6 +221,8 @@ class AppServices:
             await self.history_service.router.close()
         if self.kite is not None:
             self.kite.stop_stream()
+        if self.node is not None:
+            await self.node.execution.close()
         if self.recorder is not None:
             await self.recorder.close()
 
@@ -243,7 +251,9 @@ class AppServices:
     async def broker_login(self, open_browser: Callable[[str], object]) -> None:
         """Log in to the broker in the browser (Kite) and resume with the new session."""
         if self.kite is not None:
-            await self.kite.login(open_browser)
+            stored = await self.kite.login(open_browser)
+            if self.node is not None:  # log in once: the order node gets the day's token too
+                await self.node.execution.hand_over_session("kite", stored.access_token)
 
     def session_renewed(self, access_token: str) -> None:
         """Resume the broker and the feed with a fresh access token after a re-login."""
@@ -355,6 +365,13 @@ class AppServices:
     def order_list(self) -> list[Order]:
         return self.orders.orders()
 
+    def order_detail(self, order_id: str) -> Order | None:
+        return self.orders.order(order_id)
+
+    async def order_by_tag(self, tag: str) -> Order | None:
+        """The order sent with our ``tag`` (an idempotent retry's look-up), or None."""
+        return await self.orders.find_by_tag(tag)
+
     def position_list(self) -> list[Position]:
         return self.orders.positions()
 
@@ -396,8 +413,46 @@ class AppServices:
     async def kill(
         self, *, square_off: bool, actor: str = "user", reason: str = "kill switch"
     ) -> KillReport:
-        """Cancel every open order, optionally flatten every position, and halt trading."""
+        """Cancel every open order, optionally flatten every position, and halt trading.
+
+        Through an order node, the node's kill switch does the cancelling and flattening
+        (it holds the orders); this terminal halts too, so nothing new is sent meanwhile.
+        """
+        if self.node is not None:
+            return await self._kill_on_node(self.node, square_off, actor, reason)
         return await self.kill_switch.activate(square_off, actor=actor, reason=reason)
+
+    async def _kill_on_node(
+        self, node: NodeVenue, square_off: bool, actor: str, reason: str
+    ) -> KillReport:
+        started = self.clock.now()
+        began = time.perf_counter()
+        self.risk.halt(actor, reason)
+        failed: list[KillFailure] = []
+        cancelled: list[str] = []
+        try:
+            answer = await node.execution.kill(square_off=square_off, reason=reason)
+        except BrokerError as e:
+            failed.append(KillFailure("node", "*", str(e)))
+        else:
+            cancelled = [str(o) for o in answer.get("cancelled", [])]
+            failed += [KillFailure(str(f.get("action", "node")), str(f.get("target", "*")),
+                                   str(f.get("reason", ""))) for f in answer.get("failed", [])]
+        return KillReport(actor, started, time.perf_counter() - began, TradingState.HALTED,
+                          tuple(cancelled), (), tuple(failed))  # fmt: skip
+
+    async def resume_node(self, reason: str) -> str | None:
+        """Leave HALTED on the order node (after this terminal resumed); its new state."""
+        if self.node is None or self.node.stream.trading_state.get("state") != "HALTED":
+            return None
+        return await self.node.execution.resume(reason)
+
+    async def resume_trading(self, reason: str, actor: str = "user") -> TradingState:
+        """Leave HALTED here and, through an order node, on the node too."""
+        state = self.risk.resume(actor=actor, reason=reason)
+        if self.node is not None and self.node.stream.trading_state.get("state") == "HALTED":
+            await self.node.execution.resume(reason)
+        return state
 
 
 def _log_task_end(task: asyncio.Task[None]) -> None:
@@ -477,6 +532,17 @@ def build_services(
             # A simulated market that never closes has no cut-off to square MIS off at.
             square_off_at=None if settings.always_open else settings.paper_square_off_at,
         )
+    node: NodeVenue | None = None
+    if settings.node.venue == "node":
+        # Orders leave from the node's static IP; the data feed stays as configured.
+        from services.brokers.node.config import build_venue
+
+        if secrets is None and database is not None:
+            from services.security import CredentialStore
+
+            secrets = CredentialStore(settings.profile, database, actor="terminal")
+        node = build_venue(settings.node.url, settings.node.fingerprint, secrets, bus, clock)
+        broker = node.execution
     recorder = Recorder(database, bus) if database is not None else None
     history_service = _history_service(settings, database, bus, clock, bars, simulator, kite)
     orders = OrderManager(broker, instruments, quotes, bus, clock, journal=recorder)
@@ -507,6 +573,8 @@ def build_services(
     def admission() -> str | None:
         if risk.state is TradingState.HALTED:
             return f"trading_state: trading is HALTED ({risk.state_reason}); the order was not sent"
+        if node is not None:
+            return node.admission()
         return None
 
     orders.admission = admission
@@ -594,6 +662,7 @@ def build_services(
         kite=kite,
         reconciler=reconciler,
         models=models,
+        node=node,
         history_service=history_service,
         backtests=BacktestService(database),
     )

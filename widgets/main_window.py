@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QT
 from models.signals import SIGNALS
 from models.signals import Signal as ModelSignal
 from services.alerts import ALERTS, AlertFired
+from services.broker import BrokerError
 from services.bus import BARS, CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, TICKS
 from services.domain import Bar, Fill, OrderType, Side, Tick, Timeframe
 from services.marketdata.service import HISTORY, HistoryLoaded
@@ -117,6 +118,7 @@ class MainWindow(QMainWindow):
         self.holdings = HoldingsWidget(facade)
         self.funds_panel = FundsPanel(facade.funds)
         self.risk_panel = RiskPanel(facade.risk)
+        self.risk_panel.after_resume = self._spawn_resume_node
         self.models_panel = ModelsPanel(models)
         self.backtest_panel = BacktestPanel(backtests)
         self.signals_panel = SignalsPanel()
@@ -276,6 +278,18 @@ class MainWindow(QMainWindow):
         self.status.showMessage(f"Kill switch: halting trading, {what}…")
         self.kills_running += 1
         spawn(self._kill(square_off), name="kill-switch")
+
+    def _spawn_resume_node(self, reason: str) -> None:
+        spawn(self._resume_node(reason), name="resume-node")
+
+    async def _resume_node(self, reason: str) -> None:
+        try:
+            state = await self.facade.resume_node(reason)
+        except BrokerError as e:
+            self.status.showMessage(f"The order node did not resume: {e}", 60_000)
+        else:
+            if state is not None:
+                self.status.showMessage(f"The order node resumed: {state}", 10_000)
 
     async def _kill(self, square_off: bool) -> None:
         try:
