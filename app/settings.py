@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from services.costs import load_schedule
 from services.marketdata.config import MarketDataConfig
@@ -21,6 +28,7 @@ from services.risk.limits import RiskLimits
 
 if TYPE_CHECKING:
     from services.brokers.breeze.config import BreezeEndpoints
+    from services.brokers.upstox.config import UpstoxEndpoints
 
 APP_NAME = "dalal-terminal"
 
@@ -72,6 +80,16 @@ class KiteSettings(BaseModel):
         return value
 
 
+class OptionsSettings(BaseModel):
+    """The option chain's pricing (services/options): NSE quotes IV off Black-76 on the
+    future of the expiry; Black-Scholes on spot is the other convention traders use."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The risk-free rate, a fraction a year: roughly the 91-day T-bill yield.
+    risk_free_rate: float = Field(default=0.065, ge=0, le=0.5)
+    model: Literal["black76", "black_scholes"] = "black76"
+    dividend_yield: float = Field(default=0.0, ge=0, le=0.5)  # Black-Scholes only
 class NodeSettings(BaseModel):
     """The order node (docs/operator-guide.md, "Orders from a static IP").
 
@@ -151,6 +169,64 @@ class AngelOneSettings(BaseModel):
     scrip_master_url: str | None = None
 
 
+class StrategySettings(BaseModel):
+    """A built-in strategy trading live on the paper broker (docs/backtesting.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["sma_cross", "orb"]
+    symbols: list[str] = Field(min_length=1, max_length=50)
+    params: dict[str, int] = Field(default_factory=dict)
+    quantity: int = Field(default=1, gt=0, le=100_000)
+    product: Literal["MIS", "CNC", "NRML"] = "MIS"
+    timeframe: Literal["1m", "5m", "15m", "1h"] = "5m"
+
+    @model_validator(mode="after")
+    def _buildable(self) -> StrategySettings:
+        from services.strategies import build_strategy
+
+        build_strategy(
+            self.name, {k: str(v) for k, v in self.params.items()}, quantity=self.quantity,
+            product=self.product, timeframe=self.timeframe,
+        )
+        return self
+
+
+DEFAULT_UPSTOX_REDIRECT = "http://127.0.0.1:53682/cb/upstox"
+
+
+class UpstoxSettings(BaseModel):
+    """Upstox (docs/brokers/upstox.md). The API key and secret and the day's token are not
+    here: they live in the credential store (``dalal credentials set upstox``, ``dalal login
+    upstox``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Must equal the redirect URL registered on the Upstox app, character for character.
+    redirect_url: str = DEFAULT_UPSTOX_REDIRECT
+    # The exchange-registered algo name sent as X-Algo-Name (registered strategies only;
+    # empty for manual trading, when Upstox stamps its generic algo id).
+    algo_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9 _.-]{1,64}$")
+    # One local server standing in for every Upstox URL (tests); None means Upstox's servers.
+    base_url: str | None = None
+
+    @field_validator("redirect_url")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not parts.port:
+            raise ValueError(
+                "must be http://127.0.0.1:<port>/<path>: the login listener only binds the "
+                "loopback address"
+            )
+        return value
+
+    def endpoints(self) -> UpstoxEndpoints:
+        from services.brokers.upstox.config import UpstoxEndpoints
+
+        return UpstoxEndpoints.local(self.base_url) if self.base_url else UpstoxEndpoints()
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -167,16 +243,21 @@ class Settings(BaseModel):
     # When the paper broker squares MIS positions off (IST), as a broker's RMS does; only
     # with real market hours (``always_open`` false).
     paper_square_off_at: time = time(15, 20)
+    # Strategies that trade on the paper broker through the same order path and risk checks
+    # as the ticket (never on a live broker: a backtested rule earns real money only by choice).
+    strategies: list[StrategySettings] = Field(default_factory=list, max_length=20)
     # Where parameter sweeps run (dalal backtest --grid): None here, "local:N" for N worker
     # processes, or a dask scheduler "tcp://host:8786" (docs/backtesting.md).
     cluster: str | None = Field(default=None, pattern=r"^(local:\d{1,3}|(tcp|tls)://\S{1,200})$")
     watchlist: list[str] = Field(default_factory=lambda: list(DEFAULT_WATCHLIST))
     # "paper": the built-in simulator and paper broker (no account, no network);
     # "kite": live data and real orders on the Zerodha account (see docs/brokers/zerodha.md).
-    broker: Literal["paper", "kite"] = "paper"
+    # "breeze": live data and real orders on the ICICI Direct account (docs/brokers/icici.md).
+    broker: Literal["paper", "kite", "breeze"] = "paper"
     kite: KiteSettings = Field(default_factory=KiteSettings)
     breeze: BreezeSettings = Field(default_factory=BreezeSettings)
     angelone: AngelOneSettings = Field(default_factory=AngelOneSettings)
+    upstox: UpstoxSettings = Field(default_factory=UpstoxSettings)
     # Embedded models (registry, live signals, A/B tests): on whenever a profile database is
     # open. Paper trading from signals is off until chosen: it sends real orders to the broker.
     # Minutes of no keyboard or mouse before the window hides its data (docs/security.md).
@@ -193,6 +274,8 @@ class Settings(BaseModel):
     # such as "dask" or "ray" once registered with joblib.
     models_training_backend: str = Field(default="threading", pattern=r"^[a-z_]{1,32}$")
     models_training_jobs: int = Field(default=1, ge=-1, le=1024)
+    # The option chain's risk-free rate and pricing model.
+    options: OptionsSettings = Field(default_factory=OptionsSettings)
     node: NodeSettings = Field(default_factory=NodeSettings)
     # Market-data providers for history (docs/data.md); none by default: no network.
     marketdata: MarketDataConfig = Field(default_factory=MarketDataConfig)

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.settings import Settings
+from app.settings import Settings, config_dir
 from services.alerts import Alert, AlertBook, AlertCondition
 from services.backtest.service import BacktestService
 from services.bars import BarBuilder
@@ -41,6 +42,7 @@ from services.domain import (
     Tick,
     Timeframe,
 )
+from services.gtt import Gtt, GttBook, GttError
 from services.instruments import InstrumentRegistry, Reference, bundled_universe
 from services.marketdata.router import ProviderHealth
 from services.marketdata.service import (
@@ -50,6 +52,8 @@ from services.marketdata.service import (
     health_state,
     recorded_from,
 )
+from services.options.chain import OptionChain, option_expiries, option_underlyings
+from services.options.pricing import Model
 from services.orders import OrderManager
 from services.paper import PaperBroker, PaperMarginModel
 from services.quotes import QuoteBook
@@ -72,9 +76,11 @@ from services.risk.killswitch import KillFailure
 from services.risk.supervisor import RiskSupervisor
 from services.simulator import MarketSimulator
 from services.storage import Database
+from services.strategies import StrategyRunner, build_strategy
 from services.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
+    from app.breeze_runtime import BreezeRuntime
     from app.kite_runtime import KiteRuntime
     from app.models_runtime import ModelsRuntime
     from services.brokers.kite.session import SecretStore
@@ -84,6 +90,9 @@ log = logging.getLogger(__name__)
 
 HISTORY_BARS = 300
 HOLDINGS_REFRESH_SECONDS = 60.0
+# Breeze counts every call against 5,000 a day per key; holdings (two calls: NSE and BSE)
+# every minute would spend 750 of them, so its holdings are read every 15 minutes.
+BREEZE_HOLDINGS_REFRESH_SECONDS = 900.0
 
 
 @dataclass
@@ -107,8 +116,10 @@ class AppServices:
     recorder: Recorder | None = None
     started_at: datetime | None = None
     kite: KiteRuntime | None = None
+    breeze: BreezeRuntime | None = None  # ICICI Direct Breeze as the live venue
     reconciler: Reconciler | None = None
     models: ModelsRuntime | None = None  # with a profile database and models_enabled
+    gtt: GttBook | None = None  # GTT single / OCO orders held by the terminal
     node: NodeVenue | None = None  # orders through the trader's order node (settings.node)
     # Past bars for charts and models: stored and fetched history (services/marketdata).
     history_service: HistoryService | None = None
@@ -116,8 +127,11 @@ class AppServices:
     _history_tasks: set[asyncio.Task[list[Bar]]] = field(default_factory=set)
     # The Backtest panel's runner: results are kept in the profile database when one is open.
     backtests: BacktestService | None = None
+    # Built-in strategies trading on the paper broker (settings.strategies).
+    strategy_runners: list[StrategyRunner] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _holdings: list[Holding] = field(default_factory=list)
+    _drawings: dict[str, list[dict[str, Any]]] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -133,6 +147,9 @@ class AppServices:
         if self.kite is not None:
             await self.kite.load_instruments()
             self.kite.watch(self.settings.watchlist)
+        if self.breeze is not None:
+            await self.breeze.load_instruments()
+            self.breeze.watch(self.settings.watchlist)
         if self.recorder is not None and isinstance(self.broker, PaperBroker):
             await self._resume_paper_session(self.recorder, self.broker)
         # Consumers first, so the first simulated tick already reaches all of them.
@@ -143,6 +160,8 @@ class AppServices:
         ]
         if isinstance(self.broker, PaperBroker):
             services.append(("broker", self.broker.run()))
+        if self.gtt is not None:
+            services.append(("gtt", self.gtt.run()))
         services += [
             ("orders", self.orders.run()),
             ("risk", self.risk_supervisor.run()),
@@ -155,7 +174,12 @@ class AppServices:
                 ("portfolio", self.kite.follow_fills()),
             ]
         else:
-            services.append(("holdings", self._follow_holdings()))
+            every = (
+                BREEZE_HOLDINGS_REFRESH_SECONDS
+                if self.breeze is not None
+                else HOLDINGS_REFRESH_SECONDS
+            )
+            services.append(("holdings", self._follow_holdings(every)))
         if self.node is not None:
             services.append(("node-stream", self.node.stream.run()))
         if self.reconciler is not None:
@@ -166,14 +190,18 @@ class AppServices:
             # The Kite adapter has no loop of its own; "broker" stays the name health probes
             # and /readyz look for, and it watches the feed's heartbeat.
             services.append(("broker", self.kite.watchdog()))
-        else:
+        elif self.breeze is None:
             services.append(("simulator", self.simulator.run()))
         for name, coro in services:
             self._spawn(name, coro)
         if self.kite is not None:
             self.kite.start_stream(loop)
+        if self.breeze is not None:
+            self.breeze.start_stream()
         if self.models is not None:
             self.models.start()
+        for runner in self.strategy_runners:
+            self._spawn(f"strategy:{runner.strategy.name}", runner.run(self.bus))
 
     async def _resume_paper_session(self, recorder: Recorder, broker: PaperBroker) -> None:
         """Put today's paper orders, fills and positions back after a restart.
@@ -221,6 +249,8 @@ class AppServices:
             await self.history_service.router.close()
         if self.kite is not None:
             self.kite.stop_stream()
+        if self.breeze is not None:
+            self.breeze.stop_stream()
         if self.node is not None:
             await self.node.execution.close()
         if self.recorder is not None:
@@ -236,7 +266,9 @@ class AppServices:
 
     @property
     def feed_name(self) -> str:
-        """The market-data source: ``"simulator"`` or ``"kite"`` (for metrics and probes)."""
+        """The market-data source: ``"simulator"``, ``"kite"`` or ``"breeze"``."""
+        if self.breeze is not None:
+            return "breeze"
         return "kite" if self.kite is not None else "simulator"
 
     def on_session_expired(self, listener: Callable[[], None]) -> None:
@@ -267,7 +299,82 @@ class AppServices:
     def instrument(self, key: str) -> Instrument | None:
         return self.instruments.get(key)
 
+    def place_gtt_single(self, trigger: Decimal, order: OrderRequest) -> Gtt:
+        return self._gtt_book().place_single(trigger, order)
+
+    def place_gtt_oco(
+        self,
+        stop_trigger: Decimal,
+        stop_order: OrderRequest,
+        target_trigger: Decimal,
+        target_order: OrderRequest,
+    ) -> Gtt:
+        return self._gtt_book().place_oco(stop_trigger, stop_order, target_trigger, target_order)
+
+    def cancel_gtt(self, gtt_id: int) -> Gtt:
+        return self._gtt_book().cancel(gtt_id)
+
+    def gtt_list(self) -> list[Gtt]:
+        return [] if self.gtt is None else self.gtt.gtts()
+
+    def _gtt_book(self) -> GttBook:
+        if self.gtt is None:
+            raise GttError("GTT orders are not available in this session")
+        return self.gtt
+
+    # -- chart drawings, per symbol: a small JSON file beside the settings ----------------
+    def _drawings_path(self) -> Path:
+        return config_dir() / f"drawings-{self.settings.profile}.json"
+
+    def drawings(self, key: str) -> list[dict[str, Any]]:
+        if self._drawings is None:
+            try:
+                loaded = json.loads(self._drawings_path().read_text("utf-8"))
+                self._drawings = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                self._drawings = {}  # none saved yet, or unreadable: start clean
+        return [dict(d) for d in self._drawings.get(key, [])]
+
+    def save_drawings(self, key: str, drawings: list[dict[str, Any]]) -> None:
+        """Remember ``key``'s drawings; the file is written off the UI thread."""
+        self.drawings(key)
+        assert self._drawings is not None
+        if drawings:
+            self._drawings[key] = [dict(d) for d in drawings]
+        else:
+            self._drawings.pop(key, None)
+        text = json.dumps(self._drawings, indent=1, sort_keys=True)
+        path = self._drawings_path()
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(text, "utf-8")
+            tmp.replace(path)
+
+        try:
+            asyncio.get_running_loop().run_in_executor(None, write)
+        except RuntimeError:  # no loop (a script or a test driving widgets directly)
+            write()
+
+    def option_underlyings(self) -> list[str]:
+        return option_underlyings(self.instruments)
+
+    def option_expiries(self, underlying: str) -> list[date]:
+        return option_expiries(self.instruments, underlying)
+
+    def option_chain(self, underlying: str, expiry: date) -> OptionChain:
+        return OptionChain.from_instruments(self.instruments, underlying, expiry)
+
+    def option_pricing(self) -> tuple[float, Model, float]:
+        """Risk-free rate, model and dividend yield for IV and Greeks (the settings)."""
+        o = self.settings.options
+        return o.risk_free_rate, Model(o.model), o.dividend_yield
+
     def last_tick(self, key: str) -> Tick | None:
+        if self.breeze is not None:
+            self.breeze.watch([key])
+            return self.quotes.last_tick(key)
         if self.kite is not None:
             self.kite.watch([key])  # a view asking for a price wants its ticks
             return self.quotes.last_tick(key)
@@ -401,14 +508,14 @@ class AppServices:
     def _apply_holdings(self, holdings: list[Holding]) -> None:
         self._holdings = list(holdings)
 
-    async def _follow_holdings(self) -> None:
+    async def _follow_holdings(self, every: float = HOLDINGS_REFRESH_SECONDS) -> None:
         """Holdings change only with settlement and corporate actions: a minute is enough."""
         while True:
             try:
                 self._holdings = await self.broker.holdings()
             except BrokerError as e:
                 log.warning("holdings not refreshed: %s", e)
-            await asyncio.sleep(HOLDINGS_REFRESH_SECONDS)
+            await asyncio.sleep(every)
 
     async def kill(
         self, *, square_off: bool, actor: str = "user", reason: str = "kill switch"
@@ -488,9 +595,10 @@ def build_services(
     bus = EventBus()
     universe, references = bundled_universe(clock.now().date())
     kite_mode = settings.broker == "kite"
+    breeze_mode = settings.broker == "breeze"
     # With Kite the registry is filled from the instrument master in start(), never with the
     # simulator's made-up contracts, so an order cannot be validated against them.
-    instruments = InstrumentRegistry(() if kite_mode else universe)
+    instruments = InstrumentRegistry(() if kite_mode or breeze_mode else universe)
     quotes = QuoteBook(bus)
     simulator = MarketSimulator(
         universe,
@@ -503,8 +611,30 @@ def build_services(
     )
     bars = BarBuilder(bus, clock=clock)
     kite: KiteRuntime | None = None
+    breeze: BreezeRuntime | None = None
     broker: PaperBroker | ExecutionClient
-    if kite_mode:
+    if breeze_mode:
+        from app.breeze_runtime import BreezeRuntime  # lazy: the adapters import the SDK
+
+        if secrets is None and database is not None:
+            from services.security import CredentialStore
+
+            secrets = CredentialStore(settings.profile, database, actor="terminal")
+        if secrets is None:
+            raise BrokerError(
+                "Breeze needs the vault for its keys: run `dalal credentials set breeze`"
+            )
+        counts = None
+        if database is not None:
+            from services.storage.repositories import OrderCountRepository
+
+            # Orders and API calls per day survive a restart (ICICI's 5,000 calls a day).
+            counts = OrderCountRepository(database)
+        breeze = BreezeRuntime(
+            settings, bus, clock, instruments, secrets=secrets, counts=counts
+        )
+        broker = breeze.broker
+    elif kite_mode:
         from app.kite_runtime import KiteRuntime  # lazy: the SDK and Twisted
 
         if secrets is None and database is not None:
@@ -552,7 +682,8 @@ def build_services(
         if funds is not None:
             return funds.available_cash
         # Kite's funds arrive with the first reconciliation; until then the check is open.
-        return None if kite is not None else Decimal(settings.opening_balance)
+        live = kite is not None or breeze is not None
+        return None if live else Decimal(settings.opening_balance)
 
     context = CallbackContext(
         clock=clock,
@@ -658,14 +789,38 @@ def build_services(
         kill_switch=kill_switch,
         risk_supervisor=supervisor,
         alerts=AlertBook(bus, clock, database),
+        gtt=GttBook(bus, clock, orders.submit, quotes.last_price),
         recorder=recorder,
         kite=kite,
+        breeze=breeze,
         reconciler=reconciler,
         models=models,
         node=node,
         history_service=history_service,
         backtests=BacktestService(database),
+        strategy_runners=_strategy_runners(settings, broker, orders, clock),
     )
+
+
+def _strategy_runners(
+    settings: Settings, broker: object, orders: OrderManager, clock: Clock
+) -> list[StrategyRunner]:
+    """Runners for the configured strategies; none unless the paper broker takes the orders."""
+    if not settings.strategies:
+        return []
+    if not isinstance(broker, PaperBroker):
+        log.warning("strategies are configured but trade only on the paper broker; not started")
+        return []
+    runners = []
+    for n, s in enumerate(settings.strategies, 1):
+        strategy = build_strategy(
+            s.name, {k: str(v) for k, v in s.params.items()}, quantity=s.quantity,
+            product=s.product, timeframe=s.timeframe,
+        )
+        runners.append(
+            StrategyRunner(strategy, orders, clock, keys=s.symbols, tag_prefix=f"S{n}")
+        )
+    return runners
 
 
 def _history_service(

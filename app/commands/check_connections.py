@@ -5,7 +5,9 @@ The paper broker and its simulator are always checked; Zerodha Kite when the set
 it or an API key is configured. Kite is checked read-only: the profile (is the access token
 valid?), one quote, and one tick from the ticker within the timeout. Nothing is ordered.
 Angel One likewise when its credentials are stored or an API key is configured: the day's
-session (profile), one last price and one tick from SmartWebSocketV2.
+session (profile), one last price and one tick from SmartWebSocketV2. Upstox when its
+credentials are stored: the session, the day's master and one Feed V3 tick
+(services/brokers/upstox/check.py).
 """
 
 from __future__ import annotations
@@ -309,6 +311,21 @@ async def check_angelone(
     return checks
 
 
+def upstox_configured(secrets: SecretStore | None) -> bool:
+    from services.brokers.upstox.session import CREDENTIALS
+
+    return secrets is not None and secrets.get(CREDENTIALS) is not None
+
+
+async def check_upstox(
+    settings: Settings, secrets: SecretStore | None, symbol: str, per_check: float
+) -> list[Check]:
+    from services.brokers.upstox.check import check_upstox as run
+
+    results = await run(secrets, symbol, per_check, endpoints=settings.upstox.endpoints())
+    return [Check("upstox", r.check, r.ok, r.detail) for r in results]
+
+
 async def run_checks(
     settings: Settings, secrets: SecretStore | None, *, symbol: str | None, per_check: float
 ) -> list[Check]:
@@ -322,6 +339,8 @@ async def run_checks(
 
     if angelone_configured(settings, secrets):
         checks += await check_angelone(settings, secrets, key, per_check)
+    if upstox_configured(secrets):
+        checks += await check_upstox(settings, secrets, key, per_check)
     return checks
 
 

@@ -79,12 +79,7 @@ def login_breeze(args: argparse.Namespace) -> int:
     the SDK's customerdetails exchange turns it into the day's session key, kept in the
     vault until midnight IST."""
     from app.cli import load_cli_settings
-    from services.brokers.breeze.session import (
-        BreezeSecrets,
-        BreezeSession,
-        LoginFailed,
-        capture_api_session,
-    )
+    from services.brokers.breeze.session import BreezeSecrets, BreezeSession, LoginFailed
     from services.brokers.errors import BrokerError
     from services.clock import SystemClock, to_ist
     from services.security import CredentialStore
@@ -94,7 +89,12 @@ def login_breeze(args: argparse.Namespace) -> int:
     vault, db = unlock(args)
     try:
         secrets = BreezeSecrets(CredentialStore(vault.paths.profile, db, actor="cli"))
-        session = BreezeSession(secrets, clock, endpoints=settings.breeze.endpoints())
+        session = BreezeSession(
+            secrets,
+            clock,
+            endpoints=settings.breeze.endpoints(),
+            redirect_url=args.redirect_url or settings.breeze.redirect_url,
+        )
         current = session.current(clock.now())
         if current is not None and not args.force:
             print(
@@ -106,7 +106,9 @@ def login_breeze(args: argparse.Namespace) -> int:
             value = args.session
             if args.paste:
                 value = input("API_Session from ICICI's redirect: ").strip()
-            if not value:
+            if value:
+                stored = asyncio.run(session.complete_login({"API_Session": value}))
+            else:
 
                 def show(url: str) -> None:
                     print(
@@ -114,16 +116,9 @@ def login_breeze(args: argparse.Namespace) -> int:
                         f"visit:\n  {url}"
                     )
 
-                value = asyncio.run(
-                    capture_api_session(
-                        session.login_url(),
-                        args.redirect_url or settings.breeze.redirect_url,
-                        open_browser=OPEN_BROWSER,
-                        within=args.timeout,
-                        on_listening=show,
-                    )
+                stored = asyncio.run(
+                    session.login(OPEN_BROWSER, within=args.timeout, on_listening=show)
                 )
-            stored = asyncio.run(session.complete_login({"API_Session": value}))
         except (LoginFailed, BrokerError, EOFError) as exc:
             print(f"error: {exc or 'no API_Session given'}", file=sys.stderr)
             return 1
@@ -172,6 +167,56 @@ def login_angelone(args: argparse.Namespace) -> int:
         db.close()
     until = to_ist(token.expires_at)
     print(f"logged in to Angel One; the session lasts until {until:%Y-%m-%d %H:%M} IST")
+    return 0
+
+
+@guarded
+def login_upstox(args: argparse.Namespace) -> int:
+    """Upstox's OAuth dialog in the browser, the redirect caught on 127.0.0.1 with its state
+    checked, the single-use code traded for the day's token (kept until 03:30 IST)."""
+    from app.cli import load_cli_settings
+    from services.brokers.errors import BrokerError
+    from services.brokers.upstox.session import UpstoxSession
+    from services.clock import SystemClock, to_ist
+    from services.security import CredentialStore
+
+    settings = load_cli_settings(args)
+    clock = SystemClock()
+    vault, db = unlock(args)
+    try:
+        session = UpstoxSession(
+            CredentialStore(vault.paths.profile, db, actor="cli"),
+            endpoints=settings.upstox.endpoints(),
+            redirect_uri=args.redirect_url or settings.upstox.redirect_url,
+            clock=clock,
+        )
+        current = session.current(clock.now())
+        if current is not None and not args.force:
+            print(
+                "already logged in to Upstox until "
+                f"{to_ist(current.expires_at):%Y-%m-%d %H:%M} IST"
+            )
+            return 0
+
+        def show(url: str) -> None:
+            print(
+                "opening your browser on Upstox's login page; if it does not open, visit:\n"
+                f"  {url}"
+            )
+
+        try:
+            stored = asyncio.run(
+                session.login(OPEN_BROWSER, within=args.timeout, on_listening=show)
+            )
+        except BrokerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        db.close()
+    print(
+        "logged in to Upstox; the session lasts until "
+        f"{to_ist(stored.expires_at):%Y-%m-%d %H:%M} IST"
+    )
     return 0
 
 
@@ -229,3 +274,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     add_profile_args(p)
     p.set_defaults(func=login_angelone)
+    u = sub.add_parser(
+        "upstox",
+        help="Upstox: browser login (OAuth), token kept in the vault until 03:30 IST",
+    )
+    u.add_argument(
+        "--redirect-url",
+        default=None,
+        metavar="URL",
+        help="your Upstox app's redirect URL (default from settings, "
+        "http://127.0.0.1:53682/cb/upstox)",
+    )
+    u.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the login")
+    u.add_argument("--force", action="store_true", help="log in again even if still logged in")
+    u.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    add_profile_args(u)
+    u.set_defaults(func=login_upstox)

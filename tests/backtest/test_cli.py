@@ -113,3 +113,24 @@ def test_backtest_on_fetched_history_in_the_profile(
     out = capsys.readouterr().out
     assert rc == 0, out
     assert f"{len(bars):,} 5m bars" in out
+
+
+def test_a_registered_model_backtests_as_a_strategy(
+    tmp_path: Path, memory_keyring: MemoryKeyring, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = profile(tmp_path)[:4]  # the model commands take no --kdf-time-cost
+    assert cli.main(["model", "train", "m5", "--symbol", "NSE:INFY", "--timeframe", "5m",
+                     "--model-type", "logistic_regression", "--synthetic", "1500",
+                     "--train-size", "600", "--test-size", "200", "--splits", "2",
+                     *where]) == 0
+    capsys.readouterr()
+    rc = cli.main(["backtest", "--strategy", "model:m5", "--symbols", "NSE:INFY", *RANGE,
+                   "--source", "simulator", "--quantity", "5", *where])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no production version" in err and "model:m5@VERSION" in err
+    rc = cli.main(["backtest", "--strategy", "model:m5@1", "--symbols", "NSE:INFY", *RANGE,
+                   "--source", "simulator", "--quantity", "5", *where])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    first_line = out.splitlines()[0]
+    assert first_line.startswith("model:m5") and "on NSE:INFY" in first_line, first_line

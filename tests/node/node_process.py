@@ -65,7 +65,7 @@ class NodeProcess:
         assert done.returncode == 0, done.stderr
         return done.stdout.strip().splitlines()[-1]
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 90.0) -> None:
         config = self.root / "settings.json"
         config.write_text(json.dumps(self.settings))
         log = (self.root / f"node-{self.starts}.log").open("w")

@@ -50,21 +50,25 @@ async def desktop(node: tuple[NodeProcess, str]) -> AsyncIterator[AppServices]:
     services = build_services(settings, secrets=MemorySecrets({"node": {"api_key": token}}))
     await services.start()
     assert services.node is not None
-    await asyncio.wait_for(services.node.stream.wait_connected(), 20)
+    await asyncio.wait_for(services.node.stream.wait_connected(), 60)
     try:
         yield services
     finally:
         await services.stop()
 
 
-async def until(check: Callable[[], bool], within: float = 20.0) -> None:
+async def until(check: Callable[[], bool], within: float = 45.0) -> None:
     """Poll a condition another process or a socket makes true (no event to wait on)."""
     async with asyncio.timeout(within):
         while not check():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
 
-def node_orders(process: NodeProcess, token: str) -> dict[str, str]:
+async def node_orders(process: NodeProcess, token: str) -> dict[str, str]:
+    return await asyncio.to_thread(_node_orders, process, token)
+
+
+def _node_orders(process: NodeProcess, token: str) -> dict[str, str]:
     request = urllib.request.Request(process.base + "/v1/orders",
                                      headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=5) as r:
@@ -80,6 +84,7 @@ def resting_buy(services: AppServices, quantity: int = 1) -> OrderRequest:
                         source="ticket")  # fmt: skip
 
 
+@pytest.mark.timeout(300)
 async def test_place_modify_cancel_through_the_node(
     desktop: AppServices, node: tuple[NodeProcess, str]
 ) -> None:
@@ -87,7 +92,7 @@ async def test_place_modify_cancel_through_the_node(
     await until(lambda: desktop.last_tick(KEY) is not None)
     placed = await desktop.submit_order(resting_buy(desktop))
     assert placed.status is OrderStatus.OPEN and placed.request.tag is not None
-    assert node_orders(process, token) == {placed.order_id: "OPEN"}
+    assert await node_orders(process, token) == {placed.order_id: "OPEN"}
     # The node's stream brings the order into the desktop's book.
     await until(lambda: any(o.order_id == placed.order_id for o in desktop.order_list()))
 
@@ -98,9 +103,10 @@ async def test_place_modify_cancel_through_the_node(
     assert cancelled.status is OrderStatus.CANCELLED
     await until(lambda: desktop.orders.order(placed.order_id) is not None
                 and desktop.orders.order(placed.order_id).status is OrderStatus.CANCELLED)
-    assert node_orders(process, token) == {placed.order_id: "CANCELLED"}
+    assert await node_orders(process, token) == {placed.order_id: "CANCELLED"}
 
 
+@pytest.mark.timeout(300)
 async def test_node_killed_mid_stream_then_restarted(
     desktop: AppServices, node: tuple[NodeProcess, str]
 ) -> None:
@@ -120,17 +126,19 @@ async def test_node_killed_mid_stream_then_restarted(
     await until(lambda: desktop.last_tick(KEY) is not before)
 
     process.start()
-    await asyncio.wait_for(stream.wait_connected(), 30)
-    assert stream.epoch != first_epoch and stream.snapshots >= 2
+    await asyncio.wait_for(stream.wait_connected(), 60)
+    await until(lambda: stream.snapshots >= 2)  # the snapshot follows the hello
+    assert stream.epoch != first_epoch
     # The restarted node still has the order (its journal) and the desktop agrees with it.
     second = await desktop.submit_order(resting_buy(desktop, 2))
-    on_node = node_orders(process, token)
+    on_node = await node_orders(process, token)
     assert on_node[first.order_id] == "OPEN" and on_node[second.order_id] == "OPEN"
     await until(lambda: {o.order_id: o.status.value for o in desktop.order_list()
                          if o.order_id in on_node} == on_node)
     assert stream.gaps == 0
 
 
+@pytest.mark.timeout(300)
 async def test_desktop_kill_switch_halts_the_node_and_resume_reaches_it(
     desktop: AppServices, node: tuple[NodeProcess, str]
 ) -> None:
@@ -141,7 +149,7 @@ async def test_desktop_kill_switch_halts_the_node_and_resume_reaches_it(
     report = await desktop.kill(square_off=False, reason="test")
     assert report.cancelled == (placed.order_id,) and not report.failed
     await until(lambda: stream.trading_state.get("state") == "HALTED")
-    assert node_orders(process, token) == {placed.order_id: "CANCELLED"}
+    assert await node_orders(process, token) == {placed.order_id: "CANCELLED"}
     state = await desktop.resume_trading("checked the book")
     assert state.value == "ACTIVE"
     await until(lambda: stream.trading_state.get("state") == "ACTIVE")

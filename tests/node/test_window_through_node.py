@@ -33,6 +33,7 @@ def node(tmp_path: Path) -> Any:
         process.stop()
 
 
+@pytest.mark.timeout(300)
 def test_ticket_orders_go_through_the_node_and_stop_clearly_without_it(
     qtbot: Any, qloop: LoopRunner, node: tuple[NodeProcess, str], tmp_path: Path  # noqa: F811
 ) -> None:
@@ -51,7 +52,7 @@ def test_ticket_orders_go_through_the_node_and_stop_clearly_without_it(
     try:
         assert services.node is not None
         stream = services.node.stream
-        qloop.until(lambda: stream.connected, timeout=20, what="the node stream")
+        qloop.until(lambda: stream.connected, timeout=45, what="the node stream")
         qloop.until(lambda: services.last_tick("NSE:INFY") is not None, what="a tick")
         tick = services.last_tick("NSE:INFY")
         inst = services.instrument("NSE:INFY")
@@ -64,16 +65,16 @@ def test_ticket_orders_go_through_the_node_and_stop_clearly_without_it(
         ticket.quantity.setValue(1)
         ticket.price.setText(str(price))
         assert ticket.place() is not None
-        qloop.until(lambda: ticket.last_order is not None, timeout=20, what="the node's ack")
+        qloop.until(lambda: ticket.last_order is not None, timeout=45, what="the node's ack")
         assert ticket.last_order is not None and ticket.last_order.status.value == "OPEN"
         assert "open" in ticket.message.text()
 
         process.kill()
         qloop.until(lambda: "orders unavailable" in win.status.connection_text("broker:node"),
-                    timeout=20, what="the status bar to say orders are unavailable")
+                    timeout=45, what="the status bar to say orders are unavailable")
         ticket.price.setText(str(price - inst.tick_size))
         assert ticket.place() is not None
-        qloop.until(lambda: "orders unavailable" in ticket.message.text(), timeout=20,
+        qloop.until(lambda: "orders unavailable" in ticket.message.text(), timeout=45,
                     what="the ticket to refuse the order")  # fmt: skip
         before = services.last_tick("NSE:INFY")
         qloop.until(lambda: services.last_tick("NSE:INFY") is not before,

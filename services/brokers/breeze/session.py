@@ -134,7 +134,9 @@ class BreezeSession:
         endpoints: BreezeEndpoints | None = None,
         api_key: str | None = None,
         load_sdk: Any = None,
+        redirect_url: str = "http://127.0.0.1:5011/breeze/callback",
     ) -> None:
+        self.redirect_url = redirect_url
         self._secrets = secrets
         self._clock = clock
         self.endpoints = endpoints or BreezeEndpoints()
@@ -175,6 +177,24 @@ class BreezeSession:
         self._secrets.save(token)
         self.client = client
         return token
+
+    async def login(
+        self,
+        open_browser: Callable[[str], object],
+        *,
+        within: float = 300.0,
+        on_listening: Callable[[str], None] | None = None,
+    ) -> SessionToken:
+        """The whole flow (``InteractiveSession``): ICICI's page, its form POST caught on the
+        loopback redirect, the exchange, the vault."""
+        value = await capture_api_session(
+            self.login_url(),
+            self.redirect_url,
+            open_browser=open_browser,
+            within=within,
+            on_listening=on_listening,
+        )
+        return await self.complete_login({FORM_FIELD: value})
 
     def current(self, now: datetime) -> SessionToken | None:
         token = self._secrets.token()

@@ -170,6 +170,7 @@ class FakeAngel:
         self.hang_seconds = hang_seconds
         self.tokens_per_connection = tokens_per_connection
         self.enforce_order_limit = enforce_order_limit
+        self.orders_per_second = 9  # Angel's: place + modify + cancel together
         self.scrips = {(s.exch_seg, s.token): s for s in scrips or default_scrips()}
         self.jwts: set[str] = set()
         self.expired: set[str] = set()
@@ -375,7 +376,7 @@ class FakeAngel:
             with self._lock:
                 self.order_sends.append(now)
                 recent = sum(1 for t in self.order_sends if now - t < 1.0)
-            if self.enforce_order_limit and recent > 9:
+            if self.enforce_order_limit and recent > self.orders_per_second:
                 return web.Response(status=403, text=RATE_LIMIT_TEXT, content_type="text/plain")
         if route not in ("loginByPassword", "OpenAPIScripMaster.json", "smart-stream"):
             if request.headers.get("X-PrivateKey") != self.api_key:
