@@ -83,6 +83,7 @@ if TYPE_CHECKING:
     from app.breeze_runtime import BreezeRuntime
     from app.kite_runtime import KiteRuntime
     from app.models_runtime import ModelsRuntime
+    from app.upstox_runtime import UpstoxRuntime
     from services.brokers.kite.session import SecretStore
     from services.brokers.node.config import NodeVenue
 
@@ -117,6 +118,7 @@ class AppServices:
     started_at: datetime | None = None
     kite: KiteRuntime | None = None
     breeze: BreezeRuntime | None = None  # ICICI Direct Breeze as the live venue
+    upstox: UpstoxRuntime | None = None  # Upstox as the live venue
     reconciler: Reconciler | None = None
     models: ModelsRuntime | None = None  # with a profile database and models_enabled
     gtt: GttBook | None = None  # GTT single / OCO orders held by the terminal
@@ -150,6 +152,9 @@ class AppServices:
         if self.breeze is not None:
             await self.breeze.load_instruments()
             self.breeze.watch(self.settings.watchlist)
+        if self.upstox is not None:
+            await self.upstox.load_instruments()
+            self.upstox.watch(self.settings.watchlist)
         if self.recorder is not None and isinstance(self.broker, PaperBroker):
             await self._resume_paper_session(self.recorder, self.broker)
         # Consumers first, so the first simulated tick already reaches all of them.
@@ -190,7 +195,7 @@ class AppServices:
             # The Kite adapter has no loop of its own; "broker" stays the name health probes
             # and /readyz look for, and it watches the feed's heartbeat.
             services.append(("broker", self.kite.watchdog()))
-        elif self.breeze is None:
+        elif self.breeze is None and self.upstox is None:
             services.append(("simulator", self.simulator.run()))
         for name, coro in services:
             self._spawn(name, coro)
@@ -198,6 +203,8 @@ class AppServices:
             self.kite.start_stream(loop)
         if self.breeze is not None:
             self.breeze.start_stream()
+        if self.upstox is not None:
+            self.upstox.start_stream()
         if self.models is not None:
             self.models.start()
         for runner in self.strategy_runners:
@@ -251,6 +258,8 @@ class AppServices:
             self.kite.stop_stream()
         if self.breeze is not None:
             self.breeze.stop_stream()
+        if self.upstox is not None:
+            self.upstox.stop_stream()
         if self.node is not None:
             await self.node.execution.close()
         if self.recorder is not None:
@@ -266,9 +275,11 @@ class AppServices:
 
     @property
     def feed_name(self) -> str:
-        """The market-data source: ``"simulator"``, ``"kite"`` or ``"breeze"``."""
+        """The market-data source: ``"simulator"``, ``"kite"``, ``"breeze"`` or ``"upstox"``."""
         if self.breeze is not None:
             return "breeze"
+        if self.upstox is not None:
+            return "upstox"
         return "kite" if self.kite is not None else "simulator"
 
     def on_session_expired(self, listener: Callable[[], None]) -> None:
@@ -374,6 +385,9 @@ class AppServices:
     def last_tick(self, key: str) -> Tick | None:
         if self.breeze is not None:
             self.breeze.watch([key])
+            return self.quotes.last_tick(key)
+        if self.upstox is not None:
+            self.upstox.watch([key])
             return self.quotes.last_tick(key)
         if self.kite is not None:
             self.kite.watch([key])  # a view asking for a price wants its ticks
@@ -596,9 +610,10 @@ def build_services(
     universe, references = bundled_universe(clock.now().date())
     kite_mode = settings.broker == "kite"
     breeze_mode = settings.broker == "breeze"
+    upstox_mode = settings.broker == "upstox"
     # With Kite the registry is filled from the instrument master in start(), never with the
     # simulator's made-up contracts, so an order cannot be validated against them.
-    instruments = InstrumentRegistry(() if kite_mode or breeze_mode else universe)
+    instruments = InstrumentRegistry(() if kite_mode or breeze_mode or upstox_mode else universe)
     quotes = QuoteBook(bus)
     simulator = MarketSimulator(
         universe,
@@ -612,8 +627,22 @@ def build_services(
     bars = BarBuilder(bus, clock=clock)
     kite: KiteRuntime | None = None
     breeze: BreezeRuntime | None = None
+    upstox: UpstoxRuntime | None = None
     broker: PaperBroker | ExecutionClient
-    if breeze_mode:
+    if upstox_mode:
+        from app.upstox_runtime import UpstoxRuntime  # lazy: the adapters import the SDK
+
+        if secrets is None and database is not None:
+            from services.security import CredentialStore
+
+            secrets = CredentialStore(settings.profile, database, actor="terminal")
+        if secrets is None:
+            raise BrokerError(
+                "Upstox needs the vault for its keys: run `dalal credentials set upstox`"
+            )
+        upstox = UpstoxRuntime(settings, bus, clock, instruments, secrets=secrets)
+        broker = upstox.broker
+    elif breeze_mode:
         from app.breeze_runtime import BreezeRuntime  # lazy: the adapters import the SDK
 
         if secrets is None and database is not None:
@@ -793,6 +822,7 @@ def build_services(
         recorder=recorder,
         kite=kite,
         breeze=breeze,
+        upstox=upstox,
         reconciler=reconciler,
         models=models,
         node=node,
