@@ -93,6 +93,8 @@ log = logging.getLogger(__name__)
 
 HISTORY_BARS = 300
 HOLDINGS_REFRESH_SECONDS = 60.0
+# Breeze counts every call against 5,000 a day per key; holdings (two calls: NSE and BSE)
+# every minute would spend 750 of them, so its holdings are read every 15 minutes.
 
 
 @dataclass
@@ -142,6 +144,8 @@ class AppServices:
         if self.history_service is not None and self.history_service.router is not None:
             for health in self.history_service.router.health():  # the status bar's labels
                 self.bus.publish(CONNECTION, health_state(health, self.started_at))
+            if "nse" in self.settings.marketdata.providers:
+                self._refresh_holidays()
         if self.live is not None:
             await self.live.load_instruments()
             self.live.watch(self.settings.watchlist)
@@ -170,7 +174,7 @@ class AppServices:
                 ("portfolio", self.live.follow_fills()),
             ]
         else:
-            services.append(("holdings", self._follow_holdings()))
+            services.append(("holdings", self._follow_holdings(HOLDINGS_REFRESH_SECONDS)))
         if self.node is not None:
             services.append(("node-stream", self.node.stream.run()))
         if self.reconciler is not None:
@@ -434,6 +438,24 @@ class AppServices:
             bars = self.bars.bars(key, timeframe)
         return bars[-count:]
 
+    def _refresh_holidays(self) -> None:
+        """NSE's holiday list, weekly, when NSE is a configured provider (in the background)."""
+        from services import calendar
+        from services.marketdata.service import refresh_holidays
+        from services.storage.paths import default_cache_dir
+
+        async def run() -> list[Bar]:
+            try:
+                await refresh_holidays(self.settings.marketdata.nse.endpoints(),
+                                       default_cache_dir() / calendar.CACHE_NAME)
+            except (BrokerError, ValueError, OSError) as exc:
+                log.warning("NSE holiday list not refreshed: %s", exc)
+            return []
+
+        task = asyncio.get_running_loop().create_task(run(), name="holidays")
+        self._history_tasks.add(task)
+        task.add_done_callback(self._history_tasks.discard)
+
     def _backfills(self) -> bool:
         service = self.history_service
         return (service is not None and service.fetching
@@ -520,14 +542,14 @@ class AppServices:
     def _apply_holdings(self, holdings: list[Holding]) -> None:
         self._holdings = list(holdings)
 
-    async def _follow_holdings(self) -> None:
+    async def _follow_holdings(self, every: float = HOLDINGS_REFRESH_SECONDS) -> None:
         """Holdings change only with settlement and corporate actions: a minute is enough."""
         while True:
             try:
                 self._holdings = await self.broker.holdings()
             except BrokerError as e:
                 log.warning("holdings not refreshed: %s", e)
-            await asyncio.sleep(HOLDINGS_REFRESH_SECONDS)
+            await asyncio.sleep(every)
 
     async def kill(
         self, *, square_off: bool, actor: str = "user", reason: str = "kill switch"

@@ -231,6 +231,10 @@ class MainWindow(QMainWindow):
                 self.idle = IdleWatcher(idle_timeout, parent=self)
                 self.idle.idle.connect(self.lock_view)
 
+        # The first tabify activated the layout while the bottom docks still stood side by
+        # side, and Qt kept that sum as the window's minimum width (2,000+ px with a dozen
+        # docks): take the minimum the finished layout really needs.
+        self.setMinimumSize(self.minimumSizeHint())
         self._default_state = self.saveState(_LAYOUT_VERSION)
         self._build_menus()
 
