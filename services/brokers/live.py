@@ -318,6 +318,11 @@ class LiveBroker:
         self.feed = self.parts.feed(self.master)
         self._subscribe(self._wanted)
         self.feed.start()
+        # An execution client whose order updates come on a socket of their own (not on the
+        # feed, as Kite's do) exposes it as ``order_stream`` with start/stop (Upstox).
+        order_stream = getattr(self.execution, "order_stream", None)
+        if order_stream is not None:
+            order_stream.start()
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -352,6 +357,9 @@ class LiveBroker:
         return f"disconnected from {self.title}"
 
     def stop_stream(self) -> None:
+        order_stream = getattr(self.execution, "order_stream", None)
+        if order_stream is not None:
+            order_stream.stop()
         if self.feed is not None:
             self.feed.stop()
         for task in self._tasks:
