@@ -159,9 +159,9 @@ def load_cli_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
     from app.settings import Settings, SettingsError, load_settings
 
-    settings = load_settings(args.config)
+    settings = load_settings(getattr(args, "config", None))
     updates = {k: v for k, v in overrides.items() if v is not None}
-    if args.profile is not None:
+    if getattr(args, "profile", None) is not None:
         updates["profile"] = args.profile
     if not updates:
         return settings

@@ -105,7 +105,8 @@ def _contract_prefix(root: str, expiry: date) -> str:
 
 
 def bundled_universe(session_day: date) -> tuple[list[Instrument], dict[str, Reference]]:
-    """Return the simulated NSE universe for ``session_day`` and each instrument's seed data."""
+    """Return the simulated NSE and BSE universe for ``session_day`` and each instrument's
+    seed data."""
     raw = json.loads(
         resources.files("resources").joinpath("instruments", "nse.json").read_text("utf-8")
     )
@@ -176,4 +177,25 @@ def bundled_universe(session_day: date) -> tuple[list[Instrument], dict[str, Ref
                 )
                 instruments.append(option)
                 refs[option.key] = Reference(spot, vol)
+    _add_bse(instruments, refs)
     return instruments, refs
+
+
+def _add_bse(instruments: list[Instrument], refs: dict[str, Reference]) -> None:
+    """SENSEX and a few BSE listings, after the NSE universe (so NSE's draws are unchanged)."""
+    raw = json.loads(
+        resources.files("resources").joinpath("instruments", "bse.json").read_text("utf-8")
+    )
+    tick = Decimal(raw["tick_size"])
+    for row in raw["equities"]:
+        inst = Instrument(Exchange.BSE, row["symbol"], int(row["token"]), row["name"],
+                          InstrumentKind.EQUITY, tick, 1)  # fmt: skip
+        instruments.append(inst)
+        refs[inst.key] = Reference(Decimal(row["reference_price"]), Decimal("0.25"))
+    for row in raw["indices"]:
+        index = Instrument(Exchange.BSE, row["symbol"], int(row["token"]), row["name"],
+                           InstrumentKind.INDEX, tick, 1)  # fmt: skip
+        instruments.append(index)
+        refs[index.key] = Reference(
+            Decimal(row["reference_price"]), Decimal(row["annual_volatility"])
+        )

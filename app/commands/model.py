@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import secrets
 import sys
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from services.security.keys import model_signing_username
 if TYPE_CHECKING:
     from models.abtest import ABHarness
     from models.registry import ModelRegistry
+    from services.domain import Bar, Timeframe
     from services.storage import Database
 
 ACTOR = "cli"
@@ -140,12 +142,8 @@ def train_cmd(args: argparse.Namespace) -> int:
         if args.synthetic:
             bars = synthetic_bars(args.synthetic, key=args.symbol, timeframe=timeframe)
         else:
-            start = datetime.fromisoformat(args.start) if args.start else datetime(
-                2000, 1, 1, tzinfo=UTC)
-            end = datetime.fromisoformat(args.end) if args.end else datetime.now(UTC)
-            bars = db.bars.between(args.symbol, timeframe, start, end)
-            if not bars:
-                raise ValueError(f"no stored {timeframe.value} bars for {args.symbol}")
+            needed = args.train_size + args.test_size * max(args.splits, 1) + 100
+            bars = training_bars(args, db, timeframe, needed)
         result = train(BarArrays.from_bars(bars), config, progress=_progress)
         record = registry.register(result, model_id=args.model_id, symbol=args.symbol,
                                    timeframe=timeframe, actor=ACTOR)
@@ -154,16 +152,76 @@ def train_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def training_bars(
+    args: argparse.Namespace, db: Database, timeframe: Timeframe, needed: int
+) -> list[Bar]:
+    """The bars to train on: recorded, then fetched (the history store), then, with no data
+    provider, the simulator's past as this profile keeps it (made once, then read back)."""
+    from app.cli import load_cli_settings
+    from services.marketdata.store import HistoryStore
+
+    start = datetime.fromisoformat(args.start) if args.start else datetime(2000, 1, 1, tzinfo=UTC)
+    end = datetime.fromisoformat(args.end) if args.end else datetime.now(UTC)
+    bars = [b for b in db.bars.between(args.symbol, timeframe, start, end) if b.closed]
+    store = HistoryStore(db)
+    if len(bars) < needed:
+        first = bars[0].start if bars else end
+        older = store.bars(args.symbol, timeframe, start, first)
+        bars = older + bars
+    settings = load_cli_settings(args)
+    if len(bars) < needed and settings.broker == "paper" and args.start is None:
+        from services.bus import EventBus
+        from services.clock import SystemClock
+        from services.instruments import bundled_universe
+        from services.simulator import MarketSimulator
+        from services.simulator.backfill import persisted_history
+
+        now = min(end, datetime.now(UTC))
+        universe, references = bundled_universe(now.date())
+        if args.symbol not in references:
+            raise ValueError(f"unknown symbol {args.symbol!r} (no stored bars, not simulated)")
+        simulator = MarketSimulator(universe, references, EventBus(), SystemClock(),
+                                    seed=settings.seed)  # fmt: skip
+        kept = persisted_history(store, simulator, args.symbol, timeframe, needed, now)
+        first = bars[0].start if bars else now
+        bars = [b for b in kept if b.start < first] + bars
+        print(f"training on {len(kept)} bars of the simulated market kept in this profile "
+              "(no data provider configured)", file=sys.stderr)  # fmt: skip
+    if not bars:
+        raise ValueError(f"no stored {timeframe.value} bars for {args.symbol}")
+    return bars
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with NaN and infinities as null: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
+
+
+def dump_json(value: Any) -> str:
+    return json.dumps(finite_json(value), indent=2, allow_nan=False)
+
+
 @model_guarded
 def list_cmd(args: argparse.Namespace) -> int:
     with opened(args) as (registry, _, _db):
         records = registry.records(args.model_id)
     if args.json:
-        print(json.dumps([
+        print(dump_json([
             {"model_id": r.model_id, "version": r.version, "stage": r.stage.value,
              "model_type": r.model_type, "symbol": r.symbol, "timeframe": r.timeframe.value,
              "metrics": r.metrics} for r in records
-        ], indent=2))
+        ]))
+        return 0
+    if not records:
+        print(f"no versions of {args.model_id} registered" if args.model_id else
+              "no models registered yet: train one with `dalal model train MODEL_ID --symbol "
+              "NSE:INFY`")  # fmt: skip
         return 0
     for r in records:
         acc = r.metrics.get("model", {}).get("accuracy", float("nan"))
@@ -206,7 +264,7 @@ def ab_start_cmd(args: argparse.Namespace) -> int:
 def ab_evaluate_cmd(args: argparse.Namespace) -> int:
     with opened(args) as (_, harness, _db):
         ev = harness.evaluate(args.test_id)
-        print(json.dumps(ev.as_dict(), indent=2))
+        print(dump_json(ev.as_dict()))
         if args.conclude:
             done = harness.conclude(args.test_id, actor=ACTOR, force=args.force)
             print(f"{done.status}: {done.verdict}")
