@@ -279,6 +279,7 @@ def run_desktop(
 
             window.firstTickPainted.connect(first_paint)
         await services.start()
+        window.fit_to_screen()
         window.show()
         window.start()
         try:

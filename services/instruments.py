@@ -76,8 +76,9 @@ class InstrumentRegistry:
                 prefix.append(inst)
             elif needle in symbol or needle in inst.name.upper() or needle in inst.key:
                 contains.append(inst)
-        prefix.sort(key=lambda i: (len(i.tradingsymbol), i.key))
-        contains.sort(key=lambda i: (len(i.tradingsymbol), i.key))
+        # NSE first among equal symbols: "RELIANCE" means NSE:RELIANCE, BSE is one row down.
+        prefix.sort(key=lambda i: (len(i.tradingsymbol), i.exchange is not Exchange.NSE, i.key))
+        contains.sort(key=lambda i: (len(i.tradingsymbol), i.exchange is not Exchange.NSE, i.key))
         return (prefix + contains)[:limit]
 
 

@@ -19,7 +19,14 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QResizeEvent, QShortcut
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QGuiApplication,
+    QKeySequence,
+    QResizeEvent,
+    QShortcut,
+)
 from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QToolBar, QWidget
 
 from models.signals import SIGNALS
@@ -234,6 +241,12 @@ class MainWindow(QMainWindow):
         self.pump.on(SIGNALS, self._on_signals)
         self.pump.on(ALERTS, self._on_alerts, on_lagged=self.alerts_panel.refresh)
         self.restore_last_layout()
+        # Before the first show the layout's minimum still holds the sum of the docks'
+        # requested widths, which would push the window past a 1366-pixel screen.
+        layout = self.layout()
+        if layout is not None:
+            layout.invalidate()
+            layout.activate()
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -357,6 +370,18 @@ class MainWindow(QMainWindow):
 
     def restore_saved_layout(self) -> bool:
         return self._restore(_SAVED_STATE)
+
+    def fit_to_screen(self) -> None:
+        """Never larger than the screen's free area: 1600x900 by default, less on a laptop
+        (the desktop runner calls it before the first show)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        free = screen.availableGeometry()
+        width = min(self.width(), free.width())
+        height = min(self.height(), free.height())
+        if (width, height) != (self.width(), self.height()):
+            self.resize(width, height)
 
     def restore_last_layout(self) -> bool:
         if self._store is not None:

@@ -38,6 +38,7 @@ from services.domain import (
     Validity,
 )
 from services.validation import OrderValidationError, validate_order
+from widgets.narrow import yield_width
 from widgets.ports import TerminalFacade
 from widgets.table_model import fmt_price
 from widgets.ui_pump import spawn
@@ -138,7 +139,7 @@ class OrderTicket(QFrame):
         sides.addWidget(self.sell_button)
         grid = QGridLayout()
         grid.setHorizontalSpacing(8)
-        grid.setVerticalSpacing(6)
+        grid.setVerticalSpacing(4)
         rows: list[tuple[str, QWidget, QWidget | None]] = [
             ("Symbol", self.symbol, None),
             ("Qty", self.quantity, self.lot_label),
@@ -155,14 +156,16 @@ class OrderTicket(QFrame):
                 grid.addWidget(extra, r, 2)
         grid.setColumnStretch(1, 1)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 8, 8, 8)
-        layout.setSpacing(8)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.setSpacing(6)
         layout.addLayout(sides)
         layout.addWidget(self.quote)
         layout.addLayout(grid)
         layout.addWidget(self.message)
         layout.addStretch(1)
         layout.addWidget(self.place_button)
+
+        yield_width(self.quote, self.message, self.symbol)
 
         self.set_side(Side.BUY)
         self._order_type_changed(self.order_type.currentText())

@@ -33,6 +33,7 @@ from services.domain import format_inr
 from services.risk import LimitUsage, TradingState
 from services.risk.engine import RiskEngine
 from widgets import theme
+from widgets.narrow import yield_width
 
 MIN_REFRESH_SECONDS = 0.25
 IDLE_REFRESH_SECONDS = 1.0
@@ -166,6 +167,10 @@ class RiskPanel(QWidget):
         layout.addWidget(self.limits, 3)
         layout.addWidget(self.rejections, 1)
         layout.addWidget(self.totals_label)
+        # On a 720-pixel screen the tables shrink (and scroll) before the kill switch moves.
+        self.limits.setMinimumHeight(48)
+        self.rejections.setMinimumHeight(36)
+        yield_width(self.reason_label, self.message, self.totals_label)
 
         self._timer = QTimer(self)
         self._timer.setInterval(int(MIN_REFRESH_SECONDS * 1000))

@@ -28,6 +28,7 @@ from widgets.chart.crosshair import Crosshair, readout, readout_html
 from widgets.chart.grid import GridItem
 from widgets.chart.indicators import FloatArray, ema, ema_at, sma, sma_at
 from widgets.chart.series import BarSeries, Change
+from widgets.narrow import yield_width
 
 
 @dataclass
@@ -143,6 +144,8 @@ class ChartWidget(QtWidgets.QWidget):
         self._overlay_label = QtWidgets.QLabel("")
         self._overlay_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
         row.addWidget(self._overlay_label)
+        # The read-outs show what fits beside the symbol; they never widen the window.
+        yield_width(self._readout_label, self._overlay_label)
         return header
 
     def _build_plots(self) -> None:
