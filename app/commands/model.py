@@ -157,7 +157,7 @@ def training_bars(
 ) -> list[Bar]:
     """The bars to train on: recorded, then fetched (the history store), then, with no data
     provider, the simulator's past as this profile keeps it (made once, then read back)."""
-    from app.cli import load_cli_settings
+    from app.settings import load_settings  # not app.cli: app.http imports this module
     from services.marketdata.store import HistoryStore
 
     start = datetime.fromisoformat(args.start) if args.start else datetime(2000, 1, 1, tzinfo=UTC)
@@ -168,7 +168,7 @@ def training_bars(
         first = bars[0].start if bars else end
         older = store.bars(args.symbol, timeframe, start, first)
         bars = older + bars
-    settings = load_cli_settings(args)
+    settings = load_settings(getattr(args, "config", None))
     if len(bars) < needed and settings.broker == "paper" and args.start is None:
         from services.bus import EventBus
         from services.clock import SystemClock
