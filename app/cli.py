@@ -39,6 +39,7 @@ COMMAND_MODULES: list[str] = [
     "app.commands.apikey",
     "app.commands.login",
     "app.commands.check_connections",
+    "app.commands.backtest",
 ]
 
 Handler = Callable[[argparse.Namespace], int]

@@ -257,6 +257,7 @@ def run_desktop(
             session_note=session.note,
             session_warning=session.warning,
             models=services.models,
+            backtests=services.backtests,
         )
         closed = asyncio.Event()
         window.closed.connect(closed.set)

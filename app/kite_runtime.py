@@ -26,13 +26,13 @@ from typing import Any
 from app.settings import Settings
 from services.bars import BarBuilder
 from services.broker import BrokerError
-from services.brokers.kite.adapter import KiteBroker
 from services.brokers.kite.config import KiteEndpoints
 from services.brokers.kite.errors import PermissionDenied
+from services.brokers.kite.execution import KiteBroker
+from services.brokers.kite.feed import COMPONENT as FEED_COMPONENT
+from services.brokers.kite.feed import KiteStream
 from services.brokers.kite.login import login_and_store
 from services.brokers.kite.session import CredentialsMissing, KiteSecrets, SecretStore, StoredToken
-from services.brokers.kite.stream import COMPONENT as FEED_COMPONENT
-from services.brokers.kite.stream import KiteStream
 from services.bus import CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, EventBus, SubscriberLagged
 from services.candle_repair import CandleRepair
 from services.clock import IST, Clock, to_ist
@@ -217,7 +217,7 @@ class KiteRuntime:
                 await asyncio.to_thread(self._store_master, db, fresh, today.isoformat())
         self._instruments.add(fresh)
         self._instruments.remove_expired(today)
-        self.tokens.update({i.token: i.key for i in fresh})
+        self.tokens.update({int(i.token): i.key for i in fresh})
         return len(fresh)
 
     async def follow_master(self, retry: float = HOLDINGS_RETRY_SECONDS) -> None:
@@ -278,7 +278,7 @@ class KiteRuntime:
     def _subscribe(self, keys: Iterable[str]) -> None:
         if self.stream is None:
             return
-        tokens = [i.token for k in keys if (i := self._instruments.get(k)) is not None]
+        tokens = [int(i.token) for k in keys if (i := self._instruments.get(k)) is not None]
         if tokens:
             self.stream.subscribe(tokens, self.settings.kite.ticker_mode)
 
@@ -394,7 +394,7 @@ class KiteRuntime:
         if instrument is None:
             raise BrokerError(f"unknown instrument {key}")
         try:
-            return await self.broker.history(key, instrument.token, timeframe, start, end)
+            return await self.broker.history(key, int(instrument.token), timeframe, start, end)
         except PermissionDenied:
             # The Kite Connect app has no historical-data add-on: say so once, fall back.
             self.history_available = False

@@ -7,6 +7,7 @@ instead of a crash deep inside a service.
 from __future__ import annotations
 
 import json
+from datetime import time
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -80,6 +81,12 @@ class Settings(BaseModel):
     # Whose brokerage the paper broker charges (resources/charges/tariffs.json): paper P&L
     # is net of the charges that broker's contract note would show.
     paper_tariff: str = Field(default="zerodha", pattern=r"^[a-z0-9_]{1,32}$")
+    # When the paper broker squares MIS positions off (IST), as a broker's RMS does; only
+    # with real market hours (``always_open`` false).
+    paper_square_off_at: time = time(15, 20)
+    # Where parameter sweeps run (dalal backtest --grid): None here, "local:N" for N worker
+    # processes, or a dask scheduler "tcp://host:8786" (docs/backtesting.md).
+    cluster: str | None = Field(default=None, pattern=r"^(local:\d{1,3}|(tcp|tls)://\S{1,200})$")
     watchlist: list[str] = Field(default_factory=lambda: list(DEFAULT_WATCHLIST))
     # "paper": the built-in simulator and paper broker (no account, no network);
     # "kite": live data and real orders on the Zerodha account (see docs/brokers/zerodha.md).

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
 from services.alerts import Alert, AlertBook, AlertCondition
+from services.backtest.service import BacktestService
 from services.bars import BarBuilder
 from services.broker import BrokerError, OrderChange
 from services.brokers.ports import ExecutionClient
@@ -98,6 +99,8 @@ class AppServices:
     kite: KiteRuntime | None = None
     reconciler: Reconciler | None = None
     models: ModelsRuntime | None = None  # with a profile database and models_enabled
+    # The Backtest panel's runner: results are kept in the profile database when one is open.
+    backtests: BacktestService | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _holdings: list[Holding] = field(default_factory=list)
     # The simulator's past sessions as the profile keeps them (services.simulator.backfill).
@@ -198,7 +201,10 @@ class AppServices:
         the paper broker lived in that process, so the order was never placed, and the journal
         says so instead of leaving it PENDING for ever.
         """
-        orders, fills = await recorder.session(to_ist(self.clock.now()).date())
+        today = to_ist(self.clock.now()).date()
+        earlier_orders, earlier_fills = await recorder.before(today)
+        broker.carry_forward(earlier_fills, today, [o.order_id for o in earlier_orders])
+        orders, fills = await recorder.session(today)
         resumed: list[Order] = []
         for order in orders:
             if order.status is OrderStatus.PENDING and order.order_id == order.request.tag:
@@ -225,6 +231,8 @@ class AppServices:
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
         await self.alerts.close()
+        if self.backtests is not None:
+            self.backtests.close()
         if self.models is not None:
             await self.models.stop()
         if self.kite is not None:
@@ -438,6 +446,8 @@ def build_services(
             clock,
             opening_balance=Decimal(settings.opening_balance),
             tariff=settings.paper_tariff,
+            # A simulated market that never closes has no cut-off to square MIS off at.
+            square_off_at=None if settings.always_open else settings.paper_square_off_at,
         )
     recorder = Recorder(database, bus) if database is not None else None
     orders = OrderManager(broker, instruments, quotes, bus, clock, journal=recorder)
@@ -552,6 +562,7 @@ def build_services(
         kite=kite,
         reconciler=reconciler,
         models=models,
+        backtests=BacktestService(database),
     )
 
 

@@ -33,7 +33,7 @@ from requests.adapters import HTTPAdapter
 
 from app.settings import KiteSettings, Settings
 from app.wiring import build_services
-from services.brokers.kite.adapter import KiteBroker
+from services.brokers.kite.execution import KiteBroker
 from services.brokers.throttle import OrderThrottle
 from services.clock import IST, ManualClock
 from services.domain import OrderRequest, OrderType, Product, Side

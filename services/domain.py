@@ -192,9 +192,16 @@ def is_on_tick(price: Decimal, tick: Decimal) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Instrument:
+    """A tradable (or index) contract, keyed ``EXCHANGE:SYMBOL`` everywhere in the terminal.
+
+    ``token`` is the opaque id the listing source gave it (a Kite token, an Upstox
+    instrument key...), kept for display and storage only: brokers map keys to their own
+    ids through their ``InstrumentMaster``, never through this field.
+    """
+
     exchange: Exchange
     tradingsymbol: str
-    token: int
+    token: str
     name: str
     kind: InstrumentKind
     tick_size: Decimal
@@ -206,7 +213,7 @@ class Instrument:
 
     @property
     def key(self) -> str:
-        """Return the id used everywhere in the app, ``EXCHANGE:TRADINGSYMBOL`` as on Kite."""
+        """Return the id used everywhere in the app, ``EXCHANGE:TRADINGSYMBOL``."""
         return f"{self.exchange}:{self.tradingsymbol}"
 
     @property

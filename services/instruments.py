@@ -32,7 +32,7 @@ class Reference:
 class InstrumentRegistry:
     def __init__(self, instruments: Iterable[Instrument] = ()) -> None:
         self._by_key: dict[str, Instrument] = {}
-        self._by_token: dict[int, Instrument] = {}
+        self._by_token: dict[str, Instrument] = {}
         self.add(instruments)
 
     def add(self, instruments: Iterable[Instrument]) -> None:
@@ -51,7 +51,7 @@ class InstrumentRegistry:
     def get(self, key: str) -> Instrument | None:
         return self._by_key.get(key)
 
-    def by_token(self, token: int) -> Instrument | None:
+    def by_token(self, token: str) -> Instrument | None:
         return self._by_token.get(token)
 
     def __contains__(self, key: object) -> bool:
@@ -119,7 +119,7 @@ def bundled_universe(session_day: date) -> tuple[list[Instrument], dict[str, Ref
         inst = Instrument(
             exchange=Exchange.NSE,
             tradingsymbol=row["symbol"],
-            token=int(row["token"]),
+            token=str(row["token"]),
             name=row["name"],
             kind=InstrumentKind.EQUITY,
             tick_size=tick,
@@ -134,7 +134,7 @@ def bundled_universe(session_day: date) -> tuple[list[Instrument], dict[str, Ref
         index = Instrument(
             exchange=Exchange.NSE,
             tradingsymbol=row["symbol"],
-            token=int(row["token"]),
+            token=str(row["token"]),
             name=row["name"],
             kind=InstrumentKind.INDEX,
             tick_size=tick,
@@ -156,9 +156,9 @@ def bundled_universe(session_day: date) -> tuple[list[Instrument], dict[str, Ref
             "underlying": index.key,
             "freeze_quantity": int(row["freeze_quantity"]),
         }
-        token = index.token * 10
+        token = int(index.token) * 10
         future = Instrument(
-            tradingsymbol=f"{prefix}FUT", token=token, kind=InstrumentKind.FUTURE, **common
+            tradingsymbol=f"{prefix}FUT", token=str(token), kind=InstrumentKind.FUTURE, **common
         )
         instruments.append(future)
         refs[future.key] = Reference(spot, vol)
@@ -171,7 +171,7 @@ def bundled_universe(session_day: date) -> tuple[list[Instrument], dict[str, Ref
                 token += 1
                 option = Instrument(
                     tradingsymbol=f"{prefix}{strike:f}{kind.value}",
-                    token=token,
+                    token=str(token),
                     kind=kind,
                     strike=strike,
                     **common,

@@ -91,6 +91,16 @@ class Recorder:
 
         return await self._on(self._durable, load)
 
+    async def before(self, day: date) -> tuple[list[Order], list[Fill]]:
+        """Every order and fill journaled before ``day`` (IST): the paper account's past."""
+        end = datetime.combine(day, time(0), tzinfo=IST)
+        start = datetime(2000, 1, 1, tzinfo=IST)
+
+        def load() -> tuple[list[Order], list[Fill]]:
+            return self.db.orders.placed_between(start, end), self.db.fills.between(start, end)
+
+        return await self._on(self._durable, load)
+
     async def record_update(self, order: Order) -> None:
         await self._on(self._durable, self._journal.record_update, order)
 

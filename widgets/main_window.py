@@ -36,6 +36,7 @@ from services.bus import BARS, CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, TICK
 from services.domain import Bar, Fill, OrderType, Side, Tick, Timeframe
 from services.risk import KillReport
 from widgets.alerts_panel import AlertsPanel
+from widgets.backtest_panel import BacktestPanel, BacktestPort
 from widgets.chart import ChartWidget
 from widgets.depth import DepthPanel
 from widgets.funds_panel import FundsPanel
@@ -98,6 +99,7 @@ class MainWindow(QMainWindow):
         session_note: str = "",
         session_warning: bool = False,
         models: ModelsPort | None = None,
+        backtests: BacktestPort | None = None,
     ) -> None:
         super().__init__()
         self.setWindowTitle("Dalal Terminal — simulated NSE · paper trading")
@@ -122,6 +124,7 @@ class MainWindow(QMainWindow):
         self.funds_panel = FundsPanel(facade.funds)
         self.risk_panel = RiskPanel(facade.risk)
         self.models_panel = ModelsPanel(models)
+        self.backtest_panel = BacktestPanel(backtests)
         self.signals_panel = SignalsPanel()
         self.depth_panel = DepthPanel(facade)
         self.alerts_panel = AlertsPanel(facade)
@@ -146,6 +149,7 @@ class MainWindow(QMainWindow):
         self._dock("Signals", self.signals_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Depth", self.depth_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Alerts", self.alerts_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Backtest", self.backtest_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         # Depth shares the risk panel's place, so the chart keeps its width; risk stays in front.
         self.tabifyDockWidget(self.docks["Risk"], self.docks["Depth"])
         self.docks["Risk"].raise_()
@@ -153,6 +157,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Holdings"])
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Models"])
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Alerts"])
+        self.tabifyDockWidget(self.docks["Positions"], self.docks["Backtest"])
         self.docks["Order book"].raise_()
         self.resizeDocks(
             [self.docks["Watchlist"], self.docks["Order ticket"]],

@@ -78,9 +78,9 @@ async def check_kite(
     """Login validity, a quote and one tick, each with the reason when it fails."""
     from app.kite_runtime import endpoints_for
     from services.broker import BrokerError
-    from services.brokers.kite.adapter import KiteBroker
+    from services.brokers.kite.execution import KiteBroker
+    from services.brokers.kite.feed import KiteStream
     from services.brokers.kite.session import KiteSecrets
-    from services.brokers.kite.stream import KiteStream
     from services.bus import TICKS, EventBus
     from services.clock import SystemClock
 
@@ -114,7 +114,7 @@ async def check_kite(
     try:
         exchange = symbol.partition(":")[0]
         master = await broker.instruments(exchange)
-        tokens = {i.token: i.key for i in master.instruments if i.key == symbol}
+        tokens = {int(i.token): i.key for i in master.instruments if i.key == symbol}
         if not tokens:
             raise BrokerError(f"{symbol} is not in Kite's instrument master")
     except BrokerError as exc:

@@ -29,7 +29,7 @@ def _print_url(url: str) -> None:
 def login_kite(args: argparse.Namespace) -> int:
     from app.cli import load_cli_settings
     from app.kite_runtime import endpoints_for
-    from services.brokers.kite.adapter import KiteBroker
+    from services.brokers.kite.execution import KiteBroker
     from services.brokers.kite.login import LoginFailed, login_and_store
     from services.brokers.kite.session import CredentialsMissing, KiteSecrets
     from services.clock import SystemClock, to_ist

@@ -24,7 +24,7 @@ The contract tables in each docstring are what ``tests/brokers/conformance`` che
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -48,6 +48,7 @@ __all__ = [
     "BrokerId",
     "BrokerLimits",
     "BrokerSession",
+    "CachedMasterProvider",
     "Coverage",
     "ExecutionClient",
     "FeedCapacity",
@@ -56,6 +57,7 @@ __all__ = [
     "HistoryProvider",
     "InstrumentMaster",
     "InstrumentProvider",
+    "InteractiveSession",
     "Listing",
     "LoginKind",
     "MarketDataFeed",
@@ -208,6 +210,10 @@ class BrokerSession(Protocol):
     forget()             must:   drop the stored token (the broker refused it)
                          raises: never; timing: instant
     ===================  =====================================================================
+
+    The interactive flow around ``login_url``/``complete_login`` (catching the redirect on
+    the loopback address) is generic (``services.brokers.login``); a broker whose flow
+    differs implements ``InteractiveSession.login`` as well.
     """
 
     broker: str
@@ -222,6 +228,25 @@ class BrokerSession(Protocol):
     async def renew(self, now: datetime) -> SessionToken | None: ...
 
     def forget(self) -> None: ...
+
+
+@runtime_checkable
+class InteractiveSession(BrokerSession, Protocol):
+    """A session with its own interactive flow (Kite: a nonce in ``redirect_params``).
+
+    ``login(open_browser, within=, on_listening=)`` must do the whole flow: open the login
+    page with ``open_browser`` (or use the stored TOTP secret), store and return the token;
+    ``on_listening(url)`` tells a CLI what to print. Raises as ``complete_login``, plus
+    ``BrokerError`` when cancelled or not completed within ``within`` seconds.
+    """
+
+    async def login(
+        self,
+        open_browser: Callable[[str], object],
+        *,
+        within: float = 300.0,
+        on_listening: Callable[[str], None] | None = None,
+    ) -> SessionToken: ...
 
 
 # -- instruments ------------------------------------------------------------------------------
@@ -308,7 +333,8 @@ class InstrumentProvider(Protocol):
                                  exact tick size, lot size, expiry, strike, freeze quantity
                                  when the broker publishes it; rows it cannot map are skipped
                                  and counted, never guessed; every canonical key round-trips
-                                 (master.key_of(master.broker_id(k)) == k)
+                                 (master.key_of(master.broker_id(k)) == k) and every
+                                 instrument's ``token`` is ``str`` of its broker id
                          raises: SessionExpired, BrokerUnavailable, DataError (unreadable)
                          timing: a download of up to tens of MB, off the loop; parsing in a
                                  worker thread
@@ -316,13 +342,26 @@ class InstrumentProvider(Protocol):
                          timing: dictionary reads
     ===================  =====================================================================
 
-    Caching (one download a day, the morning reload) is ``services.brokers.live``'s job,
-    not the provider's.
+    The morning reload is ``services.brokers.live``'s job. A provider whose master can be
+    rebuilt from the instrument records alone also implements ``CachedMasterProvider``, and
+    live.py then downloads it once a day into the profile database; others cache their own
+    files (Breeze keeps the day's zip).
     """
 
     broker: str
 
     async def fetch_master(self) -> InstrumentMaster: ...
+
+
+@runtime_checkable
+class CachedMasterProvider(InstrumentProvider, Protocol):
+    """``master_from_cache(instruments, day)``: the day's master rebuilt, without a download,
+    from instruments cached in the profile database (each ``token`` is ``str(broker_id)``;
+    this turns it back into the broker's id type). CPU only; called in a worker thread."""
+
+    def master_from_cache(
+        self, instruments: Iterable[Instrument], day: date
+    ) -> InstrumentMaster: ...
 
 
 # -- execution --------------------------------------------------------------------------------

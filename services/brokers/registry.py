@@ -76,6 +76,18 @@ REGISTRY: tuple[BrokerEntry, ...] = (
         "services.brokers.kite",
         frozenset(Role),
     ),
+    BrokerEntry(
+        "breeze",
+        "ICICI Direct Breeze",
+        "services.brokers.breeze",
+        frozenset(Role),
+    ),
+    BrokerEntry(
+        "angelone",
+        "Angel One",
+        "services.brokers.angelone",
+        frozenset(Role),
+    ),
 )
 
 
@@ -130,8 +142,10 @@ class BrokerParts:
     """A broker's adapters, each ``None`` when the broker lacks that role.
 
     ``feed`` is a factory: a feed maps keys through the day's master, so it is built once
-    the master is loaded. ``use_token`` hands a new day's token (after a login or renewal)
-    to every part that holds one.
+    the master is loaded (``feed.use_master`` is not part of the port: a new master after
+    the morning reload reaches the feed through ``use_master`` here). ``use_token`` hands a
+    new day's token (after a login or renewal) to every part that holds one, the feed
+    included, without rebuilding them.
     """
 
     name: str
@@ -141,6 +155,9 @@ class BrokerParts:
     history: HistoryProvider | None = None
     feed: FeedFactory | None = None
     use_token: Callable[[SessionToken], None] = lambda token: None
+    # The day's master, once loaded or reloaded, for parts that map keys (history).
+    use_master: Callable[[InstrumentMaster], None] = lambda master: None
+    logged_in: bool = True  # a usable token was found (or none is needed)
 
 
 def build(name: str, context: BrokerContext) -> BrokerParts:

@@ -22,15 +22,20 @@ position as fills arrive, and is released on cancel, IOC remainder and when a po
 Every fill pays the charges a real account would (``services.costs``, at the configured
 broker's tariff and the statutory rates of the fill's IST day): they are booked on the
 position and come out of available cash, so paper P&L is net, like a contract note.
+
+Across days the account behaves like a broker's (``carry_forward``): MIS positions are
+squared off at the cut-off (15:20 IST by default) with MARKET orders the book shows, CNC
+buys become holdings on the next trading day (T+1, exchange holidays respected), NRML
+positions carry until their contract expires, and cash carries realised P&L and charges.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import date, time, timedelta
 from decimal import Decimal
 
 from services.broker import BrokerError, OrderChange, OrderNotFound, OrderRejected
@@ -45,6 +50,7 @@ from services.bus import (
     EventBus,
     SubscriberLagged,
 )
+from services.calendar import ExchangeCalendar, default_calendar
 from services.clock import Clock, to_ist
 from services.costs import ChargeBreakdown, ChargesUnavailable, OrderCharges
 from services.domain import (
@@ -77,6 +83,9 @@ log = logging.getLogger(__name__)
 BROKER_COMPONENT = "broker:paper"
 
 DEFAULT_MAX_QUOTE_AGE = timedelta(seconds=5)
+# Brokers square MIS positions off ten minutes before the close (Zerodha: 15:20 for equity).
+DEFAULT_SQUARE_OFF = time(15, 20)
+SQUARE_OFF_COMPONENT = "broker:paper:square-off"
 
 
 @dataclass(slots=True)
@@ -112,11 +121,22 @@ class PaperBroker:
         opening_balance: Decimal = Decimal("1000000"),
         max_quote_age: timedelta = DEFAULT_MAX_QUOTE_AGE,
         tariff: str = "zerodha",
+        square_off_at: time | None = DEFAULT_SQUARE_OFF,
+        calendar: ExchangeCalendar | None = None,
     ) -> None:
         self._instruments = instruments
         self._charges = OrderCharges(tariff)
         self._charges_total = ZERO
         self._charges_warned = False
+        self.square_off_at = square_off_at
+        self._calendar = calendar or default_calendar()
+        self._squared_off: set[date] = set()
+        self._holdings: dict[str, Holding] = {}
+        # Cash carried from earlier days, and the cost of holdings sold today (it returns to
+        # cash; the gain over cost is in the position's realised P&L).
+        self._carried_cash = ZERO
+        self._released = ZERO
+        self._first_order_no = self._first_fill_no = 1
         self._bus = bus
         self._clock = clock
         self._opening_balance = opening_balance
@@ -156,8 +176,16 @@ class PaperBroker:
         return list(self._positions.values())
 
     async def holdings(self) -> list[Holding]:
-        """Paper trading starts flat every session: today's CNC buys are positions."""
-        return []
+        """CNC shares bought on earlier trading days (T+1); today's buys are positions."""
+        return self.current_holdings()
+
+    def current_holdings(self) -> list[Holding]:
+        marks = self._last_ticks
+        return [
+            replace(h, last_price=marks[h.key].last_price) if h.key in marks else h
+            for h in self._holdings.values()
+            if h.quantity
+        ]
 
     async def funds(self) -> Funds:
         return self.current_funds()
@@ -201,6 +229,7 @@ class PaperBroker:
 
     def on_tick(self, tick: Tick) -> None:
         self._last_ticks[tick.key] = tick
+        self._maybe_square_off()
         marked = self._mark(tick)
         ids = self._working_by_key.get(tick.key)
         changed = False
@@ -343,8 +372,12 @@ class PaperBroker:
                 triggered=order.status is not OrderStatus.TRIGGER_PENDING,
             )
             self._working_by_key.setdefault(order.key, []).append(order.order_id)
-        self._order_seq = itertools.count(_next_number(self._orders, "PA"))
-        self._fill_seq = itertools.count(_next_number({f.fill_id: f for f in fills}, "PT"))
+        self._order_seq = itertools.count(
+            max(_next_number(self._orders, "PA"), self._first_order_no)
+        )
+        self._fill_seq = itertools.count(
+            max(_next_number({f.fill_id: f for f in fills}, "PT"), self._first_fill_no)
+        )
         for position in self._positions.values():
             self._bus.publish(POSITIONS, position)
         self._bus.publish(FUNDS, self.current_funds())
@@ -353,8 +386,32 @@ class PaperBroker:
         """Apply ``fill`` to ``position`` and book its charges (replayed alike on restore)."""
         charges = self._fill_charges(fill)
         self._charges_total += charges.total
-        moved = position.apply_fill(fill.side, fill.quantity, fill.price)
+        quantity = fill.quantity
+        from_holding = self._from_holding(position, fill)
+        if from_holding:
+            # Shares sold out of the demat account: the gain over their cost is realised on
+            # today's CNC position, and their cost comes back to cash.
+            holding = self._holdings[fill.key]
+            self._holdings[fill.key] = replace(holding, quantity=holding.quantity - from_holding)
+            self._released += holding.average_price * from_holding
+            position = replace(
+                position,
+                realised_pnl=position.realised_pnl
+                + (fill.price - holding.average_price) * from_holding,
+                sell_quantity=position.sell_quantity + from_holding,
+            )
+            quantity -= from_holding
+        moved = position.apply_fill(fill.side, quantity, fill.price) if quantity else position
         return replace(moved, charges=position.charges + charges.total)
+
+    def _from_holding(self, position: Position, fill: Fill) -> int:
+        """How much of a CNC sell comes out of holdings (what today's long cannot cover)."""
+        if fill.product is not Product.CNC or fill.side is not Side.SELL:
+            return 0
+        holding = self._holdings.get(fill.key)
+        if holding is None or holding.quantity <= 0:
+            return 0
+        return min(holding.quantity, max(fill.quantity - max(position.quantity, 0), 0))
 
     def _fill_charges(self, fill: Fill) -> ChargeBreakdown:
         instrument = self._instruments.get(fill.key)
@@ -375,6 +432,140 @@ class PaperBroker:
                 self._charges_warned = True
                 log.warning("paper fills are not charged: %s", exc)
             return ChargeBreakdown()
+
+    # -- across days ---------------------------------------------------------------------------
+    def carry_forward(
+        self, earlier_fills: Sequence[Fill], today: date, earlier_order_ids: Sequence[str] = ()
+    ) -> None:
+        """Open today's account from every fill of earlier days (before ``restore``).
+
+        Earlier days are replayed as a broker settles them: charges at each day's rates, MIS
+        left open at a day's end closed at its average price (the terminal was not running
+        at the cut-off, so no price was seen: no P&L is invented), CNC longs moved to
+        holdings once their next trading day has come (T+1), NRML positions carried while
+        their contract lives. Cash carries realised P&L less charges less holdings' cost.
+        """
+        if self._orders or self._fills:
+            raise BrokerError("carry_forward() must run before the session starts trading")
+        positions: dict[tuple[str, Product], Position] = {}
+        bought_on: dict[str, date] = {}
+        fills = sorted((f for f in earlier_fills if _ist_day(f) < today), key=_fill_order)
+        realised = charges = ZERO
+        day: date | None = None
+        for fill in fills:
+            if _ist_day(fill) != day:
+                day = _ist_day(fill)
+                for pkey, held in positions.items():  # MIS never lives past its day
+                    if pkey[1] is Product.MIS and held.quantity:
+                        positions[pkey] = replace(held, quantity=0, average_price=ZERO)
+            pkey = (fill.key, fill.product)
+            before = positions.get(pkey) or Position(fill.key, fill.product)
+            after = self._book_fill(before, fill)
+            realised += after.realised_pnl - before.realised_pnl
+            charges += after.charges - before.charges
+            positions[pkey] = after
+            if fill.product is Product.CNC and fill.side is Side.BUY:
+                bought_on[fill.key] = _ist_day(fill)
+        self._charges_total = ZERO  # today's funds show today's charges
+        self._released = ZERO
+        holdings_cost = sum((h.average_price * h.quantity for h in self._holdings.values()), ZERO)
+        for (key, product), position in positions.items():
+            if position.quantity == 0:
+                continue
+            instrument = self._instruments.get(key)
+            if product is Product.CNC and position.quantity > 0:
+                settles = self._calendar.next_trading_day(bought_on.get(key, today))
+                if settles <= today:
+                    self._add_holding(key, position.quantity, position.average_price)
+                    holdings_cost += position.average_price * position.quantity
+                    continue
+            if product is Product.MIS:
+                continue  # closed at its average: no price was seen at the cut-off
+            expiry = instrument.expiry if instrument is not None else None
+            if expiry is not None and expiry < today:
+                continue  # expired: settled by the exchange, outside the paper account
+            self._positions[(key, product)] = Position(
+                key,
+                product,
+                quantity=position.quantity,
+                average_price=position.average_price,
+                last_price=position.last_price,
+                multiplier=position.multiplier,
+            )
+        self._carried_cash = realised - charges - holdings_cost
+        # Ids stay unique across days: the journal keys orders and fills by them.
+        self._first_order_no = _next_number(dict.fromkeys(earlier_order_ids), "PA")
+        self._first_fill_no = _next_number({f.fill_id: f for f in earlier_fills}, "PT")
+        self._order_seq = itertools.count(self._first_order_no)
+        self._fill_seq = itertools.count(self._first_fill_no)
+
+    def _add_holding(self, key: str, quantity: int, price: Decimal) -> None:
+        held = self._holdings.get(key)
+        if held is None or held.quantity == 0:
+            self._holdings[key] = Holding(key, quantity, price)
+            return
+        total = held.quantity + quantity
+        cost = held.average_price * held.quantity + price * quantity
+        self._holdings[key] = Holding(key, total, cost / total)
+
+    def _maybe_square_off(self) -> None:
+        """At the cut-off on a trading day, close every MIS position as a broker's RMS does."""
+        if self.square_off_at is None:
+            return
+        now = to_ist(self._clock.now())
+        day = now.date()
+        if day in self._squared_off or now.time() < self.square_off_at:
+            return
+        self._squared_off.add(day)
+        if not self._calendar.is_trading_day(day):
+            return
+        cancelled = placed = 0
+        for order_id in list(self._working):
+            order = self._orders[order_id]
+            if order.request.product is Product.MIS:
+                self._update(
+                    order.evolve(
+                        OrderStatus.CANCELLED,
+                        self._clock.now(),
+                        status_message=f"cancelled by the {self.square_off_at:%H:%M} MIS "
+                        "square-off",
+                    )
+                )
+                cancelled += 1
+        refused: list[str] = []
+        for (key, product), position in list(self._positions.items()):
+            if product is not Product.MIS or position.quantity == 0:
+                continue
+            side = Side.SELL if position.quantity > 0 else Side.BUY
+            order = self.place(
+                OrderRequest(
+                    key,
+                    side,
+                    abs(position.quantity),
+                    OrderType.MARKET,
+                    Product.MIS,
+                    tag=f"SQ{day:%y%m%d}{placed:04d}",
+                    source="square-off",
+                )
+            )
+            if order.status is OrderStatus.REJECTED:
+                refused.append(f"{key}: {order.status_message}")
+            else:
+                placed += 1
+        if not (cancelled or placed or refused):
+            return
+        detail = (
+            f"MIS square-off at {self.square_off_at:%H:%M}: {placed} position(s) closed at "
+            f"market, {cancelled} open MIS order(s) cancelled"
+        )
+        if refused:
+            detail += "; not closed: " + "; ".join(refused)
+        log.info("%s", detail)
+        self._bus.publish(
+            CONNECTION,
+            ConnectionState(SQUARE_OFF_COMPONENT, ConnectionStatus.CONNECTED, detail, now),
+        )
+        self._bus.publish(FUNDS, self.current_funds())
 
     def order_charges(self, order_id: str) -> ChargeBreakdown:
         """What ``order_id`` has paid so far, line by line (the day summary's contract note)."""
@@ -516,8 +707,24 @@ class PaperBroker:
         except OrderValidationError as exc:
             return exc.message
         assert instrument is not None  # validate_order refuses unknown symbols
-        return product_error(instrument, request.product) or self._cnc_sell_problem(
-            request, request.quantity, None
+        return (
+            product_error(instrument, request.product)
+            or self._cnc_sell_problem(request, request.quantity, None)
+            or self._late_mis_problem(request)
+        )
+
+    def _late_mis_problem(self, request: OrderRequest) -> str | None:
+        """After the square-off cut-off a broker accepts MIS orders that close, not open."""
+        if request.product is not Product.MIS or self.square_off_at is None:
+            return None
+        now = to_ist(self._clock.now())
+        if now.time() < self.square_off_at or not self._calendar.is_trading_day(now.date()):
+            return None
+        if self._opening_quantity(request, request.quantity, exclude=None) == 0:
+            return None
+        return (
+            f"MIS orders that open a position are not accepted after the "
+            f"{self.square_off_at:%H:%M} square-off; use CNC or NRML"
         )
 
     def _cnc_sell_problem(
@@ -527,6 +734,8 @@ class PaperBroker:
             return None
         position = self._positions.get((request.key, Product.CNC))
         held = max(position.quantity, 0) if position else 0
+        holding = self._holdings.get(request.key)
+        held += holding.quantity if holding else 0
         selling = self._pending(request.key, Product.CNC, Side.SELL, exclude)
         if quantity <= held - selling:
             return None
@@ -547,6 +756,9 @@ class PaperBroker:
         against = 0
         if position is not None and position.quantity * request.side.sign < 0:
             against = abs(position.quantity)
+        if request.product is Product.CNC and request.side is Side.SELL:
+            holding = self._holdings.get(request.key)
+            against += holding.quantity if holding else 0
         closable = max(
             against - self._pending(request.key, request.product, request.side, exclude), 0
         )
@@ -579,8 +791,13 @@ class PaperBroker:
             realised += position.realised_pnl
             unrealised += position.unrealised_pnl
         return Funds(
-            opening_balance=self._opening_balance,
-            available_cash=self._opening_balance + realised - self._charges_total - margin,
+            opening_balance=self._opening_balance + self._carried_cash,
+            available_cash=self._opening_balance
+            + self._carried_cash
+            + self._released
+            + realised
+            - self._charges_total
+            - margin,
             margin_used=margin,
             realised_pnl=realised,
             unrealised_pnl=unrealised,
@@ -594,3 +811,11 @@ def _next_number(ids: Mapping[str, object], prefix: str) -> int:
         int(i[len(prefix) :]) for i in ids if i.startswith(prefix) and i[len(prefix) :].isdigit()
     ]
     return max(numbers, default=0) + 1
+
+
+def _ist_day(fill: Fill) -> date:
+    return to_ist(fill.ts).date()
+
+
+def _fill_order(fill: Fill) -> tuple[object, str]:
+    return (fill.ts, fill.fill_id)

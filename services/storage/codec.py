@@ -86,7 +86,7 @@ def instrument_from(row: tuple[Any, ...]) -> Instrument:
     return Instrument(
         exchange=Exchange(row[0]),
         tradingsymbol=row[1],
-        token=int(row[2]),
+        token=str(row[2]),
         name=row[3],
         kind=InstrumentKind(row[4]),
         tick_size=Decimal(row[5]),

@@ -45,6 +45,7 @@ EXPORT_TABLES: tuple[str, ...] = (
     "fills",
     "positions",
     "alerts",
+    "backtests",
     "settings",
     "ml_models",
     "ml_stage_events",

@@ -257,8 +257,28 @@ CREATE TABLE vault_secrets (
 ALTER TABLE alerts ADD COLUMN triggered_price TEXT;
 """
 
+# Backtest runs kept in the profile (services/backtest/store.py): the figures and the
+# equity curve and trades as JSON, so a run can be compared and exported later.
+_BACKTESTS = """
+CREATE TABLE backtests (
+    run_id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    params TEXT NOT NULL,
+    symbols TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    first_day TEXT NOT NULL,
+    last_day TEXT NOT NULL,
+    source TEXT NOT NULL,
+    stats TEXT NOT NULL,
+    equity TEXT NOT NULL,
+    trades TEXT NOT NULL
+);
+CREATE INDEX backtests_created ON backtests(created_at);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
-    _V1, _V2, _V3, _V4, _HISTORY, _ORDER_COUNTS, _VAULT_SECRETS
+    _V1, _V2, _V3, _V4, _HISTORY, _ORDER_COUNTS, _VAULT_SECRETS, _BACKTESTS
 )
 CURRENT_VERSION = len(MIGRATIONS)
 

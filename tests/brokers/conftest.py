@@ -7,8 +7,8 @@ from datetime import datetime
 
 import pytest
 
-from services.brokers.kite.adapter import KiteBroker
 from services.brokers.kite.config import LIMITS, KiteEndpoints
+from services.brokers.kite.execution import KiteBroker
 from services.brokers.throttle import OrderThrottle
 from services.clock import IST, ManualClock
 from tests.fakes.kite_server import FakeKite

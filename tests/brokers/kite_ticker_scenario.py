@@ -15,9 +15,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from services.brokers.kite.adapter import KiteBroker
 from services.brokers.kite.config import KiteEndpoints
-from services.brokers.kite.stream import KiteStream
+from services.brokers.kite.execution import KiteBroker
+from services.brokers.kite.feed import KiteStream
 from services.bus import CONNECTION, ORDERS, TICKS, EventBus
 from services.domain import OrderRequest, OrderType, Product, Side, Tick
 from tests.fakes.kite_server import FakeKite

@@ -8,7 +8,6 @@ import pytest
 import requests
 
 from services.broker import BrokerError, OrderChange, OrderRejected
-from services.brokers.kite.adapter import KiteBroker
 from services.brokers.kite.errors import (
     BrokerUnavailable,
     DataError,
@@ -22,6 +21,7 @@ from services.brokers.kite.errors import (
     map_error,
     outcome_unknown,
 )
+from services.brokers.kite.execution import KiteBroker
 from services.clock import ManualClock
 from services.domain import OrderRequest, OrderType, Product, Side
 from tests.brokers.conftest import make_broker
@@ -165,7 +165,7 @@ def test_adapter_modules_do_not_import_the_sdk_at_import_time() -> None:
 
     code = (
         "import sys\n"
-        "import services.brokers.kite.adapter, services.brokers.kite.stream\n"
+        "import services.brokers.kite.execution, services.brokers.kite.feed\n"
         "import services.brokers.kite.mapping, services.brokers.kite.ticker_decode\n"
         "print(sorted(m for m in ('kiteconnect', 'twisted', 'requests') if m in sys.modules))\n"
     )

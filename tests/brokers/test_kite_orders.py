@@ -11,9 +11,9 @@ import requests
 
 from services.broker import OrderChange, OrderNotFound, OrderRejected
 from services.brokers.errors import ThrottleLimited
-from services.brokers.kite.adapter import KiteBroker
 from services.brokers.kite.config import LIMITS
 from services.brokers.kite.errors import OutcomeUnknown, RateLimited
+from services.brokers.kite.execution import KiteBroker
 from services.brokers.ports import RateWindow
 from services.brokers.throttle import OrderThrottle
 from services.clock import IST, ManualClock

@@ -12,16 +12,16 @@ from services.domain import Exchange, Instrument, InstrumentKind, Product, Side
 
 D = Decimal
 
-INFY = Instrument(Exchange.NSE, "INFY", 408065, "INFOSYS", InstrumentKind.EQUITY, D("0.05"), 1)
+INFY = Instrument(Exchange.NSE, "INFY", "408065", "INFOSYS", InstrumentKind.EQUITY, D("0.05"), 1)
 NIFTY_FUT = Instrument(
-    Exchange.NFO, "NIFTY26JUNFUT", 1, "NIFTY", InstrumentKind.FUTURE, D("0.1"), 75,
+    Exchange.NFO, "NIFTY26JUNFUT", "1", "NIFTY", InstrumentKind.FUTURE, D("0.1"), 75,
     expiry=date(2026, 6, 30),
 )
 NIFTY_CE = Instrument(
-    Exchange.NFO, "NIFTY26JUN25000CE", 2, "NIFTY", InstrumentKind.CALL, D("0.05"), 75,
+    Exchange.NFO, "NIFTY26JUN25000CE", "2", "NIFTY", InstrumentKind.CALL, D("0.05"), 75,
     expiry=date(2026, 6, 30), strike=D(25000),
 )
-SENSEX = Instrument(Exchange.BSE, "SENSEX", 3, "SENSEX", InstrumentKind.INDEX, D("0.01"), 1)
+SENSEX = Instrument(Exchange.BSE, "SENSEX", "3", "SENSEX", InstrumentKind.INDEX, D("0.01"), 1)
 
 
 def both_sides(instrument, product, buy, sell, qty, day, broker):

@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from app.commands import login as login_cmd
-from services.brokers.kite.adapter import KiteBroker
 from services.brokers.kite.config import KiteEndpoints
+from services.brokers.kite.execution import KiteBroker
 from services.brokers.kite.login import LoginFailed, login
 from services.brokers.kite.session import SESSION, KiteSecrets, token_expiry
 from services.clock import IST

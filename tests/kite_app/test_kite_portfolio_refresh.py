@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from app.wiring import AppServices
-from services.brokers.kite.stream import KiteStream
+from services.brokers.kite.feed import KiteStream
 from services.bus import FILLS
 from services.clock import IST, ManualClock
 from services.domain import Holding, Product

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.wiring import AppServices, build_services
-from services.brokers.kite.stream import COMPONENT
+from services.brokers.kite.feed import COMPONENT
 from services.bus import CONNECTION
 from services.clock import ManualClock
 from services.domain import (

@@ -11,7 +11,7 @@ import pytest
 from app.settings import Settings
 from app.wiring import build_services
 from services.broker import OrderRejected
-from services.brokers.kite.adapter import KiteBroker
+from services.brokers.kite.execution import KiteBroker
 from services.brokers.kite.session import CREDENTIALS, SESSION, CredentialsMissing
 from services.clock import IST, ManualClock
 from services.domain import OrderRequest, OrderStatus, OrderType, Product, Side

@@ -26,18 +26,18 @@ from services.risk import CallbackContext, RiskEngine, RiskLimits, StateStore
 START = datetime(2026, 1, 6, 10, 0, tzinfo=IST)
 EXPIRY = date(2026, 1, 27)
 
-EQUITY = Instrument(Exchange.NSE, "INFY", 1, "Infosys", InstrumentKind.EQUITY, Decimal("0.05"), 1)
+EQUITY = Instrument(Exchange.NSE, "INFY", "1", "Infosys", InstrumentKind.EQUITY, Decimal("0.05"), 1)
 FUTURE = Instrument(
-    Exchange.NFO, "NIFTY26JANFUT", 2, "NIFTY", InstrumentKind.FUTURE, Decimal("0.05"), 75,
+    Exchange.NFO, "NIFTY26JANFUT", "2", "NIFTY", InstrumentKind.FUTURE, Decimal("0.05"), 75,
     expiry=EXPIRY, underlying="NSE:NIFTY 50", freeze_quantity=1800,
 )
 CALL = Instrument(
-    Exchange.NFO, "NIFTY26JAN25000CE", 3, "NIFTY", InstrumentKind.CALL, Decimal("0.05"), 75,
+    Exchange.NFO, "NIFTY26JAN25000CE", "3", "NIFTY", InstrumentKind.CALL, Decimal("0.05"), 75,
     expiry=EXPIRY, strike=Decimal(25000), underlying="NSE:NIFTY 50", freeze_quantity=1800,
 )
 # No freeze quantity in the instrument data: the profile's table must supply it.
 BANK_CALL = Instrument(
-    Exchange.NFO, "BANKNIFTY26JAN50000CE", 4, "BANKNIFTY", InstrumentKind.CALL,
+    Exchange.NFO, "BANKNIFTY26JAN50000CE", "4", "BANKNIFTY", InstrumentKind.CALL,
     Decimal("0.05"), 30, expiry=EXPIRY, strike=Decimal(50000), underlying="NSE:NIFTY BANK",
 )
 

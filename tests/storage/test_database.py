@@ -134,7 +134,7 @@ def test_repositories_round_trip_domain_records(tmp_path: Path) -> None:
         inst = Instrument(
             Exchange.NFO,
             "NIFTY26JAN24000CE",
-            123,
+            "123",
             "NIFTY",
             InstrumentKind.CALL,
             Decimal("0.05"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -50,8 +50,12 @@ class InstrumentMasterError(ValueError):
 
 @dataclass
 class ParsedMaster:
-    instruments: list[Instrument]
+    listings: list[Listing]  # each instrument with its int instrument token
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> rows
+
+    @property
+    def instruments(self) -> list[Instrument]:
+        return [listing.instrument for listing in self.listings]
 
 
 def _decimal(value: str, column: str, line: int) -> Decimal:
@@ -92,21 +96,20 @@ def parse_instruments(data: bytes | str) -> ParsedMaster:
         strike = _decimal(row["strike"], "strike", line)
         name = row["name"].strip()
         is_option = kind in (InstrumentKind.CALL, InstrumentKind.PUT)
-        result.instruments.append(
-            Instrument(
-                exchange=exchange,
-                tradingsymbol=row["tradingsymbol"],
-                token=token,
-                name=name or row["tradingsymbol"],
-                kind=kind,
-                # An index has no order book; Kite lists tick 0 for some. Keep a usable grid.
-                tick_size=tick if tick > 0 else Decimal("0.05"),
-                lot_size=max(lot, 1),
-                expiry=expiry,
-                strike=strike if is_option else None,
-                underlying=(name or None) if kind in _DERIVATIVES else None,
-            )
+        instrument = Instrument(
+            exchange=exchange,
+            tradingsymbol=row["tradingsymbol"],
+            token=str(token),
+            name=name or row["tradingsymbol"],
+            kind=kind,
+            # An index has no order book; Kite lists tick 0 for some. Keep a usable grid.
+            tick_size=tick if tick > 0 else Decimal("0.05"),
+            lot_size=max(lot, 1),
+            expiry=expiry,
+            strike=strike if is_option else None,
+            underlying=(name or None) if kind in _DERIVATIVES else None,
         )
+        result.listings.append(Listing(instrument, token))
     return result
 
 
@@ -126,5 +129,8 @@ class KiteInstruments:
         return InstrumentMaster(
             self.broker,
             to_ist(self._clock.now()).date(),
-            (Listing(i, i.token) for i in parsed.instruments),
+            parsed.listings,
         )
+
+    def master_from_cache(self, instruments: Iterable[Instrument], day: date) -> InstrumentMaster:
+        return InstrumentMaster(self.broker, day, (Listing(i, int(i.token)) for i in instruments))

@@ -11,13 +11,24 @@ database, and every change is audited there (a login is an audit event).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import Protocol
 
 from services.brokers.errors import CredentialsMissing, SessionExpired
 from services.brokers.ports import LoginKind, SecretStore, SessionToken
 from services.clock import IST, Clock, to_ist
+
+
+class SessionFactory(Protocol):
+    """What the login needs of ``KiteBroker``."""
+
+    def login_url(self) -> str: ...
+
+    async def create_session(self, request_token: str, api_secret: str) -> str: ...
+
 
 __all__ = [
     "CREDENTIALS",
@@ -108,8 +119,8 @@ class KiteSecrets:
 class KiteSession:
     """The ``BrokerSession`` port for Kite: a browser login every day, no headless renewal.
 
-    ``exchange`` turns a request token into an access token (``KiteBroker.create_session``
-    through the SDK); it is passed in so that this module never imports the SDK.
+    ``client`` (the ``KiteBroker``) makes the login URL and turns a request token into an
+    access token through the SDK; it is passed in so that this module never imports it.
     """
 
     broker = "kite"
@@ -120,23 +131,24 @@ class KiteSession:
         secrets: KiteSecrets,
         clock: Clock,
         *,
-        login_url: Callable[[], str],
-        exchange: Callable[[str, str], Awaitable[str]],
+        client: SessionFactory,
+        redirect_url: str,
     ) -> None:
         self.secrets = secrets
         self._clock = clock
-        self._login_url = login_url
-        self._exchange = exchange
+        self._client = client
+        self.redirect_url = redirect_url
 
     def login_url(self) -> str | None:
         self.secrets.api_key()  # CredentialsMissing before a page that cannot work
-        return self._login_url()
+        return self._client.login_url()
 
     async def complete_login(self, callback: Mapping[str, str]) -> SessionToken:
         request_token = callback.get("request_token", "").strip()
         if not request_token or callback.get("status", "success") != "success":
             raise SessionExpired("the Kite login did not return a request token; log in again")
-        access_token = await self._exchange(request_token, self.secrets.api_secret())
+        secret = await asyncio.to_thread(self.secrets.api_secret)
+        access_token = await self._client.create_session(request_token, secret)
         stored = self.secrets.save_token(access_token, self._clock.now())
         return SessionToken(stored.access_token, stored.expires_at)
 
@@ -151,3 +163,24 @@ class KiteSession:
 
     def forget(self) -> None:
         self.secrets.forget_token()
+
+    async def login(
+        self,
+        open_browser: Callable[[str], object],
+        *,
+        within: float = 300.0,
+        on_listening: Callable[[str], None] | None = None,
+    ) -> SessionToken:
+        """The browser login, caught on the loopback redirect URL (``login.py``)."""
+        from services.brokers.kite.login import login_and_store
+
+        stored = await login_and_store(
+            self._client,
+            self.secrets,
+            self._clock,
+            redirect_url=self.redirect_url,
+            open_browser=open_browser,
+            within=within,
+            on_listening=on_listening,
+        )
+        return SessionToken(stored.access_token, stored.expires_at)

@@ -19,11 +19,25 @@ from typing import Any
 
 from services.brokers import registry
 from services.brokers.kite.config import KiteEndpoints
-from services.brokers.ports import ExecutionClient, InstrumentProvider, SessionToken
+from services.brokers.ports import (
+    ExecutionClient,
+    FeedMode,
+    InstrumentProvider,
+    MarketDataFeed,
+    SessionToken,
+)
 from services.brokers.throttle import MemoryCountStore
 from services.bus import EventBus
 from services.clock import IST, ManualClock
-from services.domain import Order, OrderType, Product, Validity
+from services.domain import (
+    Exchange,
+    Instrument,
+    InstrumentKind,
+    Order,
+    OrderType,
+    Product,
+    Validity,
+)
 from tests.brokers.conformance.harness import Fault, Feature, FeedControl, Sample
 from tests.fakes.kite_server import FakeKite
 
@@ -50,6 +64,7 @@ class Harness:
             Feature.SESSION_EXPIRY,
             Feature.RESTART,
             Feature.INSTRUMENTS,
+            Feature.FEED,
         }
     )
     faults = frozenset({*_FAULTS, Fault.SESSION_EXPIRED})
@@ -131,6 +146,9 @@ class Harness:
         assert provider is not None
         return provider
 
+    def feed_control(self) -> KiteFeedControl:
+        return KiteFeedControl(self)
+
     def run_feed(
         self, scenario: Callable[[FeedControl], Coroutine[Any, Any, dict[str, Any]]]
     ) -> dict[str, Any]:
@@ -148,3 +166,61 @@ class Harness:
         assert proc.returncode == 0, proc.stderr[-3000:]
         result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
         return result
+
+
+class KiteFeedControl:
+    """The fake Kite's ticker socket, for the feed contract (run in its own process)."""
+
+    def __init__(self, harness: Harness) -> None:
+        self.harness = harness
+        self.fake = harness.fake
+        self.bus = EventBus()
+        self._keys = {
+            "NSE:INFY": FeedMode.FULL,
+            "NSE:NIFTY 50": FeedMode.LTP,
+            "CDS:USDINRFUT": FeedMode.QUOTE,
+        }
+
+    def feed(self) -> MarketDataFeed:
+        self.harness.bus = self.bus
+        parts = self.harness._build()
+        assert parts.instruments is not None and parts.feed is not None
+        master = parts.instruments.master_from_cache(
+            [
+                Instrument(
+                    Exchange(i.exchange),
+                    i.tradingsymbol,
+                    str(i.token),
+                    i.name,
+                    InstrumentKind.EQUITY,
+                    Decimal(i.tick_size) or Decimal("0.05"),
+                    i.lot_size,
+                )
+                for i in self.fake.instruments.values()
+                if i.exchange in {e.value for e in Exchange}
+            ],
+            self.harness.clock.now().date(),
+        )
+        return parts.feed(master)
+
+    def keys(self) -> dict[str, FeedMode]:
+        return dict(self._keys)
+
+    def unknown_key(self) -> str:
+        return "NSE:NOSUCHSYMBOL"
+
+    def push_ticks(self) -> None:
+        self.fake.push_ticks()
+
+    def drop_sockets(self) -> None:
+        self.fake.drop_sockets()
+
+    def silence(self, silent: bool) -> None:
+        self.fake.heartbeats = not silent
+
+    def server_subscriptions(self) -> dict[str, FeedMode]:
+        sockets = self.fake.subscriptions()
+        if not sockets:
+            return {}
+        by_token = {i.token: i.key for i in self.fake.instruments.values()}
+        return {by_token[t]: FeedMode(m) for t, m in sockets[-1].items() if t in by_token}

@@ -1,4 +1,4 @@
-"""KiteTicker (the SDK's WebSocket client) feeding the event bus.
+"""KiteTicker (the SDK's WebSocket client) feeding the event bus; ``KiteFeed`` is the port.
 
 The SDK runs on Twisted in its own thread; its callbacks run there and hand events to the
 loop with ``publish_threadsafe``. We take the raw binary frames (``on_message``) and decode
@@ -25,8 +25,10 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from services.brokers.errors import CapacityExceeded
 from services.brokers.kite import mapping
 from services.brokers.kite.ticker_decode import MODE_FULL, MODE_LTP, MODE_QUOTE, TickDecoder
+from services.brokers.ports import FeedCapacity, FeedMode, FeedStatus, InstrumentMaster
 from services.bus import CONNECTION, ORDERS, TICKS, EventBus
 from services.clock import IST
 from services.domain import ConnectionState, ConnectionStatus
@@ -239,3 +241,137 @@ class KiteStream:
     def subscriptions(self) -> dict[int, str]:
         with self._lock:
             return dict(self._desired)
+
+
+class KiteFeed:
+    """The ``MarketDataFeed`` port on ``KiteStream``: canonical keys, capacity, stale timer.
+
+    Keys go through the day's ``InstrumentMaster`` to Kite's int tokens. Capacity is one
+    connection's (3,000 instruments, ``config.LIMITS.feed``) and is checked before any key is
+    looked up. The stream is created on ``start`` (Twisted is imported then). Staleness:
+    Kite sends a heartbeat every second, so ``stale_after`` seconds without any message means
+    the socket is dead; a timer on the event loop checks four times a second and drops the
+    socket, the factory reconnects and the SDK resubscribes.
+    """
+
+    component = COMPONENT
+
+    def __init__(
+        self,
+        api_key: str,
+        access_token: str,
+        bus: EventBus,
+        master: InstrumentMaster,
+        *,
+        root: str | None = None,
+        stale_after: float = 2.0,
+        on_session_rejected: Callable[[], None] | None = None,
+        capacity: FeedCapacity | None = None,
+    ) -> None:
+        self.capacity = capacity or FeedCapacity(per_connection=3_000, connections=3)
+        self._api_key = api_key
+        self._token = access_token
+        self._bus = bus
+        self._master = master
+        self._root = root
+        self._stale_after = stale_after
+        self._on_session_rejected = on_session_rejected
+        self._wanted: dict[str, FeedMode] = {}
+        self._stream: KiteStream | None = None
+        self._watch: asyncio.Task[None] | None = None
+
+    @property
+    def stream(self) -> KiteStream | None:
+        return self._stream
+
+    def start(self) -> None:
+        if self._stream is not None:
+            return
+        loop = asyncio.get_running_loop()
+        stream = KiteStream(
+            self._api_key,
+            self._token,
+            self._bus,
+            self._ids(),
+            root=self._root,
+            dead_after=self._stale_after,
+            on_session_rejected=self._on_session_rejected,
+            loop=loop,
+        )
+        self._stream = stream
+        self._send(self._wanted)
+        stream.start()
+        self._watch = loop.create_task(self._watchdog(), name="dalal:kite-feed-watchdog")
+
+    def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        if self._stream is not None:
+            self._stream.stop()
+
+    def subscribe(self, keys: Iterable[str], mode: FeedMode = FeedMode.QUOTE) -> None:
+        keys = list(dict.fromkeys(keys))
+        new = [k for k in keys if k not in self._wanted]
+        limit = self.capacity.limit(mode)
+        if len(self._wanted) + len(new) > limit:
+            raise CapacityExceeded(
+                f"cannot stream {len(new)} more instruments: {len(self._wanted)} of the "
+                f"{limit:,} a Kite ticker connection carries are in use"
+            )
+        for key in keys:
+            self._master.broker_id(key)  # InstrumentUnknown before anything changes
+        for key in keys:
+            self._wanted[key] = FeedMode(mode)
+        self._send({k: FeedMode(mode) for k in keys})
+
+    def unsubscribe(self, keys: Iterable[str]) -> None:
+        gone = [k for k in keys if self._wanted.pop(k, None) is not None]
+        if gone and self._stream is not None:
+            self._stream.unsubscribe(int(self._master.broker_id(k)) for k in gone)
+
+    def subscriptions(self) -> dict[str, FeedMode]:
+        return dict(self._wanted)
+
+    def status(self) -> FeedStatus:
+        stream = self._stream
+        if stream is None:
+            return FeedStatus(False, len(self._wanted), 0, None, False, "not started")
+        silent = time.monotonic() - stream.last_message
+        return FeedStatus(
+            connected=stream.connected,
+            subscribed=len(self._wanted),
+            connects=stream.connects,
+            silent_for=silent,
+            stale=stream.connected and stream.is_dead(),
+        )
+
+    def use_token(self, access_token: str) -> None:
+        self._token = access_token
+        if self._stream is not None:
+            self._stream.set_access_token(access_token)
+
+    def use_master(self, master: InstrumentMaster) -> None:
+        """The morning's new master: new tokens decode, expired ones are dropped."""
+        self._master = master
+        if self._stream is not None:
+            self._stream.decoder.keys = self._ids()
+
+    def _ids(self) -> dict[int, str]:
+        return {int(bid): key for bid, key in self._master.keys_by_id().items()}
+
+    def _send(self, wanted: Mapping[str, FeedMode]) -> None:
+        stream = self._stream
+        if stream is None:
+            return
+        by_mode: dict[FeedMode, list[int]] = {}
+        for key, mode in wanted.items():
+            by_mode.setdefault(mode, []).append(int(self._master.broker_id(key)))
+        for mode, tokens in by_mode.items():
+            stream.subscribe(tokens, mode.value)
+
+    async def _watchdog(self, interval: float = 0.25) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            if self._stream is not None:
+                self._stream.check_alive()

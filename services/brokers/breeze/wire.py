@@ -1,0 +1,181 @@
+"""Breeze's stream payloads (raw Socket.IO positional lists) decoded into domain ``Tick``s.
+
+The SDK's own ``parse_data`` turns each list into a dict we cannot use: its ``ltt`` is
+``datetime.fromtimestamp(epoch).strftime('%c')`` (the machine's local zone, in the locale's
+words, without seconds' zone) and ``ttv`` is text such as ``'323.61C'``. So we read the list
+as it arrives (``breeze_connect.parse_data``, the positions below): times from the epoch into
+IST, prices into ``Decimal`` through the number's shortest text (``2950.4`` stays
+``2950.4``).
+
+Quote lists (token ``<exch>.1!<scrip>``):
+
+- cash, 21 items: ``symbol, open, last, high, low, change, bPrice, bQty, sPrice, sQty, ltq,
+  avgPrice, ttq, totalBuyQt, totalSellQ, ttv, trend, lowerCktLm, upperCktLm, ltt, close``
+- F&O, 23 items: ``OI, CHNGOI`` inserted after ``avgPrice``.
+
+Depth lists (token ``<exch>.2!<scrip>``): ``[symbol, epoch, levels]``, five levels of
+``[bRate, bQty, bOrders, bFlag, sRate, sQty, sOrders, sFlag]`` (``[bRate, bQty, sRate,
+sQty]`` on BSE, six fields on BFO).
+
+A depth list carries no prices of the day, so it is merged into the instrument's last quote;
+a depth before any quote waits for one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from services.clock import IST
+from services.domain import ZERO, Depth, DepthLevel, Tick
+
+CASH_LENGTH = 21
+FNO_LENGTH = 23
+
+
+class WireError(ValueError):
+    """A payload that is not a Breeze stream list; the message names what was wrong."""
+
+
+def dec(value: Any) -> Decimal:
+    """A wire number (int, float or text) as an exact ``Decimal``."""
+    if isinstance(value, int | Decimal):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    try:
+        return Decimal(str(value).strip() or "0")
+    except InvalidOperation as exc:
+        raise WireError(f"{value!r} is not a number") from exc
+
+
+def turnover(text: str) -> Decimal:
+    """``ttv`` as rupees: ``'323.61C'`` is 323.61 crore, ``'12.5L'`` 12.5 lakh."""
+    text = str(text).strip()
+    scale = {"C": Decimal(10_000_000), "L": Decimal(100_000)}.get(text[-1:].upper())
+    return dec(text[:-1]) * scale if scale is not None else dec(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """The extra fields of a quote list the Tick does not carry (circuits, OI, turnover)."""
+
+    bid: Decimal
+    ask: Decimal
+    lower_circuit: Decimal
+    upper_circuit: Decimal
+    open_interest: int | None
+    turnover: Decimal
+
+
+def _levels(raw: Any, exchange: str) -> Depth:
+    if not isinstance(raw, list):
+        raise WireError("depth levels are not a list")
+    bids: list[DepthLevel] = []
+    asks: list[DepthLevel] = []
+    for level in raw:
+        if exchange == "1":  # BSE: rate, qty, rate, qty
+            b_rate, b_qty, b_orders, s_rate, s_qty, s_orders = (
+                level[0],
+                level[1],
+                0,
+                level[2],
+                level[3],
+                0,
+            )
+        elif exchange == "8":  # BFO: rate, qty, orders, rate, qty, orders
+            b_rate, b_qty, b_orders, s_rate, s_qty, s_orders = level[:6]
+        else:
+            b_rate, b_qty, b_orders, s_rate, s_qty, s_orders = (
+                level[0],
+                level[1],
+                level[2],
+                level[4],
+                level[5],
+                level[6],
+            )
+        if dec(b_rate) > 0:
+            bids.append(DepthLevel(dec(b_rate), int(b_qty), int(b_orders)))
+        if dec(s_rate) > 0:
+            asks.append(DepthLevel(dec(s_rate), int(s_qty), int(s_orders)))
+    return Depth(tuple(bids), tuple(asks))
+
+
+class StreamDecoder:
+    """Decodes ``stock`` payloads for the tokens in ``keys`` (stream token -> canonical key).
+
+    Not thread-safe: one decoder per stream, called on the loop that owns it.
+    """
+
+    def __init__(self, keys: Mapping[str, str]) -> None:
+        self._keys = dict(keys)
+        self._last: dict[str, Tick] = {}
+        self.quotes: dict[str, Quote] = {}
+        self.unknown = 0  # payloads for tokens we did not subscribe (ignored)
+
+    def set_keys(self, keys: Mapping[str, str]) -> None:
+        self._keys = dict(keys)
+
+    def decode(self, payload: Any) -> Tick | None:
+        """The Tick for one payload, or ``None`` (unknown token, depth before any quote)."""
+        if not isinstance(payload, list) or not payload or not isinstance(payload[0], str):
+            raise WireError(f"not a stream list: {type(payload).__name__}")
+        token: str = payload[0]
+        key = self._keys.get(token)
+        if key is None:
+            self.unknown += 1
+            return None
+        head, _, _ = token.partition("!")
+        exchange, _, kind = head.partition(".")
+        try:
+            if kind == "1":
+                return self._quote(key, payload)
+            if kind == "2":
+                return self._depth(key, exchange, payload)
+        except (IndexError, TypeError, ValueError) as exc:
+            raise WireError(f"{token}: malformed payload ({exc})") from exc
+        raise WireError(f"{token}: unknown stream kind {kind!r}")
+
+    def _quote(self, key: str, p: list[Any]) -> Tick:
+        n = len(p)
+        if n == CASH_LENGTH:
+            oi, base = None, 12
+        elif n == FNO_LENGTH:
+            oi, base = int(p[12]), 14
+        else:
+            raise WireError(f"quote list of {n} items (expected {CASH_LENGTH} or {FNO_LENGTH})")
+        previous = self._last.get(key)
+        tick = Tick(
+            key=key,
+            ts=datetime.fromtimestamp(int(p[base + 7]), IST),
+            last_price=dec(p[2]),
+            last_quantity=int(p[10]),
+            volume=int(p[base]),
+            open=dec(p[1]),
+            high=dec(p[3]),
+            low=dec(p[4]),
+            close=dec(p[base + 8]),
+            depth=previous.depth if previous is not None else None,
+        )
+        self.quotes[key] = Quote(
+            bid=dec(p[6]),
+            ask=dec(p[8]),
+            lower_circuit=dec(p[base + 5]),
+            upper_circuit=dec(p[base + 6]),
+            open_interest=oi,
+            turnover=turnover(p[base + 3]) if p[base + 3] not in (None, "") else ZERO,
+        )
+        self._last[key] = tick
+        return tick
+
+    def _depth(self, key: str, exchange: str, p: list[Any]) -> Tick | None:
+        depth = _levels(p[2], exchange)
+        previous = self._last.get(key)
+        if previous is None:
+            return None
+        tick = replace(previous, ts=datetime.fromtimestamp(int(p[1]), IST), depth=depth)
+        self._last[key] = tick
+        return tick
