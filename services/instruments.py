@@ -189,12 +189,12 @@ def _add_bse(instruments: list[Instrument], refs: dict[str, Reference]) -> None:
     )
     tick = Decimal(raw["tick_size"])
     for row in raw["equities"]:
-        inst = Instrument(Exchange.BSE, row["symbol"], int(row["token"]), row["name"],
+        inst = Instrument(Exchange.BSE, row["symbol"], str(row["token"]), row["name"],
                           InstrumentKind.EQUITY, tick, 1)  # fmt: skip
         instruments.append(inst)
         refs[inst.key] = Reference(Decimal(row["reference_price"]), Decimal("0.25"))
     for row in raw["indices"]:
-        index = Instrument(Exchange.BSE, row["symbol"], int(row["token"]), row["name"],
+        index = Instrument(Exchange.BSE, row["symbol"], str(row["token"]), row["name"],
                            InstrumentKind.INDEX, tick, 1)  # fmt: skip
         instruments.append(index)
         refs[index.key] = Reference(
