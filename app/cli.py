@@ -179,7 +179,7 @@ def _run_desktop(args: argparse.Namespace) -> int:
     settings = load_cli_settings(args)
     from app.desktop import run_desktop
 
-    return run_desktop(settings, started_at=IMPORTED_AT)
+    return run_desktop(settings, started_at=IMPORTED_AT, config_path=args.config)
 
 
 def _run_headless(args: argparse.Namespace) -> int:
