@@ -43,6 +43,7 @@ from widgets.funds_panel import FundsPanel
 from widgets.holdings import HoldingsWidget
 from widgets.lock_screen import IdleWatcher, LockOverlay
 from widgets.models_panel import ModelsPanel, ModelsPort
+from widgets.narrow import cap_height
 from widgets.order_book import OrderBookWidget
 from widgets.order_ticket import OrderTicket
 from widgets.ports import TerminalFacade, UnlockGate
@@ -237,6 +238,7 @@ class MainWindow(QMainWindow):
         self.pump.on(FUNDS, self.status.apply_funds)
         self.pump.on(FUNDS, self.funds_panel.apply_funds, on_lagged=self.funds_panel.resync)
         self.pump.on(ORDERS, self.order_book.apply_orders, on_lagged=self.order_book.resync)
+        self.pump.on(ORDERS, self.ticket.apply_orders)  # its status line follows the order
         self.pump.on(POSITIONS, self.positions.apply_positions, on_lagged=self.positions.resync)
         self.pump.on(ORDERS, self.risk_panel.mark_dirty, on_lagged=self.risk_panel.mark_dirty)
         self.pump.on(POSITIONS, self.risk_panel.mark_dirty, on_lagged=self.risk_panel.mark_dirty)
@@ -410,7 +412,7 @@ class MainWindow(QMainWindow):
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> None:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock:{title}")  # saveState keys docks by object name
-        dock.setWidget(widget)
+        dock.setWidget(cap_height(widget))  # a tall panel never sets the window's height
         dock.setFeatures(
             QDockWidget.DockWidgetFeature.DockWidgetMovable
             | QDockWidget.DockWidgetFeature.DockWidgetFloatable
@@ -472,6 +474,9 @@ class MainWindow(QMainWindow):
         self.holdings.apply_ticks(ticks)
         self.ticket.update_quote(ticks)
         self.depth_panel.apply_ticks(ticks)
+        shown = next((t for t in reversed(ticks) if t.key == self.chart.key), None)
+        if shown is not None:  # the chart's change % is the day's, as in the watchlist
+            self.chart.set_previous_close(shown.close)
         if not self._first_tick_reported and self.watchlist.model.ticks_applied:
             self._first_tick_reported = True
             self.watchlist.table.painted.connect(self._report_first_paint)

@@ -76,4 +76,20 @@ def yield_width(*widgets: QWidget) -> None:
         widget.setMinimumWidth(1)
 
 
-__all__ = ["ColumnFitter", "yield_width"]
+TALL_PANEL = 280  # the most height a docked panel may insist on (720-pixel screens)
+
+
+def cap_height(widget: QWidget) -> QWidget:
+    """``widget`` with its minimum height capped at ``TALL_PANEL``.
+
+    A tall panel (a form, a report) would otherwise set the window's minimum height through
+    its dock; below its natural height its bottom is clipped until the dock is made taller.
+    (A scroll area around it was tried: its width-dependent height made the dock layout
+    oscillate, hundreds of chart resizes per show.)
+    """
+    if widget.minimumSizeHint().height() > TALL_PANEL:
+        widget.setMinimumHeight(TALL_PANEL)
+    return widget
+
+
+__all__ = ["ColumnFitter", "cap_height", "yield_width"]

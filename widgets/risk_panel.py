@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -242,7 +243,10 @@ class RiskPanel(QWidget):
         changed_at = status["changed_at"]
         if changed_at is not None:
             who = f" by {status['changed_by']}" if status["changed_by"] else ""
-            parts.append(f"since {to_ist(changed_at):%H:%M:%S}{who}")
+            when = to_ist(changed_at)
+            today = to_ist(datetime.now(UTC)).date()
+            since = f"{when:%H:%M:%S}" if when.date() == today else f"{when:%d %b %Y %H:%M:%S}"
+            parts.append(f"since {since} IST{who}")
         self.reason_label.setText(" · ".join(parts))
         self.resume_button.setVisible(state is TradingState.HALTED)
 
