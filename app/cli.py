@@ -39,7 +39,9 @@ COMMAND_MODULES: list[str] = [
     "app.commands.apikey",
     "app.commands.login",
     "app.commands.check_connections",
+    "app.commands.node",
     "app.commands.backtest",
+    "app.commands.charges",
 ]
 
 Handler = Callable[[argparse.Namespace], int]
@@ -228,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.func
     from app.settings import SettingsError
 
+    _use_cached_holidays()
     try:
         check_common_options(args)
         return handler(args)
@@ -274,6 +277,14 @@ def check_common_options(args: argparse.Namespace) -> None:
                 f"--key-fd {key_fd} is not an open file descriptor (start the command as "
                 f"`dalal ... --key-fd {key_fd} {key_fd}<keyfile`)"
             ) from None
+
+
+def _use_cached_holidays() -> None:
+    """NSE's holiday list, when ``dalal data holidays --fetch`` cached one (else bundled)."""
+    from services import calendar
+    from services.storage.paths import default_cache_dir
+
+    calendar.install(calendar.load_cache(default_cache_dir() / calendar.CACHE_NAME))
 
 
 if __name__ == "__main__":

@@ -13,14 +13,26 @@ import tempfile
 from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from services.costs import load_schedule
+from services.marketdata.config import MarketDataConfig
 from services.risk.limits import RiskLimits
+
+if TYPE_CHECKING:
+    from services.brokers.breeze.config import BreezeEndpoints
+    from services.brokers.upstox.config import UpstoxEndpoints
 
 APP_NAME = "dalal-terminal"
 
@@ -72,6 +84,143 @@ class KiteSettings(BaseModel):
         return value
 
 
+class NodeSettings(BaseModel):
+    """The order node (docs/operator-guide.md, "Orders from a static IP").
+
+    On the node (``dalal headless`` on the VPS): SEBI's retail-algo controls. On the desktop:
+    ``venue = "node"`` sends orders to the node at ``url`` instead of to the broker directly.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # -- on the node --
+    # Orders per second per exchange (SEBI: 10 unless the strategy is exchange-registered).
+    order_rate_per_second: int = Field(default=10, ge=1, le=10)
+    # With a registered strategy id the broker allows more; the limit becomes this.
+    registered_strategy_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    registered_rate_per_second: int = Field(default=50, ge=1, le=500)
+    # What the 11th order in one second does: wait for the window, or be refused at once.
+    rate_mode: Literal["wait", "refuse"] = "wait"
+    # The algo id (or name) the broker knows this flow by; each broker's form is the adapter's.
+    algo_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    # Market protection in percent put on MARKET and SL-M orders that carry none.
+    market_protection_percent: str = Field(default="2", pattern=r"^\d{1,2}(\.\d{1,2})?$")
+    # Which address family the node's broker connections leave by, and the address the
+    # operator registered with the broker (shown in /readyz and in "IP not allowed" messages).
+    egress_family: Literal["any", "ipv4", "ipv6"] = "any"
+    registered_ip: str | None = Field(default=None, max_length=45)
+    # -- on the desktop --
+    venue: Literal["broker", "node"] = "broker"
+    url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(:\d+)?/?$")
+    # SHA-256 of the node's TLS certificate, pinned on first use after the trader confirmed it.
+    fingerprint: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
+DEFAULT_BREEZE_REDIRECT = "http://127.0.0.1:5011/breeze/callback"
+
+
+class BreezeSettings(BaseModel):
+    """ICICI Direct Breeze (docs/brokers/icici.md). The API key and secret and the day's
+    session are in the vault (``dalal credentials set breeze``, ``dalal login breeze``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Where ICICI's login page posts the API_Session: the redirect URL registered on the
+    # Breeze app. A loopback one lets ``dalal login breeze`` catch it; otherwise paste it.
+    redirect_url: str = DEFAULT_BREEZE_REDIRECT
+    # One local server standing in for every Breeze URL (tests, a recording proxy); None
+    # means ICICI's servers.
+    base_url: str | None = None
+
+    @field_validator("redirect_url")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not parts.port:
+            raise ValueError(
+                "must be http://127.0.0.1:<port>/<path>: the login listener only binds the "
+                "loopback address"
+            )
+        return value
+
+    def endpoints(self) -> BreezeEndpoints:
+        from services.brokers.breeze.config import BreezeEndpoints
+
+        return BreezeEndpoints.local(self.base_url) if self.base_url else BreezeEndpoints()
+
+
+class AngelOneSettings(BaseModel):
+    """Angel One SmartAPI. The client code, PIN and TOTP seed are not here: they live in the
+    credential store (``dalal credentials set angelone --field api_key --field client_code
+    --field pin --field totp_secret``); the day's session comes from ``dalal login angelone``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # Endpoint overrides, for tests against a local fake; None means Angel One's servers.
+    api_root: str | None = None
+    stream_url: str | None = None
+    scrip_master_url: str | None = None
+
+
+class StrategySettings(BaseModel):
+    """A built-in strategy trading live on the paper broker (docs/backtesting.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["sma_cross", "orb"]
+    symbols: list[str] = Field(min_length=1, max_length=50)
+    params: dict[str, int] = Field(default_factory=dict)
+    quantity: int = Field(default=1, gt=0, le=100_000)
+    product: Literal["MIS", "CNC", "NRML"] = "MIS"
+    timeframe: Literal["1m", "5m", "15m", "1h"] = "5m"
+
+    @model_validator(mode="after")
+    def _buildable(self) -> StrategySettings:
+        from services.strategies import build_strategy
+
+        build_strategy(
+            self.name, {k: str(v) for k, v in self.params.items()}, quantity=self.quantity,
+            product=self.product, timeframe=self.timeframe,
+        )
+        return self
+
+
+DEFAULT_UPSTOX_REDIRECT = "http://127.0.0.1:53682/cb/upstox"
+
+
+class UpstoxSettings(BaseModel):
+    """Upstox (docs/brokers/upstox.md). The API key and secret and the day's token are not
+    here: they live in the credential store (``dalal credentials set upstox``, ``dalal login
+    upstox``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Must equal the redirect URL registered on the Upstox app, character for character.
+    redirect_url: str = DEFAULT_UPSTOX_REDIRECT
+    # The exchange-registered algo name sent as X-Algo-Name (registered strategies only;
+    # empty for manual trading, when Upstox stamps its generic algo id).
+    algo_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9 _.-]{1,64}$")
+    # One local server standing in for every Upstox URL (tests); None means Upstox's servers.
+    base_url: str | None = None
+
+    @field_validator("redirect_url")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not parts.port:
+            raise ValueError(
+                "must be http://127.0.0.1:<port>/<path>: the login listener only binds the "
+                "loopback address"
+            )
+        return value
+
+    def endpoints(self) -> UpstoxEndpoints:
+        from services.brokers.upstox.config import UpstoxEndpoints
+
+        return UpstoxEndpoints.local(self.base_url) if self.base_url else UpstoxEndpoints()
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -88,14 +237,21 @@ class Settings(BaseModel):
     # When the paper broker squares MIS positions off (IST), as a broker's RMS does; only
     # with real market hours (``always_open`` false).
     paper_square_off_at: time = time(15, 20)
+    # Strategies that trade on the paper broker through the same order path and risk checks
+    # as the ticket (never on a live broker: a backtested rule earns real money only by choice).
+    strategies: list[StrategySettings] = Field(default_factory=list, max_length=20)
     # Where parameter sweeps run (dalal backtest --grid): None here, "local:N" for N worker
     # processes, or a dask scheduler "tcp://host:8786" (docs/backtesting.md).
     cluster: str | None = Field(default=None, pattern=r"^(local:\d{1,3}|(tcp|tls)://\S{1,200})$")
     watchlist: list[str] = Field(default_factory=lambda: list(DEFAULT_WATCHLIST))
     # "paper": the built-in simulator and paper broker (no account, no network);
     # "kite": live data and real orders on the Zerodha account (see docs/brokers/zerodha.md).
-    broker: Literal["paper", "kite"] = "paper"
+    # "breeze": live data and real orders on the ICICI Direct account (docs/brokers/icici.md).
+    broker: Literal["paper", "kite", "breeze"] = "paper"
     kite: KiteSettings = Field(default_factory=KiteSettings)
+    breeze: BreezeSettings = Field(default_factory=BreezeSettings)
+    angelone: AngelOneSettings = Field(default_factory=AngelOneSettings)
+    upstox: UpstoxSettings = Field(default_factory=UpstoxSettings)
     # Embedded models (registry, live signals, A/B tests): on whenever a profile database is
     # open. Paper trading from signals is off until chosen: it sends real orders to the broker.
     # Minutes of no keyboard or mouse before the window hides its data (docs/security.md).
@@ -112,6 +268,9 @@ class Settings(BaseModel):
     # such as "dask" or "ray" once registered with joblib.
     models_training_backend: str = Field(default="threading", pattern=r"^[a-z_]{1,32}$")
     models_training_jobs: int = Field(default=1, ge=-1, le=1024)
+    node: NodeSettings = Field(default_factory=NodeSettings)
+    # Market-data providers for history (docs/data.md); none by default: no network.
+    marketdata: MarketDataConfig = Field(default_factory=MarketDataConfig)
     # The desktop's look: "dark" (the terminal's own theme) or "system" (the platform's).
     theme: Literal["dark", "system"] = "dark"
 

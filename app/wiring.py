@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +42,14 @@ from services.domain import (
     Timeframe,
 )
 from services.instruments import InstrumentRegistry, Reference, bundled_universe
+from services.marketdata.router import ProviderHealth
+from services.marketdata.service import (
+    HISTORY,
+    HistoryLoaded,
+    HistoryService,
+    health_state,
+    recorded_from,
+)
 from services.orders import OrderManager
 from services.paper import PaperBroker, PaperMarginModel
 from services.quotes import QuoteBook
@@ -59,15 +68,19 @@ from services.risk import (
     StuckOrderMonitor,
     TradingState,
 )
+from services.risk.killswitch import KillFailure
 from services.risk.supervisor import RiskSupervisor
 from services.simulator import MarketSimulator
 from services.storage import Database
+from services.strategies import StrategyRunner, build_strategy
 from services.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
+    from app.breeze_runtime import BreezeRuntime
     from app.kite_runtime import KiteRuntime
     from app.models_runtime import ModelsRuntime
     from services.brokers.kite.session import SecretStore
+    from services.brokers.node.config import NodeVenue
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +110,18 @@ class AppServices:
     recorder: Recorder | None = None
     started_at: datetime | None = None
     kite: KiteRuntime | None = None
+    breeze: BreezeRuntime | None = None  # ICICI Direct Breeze as the live venue
     reconciler: Reconciler | None = None
     models: ModelsRuntime | None = None  # with a profile database and models_enabled
+    node: NodeVenue | None = None  # orders through the trader's order node (settings.node)
+    # Past bars for charts and models: stored and fetched history (services/marketdata).
+    history_service: HistoryService | None = None
+    _history_requests: set[tuple[str, Timeframe]] = field(default_factory=set)
+    _history_tasks: set[asyncio.Task[list[Bar]]] = field(default_factory=set)
     # The Backtest panel's runner: results are kept in the profile database when one is open.
     backtests: BacktestService | None = None
+    # Built-in strategies trading on the paper broker (settings.strategies).
+    strategy_runners: list[StrategyRunner] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _holdings: list[Holding] = field(default_factory=list)
     # The simulator's past sessions as the profile keeps them (services.simulator.backfill).
@@ -112,9 +133,15 @@ class AppServices:
         loop = asyncio.get_running_loop()
         self.bus.bind_loop(loop)
         self.started_at = self.clock.now()
+        if self.history_service is not None and self.history_service.router is not None:
+            for health in self.history_service.router.health():  # the status bar's labels
+                self.bus.publish(CONNECTION, health_state(health, self.started_at))
         if self.kite is not None:
             await self.kite.load_instruments()
             self.kite.watch(self.settings.watchlist)
+        if self.breeze is not None:
+            await self.breeze.load_instruments()
+            self.breeze.watch(self.settings.watchlist)
         if self.recorder is not None and isinstance(self.broker, PaperBroker):
             await self._resume_paper_session(self.recorder, self.broker)
         if self.recorder is not None and self.kite is None:
@@ -140,6 +167,8 @@ class AppServices:
             ]
         else:
             services.append(("holdings", self._follow_holdings()))
+        if self.node is not None:
+            services.append(("node-stream", self.node.stream.run()))
         if self.reconciler is not None:
             services.append(("reconcile", self.reconciler.run()))
         if self.recorder is not None:
@@ -148,14 +177,18 @@ class AppServices:
             # The Kite adapter has no loop of its own; "broker" stays the name health probes
             # and /readyz look for, and it watches the feed's heartbeat.
             services.append(("broker", self.kite.watchdog()))
-        else:
+        elif self.breeze is None:
             services.append(("simulator", self.simulator.run()))
         for name, coro in services:
             self._spawn(name, coro)
         if self.kite is not None:
             self.kite.start_stream(loop)
+        if self.breeze is not None:
+            self.breeze.start_stream()
         if self.models is not None:
             self.models.start()
+        for runner in self.strategy_runners:
+            self._spawn(f"strategy:{runner.strategy.name}", runner.run(self.bus))
 
     async def _load_kept_history(self, db: Database) -> None:
         """Read (or make once and keep) the simulated past of the watchlist, off the loop,
@@ -230,13 +263,20 @@ class AppServices:
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
+        await cancel_and_wait(list(self._history_tasks))
         await self.alerts.close()
         if self.backtests is not None:
             self.backtests.close()
         if self.models is not None:
             await self.models.stop()
+        if self.history_service is not None and self.history_service.router is not None:
+            await self.history_service.router.close()
         if self.kite is not None:
             self.kite.stop_stream()
+        if self.breeze is not None:
+            self.breeze.stop_stream()
+        if self.node is not None:
+            await self.node.execution.close()
         if self.recorder is not None:
             await self.recorder.close()
 
@@ -250,7 +290,9 @@ class AppServices:
 
     @property
     def feed_name(self) -> str:
-        """The market-data source: ``"simulator"`` or ``"kite"`` (for metrics and probes)."""
+        """The market-data source: ``"simulator"``, ``"kite"`` or ``"breeze"``."""
+        if self.breeze is not None:
+            return "breeze"
         return "kite" if self.kite is not None else "simulator"
 
     def on_session_expired(self, listener: Callable[[], None]) -> None:
@@ -265,7 +307,9 @@ class AppServices:
     async def broker_login(self, open_browser: Callable[[str], object]) -> None:
         """Log in to the broker in the browser (Kite) and resume with the new session."""
         if self.kite is not None:
-            await self.kite.login(open_browser)
+            stored = await self.kite.login(open_browser)
+            if self.node is not None:  # log in once: the order node gets the day's token too
+                await self.node.execution.hand_over_session("kite", stored.access_token)
 
     def session_renewed(self, access_token: str) -> None:
         """Resume the broker and the feed with a fresh access token after a re-login."""
@@ -280,6 +324,9 @@ class AppServices:
         return self.instruments.get(key)
 
     def last_tick(self, key: str) -> Tick | None:
+        if self.breeze is not None:
+            self.breeze.watch([key])
+            return self.quotes.last_tick(key)
         if self.kite is not None:
             self.kite.watch([key])  # a view asking for a price wants its ticks
             return self.quotes.last_tick(key)
@@ -288,9 +335,10 @@ class AppServices:
     def history(self, key: str, timeframe: Timeframe, count: int = HISTORY_BARS) -> list[Bar]:
         """Return bars for a chart: live bars built today, preceded by history.
 
-        With Kite the history comes from Kite's historical API in the background (this call
-        must not block): the first call returns what is built so far and ``load_history``
-        is the awaitable form. Synthetic history is used only when Kite has none to give.
+        This call must not block. When real history can be had (a configured market-data
+        provider, or Kite's historical API) it is loaded in the background and the chart
+        reloads on ``HISTORY``; ``load_history`` is the awaitable form. Synthetic history is
+        used only when no real source covers the chart.
         """
         bars = self.bars.bars(key, timeframe)
         if self.kite is not None:
@@ -299,6 +347,9 @@ class AppServices:
                 if len(bars) < count:
                     self.kite.request_history(key, timeframe, count)
                 return bars[-count:]
+        if len(bars) < count and self._backfills():
+            self._request_history(key, timeframe, count)
+            return bars[-count:]
         if len(bars) < count:
             end = bars[0].start if bars else self.clock.now()
             past = self._simulated_past(key, timeframe, count - len(bars), end)
@@ -306,13 +357,41 @@ class AppServices:
             bars = self.bars.bars(key, timeframe)
         return bars[-count:]
 
+    def _backfills(self) -> bool:
+        service = self.history_service
+        return (service is not None and service.fetching
+                and self.settings.marketdata.backfill_charts)
+
+    def _request_history(self, key: str, timeframe: Timeframe, count: int) -> None:
+        slot = (key, timeframe)
+        if slot in self._history_requests:
+            return
+        self._history_requests.add(slot)
+        with contextlib.suppress(RuntimeError):  # no running loop: nothing to schedule on
+            task = asyncio.get_running_loop().create_task(
+                self.load_history(key, timeframe, count), name=f"history:{key}")
+            self._history_tasks.add(task)
+            task.add_done_callback(self._history_tasks.discard)
+
     async def load_history(
         self, key: str, timeframe: Timeframe, count: int = HISTORY_BARS
     ) -> list[Bar]:
-        """Like ``history``, but waits for the broker's bars when there is a broker."""
+        """Like ``history``, but waits for the real history when there is a source of it."""
         if self.kite is not None and self.kite.history_available:
             with contextlib.suppress(BrokerError):
                 return await self.kite.load_history(key, timeframe, count)
+        service = self.history_service
+        if service is not None and service.fetching:
+            bars = await service.bars(key, timeframe, count)
+            if service.last_error:
+                log.warning("chart history of %s %s: %s", key, timeframe, service.last_error)
+                # Say it where the trader looks (F&O intraday has no free source, say).
+                self.bus.publish(CONNECTION, ConnectionState(
+                    "data:history", ConnectionStatus.DISCONNECTED, service.last_error,
+                    self.clock.now()))
+            self.bars.seed(key, timeframe, [b for b in bars if b.closed])
+            self.bus.publish(HISTORY, HistoryLoaded(key, timeframe, len(bars)))
+            return self.bars.bars(key, timeframe)[-count:]
         return self.history(key, timeframe, count)
 
     async def submit_order(self, request: OrderRequest) -> Order:
@@ -326,6 +405,13 @@ class AppServices:
 
     def order_list(self) -> list[Order]:
         return self.orders.orders()
+
+    def order_detail(self, order_id: str) -> Order | None:
+        return self.orders.order(order_id)
+
+    async def order_by_tag(self, tag: str) -> Order | None:
+        """The order sent with our ``tag`` (an idempotent retry's look-up), or None."""
+        return await self.orders.find_by_tag(tag)
 
     def position_list(self) -> list[Position]:
         return self.orders.positions()
@@ -368,8 +454,46 @@ class AppServices:
     async def kill(
         self, *, square_off: bool, actor: str = "user", reason: str = "kill switch"
     ) -> KillReport:
-        """Cancel every open order, optionally flatten every position, and halt trading."""
+        """Cancel every open order, optionally flatten every position, and halt trading.
+
+        Through an order node, the node's kill switch does the cancelling and flattening
+        (it holds the orders); this terminal halts too, so nothing new is sent meanwhile.
+        """
+        if self.node is not None:
+            return await self._kill_on_node(self.node, square_off, actor, reason)
         return await self.kill_switch.activate(square_off, actor=actor, reason=reason)
+
+    async def _kill_on_node(
+        self, node: NodeVenue, square_off: bool, actor: str, reason: str
+    ) -> KillReport:
+        started = self.clock.now()
+        began = time.perf_counter()
+        self.risk.halt(actor, reason)
+        failed: list[KillFailure] = []
+        cancelled: list[str] = []
+        try:
+            answer = await node.execution.kill(square_off=square_off, reason=reason)
+        except BrokerError as e:
+            failed.append(KillFailure("node", "*", str(e)))
+        else:
+            cancelled = [str(o) for o in answer.get("cancelled", [])]
+            failed += [KillFailure(str(f.get("action", "node")), str(f.get("target", "*")),
+                                   str(f.get("reason", ""))) for f in answer.get("failed", [])]
+        return KillReport(actor, started, time.perf_counter() - began, TradingState.HALTED,
+                          tuple(cancelled), (), tuple(failed))  # fmt: skip
+
+    async def resume_node(self, reason: str) -> str | None:
+        """Leave HALTED on the order node (after this terminal resumed); its new state."""
+        if self.node is None or self.node.stream.trading_state.get("state") != "HALTED":
+            return None
+        return await self.node.execution.resume(reason)
+
+    async def resume_trading(self, reason: str, actor: str = "user") -> TradingState:
+        """Leave HALTED here and, through an order node, on the node too."""
+        state = self.risk.resume(actor=actor, reason=reason)
+        if self.node is not None and self.node.stream.trading_state.get("state") == "HALTED":
+            await self.node.execution.resume(reason)
+        return state
 
 
 def _log_task_end(task: asyncio.Task[None]) -> None:
@@ -405,9 +529,10 @@ def build_services(
     bus = EventBus()
     universe, references = bundled_universe(clock.now().date())
     kite_mode = settings.broker == "kite"
+    breeze_mode = settings.broker == "breeze"
     # With Kite the registry is filled from the instrument master in start(), never with the
     # simulator's made-up contracts, so an order cannot be validated against them.
-    instruments = InstrumentRegistry(() if kite_mode else universe)
+    instruments = InstrumentRegistry(() if kite_mode or breeze_mode else universe)
     quotes = QuoteBook(bus)
     simulator = MarketSimulator(
         universe,
@@ -420,8 +545,22 @@ def build_services(
     )
     bars = BarBuilder(bus, clock=clock)
     kite: KiteRuntime | None = None
+    breeze: BreezeRuntime | None = None
     broker: PaperBroker | ExecutionClient
-    if kite_mode:
+    if breeze_mode:
+        from app.breeze_runtime import BreezeRuntime  # lazy: the adapters import the SDK
+
+        if secrets is None and database is not None:
+            from services.security import CredentialStore
+
+            secrets = CredentialStore(settings.profile, database, actor="terminal")
+        if secrets is None:
+            raise BrokerError(
+                "Breeze needs the vault for its keys: run `dalal credentials set breeze`"
+            )
+        breeze = BreezeRuntime(settings, bus, clock, instruments, secrets=secrets)
+        broker = breeze.broker
+    elif kite_mode:
         from app.kite_runtime import KiteRuntime  # lazy: the SDK and Twisted
 
         if secrets is None and database is not None:
@@ -449,7 +588,19 @@ def build_services(
             # A simulated market that never closes has no cut-off to square MIS off at.
             square_off_at=None if settings.always_open else settings.paper_square_off_at,
         )
+    node: NodeVenue | None = None
+    if settings.node.venue == "node":
+        # Orders leave from the node's static IP; the data feed stays as configured.
+        from services.brokers.node.config import build_venue
+
+        if secrets is None and database is not None:
+            from services.security import CredentialStore
+
+            secrets = CredentialStore(settings.profile, database, actor="terminal")
+        node = build_venue(settings.node.url, settings.node.fingerprint, secrets, bus, clock)
+        broker = node.execution
     recorder = Recorder(database, bus) if database is not None else None
+    history_service = _history_service(settings, database, bus, clock, bars, simulator, kite)
     orders = OrderManager(broker, instruments, quotes, bus, clock, journal=recorder)
 
     def available_funds() -> Decimal | None:
@@ -457,7 +608,8 @@ def build_services(
         if funds is not None:
             return funds.available_cash
         # Kite's funds arrive with the first reconciliation; until then the check is open.
-        return None if kite is not None else Decimal(settings.opening_balance)
+        live = kite is not None or breeze is not None
+        return None if live else Decimal(settings.opening_balance)
 
     context = CallbackContext(
         clock=clock,
@@ -478,6 +630,8 @@ def build_services(
     def admission() -> str | None:
         if risk.state is TradingState.HALTED:
             return f"trading_state: trading is HALTED ({risk.state_reason}); the order was not sent"
+        if node is not None:
+            return node.admission()
         return None
 
     orders.admission = admission
@@ -532,7 +686,10 @@ def build_services(
         models = build_models_runtime(
             database, bus, clock, profile=settings.profile,
             symbol_known=lambda key: instruments.get(key) is not None,
-            history=simulator.history,
+            history=HistoryService(
+                history_service.router, recorded=recorded_from(database),
+                fallback=simulator.history, clock=clock,
+            ),
             # Signals trade only on the paper broker: never real money by a paper setting.
             order_submit=orders.submit if isinstance(broker, PaperBroker) else None,
             config=ModelsConfig(
@@ -560,10 +717,71 @@ def build_services(
         alerts=AlertBook(bus, clock, database),
         recorder=recorder,
         kite=kite,
+        breeze=breeze,
         reconciler=reconciler,
         models=models,
+        node=node,
+        history_service=history_service,
         backtests=BacktestService(database),
+        strategy_runners=_strategy_runners(settings, broker, orders, clock),
     )
+
+
+def _strategy_runners(
+    settings: Settings, broker: object, orders: OrderManager, clock: Clock
+) -> list[StrategyRunner]:
+    """Runners for the configured strategies; none unless the paper broker takes the orders."""
+    if not settings.strategies:
+        return []
+    if not isinstance(broker, PaperBroker):
+        log.warning("strategies are configured but trade only on the paper broker; not started")
+        return []
+    runners = []
+    for n, s in enumerate(settings.strategies, 1):
+        strategy = build_strategy(
+            s.name, {k: str(v) for k, v in s.params.items()}, quantity=s.quantity,
+            product=s.product, timeframe=s.timeframe,
+        )
+        runners.append(
+            StrategyRunner(strategy, orders, clock, keys=s.symbols, tag_prefix=f"S{n}")
+        )
+    return runners
+
+
+def _history_service(
+    settings: Settings,
+    database: Database | None,
+    bus: EventBus,
+    clock: Clock,
+    bars: BarBuilder,
+    simulator: MarketSimulator,
+    kite: KiteRuntime | None,
+) -> HistoryService:
+    """The one history service: the profile's store, the configured providers, today's live
+    bars, and the simulator's history where nothing real covers a chart."""
+    router = None
+    if database is not None and settings.marketdata.providers:
+        from services.marketdata.service import open_router
+        from services.security import CredentialStore
+        from services.storage.paths import default_cache_dir
+
+        credentials = CredentialStore(settings.profile, database, actor="terminal")
+        router = open_router(
+            database, settings.marketdata, credentials.get, clock=clock,
+            cache_dir=default_cache_dir() / "marketdata",
+        )
+
+        def publish(health: ProviderHealth) -> None:
+            bus.publish(CONNECTION, health_state(health, clock.now()))
+
+        router.listeners.append(publish)
+
+    def synthetic(key: str, timeframe: Timeframe, count: int, end: datetime) -> list[Bar]:
+        if kite is not None and kite.history_available:
+            return []  # Kite's own history serves the charts; no made-up bars beside it
+        return simulator.history(key, timeframe, count, end)
+
+    return HistoryService(router, live=bars.bars, fallback=synthetic, clock=clock)
 
 
 def _discard(

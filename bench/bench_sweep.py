@@ -24,7 +24,7 @@ TARGET = 1.6
 
 
 def main() -> int:
-    bars = simulator_bars(["NSE:INFY", "NSE:TCS"], Timeframe.M1, date(2026, 10, 5),
+    bars = simulator_bars(["NSE:INFY", "NSE:TCS"], Timeframe.M1, date(2026, 11, 2),
                           date(2026, 11, 27))
     configs = grid({"fast": [5, 10, 15, 20], "slow": [40, 80]})
     common = {"quantity": 10, "product": "MIS", "timeframe": "1m"}
@@ -40,6 +40,7 @@ def main() -> int:
         return time.perf_counter() - began
 
     serial_s = statistics.median(timed(serial) for _ in range(3))
+    print(f"serial median {serial_s:.2f} s", flush=True)
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, \
             Client(cluster):
 

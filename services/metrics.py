@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -85,6 +86,67 @@ class PortfolioSource:
     positions: Callable[[], Iterable[Position]]
     funds: Callable[[], Funds | None]
     holdings: Callable[[], Iterable[Holding]] = tuple
+
+
+class ProviderStatus(Protocol):
+    """One market-data provider's health (``services.marketdata.router.ProviderHealth``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> str:  # "closed", "half-open" or "open": the provider's circuit
+        ...
+    @property
+    def requests(self) -> int: ...
+    @property
+    def failures(self) -> int: ...
+    @property
+    def last_latency(self) -> float | None: ...
+    @property
+    def delayed(self) -> bool: ...
+
+
+_CIRCUIT_UP = {"closed": 1.0, "half-open": 0.5, "open": 0.0}
+
+
+class _DataProviderCollector(Collector):
+    """Market-data providers' circuit, request counts and latency, read at scrape time."""
+
+    def __init__(self, health: Callable[[], Iterable[ProviderStatus]]) -> None:
+        self.health = health
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "dalal_marketdata_provider_up",
+            "Circuit of a market-data provider: 1 closed, 0.5 half-open (probing), 0 open.",
+            labels=["provider"],
+        )
+        requests = CounterMetricFamily(
+            "dalal_marketdata_provider_requests", "Requests sent to a market-data provider.",
+            labels=["provider"],
+        )
+        failures = CounterMetricFamily(
+            "dalal_marketdata_provider_failures",
+            "Failed requests (down, 429/403, quota, unreadable answers) per provider.",
+            labels=["provider"],
+        )
+        latency = GaugeMetricFamily(
+            "dalal_marketdata_provider_latency_seconds",
+            "Duration of the provider's last request.", labels=["provider"],
+        )
+        delayed = GaugeMetricFamily(
+            "dalal_marketdata_provider_delayed",
+            "1 when the provider's prices are delayed or end of day (never used for orders).",
+            labels=["provider"],
+        )
+        for h in self.health():
+            up.add_metric([h.name], _CIRCUIT_UP.get(str(h.state), 0.0))
+            requests.add_metric([h.name], h.requests)
+            failures.add_metric([h.name], h.failures)
+            delayed.add_metric([h.name], 1.0 if h.delayed else 0.0)
+            if h.last_latency is not None:
+                latency.add_metric([h.name], h.last_latency)
+        yield from (up, requests, failures, latency, delayed)
 
 
 class _SnapshotCollector(Collector):
@@ -364,6 +426,10 @@ class Metrics:
         self, accuracy: Callable[[], Mapping[tuple[str, int], float]]
     ) -> None:
         self._snapshot.model_accuracy = accuracy
+
+    def watch_data_providers(self, health: Callable[[], Iterable[ProviderStatus]]) -> None:
+        """Export the market-data providers' health (``MarketDataRouter.health``)."""
+        self.registry.register(_DataProviderCollector(health))
 
     def watch_disk(self, volume: str, path: str | os.PathLike[str]) -> None:
         """Report free and total bytes of the volume holding ``path`` under label ``volume``."""

@@ -312,6 +312,26 @@ class OrderManager:
     def order(self, order_id: str) -> Order | None:
         return self._orders.get(order_id)
 
+    async def find_by_tag(self, tag: str) -> Order | None:
+        """The order we sent with ``tag``, as we know it or else as the broker reports it.
+
+        For an outcome that is not known (the process died or the broker did not answer
+        after the intent was journaled): an order only we rejected, never acknowledged by the
+        broker, is no evidence that the broker has it, and is not returned.
+        """
+        for order in self._orders.values():
+            if order.request.tag == tag and not _never_sent(order):
+                return order
+        finder = getattr(self._broker, "order_by_tag", None)
+        if finder is not None:
+            found: Order | None = await finder(tag)
+        else:
+            found = next((o for o in await self._broker.orders() if o.request.tag == tag), None)
+        if found is not None and not _never_sent(found):
+            self._apply_order(found)
+            return found
+        return None
+
     def open_orders(self) -> list[Order]:
         """Working orders, including those sent and not yet acknowledged by the broker.
 
@@ -413,6 +433,12 @@ class OrderManager:
     def _apply_funds(self, funds: list[Funds]) -> None:
         if funds:
             self._funds = funds[-1]
+
+
+def _never_sent(order: Order) -> bool:
+    """Our own refusal or an intent without an acknowledgement: keyed by its tag."""
+    return order.order_id == order.request.tag and order.status in (
+        OrderStatus.REJECTED, OrderStatus.PENDING)
 
 
 def _describe(request: OrderRequest) -> dict[str, object]:

@@ -71,6 +71,10 @@ class Recorder:
     async def audit(self, kind: str, actor: str, details: dict[str, object]) -> None:
         await self._on(self._durable, self._audit.record, kind, actor, details)
 
+    async def durable(self, fn: Callable[[], R]) -> R:
+        """Run a blocking call on the journal thread, in order with the journal's writes."""
+        return await self._on(self._durable, fn)
+
     def audit_nowait(self, kind: str, actor: str, details: Mapping[str, Any]) -> None:
         """Queue an audit entry from synchronous code (the risk engine's state changes).
 

@@ -61,7 +61,8 @@ def test_headless_journals_api_orders_in_the_profile_database(tmp_path: Path) ->
             base + "/v1/orders",
             data=body,
             method="POST",
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                     "Idempotency-Key": "headless-db-test-1"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status in (200, 201)

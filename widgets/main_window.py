@@ -32,8 +32,10 @@ from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QT
 from models.signals import SIGNALS
 from models.signals import Signal as ModelSignal
 from services.alerts import ALERTS, AlertFired
+from services.broker import BrokerError
 from services.bus import BARS, CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, TICKS
 from services.domain import Bar, Fill, OrderType, Side, Tick, Timeframe
+from services.marketdata.service import HISTORY, HistoryLoaded
 from services.risk import KillReport
 from widgets.alerts_panel import AlertsPanel
 from widgets.backtest_panel import BacktestPanel, BacktestPort
@@ -124,6 +126,7 @@ class MainWindow(QMainWindow):
         self.holdings = HoldingsWidget(facade)
         self.funds_panel = FundsPanel(facade.funds)
         self.risk_panel = RiskPanel(facade.risk)
+        self.risk_panel.after_resume = self._spawn_resume_node
         self.models_panel = ModelsPanel(models)
         self.backtest_panel = BacktestPanel(backtests)
         self.signals_panel = SignalsPanel()
@@ -245,6 +248,7 @@ class MainWindow(QMainWindow):
         self.pump.on(FILLS, self._on_fills)
         self.pump.on(TICKS, self._on_ticks)
         self.pump.on(BARS, self._on_bars)
+        self.pump.on(HISTORY, self._on_history)
         self.pump.on(SIGNALS, self._on_signals)
         self.pump.on(ALERTS, self._on_alerts, on_lagged=self.alerts_panel.refresh)
         self.restore_last_layout()
@@ -289,6 +293,18 @@ class MainWindow(QMainWindow):
         self.status.showMessage(f"Kill switch: halting trading, {what}…")
         self.kills_running += 1
         spawn(self._kill(square_off), name="kill-switch")
+
+    def _spawn_resume_node(self, reason: str) -> None:
+        spawn(self._resume_node(reason), name="resume-node")
+
+    async def _resume_node(self, reason: str) -> None:
+        try:
+            state = await self.facade.resume_node(reason)
+        except BrokerError as e:
+            self.status.showMessage(f"The order node did not resume: {e}", 60_000)
+        else:
+            if state is not None:
+                self.status.showMessage(f"The order node resumed: {state}", 10_000)
 
     async def _kill(self, square_off: bool) -> None:
         try:
@@ -490,6 +506,12 @@ class MainWindow(QMainWindow):
         mine = [b for b in bars if b.key == key and b.timeframe == timeframe]
         for bar in sorted(mine, key=lambda b: b.start):
             self.chart.update_bar(bar)
+
+    def _on_history(self, loaded: list[HistoryLoaded]) -> None:
+        """Real history for the chart arrived in the background: redraw it with that."""
+        key, timeframe = self.chart.key, self.chart.timeframe
+        if key and any(h.key == key and h.timeframe == timeframe for h in loaded):
+            self._load_chart(key, timeframe)
 
     def _on_fills(self, fills: list[Fill]) -> None:
         markers = [

@@ -58,6 +58,10 @@ class TerminalFacade(Protocol):
 
     async def kill(self, *, square_off: bool, actor: str = ...) -> KillReport: ...
 
+    async def resume_node(self, reason: str) -> str | None:
+        """Resume the order node too, when orders go through one and it is HALTED."""
+        ...
+
     async def add_alert(
         self, key: str, condition: AlertCondition | str, level: Decimal, note: str = ""
     ) -> Alert: ...

@@ -9,7 +9,7 @@ the day's loss move with time and ticks even when no order changes.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -105,6 +105,8 @@ class RiskPanel(QWidget):
     def __init__(self, engine: RiskEngine) -> None:
         super().__init__()
         self.engine = engine
+        # Called with the reason after a resume here (the window resumes the order node too).
+        self.after_resume: Callable[[str], None] | None = None
         self.refreshes = 0
         self._dirty = True
         self._last_refresh = 0.0
@@ -284,6 +286,8 @@ class RiskPanel(QWidget):
         except Exception as e:  # StateTransitionError, ValueError: say it, do not crash
             self.message.setText(f"Could not resume: {e}")
         else:
+            if self.after_resume is not None:
+                self.after_resume(reason)
             self.message.setText(
                 ""
                 if state is TradingState.ACTIVE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -13,8 +14,10 @@ from typing import TYPE_CHECKING
 from app.commands.vault import add_profile_args, guarded, unlock
 
 if TYPE_CHECKING:
+    from models.registry import ModelRegistry
     from services.domain import Bar, Timeframe
     from services.storage import Database
+    from services.strategies.base import Strategy
 
 ACTOR = "cli"
 
@@ -79,15 +82,25 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     params = _params(args.param)
     if args.grid:
         return _sweep(args, keys, timeframe, first, last, params)
-    strategy = build_strategy(
-        args.strategy, params, quantity=args.quantity, product=args.product,
-        timeframe=timeframe.value,
-    )
+    model_stack = contextlib.ExitStack()
     db: Database | None = None
-    if not args.no_save or args.source == "stored":
-        _vault, db = unlock(args)
+    strategy: Strategy
+    if args.strategy.startswith("model:"):
+        from app.commands.model import opened
+
+        models, _harness, db = model_stack.enter_context(opened(args))
+    else:
+        strategy = build_strategy(
+            args.strategy, params, quantity=args.quantity, product=args.product,
+            timeframe=timeframe.value,
+        )
+        if not args.no_save or args.source == "stored":
+            _vault, db = unlock(args)
+            model_stack.callback(db.close)
     try:
         bars = _load_bars(args.source, db, keys, timeframe, first, last)
+        if args.strategy.startswith("model:"):
+            strategy = _model_strategy(models, args.strategy, timeframe, args, bars)
         registry = InstrumentRegistry(bundled_universe(last)[0])
         config = BacktestConfig(opening_balance=capital, tariff=args.tariff)
         result = asyncio.run(
@@ -105,8 +118,7 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     except NoBars as e:
         raise ValueError(str(e)) from None
     finally:
-        if db is not None:
-            db.close()
+        model_stack.close()
     print(f"{run.strategy} on {', '.join(keys)}: {result.bars:,} {timeframe.value} bars, "
           f"{len(result.fills)} fills, {len(result.refusals)} refused by the risk checks")
     print(f"{'':18} {'strategy':>14} {'buy and hold':>14}")
@@ -121,6 +133,42 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     if not args.no_save:
         print(f"kept in the profile as {run.run_id}")
     return 0
+
+
+def _model_strategy(
+    models: ModelRegistry, spec: str, timeframe: Timeframe, args: argparse.Namespace,
+    bars: list[Bar],
+) -> Strategy:
+    """``model:ID`` (its production version) or ``model:ID@VERSION`` as a strategy."""
+    from models.inference import Predictor
+    from models.strategy import ModelStrategy
+    from services.domain import Product
+
+    model_id, _, version_text = spec.removeprefix("model:").partition("@")
+    if version_text:
+        if not version_text.isdigit():
+            raise ValueError(f"model versions are numbers: {spec!r}")
+        record = models.get(model_id, int(version_text))
+    else:
+        found = models.production(model_id)
+        if found is None:
+            raise ValueError(
+                f"model {model_id!r} has no production version; give one as "
+                f"model:{model_id}@VERSION (see dalal model list)"
+            )
+        record = found
+    if record.timeframe is not timeframe:
+        raise ValueError(
+            f"{record.label} was trained on {record.timeframe.value} bars; use --interval "
+            f"{record.timeframe.value}"
+        )
+    strategy = ModelStrategy(
+        Predictor(models.load(record.model_id, record.version)), timeframe,
+        quantity=args.quantity, product=Product(args.product), name=f"model:{record.label}",
+    )
+    if strategy.prepare(bars) == 0:
+        raise ValueError(f"{record.label}: too few bars to compute its features")
+    return strategy
 
 
 def _load_bars(
@@ -223,7 +271,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Replays stored (or the simulator's) bars through the strategy, the "
         "order manager, the risk checks, paper matching and charges.",
     )
-    p.add_argument("--strategy", help="sma_cross or orb")
+    p.add_argument("--strategy", help="sma_cross, orb, or model:ID[@VERSION] (a registered model)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="strategy parameter (sma_cross: fast, slow; orb: minutes)")
     p.add_argument("--symbols", help="comma-separated keys, e.g. NSE:INFY,NSE:TCS")

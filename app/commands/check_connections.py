@@ -4,6 +4,10 @@ ticker work? Prints a table with the reason for each failure; exit status 1 if a
 The paper broker and its simulator are always checked; Zerodha Kite when the settings choose
 it or an API key is configured. Kite is checked read-only: the profile (is the access token
 valid?), one quote, and one tick from the ticker within the timeout. Nothing is ordered.
+Angel One likewise when its credentials are stored or an API key is configured: the day's
+session (profile), one last price and one tick from SmartWebSocketV2. Upstox when its
+credentials are stored: the session, the day's master and one Feed V3 tick
+(services/brokers/upstox/check.py).
 """
 
 from __future__ import annotations
@@ -156,11 +160,170 @@ async def check_kite(
     return checks
 
 
+async def check_breeze(
+    settings: Settings, secrets: SecretStore | None, symbol: str, per_check: float
+) -> list[Check]:
+    """The session (one funds call), a quote and one tick from the Socket.IO stream."""
+    from services.brokers.breeze import config as breeze
+    from services.brokers.breeze.execution import BreezeExecution
+    from services.brokers.breeze.session import BreezeSecrets
+    from services.brokers.errors import BrokerError
+    from services.brokers.ports import FeedMode
+    from services.brokers.registry import BrokerContext
+    from services.bus import TICKS, EventBus
+    from services.clock import SystemClock
+
+    name = breeze.NAME
+    clock = SystemClock()
+    if secrets is None or BreezeSecrets(secrets).token() is None:
+        reason = "not logged in today: run `dalal login breeze`"
+        return [Check(name, c, False, reason) for c in ("login", "quote", "ticker")]
+    bus = EventBus()
+    bus.bind_loop(asyncio.get_running_loop())
+    try:
+        parts = breeze.build(
+            BrokerContext(
+                clock,
+                bus,
+                secrets=secrets,
+                endpoints=settings.breeze.endpoints(),
+                options={"timeout": per_check},
+            )
+        )
+    except BrokerError as exc:
+        return [Check(name, "login", False, str(exc))]
+    execution = parts.execution
+    assert isinstance(execution, BreezeExecution)
+    checks: list[Check] = []
+    try:
+        await execution.funds()
+        checks.append(Check(name, "login", True, "session valid"))
+    except BrokerError as exc:
+        checks.append(Check(name, "login", False, str(exc)))
+    try:
+        price = await execution.last_price(symbol)
+        checks.append(Check(name, "quote", True, f"{symbol} {price}"))
+    except BrokerError as exc:
+        checks.append(Check(name, "quote", False, str(exc)))
+    if parts.feed is None:
+        return checks
+    try:
+        feed = parts.feed(await execution.masters.get())
+        feed.subscribe([symbol], FeedMode.QUOTE)
+    except BrokerError as exc:
+        checks.append(Check(name, "ticker", False, str(exc)))
+        return checks
+    ticks = bus.subscribe(TICKS, "check")
+    started = time.monotonic()
+    feed.start()
+    try:
+        got = await asyncio.wait_for(ticks.next_batch(), per_check)
+        waited = time.monotonic() - started
+        checks.append(Check(name, "ticker", True, f"{got[0].key} tick after {waited:.2f} s"))
+    except TimeoutError:
+        status = feed.status()
+        if status.connected:
+            reason = f"connected, but no tick within {per_check:g} s (market closed?)"
+        else:
+            reason = status.detail or f"could not connect within {per_check:g} s"
+        checks.append(Check(name, "ticker", False, reason))
+    finally:
+        feed.stop()
+    return checks
+
+
+def breeze_configured(secrets: SecretStore | None) -> bool:
+    return secrets is not None and secrets.get("breeze") is not None
+
+
 def kite_configured(settings: Settings, secrets: SecretStore | None) -> bool:
     from services.brokers.kite.session import CREDENTIALS
 
     has_keyring = secrets is not None and secrets.get(CREDENTIALS) is not None
     return settings.broker == "kite" or bool(settings.kite.api_key) or has_keyring
+
+
+async def check_angelone(
+    settings: Settings, secrets: SecretStore | None, symbol: str, per_check: float
+) -> list[Check]:
+    """Angel One read-only: the day's session (profile), one last price, one tick."""
+    from app.angelone import build_parts
+    from services.broker import BrokerError
+    from services.brokers.angelone.execution import AngelExecution
+    from services.brokers.ports import FeedMode
+    from services.bus import TICKS, EventBus
+    from services.clock import SystemClock
+
+    name = "angelone"
+    clock = SystemClock()
+    bus = EventBus()
+    bus.bind_loop(asyncio.get_running_loop())
+    try:
+        parts = build_parts(settings, secrets, clock, timeout=per_check, bus=bus)
+        session = parts.session
+        token = session.current(clock.now()) if session is not None else None
+    except BrokerError as exc:
+        return [Check(name, "login", False, str(exc))]
+    if token is None:
+        reason = "not logged in today: run `dalal login angelone`"
+        return [Check(name, c, False, reason) for c in ("login", "quote", "ticker")]
+    execution = parts.execution
+    assert isinstance(execution, AngelExecution)
+    checks: list[Check] = []
+    try:
+        profile = await execution.profile()
+        who = f"{profile.get('clientcode', '?')} ({profile.get('name', '')})"
+        checks.append(Check(name, "login", True, f"session valid for {who}"))
+    except BrokerError as exc:
+        checks.append(Check(name, "login", False, str(exc)))
+    try:
+        price = await asyncio.wait_for(execution.ltp(symbol), per_check * 4)
+        checks.append(Check(name, "quote", True, f"{symbol} {price}"))
+    except (BrokerError, TimeoutError) as exc:
+        checks.append(Check(name, "quote", False, str(exc) or f"no price for {symbol}"))
+    if parts.feed is None or parts.instruments is None:
+        return checks
+    try:
+        master = await parts.instruments.fetch_master()
+        feed = parts.feed(master)
+        feed.subscribe([symbol], FeedMode.LTP)
+    except BrokerError as exc:
+        checks.append(Check(name, "ticker", False, str(exc)))
+        return checks
+    ticks = bus.subscribe(TICKS, "check")
+    started = time.monotonic()
+    feed.start()
+    try:
+        got = await asyncio.wait_for(ticks.next_batch(), per_check)
+        elapsed = time.monotonic() - started
+        checks.append(Check(name, "ticker", True, f"{got[0].key} tick after {elapsed:.2f} s"))
+    except TimeoutError:
+        status = feed.status()
+        if not status.connected:
+            reason = f"could not connect to the stream within {per_check:g} s"
+            if status.detail:
+                reason += f" ({status.detail})"
+        else:
+            reason = f"connected, but no tick within {per_check:g} s (market closed?)"
+        checks.append(Check(name, "ticker", False, reason))
+    finally:
+        await asyncio.to_thread(feed.stop)
+    return checks
+
+
+def upstox_configured(secrets: SecretStore | None) -> bool:
+    from services.brokers.upstox.session import CREDENTIALS
+
+    return secrets is not None and secrets.get(CREDENTIALS) is not None
+
+
+async def check_upstox(
+    settings: Settings, secrets: SecretStore | None, symbol: str, per_check: float
+) -> list[Check]:
+    from services.brokers.upstox.check import check_upstox as run
+
+    results = await run(secrets, symbol, per_check, endpoints=settings.upstox.endpoints())
+    return [Check("upstox", r.check, r.ok, r.detail) for r in results]
 
 
 async def run_checks(
@@ -170,6 +333,14 @@ async def run_checks(
     checks = await check_paper(settings, key, per_check)
     if kite_configured(settings, secrets):
         checks += await check_kite(settings, secrets, key, per_check)
+    if breeze_configured(secrets):
+        checks += await check_breeze(settings, secrets, key, per_check)
+    from app.angelone import configured as angelone_configured
+
+    if angelone_configured(settings, secrets):
+        checks += await check_angelone(settings, secrets, key, per_check)
+    if upstox_configured(secrets):
+        checks += await check_upstox(settings, secrets, key, per_check)
     return checks
 
 

@@ -82,7 +82,9 @@ def wipe(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("data", help="export or erase this profile's data")
+    parser = subparsers.add_parser(
+        "data", help="market history (fetch, candles, gaps); export or erase this profile's data"
+    )
     sub = parser.add_subparsers(dest="data_command", required=True)
     p = sub.add_parser("export", help="write all data as CSV + JSON manifest in a zip")
     p.add_argument("path", type=Path)
@@ -93,3 +95,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     add_profile_args(p)
     p.set_defaults(func=wipe)
+    from app.commands import history
+
+    history.register(sub)

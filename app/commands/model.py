@@ -10,6 +10,7 @@ first training).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import secrets
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from app.commands.history import bars_for_training
 from app.commands.vault import add_profile_args, guarded
 from services.security.keys import model_signing_username
 
@@ -130,21 +132,35 @@ def train_cmd(args: argparse.Namespace) -> int:
     from models.registry import metrics_summary
     from models.synthetic import synthetic_bars
     from models.training import TrainingConfig, train
+    from services.cluster import dask_cluster
     from services.domain import Timeframe
 
     timeframe = Timeframe(args.timeframe)
     config = TrainingConfig(
         args.model_type, horizon=args.horizon, train_size=args.train_size,
         test_size=args.test_size, max_splits=args.splits, cost_bps=args.cost_bps,
-        backend=args.backend, n_jobs=args.n_jobs,
+        backend="dask" if args.cluster else args.backend,
+        n_jobs=-1 if args.cluster else args.n_jobs,
     )
+    # Walk-forward folds on a dask cluster when one is named (services/cluster.py).
+    cluster = dask_cluster(args.cluster) if args.cluster else contextlib.nullcontext()
     with opened(args, create_key=True) as (registry, _, db):
         if args.synthetic:
             bars = synthetic_bars(args.synthetic, key=args.symbol, timeframe=timeframe)
         else:
-            needed = args.train_size + args.test_size * max(args.splits, 1) + 100
-            bars = training_bars(args, db, timeframe, needed)
-        result = train(BarArrays.from_bars(bars), config, progress=_progress)
+            start = datetime.fromisoformat(args.start) if args.start else datetime(
+                2000, 1, 1, tzinfo=UTC)
+            end = datetime.fromisoformat(args.end) if args.end else datetime.now(UTC)
+            bars = db.bars.between(args.symbol, timeframe, start, end)
+            bars = bars_for_training(args, db, args.symbol, timeframe, bars, _needed(args))
+            if len(bars) < _needed(args) and not args.start:
+                bars = simulated_history(args, db, timeframe, bars, _needed(args))
+            if not bars:
+                raise ValueError(f"no stored {timeframe.value} bars for {args.symbol}; "
+                                 "configure a market-data provider (docs/data.md) or record "
+                                 "some live bars first")
+        with cluster:
+            result = train(BarArrays.from_bars(bars), config, progress=_progress)
         record = registry.register(result, model_id=args.model_id, symbol=args.symbol,
                                    timeframe=timeframe, actor=ACTOR)
     print(f"registered {record.label} ({record.model_type}, stage dev)")
@@ -152,24 +168,19 @@ def train_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def training_bars(
-    args: argparse.Namespace, db: Database, timeframe: Timeframe, needed: int
+def simulated_history(
+    args: argparse.Namespace, db: Database, timeframe: Timeframe, bars: list[Bar], needed: int
 ) -> list[Bar]:
-    """The bars to train on: recorded, then fetched (the history store), then, with no data
-    provider, the simulator's past as this profile keeps it (made once, then read back)."""
+    """With no data provider configured (the paper broker on the simulated market): the
+    simulator's past sessions as this profile keeps them (made once, then read back), so a
+    fresh profile trains without any flag."""
     from app.settings import load_settings  # not app.cli: app.http imports this module
     from services.marketdata.store import HistoryStore
 
-    start = datetime.fromisoformat(args.start) if args.start else datetime(2000, 1, 1, tzinfo=UTC)
     end = datetime.fromisoformat(args.end) if args.end else datetime.now(UTC)
-    bars = [b for b in db.bars.between(args.symbol, timeframe, start, end) if b.closed]
     store = HistoryStore(db)
-    if len(bars) < needed:
-        first = bars[0].start if bars else end
-        older = store.bars(args.symbol, timeframe, start, first)
-        bars = older + bars
     settings = load_settings(getattr(args, "config", None))
-    if len(bars) < needed and settings.broker == "paper" and args.start is None:
+    if settings.broker == "paper" and not settings.marketdata.providers:
         from services.bus import EventBus
         from services.clock import SystemClock
         from services.instruments import bundled_universe
@@ -187,8 +198,6 @@ def training_bars(
         bars = [b for b in kept if b.start < first] + bars
         print(f"training on {len(kept)} bars of the simulated market kept in this profile "
               "(no data provider configured)", file=sys.stderr)  # fmt: skip
-    if not bars:
-        raise ValueError(f"no stored {timeframe.value} bars for {args.symbol}")
     return bars
 
 
@@ -205,6 +214,14 @@ def finite_json(value: Any) -> Any:
 
 def dump_json(value: Any) -> str:
     return json.dumps(finite_json(value), indent=2, allow_nan=False)
+
+
+def _needed(args: argparse.Namespace) -> int:
+    """Bars a walk-forward fit with these sizes uses, with the features' warm-up."""
+    from models.features import WARMUP
+
+    need: int = args.train_size + args.test_size * args.splits + WARMUP + args.horizon + 50
+    return need
 
 
 @model_guarded
@@ -288,6 +305,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--cost-bps", type=float, default=5.0, help="cost per side, basis points")
     p.add_argument("--backend", default="loky", help="joblib backend (loky, threading, dask)")
     p.add_argument("--n-jobs", type=int, default=1)
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="train the folds on dask: tcp://host:8786, or local:N processes")
     p.add_argument("--start", help="first bar (ISO time); default: all stored bars")
     p.add_argument("--end", help="last bar (ISO time); default: now")
     p.add_argument("--synthetic", type=int, metavar="N", help=argparse.SUPPRESS)

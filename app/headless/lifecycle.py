@@ -21,6 +21,7 @@ from app.headless.broker_session import SESSION_POLL_SECONDS, install_reload_sig
 from app.headless.listen import (
     ListenAddress,
     bound_url,
+    certificate_fingerprint,
     check_exposure,
     load_tls,
     parse_listen,
@@ -34,6 +35,7 @@ from app.http.server import build_control_app, runner_options
 from app.settings import Settings
 from app.wiring import build_services
 from services.broker import BrokerError
+from services.node.egress import pin_family
 from services.storage import Database
 
 if TYPE_CHECKING:
@@ -96,6 +98,7 @@ async def serve(
         log.error("cannot start: %s", e)
         _remove_handlers(loop, handled)
         return 2
+    pin_family(settings.node.egress_family)  # order calls leave by the registered family
     runtime = build_runtime(services, version=version, keys=options.keys)
     if runtime.renewal is not None:
         runtime.renewal.poll_interval = options.session_poll
@@ -150,6 +153,8 @@ async def serve(
     sd_notify("STOPPING=1")
     log.info("shutting down: refusing new connections")
     runtime.readiness.stopping = True
+    if runtime.node.events is not None:
+        runtime.node.events.close_clients()  # they reconnect to the next node and resume
     await site.stop()
     log.info("stopping services")
     await runtime.stop()
@@ -210,6 +215,9 @@ def run_headless(
     """
     address = parse_listen(listen)
     tls = load_tls(tls_cert, tls_key)
+    if tls is not None and tls_cert is not None:
+        # What a desktop pinning this node compares (`dalal node pair`): public, not secret.
+        log.info("TLS certificate SHA-256 fingerprint %s", certificate_fingerprint(tls_cert))
     check_exposure(address, insecure_bind=insecure_bind, tls=tls is not None)
     if not address.loopback and tls is None:
         log.warning("listening on non-loopback %s without TLS (--insecure-bind)", address.host)

@@ -7,6 +7,7 @@ address is one clear line on the command line.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import ssl
 from dataclasses import dataclass
@@ -94,3 +95,12 @@ def bound_url(runner: web.AppRunner, *, tls: bool = False) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{'https' if tls else 'http'}://{host}:{port}"
+
+
+def certificate_fingerprint(cert: Path) -> str:
+    """SHA-256 of the (first) certificate in a PEM file, as ``AB:CD:...``."""
+    end = "-----END CERTIFICATE-----"
+    first = cert.read_text().split(end)[0].strip() + "\n" + end + "\n"
+    der = ssl.PEM_cert_to_DER_cert(first[first.index("-----BEGIN"):])
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, 64, 2))

@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from app.headless.broker_session import SessionRenewal, broker_session_probe
+from app.headless.order_node import build_node_controls
 from app.http.auth import AuditFn, KeyVerifier, log_audit
-from app.http.context import ApiContext
+from app.http.context import ApiContext, NodeControls
 from app.wiring import AppServices
 from services.apikeys import Failure, Verdict
 from services.health import (
@@ -65,6 +66,7 @@ class HeadlessRuntime:
     key_executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="dalal-keys")
     )
+    node: NodeControls = field(default_factory=NodeControls)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -85,6 +87,13 @@ class HeadlessRuntime:
             ("key-last-used", self._flush_keys()),
         ):  # fmt: skip
             self._tasks.append(loop.create_task(coro, name=f"dalal-headless:{name}"))
+        events = self.node.events
+        if events is not None:
+            # After services.start(): a restart's resync has rebuilt the order book.
+            orders = self.services.orders
+            events.seed(orders.orders(), orders.fills(), orders.positions(), orders.funds())
+            self._tasks.append(loop.create_task(events.run(), name="dalal-headless:stream"))
+        await self.node.idempotency.prune()
         self.metrics.started.set(self.services.clock.now().timestamp())
 
     async def stop(self) -> None:
@@ -119,6 +128,8 @@ class HeadlessRuntime:
             audit=audit,
             fetch_funds=self.services.broker.funds,
             models=self.services.models,
+            trading_state=self.services.risk,
+            node=self.node,
         )
 
 
@@ -135,6 +146,8 @@ def build_runtime(
     )
     if services.models is not None:
         metrics.watch_model_accuracy(services.models.live_accuracy)
+    if services.history_service is not None and services.history_service.router is not None:
+        metrics.watch_data_providers(services.history_service.router.health)
     metrics.watch_bus(services.bus)
     metrics.watch_feed(FeedSource(feed_name, lambda: feed.ticks_received, feed.last_tick_age))
     services.orders.on_ack = _chain(
@@ -159,6 +172,11 @@ def build_runtime(
         readiness.add("broker_session", broker_session_probe(services.kite))
         renewal = SessionRenewal(services, services.kite)
     readiness.add("services", services_probe("services", services.running, ["quotes", "bars"]))
+    node_settings = services.settings.node
+    readiness.add("egress", lambda: Check(
+        "egress", True, node_settings.egress_family, required=False,
+        details={"registered_ip": node_settings.registered_ip,
+                 "family": node_settings.egress_family}))  # fmt: skip
     database = services.recorder.db if services.recorder is not None else None
     monitor = DatabaseMonitor(database) if database is not None else None
     readiness.add(
@@ -185,7 +203,7 @@ def build_runtime(
     )
     return HeadlessRuntime(
         services, metrics, readiness, feed, keys=keys or NoKeys(), database=monitor,
-        renewal=renewal,
+        renewal=renewal, node=build_node_controls(services),
     )
 
 

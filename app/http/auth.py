@@ -27,11 +27,14 @@ has nothing to ride on.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import logging
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -43,6 +46,7 @@ from services.apikeys import (
     ApiKey,
     Failure,
     KeyRateLimiter,
+    KeyState,
     Verdict,
     retry_after_header,
 )
@@ -79,8 +83,33 @@ class Guard:
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="dalal-auth")
     )
 
+    # Keys verified in the last ``cache_seconds``, by a hash of the presented token: most
+    # requests are then checked on the loop, without the hop to the key store's thread.
+    # As short as the store's own cache, so a revoked key stops working as soon as before.
+    cache_seconds: float = 1.0
+    _verified: dict[bytes, tuple[ApiKey, float]] = field(default_factory=dict)
+
     def __post_init__(self) -> None:
         self.metrics.watch_blocked_addresses(self.lockout.blocked_count)
+
+    def cached(self, presented: str | None) -> ApiKey | None:
+        if not presented or self.cache_seconds <= 0:
+            return None
+        hit = self._verified.get(hashlib.sha256(presented.encode()).digest())
+        if hit is None:
+            return None
+        key, until = hit
+        if time.monotonic() >= until or key.state(datetime.now(UTC)) is not KeyState.ACTIVE:
+            return None
+        return key
+
+    def remember(self, presented: str | None, key: ApiKey) -> None:
+        if not presented or self.cache_seconds <= 0:
+            return
+        if len(self._verified) > 1024:
+            self._verified.clear()  # bounded: a flood of distinct valid keys is not a cache
+        digest = hashlib.sha256(presented.encode()).digest()
+        self._verified[digest] = (key, time.monotonic() + self.cache_seconds)
 
 
 GUARD_KEY: web.AppKey[Guard] = web.AppKey("dalal_guard", Guard)
@@ -142,10 +171,15 @@ async def authenticate(request: web.Request, guard: Guard) -> ApiKey:
             "too many failed authentication attempts from this address",
             headers={"Retry-After": retry_after_header(blocked)},
         )
+    presented = bearer(request)
+    cached = guard.cached(presented)
+    if cached is not None:
+        return cached
     loop = asyncio.get_running_loop()
-    verdict = await loop.run_in_executor(guard.executor, guard.keys.verify, bearer(request))
+    verdict = await loop.run_in_executor(guard.executor, guard.keys.verify, presented)
     if verdict.key is not None:
         guard.lockout.success(address)
+        guard.remember(presented, verdict.key)
         return verdict.key
     failure = verdict.failure or Failure.MALFORMED
     guard.metrics.auth_failures.labels(reason=failure.value).inc()

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aiohttp import web
@@ -16,11 +17,16 @@ from pydantic import BaseModel, ValidationError
 
 from app.http.auth import API_KEY, AuditFn, log_audit
 from app.http.problems import ApiProblem
+from services.broker import OrderChange
 from services.domain import Funds, Order, OrderRequest, Position
 from services.metrics import Metrics
+from services.node.idempotency import IdempotentOrders, MemoryLedger
+from services.risk import TradingState
 
 if TYPE_CHECKING:
     from app.models_runtime import ModelsRuntime
+    from services.node.events import EventJournal
+    from services.node.sebi import OrderRateGate
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -34,7 +40,10 @@ class TradingFacade(Protocol):
     def position_list(self) -> list[Position]: ...
     def funds(self) -> Funds | None: ...
     async def submit_order(self, request: OrderRequest) -> Order: ...
+    async def modify_order(self, order_id: str, change: OrderChange) -> Order: ...
     async def cancel_order(self, order_id: str) -> Order: ...
+    def order_detail(self, order_id: str) -> Order | None: ...
+    async def order_by_tag(self, tag: str) -> Order | None: ...
 
 
 class KillReportLike(Protocol):
@@ -49,6 +58,32 @@ class KillSwitchPort(Protocol):
     ) -> KillReportLike: ...
 
 
+class TradingStatePort(Protocol):
+    """``services.risk.RiskEngine``: the state the kill switch sets and a person resumes."""
+
+    @property
+    def state(self) -> TradingState: ...
+    @property
+    def state_reason(self) -> str: ...
+    def resume(self, actor: str, reason: str, to: TradingState = ...) -> TradingState: ...
+
+
+@dataclass
+class NodeControls:
+    """What makes headless an order node: idempotent entry, SEBI's limits, the stream."""
+
+    idempotency: IdempotentOrders = field(
+        default_factory=lambda: IdempotentOrders(MemoryLedger()))
+    gate: OrderRateGate | None = None
+    market_protection: Decimal | None = None
+    events: EventJournal | None = None
+    # Where the node's broker connections leave from, for "IP not allowed" messages.
+    registered_ip: str | None = None
+    # The day's token from the desktop: stored in the vault and used at once.
+    session_broker: str | None = None
+    session_handover: Callable[[str], Awaitable[None]] | None = None
+
+
 @dataclass
 class ApiContext:
     trading: TradingFacade
@@ -61,6 +96,8 @@ class ApiContext:
     fetch_funds: Callable[[], Awaitable[Funds]] | None = None
     # The embedded models (``/v1/deployment``); None without a profile database.
     models: ModelsRuntime | None = None
+    trading_state: TradingStatePort | None = None
+    node: NodeControls = field(default_factory=NodeControls)
 
 
 API_CONTEXT: web.AppKey[ApiContext] = web.AppKey("dalal_api_context", ApiContext)

@@ -23,6 +23,18 @@ class Access(enum.Enum):
 
 
 @dataclass(frozen=True)
+class Param:
+    """A header or query parameter, documented in OpenAPI (path parameters come from the path)."""
+
+    name: str
+    location: str  # "header" or "query"
+    description: str
+    required: bool = False
+    pattern: str | None = None
+    kind: str = "string"  # or "integer"
+
+
+@dataclass(frozen=True)
 class Endpoint:
     method: str
     path: str
@@ -38,6 +50,8 @@ class Endpoint:
     errors: tuple[int, ...] = ()
     media_type: str = "application/json"
     tags: tuple[str, ...] = field(default=())
+    params: tuple[Param, ...] = ()
+    websocket: bool = False  # answers 101 Switching Protocols on success
 
 
 ENDPOINTS_KEY: web.AppKey[dict[tuple[str, str], Endpoint]] = web.AppKey(

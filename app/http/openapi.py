@@ -51,6 +51,16 @@ def _operation(ep: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
          "schema": {"type": "string", "minLength": 1, "maxLength": 64}}
         for name in _PATH_PARAM.findall(ep.path)
     ]  # fmt: skip
+    for param in ep.params:
+        schema: dict[str, Any] = {"type": param.kind}
+        if param.kind == "string":
+            schema.update(minLength=1, maxLength=128)
+        else:
+            schema.update(minimum=0)
+        if param.pattern is not None:
+            schema["pattern"] = param.pattern
+        params.append({"name": param.name, "in": param.location, "required": param.required,
+                       "description": param.description, "schema": schema})
     if params:
         op["parameters"] = params
     if ep.body is not None:
@@ -59,7 +69,9 @@ def _operation(ep: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
             "content": {"application/json": {"schema": refs[(ep.body, "validation")]}},
         }
     success: dict[str, Any] = {"description": HTTPStatus(ep.success).phrase}
-    if ep.response is not None:
+    if ep.websocket:
+        pass  # the messages are described in the operation's description
+    elif ep.response is not None:
         success["content"] = {ep.media_type: {"schema": refs[(ep.response, "serialization")]}}
     elif ep.media_type != "application/json":
         success["content"] = {ep.media_type: {"schema": {"type": "string"}}}

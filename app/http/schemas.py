@@ -9,10 +9,11 @@ Quantities are strict integers, so ``"10"``, ``10.5`` and ``true`` are refused.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
+from services.broker import OrderChange
 from services.domain import (
     Funds,
     Order,
@@ -68,6 +69,36 @@ class OrderBody(_Request):
             tag=self.tag,
             source=API_SOURCE,
         )
+
+
+class OrderChangeBody(_Request):
+    """A modification of a working order: only the fields given change."""
+
+    quantity: Annotated[StrictInt, Field(gt=0, le=10_000_000)] | None = None
+    price: DecimalString | None = None
+    trigger_price: DecimalString | None = None
+    order_type: OrderType | None = None
+
+    def to_change(self) -> OrderChange:
+        return OrderChange(
+            quantity=self.quantity,
+            price=None if self.price is None else Decimal(self.price),
+            trigger_price=None if self.trigger_price is None else Decimal(self.trigger_price),
+            order_type=self.order_type,
+        )
+
+    @property
+    def empty(self) -> bool:
+        return all(v is None for v in (self.quantity, self.price, self.trigger_price,
+                                       self.order_type))
+
+
+class ResumeBody(_Request):
+    """Leave HALTED: who decided is the key's id; why is recorded in the audit log."""
+
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=200,
+                                             strip_whitespace=True)]
+    to: Literal["ACTIVE", "REDUCING"] = "ACTIVE"
 
 
 class KillSwitchBody(_Request):
@@ -187,6 +218,11 @@ class KillSwitchOut(BaseModel):
     failed: list[dict[str, str]]
     closed: list[dict[str, object]] = []
     note: str = ""
+
+
+class TradingStateOut(BaseModel):
+    state: str = Field(description="ACTIVE, REDUCING or HALTED")
+    reason: str
 
 
 class Problem(BaseModel):

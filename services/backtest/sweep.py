@@ -23,6 +23,7 @@ from typing import Any
 
 from services.backtest.engine import Backtest, BacktestConfig
 from services.backtest.stats import statistics
+from services.cluster import dask_cluster
 from services.domain import Bar
 from services.instruments import InstrumentRegistry, bundled_universe
 
@@ -65,25 +66,8 @@ def _backend(cluster: str | None, n_jobs: int) -> Iterator[tuple[str, int]]:
     if cluster is None:
         yield ("loky", n_jobs)
         return
-    from distributed import Client, LocalCluster
-
-    if cluster.startswith("local:"):
-        workers = int(cluster.removeprefix("local:"))
-        with (
-            LocalCluster(  # type: ignore[no-untyped-call]
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-            ) as local,
-            Client(local),  # type: ignore[no-untyped-call]
-        ):
-            yield ("dask", -1)
-        return
-    if not cluster.startswith(("tcp://", "tls://")):
-        raise ValueError(
-            f"--cluster wants tcp://host:port, tls://host:port or local:N, not {cluster!r}"
-        )
-    with Client(cluster, timeout="10s"):  # type: ignore[no-untyped-call]
+    with dask_cluster(cluster):
         yield ("dask", -1)
-
 
 def sweep(
     strategy_name: str,

@@ -88,6 +88,12 @@ REGISTRY: tuple[BrokerEntry, ...] = (
         "services.brokers.angelone",
         frozenset(Role),
     ),
+    BrokerEntry(
+        "upstox",
+        "Upstox",
+        "services.brokers.upstox",
+        frozenset(Role),
+    ),
 )
 
 

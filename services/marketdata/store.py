@@ -25,6 +25,7 @@ from decimal import Decimal, InvalidOperation
 
 from services.calendar import IST, ExchangeCalendar, Session, default_calendar
 from services.domain import Bar, Timeframe
+from services.marketdata.coverage import INDIAN_FAMILIES, family
 from services.storage import codec
 from services.storage.database import Database
 from services.storage.sqlcipher import Connection
@@ -38,6 +39,17 @@ _UPSERT_DAY = (
     "INSERT OR REPLACE INTO history_days "
     "(key, timeframe, day, bars, expected, provider, fetched_ns) VALUES (?,?,?,?,?,?,?)"
 )
+
+
+_IST_OFFSET = 19_800  # seconds east of UTC; India has no daylight saving
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _on_grid(epoch: int, window: tuple[date, int, int], size: int, daily: bool) -> bool:
+    _, opens, closes = window
+    if daily:
+        return epoch == opens
+    return opens <= epoch < closes and (epoch - opens) % size == 0
 
 
 class BadHistory(ValueError):
@@ -76,11 +88,26 @@ def _check_price(bar: Bar, value: Decimal) -> None:
                          f"price {value} is not a positive finite number")
 
 
-def check_bar(bar: Bar, session: Session | None) -> None:
-    """Refuse a bar off the session grid or with impossible prices (raises ``BadHistory``)."""
+def check_bar(bar: Bar, session: Session | None, *, grid: bool = True) -> None:
+    """Refuse a bar off the session grid or with impossible prices (raises ``BadHistory``).
+
+    ``grid`` False for instruments NSE's calendar does not govern (US, FX): prices only.
+    """
     where = f"{bar.key} {bar.timeframe.value} at {bar.start.isoformat()}"
     if bar.start.tzinfo is None:
         raise BadHistory(f"{where}: naive time (history is kept in IST, aware times only)")
+    if grid:
+        _check_grid(bar, session, where)
+    for value in (bar.open, bar.high, bar.low, bar.close):
+        _check_price(bar, value)
+    if not bar.low <= min(bar.open, bar.close) or not bar.high >= max(bar.open, bar.close):
+        raise BadHistory(f"{where}: high/low do not contain open/close "
+                         f"(O {bar.open} H {bar.high} L {bar.low} C {bar.close})")
+    if not isinstance(bar.volume, int) or bar.volume < 0 or not math.isfinite(bar.volume):
+        raise BadHistory(f"{where}: volume {bar.volume!r} is not a whole number >= 0")
+
+
+def _check_grid(bar: Bar, session: Session | None, where: str) -> None:
     local = bar.start.astimezone(IST)
     if session is None:
         raise BadHistory(f"{where}: {local.date().isoformat()} is not a trading day "
@@ -89,22 +116,15 @@ def check_bar(bar: Bar, session: Session | None) -> None:
         if local.time() != session.open:
             raise BadHistory(f"{where}: a daily bar is stamped at the session open "
                              f"({session.open:%H:%M} IST), not {local.time():%H:%M}")
-    else:
-        t = local.time()
-        if not session.open <= t < session.close:
-            raise BadHistory(f"{where}: {t:%H:%M} IST is outside the session "
-                             f"{session.open:%H:%M}-{session.close:%H:%M} (a shifted timezone?)")
-        offset = (local - session.opens_at).total_seconds()
-        if offset % bar.timeframe.seconds:
-            raise BadHistory(f"{where}: not on the {bar.timeframe.value} grid from "
-                             f"{session.open:%H:%M} IST")
-    for value in (bar.open, bar.high, bar.low, bar.close):
-        _check_price(bar, value)
-    if not bar.low <= min(bar.open, bar.close) or not bar.high >= max(bar.open, bar.close):
-        raise BadHistory(f"{where}: high/low do not contain open/close "
-                         f"(O {bar.open} H {bar.high} L {bar.low} C {bar.close})")
-    if not isinstance(bar.volume, int) or bar.volume < 0 or not math.isfinite(bar.volume):
-        raise BadHistory(f"{where}: volume {bar.volume!r} is not a whole number >= 0")
+        return
+    t = local.time()
+    if not session.open <= t < session.close:
+        raise BadHistory(f"{where}: {t:%H:%M} IST is outside the session "
+                         f"{session.open:%H:%M}-{session.close:%H:%M} (a shifted timezone?)")
+    offset = (local - session.opens_at).total_seconds()
+    if offset % bar.timeframe.seconds:
+        raise BadHistory(f"{where}: not on the {bar.timeframe.value} grid from "
+                         f"{session.open:%H:%M} IST")
 
 
 class HistoryStore:
@@ -119,27 +139,70 @@ class HistoryStore:
     # -- writing -------------------------------------------------------------------------
     def validate(self, bars: Sequence[Bar]) -> dict[date, int]:
         """Check a batch; return how many bars it has per IST trading day."""
+        return self._checked(bars, "", 0)[0]
+
+    def _checked(
+        self, bars: Sequence[Bar], provider: str, fetched_ns: int
+    ) -> tuple[dict[date, int], list[tuple[object, ...]]]:
+        """One pass over a batch: the checks, the per-day counts and the rows to insert.
+
+        The common case is arithmetic on epoch seconds (a year of minutes is ~93,000 bars);
+        any bar that fails a quick test goes through ``check_bar`` for its message.
+        """
         per_day: dict[date, int] = {}
+        rows: list[tuple[object, ...]] = []
         if not bars:
-            return per_day
+            return per_day, rows
         key, timeframe = bars[0].key, bars[0].timeframe
-        seen: set[datetime] = set()
-        sessions: dict[date, Session | None] = {}
+        tf_value, size = timeframe.value, timeframe.seconds
+        daily = timeframe is Timeframe.D1
+        grid = family(key) in INDIAN_FAMILIES
+        seen: set[int] = set()
+        # IST day ordinal -> (day, session open epoch, session close epoch) or None
+        windows: dict[int, tuple[date, int, int] | None] = {}
         for bar in bars:
+            start = bar.start
             if bar.key != key or bar.timeframe is not timeframe:
                 raise BadHistory(f"one batch holds one instrument and interval: {key} "
-                                 f"{timeframe.value} and {bar.key} {bar.timeframe.value}")
-            if bar.start.tzinfo is None:
-                check_bar(bar, None)
-            day = bar.start.astimezone(IST).date()
-            if day not in sessions:
-                sessions[day] = self.calendar.session(day)
-            check_bar(bar, sessions[day])
-            if bar.start in seen:
-                raise BadHistory(f"{key} {timeframe.value}: two bars at {bar.start.isoformat()}")
-            seen.add(bar.start)
-            per_day[day] = per_day.get(day, 0) + 1
-        return per_day
+                                 f"{tf_value} and {bar.key} {bar.timeframe.value}")
+            if start.tzinfo is None or start.microsecond:
+                check_bar(bar, None, grid=False)  # naive: refused with its message
+            epoch = int(start.timestamp())
+            ordinal = (epoch + _IST_OFFSET) // 86_400
+            window: tuple[date, int, int] | None = None
+            if grid:
+                if ordinal not in windows:
+                    windows[ordinal] = self._window(ordinal)
+                window = windows[ordinal]
+                if window is None or not _on_grid(epoch, window, size, daily):
+                    check_bar(bar, self.calendar.session(start.astimezone(IST).date()))
+                    raise BadHistory(f"{key} {tf_value} at {start.isoformat()}: off the grid")
+            o, h, lo, c = bar.open, bar.high, bar.low, bar.close
+            try:
+                fine = (lo > 0 and lo <= o and lo <= c and o <= h and c <= h
+                        and h.is_finite() and type(bar.volume) is int and bar.volume >= 0)
+            except ArithmeticError:  # NaN in a comparison
+                fine = False
+            if not fine:
+                check_bar(bar, None, grid=False)
+                raise BadHistory(f"{key} {tf_value} at {start.isoformat()}: bad prices")
+            if epoch in seen:
+                raise BadHistory(f"{key} {tf_value}: two bars at {start.isoformat()}")
+            seen.add(epoch)
+            if window is not None:
+                day = window[0]
+                per_day[day] = per_day.get(day, 0) + 1
+            ns = codec.to_ns(start) if start.microsecond else epoch * 1_000_000_000
+            rows.append((key, tf_value, ns, str(o), str(h), str(lo),
+                         str(c), bar.volume, provider, fetched_ns))
+        return per_day, rows
+
+    def _window(self, ordinal: int) -> tuple[date, int, int] | None:
+        day = date.fromordinal(ordinal + _EPOCH_ORDINAL)
+        session = self.calendar.session(day)
+        if session is None:
+            return None
+        return day, int(session.opens_at.timestamp()), int(session.closes_at.timestamp())
 
     def write(
         self,
@@ -154,23 +217,14 @@ class HistoryStore:
         ``days`` are trading days the fetch covered: one that got no bar at all is recorded
         with zero bars, so a gap is remembered rather than mistaken for "never fetched".
         """
-        per_day = self.validate(bars)
-        if not per_day and not days:
-            return 0
-        key = bars[0].key if bars else None
         fetched_ns = codec.to_ns(fetched_at)
-        rows = [
-            (b.key, b.timeframe.value, codec.to_ns(b.start), str(b.open), str(b.high),
-             str(b.low), str(b.close), b.volume, provider, fetched_ns)
-            for b in bars
-        ]
+        per_day, rows = self._checked(bars, provider, fetched_ns)
+        if not rows:
+            return 0
         touched = set(per_day) | set(days)
         with self._db.transaction() as c:
             c.executemany(_INSERT, rows)
-            if key is None:
-                return 0
-            timeframe = bars[0].timeframe
-            self._record_days(c, key, timeframe, touched, provider, fetched_ns)
+            self._record_days(c, bars[0].key, bars[0].timeframe, touched, provider, fetched_ns)
         return len(rows)
 
     def record_empty(
@@ -216,6 +270,23 @@ class HistoryStore:
         return [
             Bar(key, timeframe, codec.from_ns(r[0]).astimezone(IST), Decimal(r[1]),
                 Decimal(r[2]), Decimal(r[3]), Decimal(r[4]), int(r[5]), closed=True)
+            for r in rows
+        ]
+
+    def rows(
+        self, key: str, timeframe: Timeframe, start: datetime, end: datetime
+    ) -> list[tuple[datetime, Decimal, Decimal, Decimal, Decimal, int, str, datetime]]:
+        """Candles with provenance, for an export: (start, o, h, l, c, volume, provider,
+        fetched at)."""
+        rows = self._db.query(
+            "SELECT start_ns, open, high, low, close, volume, provider, fetched_ns "
+            "FROM history_bars WHERE key = ? AND timeframe = ? AND start_ns >= ? "
+            "AND start_ns < ? ORDER BY start_ns",
+            (key, timeframe.value, codec.to_ns(start), codec.to_ns(end)),
+        )
+        return [
+            (codec.from_ns(r[0]).astimezone(IST), Decimal(r[1]), Decimal(r[2]), Decimal(r[3]),
+             Decimal(r[4]), int(r[5]), str(r[6]), codec.from_ns(r[7]).astimezone(IST))
             for r in rows
         ]
 

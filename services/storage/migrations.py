@@ -277,8 +277,24 @@ CREATE TABLE backtests (
 CREATE INDEX backtests_created ON backtests(created_at);
 """
 
+# The order node (services/node/idempotency.py): one row per Idempotency-Key of a key id.
+# ``response`` is empty while the order's outcome is not known (sent, no answer yet).
+_IDEMPOTENCY = """
+CREATE TABLE idempotency_keys (
+    scope TEXT NOT NULL,
+    idem_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    status INTEGER,
+    response TEXT,
+    created_ns INTEGER NOT NULL,
+    PRIMARY KEY (scope, idem_key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_ns);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
-    _V1, _V2, _V3, _V4, _HISTORY, _ORDER_COUNTS, _VAULT_SECRETS, _BACKTESTS
+    _V1, _V2, _V3, _V4, _HISTORY, _ORDER_COUNTS, _VAULT_SECRETS, _BACKTESTS, _IDEMPOTENCY
 )
 CURRENT_VERSION = len(MIGRATIONS)
 

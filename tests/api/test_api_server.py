@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import uuid
 from typing import Any
 
 import aiohttp
@@ -26,6 +27,11 @@ ORDER = {
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def order_headers(token: str) -> dict[str, str]:
+    """A trade request with a fresh Idempotency-Key (every order needs one)."""
+    return {**auth(token), "Idempotency-Key": uuid.uuid4().hex}
 
 
 async def problem_of(resp: aiohttp.ClientResponse, status: int) -> dict[str, Any]:
@@ -130,7 +136,8 @@ async def test_scopes_are_enforced_per_endpoint() -> None:
 async def test_order_place_cancel_and_refusals_through_the_order_manager() -> None:
     async with running_server() as srv, aiohttp.ClientSession() as http:
         trade, read = srv.key(Scope.TRADE), srv.key(Scope.READ)
-        async with http.post(srv.base + "/v1/orders", json=ORDER, headers=auth(trade)) as r:
+        async with http.post(srv.base + "/v1/orders", json=ORDER,
+                             headers=order_headers(trade)) as r:  # fmt: skip
             assert r.status == 201, await r.text()
             placed = await r.json()
         assert placed["status"] == "OPEN" and placed["source"] == "api"
@@ -139,14 +146,17 @@ async def test_order_place_cancel_and_refusals_through_the_order_manager() -> No
         assert srv.events("api.order_placed")[0]["order_id"] == placed["order_id"]
 
         off_grid = {**ORDER, "price": "100.003"}
-        async with http.post(srv.base + "/v1/orders", json=off_grid, headers=auth(trade)) as r:
+        async with http.post(srv.base + "/v1/orders", json=off_grid,
+                             headers=order_headers(trade)) as r:  # fmt: skip
             body = await problem_of(r, 422)
             assert body["errors"][0]["field"] == "price"
         no_price = {k: v for k, v in ORDER.items() if k != "price"}
-        async with http.post(srv.base + "/v1/orders", json=no_price, headers=auth(trade)) as r:
+        async with http.post(srv.base + "/v1/orders", json=no_price,
+                             headers=order_headers(trade)) as r:  # fmt: skip
             assert (await problem_of(r, 422))["errors"][0]["field"] == "price"
         unknown = {**ORDER, "key": "NSE:NOSUCHCO"}
-        async with http.post(srv.base + "/v1/orders", json=unknown, headers=auth(trade)) as r:
+        async with http.post(srv.base + "/v1/orders", json=unknown,
+                             headers=order_headers(trade)) as r:  # fmt: skip
             assert (await problem_of(r, 422))["errors"][0]["field"] == "symbol"
 
         url = srv.base + f"/v1/orders/{placed['order_id']}"
@@ -248,7 +258,8 @@ async def test_ten_failures_block_the_address_even_for_a_good_key() -> None:
 async def test_killswitch_cancels_squares_off_and_halts() -> None:
     async with running_server() as srv, aiohttp.ClientSession() as http:
         trade = srv.key(Scope.TRADE)
-        async with http.post(srv.base + "/v1/orders", json=ORDER, headers=auth(trade)) as r:
+        async with http.post(srv.base + "/v1/orders", json=ORDER,
+                             headers=order_headers(trade)) as r:  # fmt: skip
             oid = (await r.json())["order_id"]
         flatten = {"square_off": True, "reason": "test"}
         async with http.post(srv.base + "/v1/killswitch", json=flatten,
@@ -257,7 +268,8 @@ async def test_killswitch_cancels_squares_off_and_halts() -> None:
             body = await r.json()
         assert body["mode"] == "risk" and body["halted"] is True
         assert body["cancelled"] == [oid] and body["failed"] == []
-        async with http.post(srv.base + "/v1/orders", json=ORDER, headers=auth(trade)) as r:
+        async with http.post(srv.base + "/v1/orders", json=ORDER,
+                             headers=order_headers(trade)) as r:  # fmt: skip
             refused = await problem_of(r, 409)
         assert refused["rule"] == "trading_state" and "HALTED" in refused["detail"]
 

@@ -87,3 +87,50 @@ def test_a_grid_sweeps_every_combination(
     assert sorted(r.split()[0:2] for r in rows) == [
         ["fast=3", "slow=20"], ["fast=3", "slow=30"], ["fast=5", "slow=20"], ["fast=5", "slow=30"]
     ]
+
+
+def test_backtest_on_fetched_history_in_the_profile(
+    tmp_path: Path, memory_keyring: MemoryKeyring, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+    from datetime import UTC, date, datetime
+
+    from app.commands.vault import unlock
+    from services.backtest.data import simulator_bars
+    from services.domain import Timeframe
+    from services.marketdata.store import HistoryStore
+
+    args = argparse.Namespace(profile="default", data_dir=tmp_path / "data",
+                              cache_dir=tmp_path / "cache", key_fd=None, key_credential=None,
+                              kdf_time_cost=1)
+    _vault, db = unlock(args)
+    # Fetched candles, as `dalal data fetch` keeps them (provider and fetch time recorded).
+    bars = simulator_bars(["NSE:INFY"], Timeframe.M5, date(2026, 11, 2), date(2026, 11, 13))
+    assert HistoryStore(db).write(bars, "yfinance", datetime(2026, 11, 14, tzinfo=UTC)) > 0
+    db.close()
+    rc = cli.main(["backtest", "--strategy", "sma_cross", "--symbols", "NSE:INFY", *RANGE,
+                   "--quantity", "5", *profile(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert f"{len(bars):,} 5m bars" in out
+
+
+def test_a_registered_model_backtests_as_a_strategy(
+    tmp_path: Path, memory_keyring: MemoryKeyring, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = profile(tmp_path)[:4]  # the model commands take no --kdf-time-cost
+    assert cli.main(["model", "train", "m5", "--symbol", "NSE:INFY", "--timeframe", "5m",
+                     "--model-type", "logistic_regression", "--synthetic", "1500",
+                     "--train-size", "600", "--test-size", "200", "--splits", "2",
+                     *where]) == 0
+    capsys.readouterr()
+    rc = cli.main(["backtest", "--strategy", "model:m5", "--symbols", "NSE:INFY", *RANGE,
+                   "--source", "simulator", "--quantity", "5", *where])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no production version" in err and "model:m5@VERSION" in err
+    rc = cli.main(["backtest", "--strategy", "model:m5@1", "--symbols", "NSE:INFY", *RANGE,
+                   "--source", "simulator", "--quantity", "5", *where])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    first_line = out.splitlines()[0]
+    assert first_line.startswith("model:m5") and "on NSE:INFY" in first_line, first_line

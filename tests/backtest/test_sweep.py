@@ -29,3 +29,20 @@ def test_a_bad_cluster_address_is_refused_clearly() -> None:
     with pytest.raises(ValueError, match="tcp://host:port"):
         sweep("sma_cross", [{"fast": 3, "slow": 9}], {"quantity": 1, "product": "MIS",
               "timeframe": "5m"}, [], cluster="host:8786")
+
+
+def test_walk_forward_training_on_a_two_worker_cluster_equals_the_local_run() -> None:
+    from dataclasses import replace
+
+    from models.features import BarArrays
+    from models.synthetic import synthetic_bars
+    from models.training import TrainingConfig, train
+    from services.cluster import dask_cluster
+
+    bars = BarArrays.from_bars(synthetic_bars(900, key="NSE:INFY", timeframe=Timeframe.M5))
+    config = TrainingConfig("logistic_regression", train_size=300, test_size=100, max_splits=4)
+    local = train(bars, replace(config, backend="loky", n_jobs=1))
+    with dask_cluster("local:2"):
+        remote = train(bars, replace(config, backend="dask", n_jobs=-1))
+    assert remote.metrics == local.metrics
+    assert len(remote.folds) == len(local.folds) == 4

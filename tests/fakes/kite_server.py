@@ -959,6 +959,7 @@ class FakeKite:
                 "meta": {},
                 "tag": str(tag) if tag else None,
                 "tags": [str(tag)] if tag else None,
+                "algo_id": form.get("algo_id"),
                 "guid": secrets.token_hex(6),
             }
             self.orders[order_id] = order

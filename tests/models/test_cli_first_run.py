@@ -36,7 +36,10 @@ def test_fresh_profile_lists_nothing_then_trains_on_kept_history(
     assert run("model", "train", "mom", *common) == 0
     out = capsys.readouterr()
     assert "registered mom v1" in out.out and "simulated market kept" in out.err
+    kept = kept_bars(tmp_path)
+    assert kept >= 300 + 100 * 2
     assert run("model", "train", "mom", *common) == 0
+    assert kept_bars(tmp_path) == kept  # made once: the second training read it back
     capsys.readouterr()
     assert run("model", "list", "mom", "--json") == 0
     records = strict(capsys.readouterr().out)
@@ -46,10 +49,18 @@ def test_fresh_profile_lists_nothing_then_trains_on_kept_history(
                   argon2=Argon2Params(time_cost=1))  # fmt: skip
     db = vault.unlock(vault.keyring_source(), actor="test")
     try:
-        kept = HistoryStore(db).count("NSE:INFY")
-        assert kept == 300 + 100 * 2 + 100  # made once: the second training read it back
         rows = db.query("SELECT data_start, data_end FROM ml_models ORDER BY version")
         assert rows[0] == rows[1]  # both versions trained on the same bars
+    finally:
+        db.close()
+
+
+def kept_bars(tmp_path: Path) -> int:
+    vault = Vault(ProfilePaths.for_profile("t", tmp_path / "d", tmp_path / "c"),
+                  argon2=Argon2Params(time_cost=1))  # fmt: skip
+    db = vault.unlock(vault.keyring_source(), actor="test")
+    try:
+        return HistoryStore(db).count("NSE:INFY")
     finally:
         db.close()
 

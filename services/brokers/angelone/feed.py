@@ -116,6 +116,7 @@ class _Connection:
         self.last_error = ""
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._opened = threading.Event()
 
     # -- thread -------------------------------------------------------------------------
@@ -127,12 +128,17 @@ class _Connection:
         )
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, *, wait: bool = True) -> None:
         self._stop.set()
+        self._wake.set()
         self._close_socket()
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        if wait and thread is not None and thread is not threading.current_thread():
             thread.join(5)
+
+    def wake(self) -> None:
+        """Cut a reconnection backoff short (a new session arrived)."""
+        self._wake.set()
 
     def _run(self) -> None:
         delay = INITIAL_DELAY
@@ -171,7 +177,8 @@ class _Connection:
             if feed.session_refused(self.last_error):
                 delay = MAX_DELAY
             wait = delay * (1 + random.uniform(-0.25, 0.25))  # noqa: S311 (jitter, not crypto)
-            self._stop.wait(wait)
+            self._wake.wait(wait)
+            self._wake.clear()
             delay = min(MAX_DELAY, delay * 2)
 
     def _pinger(self) -> None:
@@ -316,6 +323,7 @@ class AngelFeed:
         self.pool: list[_Connection] = []
         self._started = False
         self._batch: list[Tick] = []
+        self._batch_lock = threading.Lock()  # the hot path: a plain lock, not the RLock
         self._flush_pending = False
         self.decode_errors = 0
         self.errors: list[str] = []
@@ -339,8 +347,15 @@ class AngelFeed:
         with self._lock:
             self._started = False
             pool = list(self.pool)
+        # On the event loop nothing may block: the sockets are shut down (their threads end
+        # at once) and not joined; from any other thread, stop() waits for them.
+        try:
+            asyncio.get_running_loop()
+            on_loop = True
+        except RuntimeError:
+            on_loop = False
         for conn in pool:
-            conn.stop()
+            conn.stop(wait=not on_loop)
         self._state(ConnectionStatus.DISCONNECTED, "stopped")
 
     def set_tokens(self, tokens: AngelTokens) -> None:
@@ -348,6 +363,7 @@ class AngelFeed:
         self.tokens = tokens
         for conn in list(self.pool):
             conn._close_socket()
+            conn.wake()
 
     def _ident(self, key: str) -> Ident:
         exch_seg, token = self.instruments.ident(key)  # InstrumentUnknown names the key
@@ -486,7 +502,7 @@ class AngelFeed:
             return
         if tick is None:
             return
-        with self._lock:
+        with self._batch_lock:
             self._batch.append(tick)
             if self._flush_pending:
                 return
@@ -500,7 +516,7 @@ class AngelFeed:
         loop.call_soon_threadsafe(self._publish)
 
     def flush(self) -> list[Tick]:
-        with self._lock:
+        with self._batch_lock:
             batch, self._batch = self._batch, []
             self._flush_pending = False
         return batch

@@ -350,3 +350,20 @@ class AngelInstrumentProvider:
             if self.holder is not None and self.holder.master is not master:
                 self.holder.use(master)
             return master
+
+    def master_from_cache(self, instruments: Iterable[Instrument], day: date) -> AngelMaster:
+        """The day's master from instruments the app cached (token is ``"<exch>|<token>"``);
+        Angel's own symbols are derived (``SBIN`` on NSE is ``SBIN-EQ``)."""
+        parsed = ParsedMaster([])
+        for instrument in instruments:
+            parsed.listings.append(AngelListing(instrument, str(instrument.token)))
+            symbol = instrument.tradingsymbol
+            nse_equity = instrument.exchange == "NSE" and instrument.kind is InstrumentKind.EQUITY
+            if nse_equity and "-" not in symbol:  # other series (-BE, -SM) kept theirs
+                symbol = f"{symbol}-EQ"
+            parsed.angel_symbols[instrument.key] = symbol
+        master = AngelMaster(day, parsed)
+        self._master = master
+        if self.holder is not None:
+            self.holder.use(master)
+        return master

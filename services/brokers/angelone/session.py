@@ -14,6 +14,7 @@ Nothing here imports the SDK: the actual ``loginByPassword`` call is passed in
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, time, timedelta
 
@@ -141,6 +142,17 @@ class AngelSession:
         token = tokens.to_token(session_expiry(self._clock.now()))
         self.secrets.save(token)
         return token
+
+    async def login(
+        self,
+        open_browser: Callable[[str], object],
+        *,
+        within: float = 300.0,
+        on_listening: Callable[[str], None] | None = None,
+    ) -> SessionToken:
+        """The ``InteractiveSession`` flow: no browser at Angel; the stored TOTP seed makes
+        the code (without one, ``complete_login({"totp": code})`` with a typed code)."""
+        return await asyncio.wait_for(self.complete_login({}), within)
 
     def current(self, now: datetime) -> SessionToken | None:
         return self.secrets.current(now)

@@ -67,6 +67,11 @@ _HEAD = struct.Struct("<BB25sqqq")  # up to and including LTP
 _QUOTE = struct.Struct("<BB25sqqqqqqddqqqq")
 _SNAP = struct.Struct("<BB25sqqqqqqddqqqqqqq" + "HqqH" * 10 + "qqqq")
 _SNAP_DEPTH_AT = 18  # index of the first best-five field in a _SNAP tuple
+# The same fields from offset 27 on: the token's 25 bytes are not copied on the hot path.
+_SNAP_BODY = struct.Struct("<qqqqqqddqqqqqqq" + "HqqH" * 10 + "qqqq")
+_BUY_THEN_SELL = (1, 1, 1, 1, 1, 0, 0, 0, 0, 0)
+_QUOTE_BODY = struct.Struct("<qqqqqqddqqqq")
+_LTP_BODY = struct.Struct("<qq")  # exchange time and LTP, from offset 35
 
 
 class WireDecodeError(ValueError):
@@ -232,42 +237,51 @@ class AngelTickDecoder:
         get = cache.get
         mode = data[0]
         if mode == MODE_SNAP_QUOTE and n >= SNAP_QUOTE_SIZE:
-            s = _SNAP.unpack_from(data)
+            # One unpack for everything after the token (59 fields); prices via the cache.
+            s = _SNAP_BODY.unpack_from(data, 27)
             prices = []
-            for raw in (s[5], s[11], s[12], s[13], s[14], *s[20:58:4]):
+            for raw in (s[2], s[8], s[9], s[10], s[11], *s[17:55:4]):
                 price = get(raw)
                 if price is None:
                     price = cache[raw] = Decimal(raw) / _HUNDRED
                 prices.append(price)
-            bids: list[DepthLevel] = []
-            asks: list[DepthLevel] = []
-            for i in range(10):
-                at = 18 + 4 * i
-                level = fast_level(prices[5 + i], s[at + 1], s[at + 3])
-                (bids if s[at] else asks).append(level)
+            levels = [fast_level(prices[5 + i], s[16 + 4 * i], s[18 + 4 * i]) for i in range(10)]
+            flags = s[15:55:4]  # 1 for a bid, 0 for an ask
+            if flags == _BUY_THEN_SELL:  # how Angel sends them
+                depth = fast_depth(tuple(levels[:5]), tuple(levels[5:]))
+            else:
+                depth = fast_depth(
+                    tuple(lv for lv, f in zip(levels, flags, strict=True) if f),
+                    tuple(lv for lv, f in zip(levels, flags, strict=True) if not f),
+                )
             return fast_tick(
-                key, self._ts(s[4]), prices[0], s[6], s[8],
-                prices[1], prices[2], prices[3], prices[4],
-                fast_depth(tuple(bids), tuple(asks)),
+                key, self._ts(s[1]), prices[0], s[3], s[5],
+                prices[1], prices[2], prices[3], prices[4], depth,
             )  # fmt: skip
         if mode == MODE_QUOTE and n >= QUOTE_SIZE:
-            q = _QUOTE.unpack_from(data)
-            prices = []
-            for raw in (q[5], q[11], q[12], q[13], q[14]):
-                price = get(raw)
-                if price is None:
-                    price = cache[raw] = Decimal(raw) / _HUNDRED
-                prices.append(price)
-            return fast_tick(
-                key, self._ts(q[4]), prices[0], q[6], q[8],
-                prices[1], prices[2], prices[3], prices[4], None,
-            )  # fmt: skip
+            q = _QUOTE_BODY.unpack_from(data, 27)
+            ltp = get(q[2])
+            if ltp is None:
+                ltp = cache[q[2]] = Decimal(q[2]) / _HUNDRED
+            open_ = get(q[8])
+            if open_ is None:
+                open_ = cache[q[8]] = Decimal(q[8]) / _HUNDRED
+            high = get(q[9])
+            if high is None:
+                high = cache[q[9]] = Decimal(q[9]) / _HUNDRED
+            low = get(q[10])
+            if low is None:
+                low = cache[q[10]] = Decimal(q[10]) / _HUNDRED
+            close = get(q[11])
+            if close is None:
+                close = cache[q[11]] = Decimal(q[11]) / _HUNDRED
+            return fast_tick(key, self._ts(q[1]), ltp, q[3], q[5], open_, high, low, close, None)
         if mode == MODE_LTP:
-            h = _HEAD.unpack_from(data)
-            price = get(h[5])
+            ts, raw = _LTP_BODY.unpack_from(data, 35)
+            price = get(raw)
             if price is None:
-                price = cache[h[5]] = Decimal(h[5]) / _HUNDRED
-            return fast_tick(key, self._ts(h[4]), price, 0, 0, ZERO, ZERO, ZERO, ZERO, None)
+                price = cache[raw] = Decimal(raw) / _HUNDRED
+            return fast_tick(key, self._ts(ts), price, 0, 0, ZERO, ZERO, ZERO, ZERO, None)
         if mode in (MODE_QUOTE, MODE_SNAP_QUOTE):
             raise WireDecodeError(f"mode {mode} packet cut short at {n} bytes")
         self.unsupported += 1

@@ -155,6 +155,7 @@ def build(context: BrokerContext) -> BrokerParts:
         api_calls=api_calls,
         executor=context.executor,
         on_session_expired=context.on_session_expired,
+        bus=context.bus,
         **options,
     )
     session = BreezeSession(secrets, clock, endpoints=endpoints, api_key=configured)

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from services.broker import OrderChange
@@ -47,6 +48,7 @@ from services.brokers.errors import (
 )
 from services.brokers.ports import BrokerLimits, SessionToken
 from services.brokers.throttle import OrderThrottle
+from services.bus import FILLS, ORDERS, POSITIONS, EventBus
 from services.clock import IST, Clock, SystemClock, to_ist
 from services.domain import (
     Fill,
@@ -97,6 +99,8 @@ class BreezeExecution:
         lookup_delay: float = 0.5,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         load_sdk: Callable[[BreezeEndpoints], Any] | None = None,
+        bus: EventBus | None = None,
+        confirm_after: float = 0.3,
     ) -> None:
         self.endpoints = endpoints or BreezeEndpoints()
         self._api_key = api_key
@@ -121,6 +125,11 @@ class BreezeExecution:
         self._market_tags: set[str] = set()
         self._tags_used: set[str] = set()
         self.placement_attempts = 0
+        self._bus = bus
+        self._filled: dict[str, int] = {}  # order id -> filled quantity last published
+        self._refreshing: asyncio.Task[None] | None = None
+        self._confirming: set[asyncio.Task[None]] = set()
+        self.confirm_after = confirm_after
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -198,7 +207,40 @@ class BreezeExecution:
             order = replace(
                 order, request=replace(order.request, order_type=OrderType.MARKET, price=None)
             )
+        return self._publish(order)
+
+    def _publish(self, order: Order) -> Order:
+        """Breeze is the source of truth: every state we learn goes on the bus (``ORDERS``);
+        a fill we had not seen also brings the trades and positions (``FILLS``, ``POSITIONS``).
+        The order-notification stream is not read yet, so what we learn is what we ask."""
+        bus = self._bus
+        if bus is None:
+            return order
+        bus.publish(ORDERS, order)
+        before = self._filled.get(order.order_id, 0)
+        if order.filled_quantity > before:
+            self._filled[order.order_id] = order.filled_quantity
+            if self._refreshing is None or self._refreshing.done():
+                self._refreshing = asyncio.get_running_loop().create_task(self._after_fill())
         return order
+
+    async def _confirm(self, order_id: str) -> None:
+        await asyncio.sleep(self.confirm_after)
+        try:
+            await self.order_status(order_id)  # publishes what it finds
+        except BrokerError as exc:
+            log.info("order %s not read back after placing: %s", order_id, exc)
+        finally:
+            self._confirming = {t for t in self._confirming if not t.done()}
+
+    async def _after_fill(self) -> None:
+        bus = self._bus
+        assert bus is not None
+        try:
+            bus.publish_many(FILLS, await self.fills())
+            bus.publish_many(POSITIONS, await self.positions())
+        except BrokerError as exc:
+            log.warning("trades and positions not refreshed after a fill: %s", exc)
 
     async def _master(self) -> SecurityMaster:
         return await self.masters.get()
@@ -317,14 +359,23 @@ class BreezeExecution:
                 )
             self._exchanges[order_id] = contract.exchange_code
             now = self._clock.now()
-            return Order(
-                order_id=order_id,
-                request=request,
-                status=OrderStatus.PENDING,
-                placed_at=now,
-                updated_at=now,
-                broker_order_id=order_id,
+            ack = self._publish(
+                Order(
+                    order_id=order_id,
+                    request=request,
+                    status=OrderStatus.PENDING,
+                    placed_at=now,
+                    updated_at=now,
+                    broker_order_id=order_id,
+                )
             )
+            if self._bus is not None:
+                # No order stream yet: read the order back once to learn OPEN, FILLED or
+                # REJECTED (one API call an order), so the blotter does not sit at PENDING.
+                self._confirming.add(
+                    asyncio.get_running_loop().create_task(self._confirm(order_id))
+                )
+            return ack
 
     async def _find_after_failure(
         self, tag: str, exchange: str, cause: BrokerError
@@ -449,6 +500,26 @@ class BreezeExecution:
             order_id=order_id,
         )
         return await self.order_status(order_id)
+
+    async def last_price(self, key: str) -> Decimal:
+        """The last traded price from Breeze's quote (one API call)."""
+        contract = await self._contract(key)
+        rows = mapping.records(
+            await self.call(
+                f"read quote of {key}",
+                "get_quotes",
+                stock_code=contract.stock_code,
+                exchange_code=contract.exchange_code,
+                expiry_date=contract.expiry_param,
+                product_type="" if contract.product == "cash" else contract.product,
+                right=contract.right if contract.product == "options" else "",
+                strike_price=contract.strike_param if contract.product == "options" else "",
+            )
+        )
+        for row in rows:
+            if str(row.get("exchange_code", "")).upper() == contract.exchange_code:
+                return mapping.dec(row.get("ltp"))
+        raise BrokerError(f"read quote of {key}: Breeze sent no quote for it")
 
     # -- snapshots --------------------------------------------------------------------------
 

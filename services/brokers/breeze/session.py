@@ -15,15 +15,17 @@ key. A restart the same day rebuilds the SDK client from the stored pair without
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, time, timedelta
 from types import ModuleType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
+
+from aiohttp import web
 
 from services.brokers.breeze.config import NAME, BreezeEndpoints
 from services.brokers.breeze.errors import map_exception
-from services.brokers.errors import CredentialsMissing, SessionExpired
+from services.brokers.errors import BrokerError, CredentialsMissing, SessionExpired
 from services.brokers.ports import LoginKind, SecretStore, SessionToken
 from services.clock import IST, Clock, to_ist
 
@@ -132,7 +134,9 @@ class BreezeSession:
         endpoints: BreezeEndpoints | None = None,
         api_key: str | None = None,
         load_sdk: Any = None,
+        redirect_url: str = "http://127.0.0.1:5011/breeze/callback",
     ) -> None:
+        self.redirect_url = redirect_url
         self._secrets = secrets
         self._clock = clock
         self.endpoints = endpoints or BreezeEndpoints()
@@ -174,6 +178,24 @@ class BreezeSession:
         self.client = client
         return token
 
+    async def login(
+        self,
+        open_browser: Callable[[str], object],
+        *,
+        within: float = 300.0,
+        on_listening: Callable[[str], None] | None = None,
+    ) -> SessionToken:
+        """The whole flow (``InteractiveSession``): ICICI's page, its form POST caught on the
+        loopback redirect, the exchange, the vault."""
+        value = await capture_api_session(
+            self.login_url(),
+            self.redirect_url,
+            open_browser=open_browser,
+            within=within,
+            on_listening=on_listening,
+        )
+        return await self.complete_login({FORM_FIELD: value})
+
     def current(self, now: datetime) -> SessionToken | None:
         token = self._secrets.token()
         return token if token is not None and token.valid_at(now) else None
@@ -183,3 +205,85 @@ class BreezeSession:
 
     def forget(self) -> None:
         self._secrets.forget()
+
+
+class LoginFailed(BrokerError):
+    """The login did not complete: timed out, or the redirect carried no API_Session."""
+
+
+DONE_PAGE = (
+    "<!doctype html><title>Dalal Terminal</title><body style='font-family:sans-serif'>"
+    "<h2>Logged in to ICICI Direct.</h2><p>You can close this tab and return to the "
+    "terminal.</p>"
+)
+
+
+def redirect_target(redirect_url: str) -> tuple[str, int, str]:
+    """Host, port and path of a loopback redirect URL; anything else is refused."""
+    parts = urlsplit(redirect_url)
+    if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not parts.port:
+        raise LoginFailed(
+            f"redirect URL {redirect_url!r} is not http://127.0.0.1:<port>/...: the login "
+            "listener binds the loopback address only (or paste the API_Session instead)"
+        )
+    return parts.hostname, parts.port, parts.path or "/"
+
+
+async def capture_api_session(
+    login_page: str,
+    redirect_url: str,
+    *,
+    open_browser: Callable[[str], object],
+    within: float = 300.0,
+    on_listening: Callable[[str], None] | None = None,
+) -> str:
+    """Open ICICI's login page and wait for its form POST of ``API_Session`` on loopback.
+
+    ICICI's login has no ``state`` parameter to bind the answer to this request; the
+    listener is one-shot, on 127.0.0.1 only, and lives only while the trader logs in, and
+    the session it receives is worthless without our API secret.
+    """
+    host, port, path = redirect_target(redirect_url)
+    got: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def callback(request: web.Request) -> web.StreamResponse:
+        fields: dict[str, str] = dict(request.query)
+        if request.method == "POST":
+            form = await request.post()
+            fields.update({k: str(v) for k, v in form.items()})
+        value = (fields.get(FORM_FIELD) or fields.get("apisession") or "").strip()
+        if not value:
+            return web.Response(
+                status=400, text="no API_Session in this request", content_type="text/plain"
+            )
+        if not got.done():
+            got.set_result(value)
+        return web.Response(text=DONE_PAGE, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", path, callback)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise LoginFailed(
+                f"cannot listen on {host}:{port} for the login ({exc.strerror}); is another "
+                "login running?"
+            ) from exc
+        if on_listening is not None:
+            on_listening(login_page)
+        # Starting a browser can block: off the loop, which must stay free for the POST.
+        opening = asyncio.get_running_loop().run_in_executor(None, open_browser, login_page)
+        try:
+            return await asyncio.wait_for(got, within)
+        except TimeoutError as exc:
+            raise LoginFailed(
+                f"no login arrived within {within:g} s; run `dalal login breeze` again"
+            ) from exc
+        finally:
+            opening.cancel()
+    finally:
+        await runner.cleanup()

@@ -40,12 +40,23 @@ class WireError(ValueError):
     """A payload that is not a Breeze stream list; the message names what was wrong."""
 
 
+# Prices repeat tick after tick: converting each float once through its text is most of the
+# decode cost, so conversions are remembered (bounded: cleared when it grows past a limit).
+_FLOATS: dict[float, Decimal] = {}
+_FLOATS_MAX = 200_000
+
+
 def dec(value: Any) -> Decimal:
     """A wire number (int, float or text) as an exact ``Decimal``."""
+    if type(value) is float:
+        found = _FLOATS.get(value)
+        if found is None:
+            if len(_FLOATS) >= _FLOATS_MAX:
+                _FLOATS.clear()
+            found = _FLOATS[value] = Decimal(repr(value))
+        return found
     if isinstance(value, int | Decimal):
         return Decimal(value)
-    if isinstance(value, float):
-        return Decimal(repr(value))
     try:
         return Decimal(str(value).strip() or "0")
     except InvalidOperation as exc:
@@ -61,14 +72,36 @@ def turnover(text: str) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class Quote:
-    """The extra fields of a quote list the Tick does not carry (circuits, OI, turnover)."""
+    """The fields of a quote list the Tick does not carry (best bid/ask, circuits, OI,
+    turnover), read from the raw list only when asked for: most ticks are never asked."""
 
-    bid: Decimal
-    ask: Decimal
-    lower_circuit: Decimal
-    upper_circuit: Decimal
-    open_interest: int | None
-    turnover: Decimal
+    raw: list[Any]
+    base: int  # where ``ttq`` sits: 12 for cash, 14 for F&O
+
+    @property
+    def bid(self) -> Decimal:
+        return dec(self.raw[6])
+
+    @property
+    def ask(self) -> Decimal:
+        return dec(self.raw[8])
+
+    @property
+    def lower_circuit(self) -> Decimal:
+        return dec(self.raw[self.base + 5])
+
+    @property
+    def upper_circuit(self) -> Decimal:
+        return dec(self.raw[self.base + 6])
+
+    @property
+    def open_interest(self) -> int | None:
+        return int(self.raw[12]) if self.base == 14 else None
+
+    @property
+    def turnover(self) -> Decimal:
+        text = self.raw[self.base + 3]
+        return turnover(text) if text not in (None, "") else ZERO
 
 
 def _levels(raw: Any, exchange: str) -> Depth:
@@ -142,9 +175,9 @@ class StreamDecoder:
     def _quote(self, key: str, p: list[Any]) -> Tick:
         n = len(p)
         if n == CASH_LENGTH:
-            oi, base = None, 12
+            base = 12
         elif n == FNO_LENGTH:
-            oi, base = int(p[12]), 14
+            base = 14
         else:
             raise WireError(f"quote list of {n} items (expected {CASH_LENGTH} or {FNO_LENGTH})")
         previous = self._last.get(key)
@@ -160,14 +193,7 @@ class StreamDecoder:
             close=dec(p[base + 8]),
             depth=previous.depth if previous is not None else None,
         )
-        self.quotes[key] = Quote(
-            bid=dec(p[6]),
-            ask=dec(p[8]),
-            lower_circuit=dec(p[base + 5]),
-            upper_circuit=dec(p[base + 6]),
-            open_interest=oi,
-            turnover=turnover(p[base + 3]) if p[base + 3] not in (None, "") else ZERO,
-        )
+        self.quotes[key] = Quote(p, base)
         self._last[key] = tick
         return tick
 

@@ -98,6 +98,8 @@ class KiteBroker:
 
         self.endpoints = endpoints or KiteEndpoints()
         self.api_key = api_key
+        # SEBI: the exchange-registered algo id sent with every order (the order node sets it).
+        self.algo_id: str | None = None
         self._kite: Any = KiteConnect(
             api_key, access_token=access_token, root=self.endpoints.root, timeout=timeout
         )
@@ -212,7 +214,8 @@ class KiteBroker:
         variety = variety or self._variety_for(request)
         tag = self._tag_for(request)
         try:
-            params = mapping.order_params(request, variety=variety, tag=tag)
+            params = mapping.order_params(request, variety=variety, tag=tag,
+                                          algo_id=self.algo_id)  # fmt: skip
         except mapping.MappingError as exc:
             raise OrderRejected(f"place order: {exc}", rule="kite-params") from exc
         request = replace(request, tag=tag)

@@ -176,5 +176,11 @@ async def test_refused_token_does_not_spin(fake: FakeAngel, bus: EventBus) -> No
         await until(lambda: refused, "session refusal")
         await asyncio.sleep(1.0)
         assert fake.ws_refused <= 3  # backed off to the maximum delay, not retrying hot
+        # A new login hands the feed its tokens: it reconnects at once, not after the backoff.
+        feed.set_tokens(tokens_for(fake))
+        woke = time.monotonic()
+        await until(lambda: feed.connected, "reconnection with the new session", within=8.0)
+        assert time.monotonic() - woke < 8.0
+        await until(lambda: fake.subscriptions() == [{(1, "3045"): 2}], "resubscribed")
     finally:
         await asyncio.to_thread(feed.stop)

@@ -151,3 +151,22 @@ def test_short_and_unknown_packets_are_refused() -> None:
     depth_mode[0] = 4
     assert decoder.decode(bytes(depth_mode)) is None
     assert decoder.unsupported == 1
+
+
+def test_depth_sides_follow_the_flags_not_the_positions() -> None:
+    """Angel sends five bids then five asks; a packet in another order is still read by flag."""
+    data = bytearray(encode(sample_quote(1, "3045", "812.40", MS), SNAP_QUOTE))
+    data[147:149] = (0).to_bytes(2, "little")  # first level now an ask
+    data[147 + 5 * 20 : 149 + 5 * 20] = (1).to_bytes(2, "little")  # sixth now a bid
+    sdk = sdk_parse(bytes(data))
+    tick = AngelTickDecoder({(1, "3045"): "NSE:SBIN"}).decode(bytes(data))
+    full = decode_packet(bytes(data))
+    assert tick is not None and tick.depth is not None and tick.depth == full.depth
+    assert [int(lv.price * 100) for lv in tick.depth.bids] == [
+        b["price"] for b in sdk["best_5_buy_data"]  # type: ignore[attr-defined]
+    ]
+    assert [int(lv.price * 100) for lv in tick.depth.asks] == [
+        a["price"] for a in sdk["best_5_sell_data"]  # type: ignore[attr-defined]
+    ]
+    assert tick.depth.bids[0].price == Decimal("812.30")  # the old second bid
+    assert tick.depth.bids[-1].price == Decimal("812.45")  # the old first ask

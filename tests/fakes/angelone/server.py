@@ -170,6 +170,7 @@ class FakeAngel:
         self.hang_seconds = hang_seconds
         self.tokens_per_connection = tokens_per_connection
         self.enforce_order_limit = enforce_order_limit
+        self.orders_per_second = 9  # Angel's: place + modify + cancel together
         self.scrips = {(s.exch_seg, s.token): s for s in scrips or default_scrips()}
         self.jwts: set[str] = set()
         self.expired: set[str] = set()
@@ -375,7 +376,7 @@ class FakeAngel:
             with self._lock:
                 self.order_sends.append(now)
                 recent = sum(1 for t in self.order_sends if now - t < 1.0)
-            if self.enforce_order_limit and recent > 9:
+            if self.enforce_order_limit and recent > self.orders_per_second:
                 return web.Response(status=403, text=RATE_LIMIT_TEXT, content_type="text/plain")
         if route not in ("loginByPassword", "OpenAPIScripMaster.json", "smart-stream"):
             if request.headers.get("X-PrivateKey") != self.api_key:
@@ -730,30 +731,32 @@ class FakeAngel:
             raise AngelFailure("AB1009", "Symbol Not Found")
         base = Decimal(scrip.ltp)
         rows = []
-        at = start
+        # Sparse on purpose: the first three candles of each session day (all of them for
+        # daily candles), enough to check ranges, chunk edges and prices without megabytes.
+        day = start.date()
         i = 0
-        while at < end:
-            inside = at.weekday() < 5 and (
-                step >= 86400
-                or (
-                    at.time() >= datetime(2000, 1, 1, 9, 15).time()
-                    and at.time() < datetime(2000, 1, 1, 15, 30).time()
-                )
-            )
-            if inside:
-                o = base + Decimal(i % 7) / 20
-                rows.append(
-                    [
-                        at.strftime("%Y-%m-%dT%H:%M:%S+05:30"),
-                        float(o),
-                        float(o + Decimal("1.5")),
-                        float(o - Decimal("1.25")),
-                        float(o + Decimal("0.5")),
-                        1000 + i,
-                    ]
-                )
-                i += 1
-            at += timedelta(seconds=step)
+        while day <= end.date():
+            if day.weekday() < 5:
+                if step >= 86400:
+                    times = [datetime(day.year, day.month, day.day, tzinfo=IST)]
+                else:
+                    open_at = datetime(day.year, day.month, day.day, 9, 15, tzinfo=IST)
+                    times = [open_at + timedelta(seconds=step * k) for k in range(3)]
+                for at in times:
+                    if start <= at < end:
+                        o = base + Decimal(i % 7) / 20
+                        rows.append(
+                            [
+                                at.strftime("%Y-%m-%dT%H:%M:%S+05:30"),
+                                float(o),
+                                float(o + Decimal("1.5")),
+                                float(o - Decimal("1.25")),
+                                float(o + Decimal("0.5")),
+                                1000 + i,
+                            ]
+                        )
+                        i += 1
+            day += timedelta(days=1)
         return _ok(rows)
 
     async def _master(self, request: web.Request) -> web.StreamResponse:

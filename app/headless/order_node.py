@@ -1,0 +1,55 @@
+"""What makes a headless process a desktop's order node, built from the ``node`` settings.
+
+Idempotent order entry on the profile database (or in memory without one), SEBI's order
+rate per exchange and market protection, and the event journal behind ``/v1/stream``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+from app.http.context import NodeControls
+from app.wiring import AppServices
+from services.node.events import EventJournal
+from services.node.idempotency import IdempotentOrders, Ledger, MemoryLedger, SqlLedger
+from services.node.sebi import OrderRateGate
+
+
+def trading_state_of(services: AppServices) -> dict[str, Any]:
+    return {"state": services.risk.state.value, "reason": services.risk.state_reason}
+
+
+def build_node_controls(services: AppServices) -> NodeControls:
+    node = services.settings.node
+    recorder = services.recorder
+    ledger: Ledger = SqlLedger(recorder.db) if recorder is not None else MemoryLedger()
+    idempotency = IdempotentOrders(ledger, recorder.durable if recorder is not None else None)
+    rate = node.registered_rate_per_second if node.registered_strategy_id else (
+        node.order_rate_per_second)
+    events = EventJournal(
+        services.bus, lambda: trading_state_of(services), now=services.clock.now
+    )
+    broker_name: str | None = None
+    handover = None
+    kite = services.kite
+    if kite is not None and node.algo_id:
+        kite.broker.algo_id = node.algo_id  # Kite's form of the algo id: ``algo_id``
+    if kite is not None and kite.secrets is not None:
+        secrets = kite.secrets
+        broker_name = "kite"
+
+        async def handover(token: str) -> None:
+            await asyncio.to_thread(secrets.save_token, token, services.clock.now())
+            services.session_renewed(token)
+
+    return NodeControls(
+        idempotency=idempotency,
+        gate=OrderRateGate(rate, mode=node.rate_mode),
+        market_protection=Decimal(node.market_protection_percent),
+        events=events,
+        registered_ip=node.registered_ip,
+        session_broker=broker_name,
+        session_handover=handover,
+    )

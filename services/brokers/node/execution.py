@@ -1,0 +1,257 @@
+"""``ExecutionClient`` over the node's HTTP API: orders leave from the node's static IP.
+
+Every order is sent with ``Idempotency-Key`` = its tag, so a send whose answer was lost (the
+node restarted, the link dropped mid-request) is simply sent again: the node answers with the
+first result and never places twice. When the node cannot be reached at all within the
+attempts, the outcome is unknown (``OutcomeUnknown``); it resolves by the same key, or by the
+tag in the node's order book, once the node is back.
+
+Before sending, the client asks its stream whether the node is reachable: when it is not, a
+new order is refused at once with "orders unavailable", and market data, which does not go
+through the node, keeps streaming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from services.broker import BrokerError, OrderChange, OrderNotFound, OrderRejected
+from services.brokers.errors import (
+    BrokerUnavailable,
+    InvalidInput,
+    IpNotAllowed,
+    OutcomeUnknown,
+    PermissionDenied,
+    RateLimited,
+)
+from services.brokers.node.pinning import ssl_for
+from services.brokers.ports import BrokerLimits
+from services.domain import Fill, Funds, Holding, Order, OrderRequest, Position
+from services.node.wire import (
+    WireError,
+    decode_funds,
+    decode_order,
+    decode_position,
+    encode_change,
+    encode_request,
+)
+
+log = logging.getLogger(__name__)
+
+# The node forwards the tag to the real broker; Kite's 20 alphanumerics is the tightest.
+NODE_LIMITS = BrokerLimits(tag_max_length=20, order_windows=())
+ATTEMPTS = 3
+TIMEOUT_SECONDS = 5.0
+BACKOFF_SECONDS = (0.2, 0.5, 1.0)
+
+
+class _Unreachable(Exception):
+    pass
+
+
+class NodeExecution:
+    name = "node"
+    limits = NODE_LIMITS
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        *,
+        fingerprint: str | None = None,
+        reachable: Callable[[], str | None] = lambda: None,
+        fills: Callable[[], list[Fill]] = list,
+        timeout: float = TIMEOUT_SECONDS,
+        attempts: int = ATTEMPTS,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._key = api_key
+        self._ssl = ssl_for(self.url, fingerprint)
+        self._unreachable_reason = reachable
+        self._fills = fills
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._attempts = attempts
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:  # never the key
+        return f"NodeExecution({self.url!r})"
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                headers={"Authorization": f"Bearer {self._key}"},
+                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=16),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _call(
+        self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        try:
+            async with self._http().request(method, self.url + path, json=json,
+                                            headers=headers) as r:  # fmt: skip
+                body = await r.json(content_type=None) if r.content_length != 0 else None
+                return r.status, body
+        except (aiohttp.ClientConnectionError, TimeoutError, aiohttp.ServerFingerprintMismatch,
+                ValueError) as e:  # fmt: skip
+            if isinstance(e, aiohttp.ServerFingerprintMismatch):
+                raise PermissionDenied(
+                    f"the order node at {self.url} presented a different TLS certificate than "
+                    "the one pinned: refusing to talk to it (re-pin only if you replaced it)"
+                ) from None
+            raise _Unreachable(f"{type(e).__name__}: {e}") from None
+
+    def _refuse_if_down(self) -> None:
+        reason = self._unreachable_reason()
+        if reason is not None:
+            raise BrokerUnavailable(f"orders unavailable: {reason}")
+
+    # -- orders ----------------------------------------------------------------------------
+    async def place_order(self, request: OrderRequest) -> Order:
+        self._refuse_if_down()
+        if request.tag is None:
+            raise InvalidInput("an order to the node needs its tag (the idempotency key)")
+        body = encode_request(request)
+        headers = {"Idempotency-Key": request.tag}
+        last = ""
+        for attempt in range(self._attempts):
+            try:
+                status, answer = await self._call("POST", "/v1/orders", json=body,
+                                                  headers=headers)  # fmt: skip
+            except _Unreachable as e:
+                last = str(e)
+                await asyncio.sleep(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)])
+                continue
+            if status == 502 and attempt + 1 < self._attempts:
+                last = _detail(answer)
+                continue  # the broker's answer was lost at the node: the same key resolves it
+            return self._order_or_raise(status, answer, "order")
+        raise OutcomeUnknown(
+            f"orders unavailable: the order node at {self.url} did not answer ({last}); "
+            f"order {request.tag} may or may not have been placed: it is resolved by its "
+            "idempotency key when the node is back"
+        )
+
+    async def modify_order(self, order_id: str, change: OrderChange) -> Order:
+        self._refuse_if_down()
+        status, answer = await self._once("PATCH", f"/v1/orders/{order_id}",
+                                          json=encode_change(change))  # fmt: skip
+        return self._order_or_raise(status, answer, "modification")
+
+    async def cancel_order(self, order_id: str) -> Order:
+        self._refuse_if_down()
+        status, answer = await self._once("DELETE", f"/v1/orders/{order_id}")
+        return self._order_or_raise(status, answer, "cancellation")
+
+    async def _once(self, method: str, path: str, *, json: Any = None) -> tuple[int, Any]:
+        try:
+            return await self._call(method, path, json=json)
+        except _Unreachable as e:
+            raise OutcomeUnknown(
+                f"orders unavailable: the order node at {self.url} did not answer ({e}); "
+                "check the order book when it is back"
+            ) from None
+
+    def _order_or_raise(self, status: int, answer: Any, what: str) -> Order:
+        if status in (200, 201):
+            try:
+                return decode_order(answer)
+            except WireError as e:
+                raise BrokerError(f"the order node sent an order this terminal cannot read: "
+                                  f"{e}") from None  # fmt: skip
+        detail = _detail(answer)
+        rule = answer.get("rule") if isinstance(answer, dict) else None
+        if status == 404:
+            raise OrderNotFound(detail)
+        if status in (401, 403):
+            raise PermissionDenied(f"the order node refused the API key: {detail} (it needs "
+                                   "a trade-scoped key: dalal apikey create on the node)")
+        if status == 409 and rule in ("ip_not_allowed", "broker-static-ip"):
+            raise IpNotAllowed(detail)
+        if status == 409:
+            raise OrderRejected(detail, rule=str(rule or "node"))
+        if status == 422:
+            raise InvalidInput(detail)
+        if status == 429:
+            if rule:
+                raise OrderRejected(detail, rule=str(rule))
+            raise RateLimited(detail, retry_after=1.0)
+        if status == 502:
+            raise OutcomeUnknown(f"the {what}'s outcome is not known yet: {detail}")
+        raise BrokerUnavailable(f"the order node answered {status}: {detail}")
+
+    # -- snapshots -------------------------------------------------------------------------
+    async def _get(self, path: str) -> Any:
+        try:
+            status, body = await self._call("GET", path)
+        except _Unreachable as e:
+            raise BrokerUnavailable(f"the order node at {self.url} is not reachable: {e}") from None
+        if status != 200:
+            raise BrokerUnavailable(f"the order node answered {status} for {path}: "
+                                    f"{_detail(body)}")  # fmt: skip
+        return body
+
+    async def orders(self) -> list[Order]:
+        return [decode_order(o) for o in (await self._get("/v1/orders"))["orders"]]
+
+    async def order_status(self, order_id: str) -> Order:
+        for order in await self.orders():
+            if order.order_id == order_id:
+                return order
+        raise OrderNotFound(f"the order node has no order {order_id}")
+
+    async def order_by_tag(self, tag: str) -> Order | None:
+        return next((o for o in await self.orders() if o.request.tag == tag), None)
+
+    async def fills(self) -> list[Fill]:
+        return self._fills()  # the node streams fills; it has no fills endpoint
+
+    async def positions(self) -> list[Position]:
+        return [decode_position(p) for p in (await self._get("/v1/positions"))["positions"]]
+
+    async def holdings(self) -> list[Holding]:
+        return []  # holdings are read from the broker by the desktop, not through the node
+
+    async def funds(self) -> Funds:
+        return decode_funds(await self._get("/v1/funds"))
+
+    # -- the node's kill switch --------------------------------------------------------------
+    async def kill(self, *, square_off: bool, reason: str) -> dict[str, Any]:
+        """Halt the node, cancel its open orders and optionally flatten (its kill switch)."""
+        status, body = await self._once("POST", "/v1/killswitch",
+                                        json={"square_off": square_off, "reason": reason[:200]})
+        if status != 200:
+            raise BrokerError(f"the order node did not take the kill switch: {_detail(body)}")
+        return dict(body)
+
+    async def hand_over_session(self, broker: str, access_token: str) -> None:
+        """Give the node the day's broker token after this desktop's login."""
+        status, body = await self._once("POST", f"/v1/session/{broker}",
+                                        json={"access_token": access_token})  # fmt: skip
+        if status != 200:
+            raise BrokerError(f"the order node did not take the {broker} token: "
+                              f"{_detail(body)}")  # fmt: skip
+
+    async def resume(self, reason: str, to: str = "ACTIVE") -> str:
+        """Leave HALTED on the node; return the state it entered."""
+        status, body = await self._once("POST", "/v1/killswitch/resume",
+                                        json={"reason": reason[:200], "to": to})  # fmt: skip
+        if status != 200:
+            raise BrokerError(f"the order node did not resume: {_detail(body)}")
+        return str(body["state"])
+
+
+def _detail(answer: Any) -> str:
+    if isinstance(answer, dict):
+        return str(answer.get("detail") or answer.get("title") or answer)
+    return str(answer)

@@ -1,0 +1,1 @@
+"""Market-data providers; each declares its coverage (``services.marketdata.coverage``)."""

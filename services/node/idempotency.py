@@ -1,0 +1,208 @@
+"""Idempotent order entry: a retried ``POST /v1/orders`` never places a second order.
+
+The desktop sends every order with an ``Idempotency-Key``. Before the broker is called, the
+key, a fingerprint of the body and the order tag we will send are written durably (the
+journal's synchronous=FULL connection); the answer is stored with them. A retry then gets:
+
+* the stored answer, when there is one (even after the node restarted);
+* a wait for the first attempt, when that is still running in this process;
+* for a key whose outcome is unknown (the node died or the broker did not answer): a look-up
+  of the order by its tag at the broker, and only when the broker has no such order, a new
+  attempt with the *same* tag;
+* a refusal, when the same key comes with a different body.
+
+Keys are scoped by API key id, so two clients cannot collide, and are kept for a day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from services.orders import new_tag
+from services.storage import Database
+
+T = TypeVar("T")
+
+KEEP_SECONDS = 24 * 3600
+MAX_KEY_LENGTH = 128
+
+
+class IdempotencyConflict(Exception):
+    """The key was used before for a different request; ``str(e)`` says so."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A stored answer: the HTTP status and body the first attempt got."""
+
+    status: int
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    scope: str
+    key: str
+    fingerprint: str
+    tag: str
+    outcome: Outcome | None
+
+
+class Ledger(Protocol):
+    """Where the keys live. Blocking; ``claim`` must be durable when it returns."""
+
+    def claim(self, scope: str, key: str, fingerprint: str, tag: str, now_ns: int) -> Entry: ...
+
+    def complete(self, scope: str, key: str, outcome: Outcome) -> None: ...
+
+    def prune(self, before_ns: int) -> int: ...
+
+
+class MemoryLedger:
+    """For a node without a profile database: idempotent within the process only."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, str], tuple[Entry, int]] = {}
+
+    def claim(self, scope: str, key: str, fingerprint: str, tag: str, now_ns: int) -> Entry:
+        found = self._rows.get((scope, key))
+        if found is None:
+            found = (Entry(scope, key, fingerprint, tag, None), now_ns)
+            self._rows[(scope, key)] = found
+        return found[0]
+
+    def complete(self, scope: str, key: str, outcome: Outcome) -> None:
+        entry, created = self._rows[(scope, key)]
+        self._rows[(scope, key)] = (
+            Entry(entry.scope, entry.key, entry.fingerprint, entry.tag, outcome), created)
+
+    def prune(self, before_ns: int) -> int:
+        old = [k for k, (_, created) in self._rows.items() if created < before_ns]
+        for k in old:
+            del self._rows[k]
+        return len(old)
+
+
+class SqlLedger:
+    """The ``idempotency_keys`` table of the profile database (its journal connection)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def claim(self, scope: str, key: str, fingerprint: str, tag: str, now_ns: int) -> Entry:
+        with self._db.journal_transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO idempotency_keys "
+                "(scope, idem_key, fingerprint, tag, status, response, created_ns) "
+                "VALUES (?, ?, ?, ?, NULL, NULL, ?)",
+                (scope, key, fingerprint, tag, now_ns),
+            )
+            row = conn.execute(
+                "SELECT fingerprint, tag, status, response FROM idempotency_keys "
+                "WHERE scope = ? AND idem_key = ?",
+                (scope, key),
+            ).fetchone()
+        assert row is not None  # inserted or already there, in this transaction
+        outcome = None if row[2] is None else Outcome(int(row[2]), str(row[3]))
+        return Entry(scope, key, str(row[0]), str(row[1]), outcome)
+
+    def complete(self, scope: str, key: str, outcome: Outcome) -> None:
+        with self._db.journal_transaction() as conn:
+            conn.execute(
+                "UPDATE idempotency_keys SET status = ?, response = ? "
+                "WHERE scope = ? AND idem_key = ?",
+                (outcome.status, outcome.body, scope, key),
+            )
+
+    def prune(self, before_ns: int) -> int:
+        with self._db.journal_transaction() as conn:
+            cur = conn.execute("DELETE FROM idempotency_keys WHERE created_ns < ?", (before_ns,))
+            return int(cur.rowcount or 0)
+
+
+class Offload(Protocol):
+    """Runs a blocking ledger call off the loop (the recorder's journal thread)."""
+
+    def __call__(self, fn: Callable[[], T], /) -> Awaitable[T]: ...
+
+
+async def _inline(fn: Callable[[], T]) -> T:
+    return fn()
+
+
+# An attempt places the order with the tag and returns the answer and whether it is final
+# (a broker that did not answer is not: the outcome is unknown and a retry looks it up).
+Attempt = Callable[[str], Awaitable[tuple[Outcome, bool]]]
+# Looks for an order with the tag (at the broker); the answer to give when one exists.
+Recover = Callable[[str], Awaitable[Outcome | None]]
+
+
+class IdempotentOrders:
+    def __init__(
+        self,
+        ledger: Ledger,
+        offload: Offload | None = None,
+        *,
+        now_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._ledger = ledger
+        self._offload: Offload = offload or _inline
+        self._now_ns = now_ns
+        self._running: dict[tuple[str, str], asyncio.Future[Outcome]] = {}
+        self.replays = 0
+
+    async def prune(self, keep_seconds: float = KEEP_SECONDS) -> int:
+        before = self._now_ns() - int(keep_seconds * 1e9)
+        return await self._offload(lambda: self._ledger.prune(before))
+
+    async def execute(
+        self, scope: str, key: str, fingerprint: str, attempt: Attempt, recover: Recover
+    ) -> tuple[Outcome, bool]:
+        """Return the answer for this key and whether it is a replay of an earlier one."""
+        running = self._running.get((scope, key))
+        if running is not None:
+            outcome = await asyncio.shield(running)
+            self.replays += 1
+            return outcome, True
+        done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._running[(scope, key)] = done
+        try:
+            outcome, replayed = await self._execute(scope, key, fingerprint, attempt, recover)
+        except BaseException as e:
+            done.set_exception(e)
+            done.exception()  # retrieved: a waiter re-raises it, no one else must
+            raise
+        else:
+            done.set_result(outcome)
+            return outcome, replayed
+        finally:
+            del self._running[(scope, key)]
+
+    async def _execute(
+        self, scope: str, key: str, fingerprint: str, attempt: Attempt, recover: Recover
+    ) -> tuple[Outcome, bool]:
+        tag = new_tag()
+        now = self._now_ns()
+        entry = await self._offload(lambda: self._ledger.claim(scope, key, fingerprint, tag, now))
+        if entry.fingerprint != fingerprint:
+            raise IdempotencyConflict(
+                f"Idempotency-Key {key!r} was used for a different order; use a new key "
+                "for a new order"
+            )
+        if entry.outcome is not None:
+            self.replays += 1
+            return entry.outcome, True
+        if entry.tag != tag:  # claimed before, outcome unknown: did the broker get it?
+            found = await recover(entry.tag)
+            if found is not None:
+                await self._offload(lambda: self._ledger.complete(scope, key, found))
+                self.replays += 1
+                return found, True
+        outcome, final = await attempt(entry.tag)
+        if final:
+            await self._offload(lambda: self._ledger.complete(scope, key, outcome))
+        return outcome, False

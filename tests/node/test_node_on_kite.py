@@ -1,0 +1,71 @@
+"""The node in front of the Kite fake: the day's token handed over, idempotent orders at Kite."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+import pytest
+
+from app.headless import ServerOptions
+from app.settings import NodeSettings
+from services.apikeys import Scope
+from services.brokers.kite.session import SESSION
+from tests.api.server import running_server
+from tests.fakes.kite_server import FakeKite
+from tests.kite_app.conftest import fake, kite_settings  # noqa: F401 (fixture)
+from tests.kite_app.test_headless_session import expire, secrets_for, wait_for_session
+
+
+async def test_token_handover_and_one_kite_order_per_idempotency_key(
+    fake: FakeKite,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secrets = secrets_for(fake)
+    settings = kite_settings(fake)
+    settings = settings.model_copy(update={"node": NodeSettings(algo_id="ALGO42")})
+    async with (
+        running_server(ServerOptions(secrets=secrets, session_poll=600), settings=settings) as srv,
+        aiohttp.ClientSession() as http,
+    ):
+        trade = srv.key(Scope.TRADE, Scope.READ)
+        await expire(fake, http, srv.base)
+        fake.access_tokens.add("handedtoken123")
+        url = srv.base + "/v1/session/kite"
+        headers = {"Authorization": f"Bearer {trade}"}
+        async with http.post(srv.base + "/v1/session/upstox", json={"access_token": "x" * 10},
+                             headers=headers) as r:  # fmt: skip
+            assert r.status == 404
+        async with http.post(url, json={"access_token": "handedtoken123"}, headers=headers) as r:
+            assert r.status == 200, await r.text()
+        await wait_for_session(http, srv.base, "valid", within=15)
+        assert secrets.entries[SESSION]["access_token"] == "handedtoken123"
+        assert srv.events("api.session_handover") == [{"broker": "kite"}]
+
+        order = {"key": "NSE:INFY", "side": "BUY", "quantity": 1, "order_type": "LIMIT",
+                 "product": "CNC", "price": "1400.00"}  # fmt: skip
+        placed = []
+        for _ in range(2):
+            async with http.post(srv.base + "/v1/orders", json=order,
+                                 headers={**headers, "Idempotency-Key": "kite-1"}) as r:
+                assert r.status == 201, await r.text()
+                placed.append((await r.json())["order_id"])
+        assert placed[0] == placed[1]
+        await asyncio.sleep(0.1)
+        assert len(fake.orders) == 1
+        # SEBI: the algo id in Kite's form, and market protection on a market order.
+        market = {**order, "order_type": "MARKET", "price": None}
+        for attempt in range(100):  # a market order needs a last price: the feed must tick
+            await asyncio.to_thread(fake.push_ticks)
+            async with http.post(srv.base + "/v1/orders", json=market,
+                                 headers={**headers, "Idempotency-Key": f"m-{attempt}"}) as r:
+                if r.status == 201:
+                    break
+                assert (await r.json())["rule"] == "price_band"
+            await asyncio.sleep(0.1)
+        sent = list(fake.orders.values())
+        assert [o["algo_id"] for o in sent] == ["ALGO42", "ALGO42"]
+        assert sent[1]["market_protection"] == 2
+    assert "handedtoken123" not in caplog.text

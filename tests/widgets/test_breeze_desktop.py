@@ -1,0 +1,109 @@
+"""The desktop on ICICI Direct Breeze: the fake ICICI's stream fills the watchlist, and an
+order placed from the ticket rests at Breeze and is cancelled from the order book.
+
+Real services (``app.wiring.build_services`` with ``broker = "breeze"``) on the qasync loop,
+the real breeze-connect SDK and Socket.IO client against the fake on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+from app.settings import BreezeSettings, Settings
+from app.wiring import build_services
+from services.brokers.breeze.session import BreezeSecrets, BreezeSession
+from services.clock import SystemClock
+from services.domain import OrderType, Product
+from tests.brokers.breeze.conftest import MemorySecrets
+from tests.fakes.breeze.server import FakeBreeze
+from widgets.main_window import MainWindow
+
+WATCH = ["NSE:RELIANCE", "NSE:INFY"]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeBreeze]:
+    with FakeBreeze() as server:
+        yield server
+
+
+@pytest.fixture
+def ticking(fake: FakeBreeze) -> Iterator[None]:
+    """The fake exchange pushes a tick for every subscribed instrument every 0.2 s."""
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(0.2):
+            fake.push_ticks()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(5)
+
+
+def test_breeze_ticks_reach_the_watchlist_and_an_order_is_placed_and_cancelled(
+    qtbot, qloop, fake, ticking, tmp_path
+):
+    secrets = MemorySecrets()
+    secrets.set("breeze", {"api_key": fake.api_key, "api_secret": fake.api_secret})
+    session = BreezeSession(BreezeSecrets(secrets), SystemClock(), endpoints=fake.endpoints)
+    qloop.run(session.complete_login({"API_Session": fake.issue_api_session()}))
+    settings = Settings(
+        broker="breeze", watchlist=WATCH, breeze=BreezeSettings(base_url=fake.base_url)
+    )
+    services = build_services(settings, secrets=secrets)
+    # The window after the start: Breeze's instruments exist once the day's master is in.
+    qloop.run(services.start(), timeout=30)
+    store = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(services, WATCH, store)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    w.start()
+    try:
+        assert services.feed_name == "breeze"
+        # Breeze's prices, exactly as the fake streams them, in the watchlist.
+        qloop.until(
+            lambda: w.watchlist.model.text("NSE:RELIANCE", "LTP") == "2,950.40",
+            timeout=20,
+            what="RELIANCE from the Breeze stream",
+        )
+        qloop.until(lambda: w.watchlist.model.text("NSE:INFY", "LTP") == "1,573.70")
+
+        # A limit buy below the market from the ticket rests OPEN at Breeze.
+        w.watchlist.select_key("NSE:INFY")
+        qtbot.keyClick(w, Qt.Key.Key_F1)
+        w.ticket.order_type.setCurrentText(OrderType.LIMIT.value)
+        w.ticket.product.setCurrentText(Product.CNC.value)
+        w.ticket.quantity.setValue(3)
+        w.ticket.price.setText("1500.00")
+        qtbot.mouseClick(w.ticket.place_button, Qt.MouseButton.LeftButton)
+        try:
+            qloop.until(lambda: w.order_book.model.rowCount() == 1, what="order in the book")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the ticket says {w.ticket.message.text()!r}") from exc
+        order_id = w.order_book.model.row_at(0).order_id
+        qloop.until(lambda: w.order_book.model.text(order_id, "Status") == "OPEN", what="OPEN")
+        placed = fake.placed()
+        assert [(o["order_id"], o["stock_code"], o["price"]) for o in placed] == [
+            (order_id, "INFTEC", "1500.00")
+        ]
+        assert w.order_book.model.get(order_id).request.price == Decimal("1500.00")
+
+        # Cancelled from the order book: Breeze has it cancelled, the book says so.
+        w.order_book.select_order(order_id)
+        w.order_book.cancel_selected()
+        qloop.until(
+            lambda: w.order_book.model.text(order_id, "Status") == "CANCELLED", what="CANCELLED"
+        )
+        assert fake.placed()[0]["status"] == "Cancelled"
+        assert "connected" in w.status.connection_text("feed:breeze")
+    finally:
+        qloop.run(w.stop())
