@@ -144,7 +144,9 @@ class AppServices:
             self.breeze.watch(self.settings.watchlist)
         if self.recorder is not None and isinstance(self.broker, PaperBroker):
             await self._resume_paper_session(self.recorder, self.broker)
-        if self.recorder is not None and self.kite is None:
+        simulated_past = self.kite is None and not self.settings.marketdata.providers
+        if self.recorder is not None and simulated_past:
+            # Only the simulator knows the past: keep it, so yesterday is the same every start.
             await self._load_kept_history(self.recorder.db)
         # Consumers first, so the first simulated tick already reaches all of them.
         services: list[tuple[str, Coroutine[Any, Any, None]]] = [
