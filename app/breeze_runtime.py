@@ -18,6 +18,7 @@ from services.broker import BrokerError
 from services.brokers import registry
 from services.brokers.breeze.execution import BreezeExecution
 from services.brokers.ports import FeedMode, MarketDataFeed, SecretStore
+from services.brokers.throttle import DailyCountStore
 from services.bus import EventBus
 from services.clock import Clock
 from services.instruments import InstrumentRegistry
@@ -34,6 +35,7 @@ class BreezeRuntime:
         instruments: InstrumentRegistry,
         *,
         secrets: SecretStore,
+        counts: DailyCountStore | None = None,
         options: dict[str, Any] | None = None,
     ) -> None:
         self._bus = bus
@@ -44,6 +46,7 @@ class BreezeRuntime:
                 clock,
                 bus,
                 secrets=secrets,
+                counts=counts,
                 endpoints=settings.breeze.endpoints(),
                 options=options or {},
             ),

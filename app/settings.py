@@ -84,6 +84,16 @@ class KiteSettings(BaseModel):
         return value
 
 
+class OptionsSettings(BaseModel):
+    """The option chain's pricing (services/options): NSE quotes IV off Black-76 on the
+    future of the expiry; Black-Scholes on spot is the other convention traders use."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The risk-free rate, a fraction a year: roughly the 91-day T-bill yield.
+    risk_free_rate: float = Field(default=0.065, ge=0, le=0.5)
+    model: Literal["black76", "black_scholes"] = "black76"
+    dividend_yield: float = Field(default=0.0, ge=0, le=0.5)  # Black-Scholes only
 class NodeSettings(BaseModel):
     """The order node (docs/operator-guide.md, "Orders from a static IP").
 
@@ -247,7 +257,8 @@ class Settings(BaseModel):
     # "paper": the built-in simulator and paper broker (no account, no network);
     # "kite": live data and real orders on the Zerodha account (see docs/brokers/zerodha.md).
     # "breeze": live data and real orders on the ICICI Direct account (docs/brokers/icici.md).
-    broker: Literal["paper", "kite", "breeze"] = "paper"
+    # "upstox": live data and real orders on the Upstox account (docs/brokers/upstox.md).
+    broker: Literal["paper", "kite", "breeze", "upstox"] = "paper"
     kite: KiteSettings = Field(default_factory=KiteSettings)
     breeze: BreezeSettings = Field(default_factory=BreezeSettings)
     angelone: AngelOneSettings = Field(default_factory=AngelOneSettings)
@@ -268,6 +279,8 @@ class Settings(BaseModel):
     # such as "dask" or "ray" once registered with joblib.
     models_training_backend: str = Field(default="threading", pattern=r"^[a-z_]{1,32}$")
     models_training_jobs: int = Field(default=1, ge=-1, le=1024)
+    # The option chain's risk-free rate and pricing model.
+    options: OptionsSettings = Field(default_factory=OptionsSettings)
     node: NodeSettings = Field(default_factory=NodeSettings)
     # Market-data providers for history (docs/data.md); none by default: no network.
     marketdata: MarketDataConfig = Field(default_factory=MarketDataConfig)

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.settings import Settings
+from app.settings import Settings, config_dir
 from services.alerts import Alert, AlertBook, AlertCondition
 from services.backtest.service import BacktestService
 from services.bars import BarBuilder
@@ -41,6 +42,7 @@ from services.domain import (
     Tick,
     Timeframe,
 )
+from services.gtt import Gtt, GttBook, GttError
 from services.instruments import InstrumentRegistry, Reference, bundled_universe
 from services.marketdata.router import ProviderHealth
 from services.marketdata.service import (
@@ -50,6 +52,8 @@ from services.marketdata.service import (
     health_state,
     recorded_from,
 )
+from services.options.chain import OptionChain, option_expiries, option_underlyings
+from services.options.pricing import Model
 from services.orders import OrderManager
 from services.paper import PaperBroker, PaperMarginModel
 from services.quotes import QuoteBook
@@ -79,6 +83,7 @@ if TYPE_CHECKING:
     from app.breeze_runtime import BreezeRuntime
     from app.kite_runtime import KiteRuntime
     from app.models_runtime import ModelsRuntime
+    from app.upstox_runtime import UpstoxRuntime
     from services.brokers.kite.session import SecretStore
     from services.brokers.node.config import NodeVenue
 
@@ -87,6 +92,9 @@ log = logging.getLogger(__name__)
 HISTORY_BARS = 300
 KEPT_TIMEFRAMES = (Timeframe.M1, Timeframe.M5)  # the chart's usual ones; others are made
 HOLDINGS_REFRESH_SECONDS = 60.0
+# Breeze counts every call against 5,000 a day per key; holdings (two calls: NSE and BSE)
+# every minute would spend 750 of them, so its holdings are read every 15 minutes.
+BREEZE_HOLDINGS_REFRESH_SECONDS = 900.0
 
 
 @dataclass
@@ -111,8 +119,10 @@ class AppServices:
     started_at: datetime | None = None
     kite: KiteRuntime | None = None
     breeze: BreezeRuntime | None = None  # ICICI Direct Breeze as the live venue
+    upstox: UpstoxRuntime | None = None  # Upstox as the live venue
     reconciler: Reconciler | None = None
     models: ModelsRuntime | None = None  # with a profile database and models_enabled
+    gtt: GttBook | None = None  # GTT single / OCO orders held by the terminal
     node: NodeVenue | None = None  # orders through the trader's order node (settings.node)
     # Past bars for charts and models: stored and fetched history (services/marketdata).
     history_service: HistoryService | None = None
@@ -126,6 +136,7 @@ class AppServices:
     _holdings: list[Holding] = field(default_factory=list)
     # The simulator's past sessions as the profile keeps them (services.simulator.backfill).
     _kept_history: dict[tuple[str, Timeframe], list[Bar]] = field(default_factory=dict)
+    _drawings: dict[str, list[dict[str, Any]]] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -136,12 +147,17 @@ class AppServices:
         if self.history_service is not None and self.history_service.router is not None:
             for health in self.history_service.router.health():  # the status bar's labels
                 self.bus.publish(CONNECTION, health_state(health, self.started_at))
+            if "nse" in self.settings.marketdata.providers:
+                self._refresh_holidays()
         if self.kite is not None:
             await self.kite.load_instruments()
             self.kite.watch(self.settings.watchlist)
         if self.breeze is not None:
             await self.breeze.load_instruments()
             self.breeze.watch(self.settings.watchlist)
+        if self.upstox is not None:
+            await self.upstox.load_instruments()
+            self.upstox.watch(self.settings.watchlist)
         if self.recorder is not None and isinstance(self.broker, PaperBroker):
             await self._resume_paper_session(self.recorder, self.broker)
         simulated_past = self.kite is None and not self.settings.marketdata.providers
@@ -156,6 +172,8 @@ class AppServices:
         ]
         if isinstance(self.broker, PaperBroker):
             services.append(("broker", self.broker.run()))
+        if self.gtt is not None:
+            services.append(("gtt", self.gtt.run()))
         services += [
             ("orders", self.orders.run()),
             ("risk", self.risk_supervisor.run()),
@@ -168,7 +186,12 @@ class AppServices:
                 ("portfolio", self.kite.follow_fills()),
             ]
         else:
-            services.append(("holdings", self._follow_holdings()))
+            every = (
+                BREEZE_HOLDINGS_REFRESH_SECONDS
+                if self.breeze is not None
+                else HOLDINGS_REFRESH_SECONDS
+            )
+            services.append(("holdings", self._follow_holdings(every)))
         if self.node is not None:
             services.append(("node-stream", self.node.stream.run()))
         if self.reconciler is not None:
@@ -179,7 +202,7 @@ class AppServices:
             # The Kite adapter has no loop of its own; "broker" stays the name health probes
             # and /readyz look for, and it watches the feed's heartbeat.
             services.append(("broker", self.kite.watchdog()))
-        elif self.breeze is None:
+        elif self.breeze is None and self.upstox is None:
             services.append(("simulator", self.simulator.run()))
         for name, coro in services:
             self._spawn(name, coro)
@@ -187,6 +210,8 @@ class AppServices:
             self.kite.start_stream(loop)
         if self.breeze is not None:
             self.breeze.start_stream()
+        if self.upstox is not None:
+            self.upstox.start_stream()
         if self.models is not None:
             self.models.start()
         for runner in self.strategy_runners:
@@ -277,6 +302,8 @@ class AppServices:
             self.kite.stop_stream()
         if self.breeze is not None:
             self.breeze.stop_stream()
+        if self.upstox is not None:
+            self.upstox.stop_stream()
         if self.node is not None:
             await self.node.execution.close()
         if self.recorder is not None:
@@ -292,9 +319,11 @@ class AppServices:
 
     @property
     def feed_name(self) -> str:
-        """The market-data source: ``"simulator"``, ``"kite"`` or ``"breeze"``."""
+        """The market-data source: ``"simulator"``, ``"kite"``, ``"breeze"`` or ``"upstox"``."""
         if self.breeze is not None:
             return "breeze"
+        if self.upstox is not None:
+            return "upstox"
         return "kite" if self.kite is not None else "simulator"
 
     def on_session_expired(self, listener: Callable[[], None]) -> None:
@@ -325,9 +354,84 @@ class AppServices:
     def instrument(self, key: str) -> Instrument | None:
         return self.instruments.get(key)
 
+    def place_gtt_single(self, trigger: Decimal, order: OrderRequest) -> Gtt:
+        return self._gtt_book().place_single(trigger, order)
+
+    def place_gtt_oco(
+        self,
+        stop_trigger: Decimal,
+        stop_order: OrderRequest,
+        target_trigger: Decimal,
+        target_order: OrderRequest,
+    ) -> Gtt:
+        return self._gtt_book().place_oco(stop_trigger, stop_order, target_trigger, target_order)
+
+    def cancel_gtt(self, gtt_id: int) -> Gtt:
+        return self._gtt_book().cancel(gtt_id)
+
+    def gtt_list(self) -> list[Gtt]:
+        return [] if self.gtt is None else self.gtt.gtts()
+
+    def _gtt_book(self) -> GttBook:
+        if self.gtt is None:
+            raise GttError("GTT orders are not available in this session")
+        return self.gtt
+
+    # -- chart drawings, per symbol: a small JSON file beside the settings ----------------
+    def _drawings_path(self) -> Path:
+        return config_dir() / f"drawings-{self.settings.profile}.json"
+
+    def drawings(self, key: str) -> list[dict[str, Any]]:
+        if self._drawings is None:
+            try:
+                loaded = json.loads(self._drawings_path().read_text("utf-8"))
+                self._drawings = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                self._drawings = {}  # none saved yet, or unreadable: start clean
+        return [dict(d) for d in self._drawings.get(key, [])]
+
+    def save_drawings(self, key: str, drawings: list[dict[str, Any]]) -> None:
+        """Remember ``key``'s drawings; the file is written off the UI thread."""
+        self.drawings(key)
+        assert self._drawings is not None
+        if drawings:
+            self._drawings[key] = [dict(d) for d in drawings]
+        else:
+            self._drawings.pop(key, None)
+        text = json.dumps(self._drawings, indent=1, sort_keys=True)
+        path = self._drawings_path()
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(text, "utf-8")
+            tmp.replace(path)
+
+        try:
+            asyncio.get_running_loop().run_in_executor(None, write)
+        except RuntimeError:  # no loop (a script or a test driving widgets directly)
+            write()
+
+    def option_underlyings(self) -> list[str]:
+        return option_underlyings(self.instruments)
+
+    def option_expiries(self, underlying: str) -> list[date]:
+        return option_expiries(self.instruments, underlying)
+
+    def option_chain(self, underlying: str, expiry: date) -> OptionChain:
+        return OptionChain.from_instruments(self.instruments, underlying, expiry)
+
+    def option_pricing(self) -> tuple[float, Model, float]:
+        """Risk-free rate, model and dividend yield for IV and Greeks (the settings)."""
+        o = self.settings.options
+        return o.risk_free_rate, Model(o.model), o.dividend_yield
+
     def last_tick(self, key: str) -> Tick | None:
         if self.breeze is not None:
             self.breeze.watch([key])
+            return self.quotes.last_tick(key)
+        if self.upstox is not None:
+            self.upstox.watch([key])
             return self.quotes.last_tick(key)
         if self.kite is not None:
             self.kite.watch([key])  # a view asking for a price wants its ticks
@@ -358,6 +462,24 @@ class AppServices:
             self.bars.seed(key, timeframe, past)
             bars = self.bars.bars(key, timeframe)
         return bars[-count:]
+
+    def _refresh_holidays(self) -> None:
+        """NSE's holiday list, weekly, when NSE is a configured provider (in the background)."""
+        from services import calendar
+        from services.marketdata.service import refresh_holidays
+        from services.storage.paths import default_cache_dir
+
+        async def run() -> list[Bar]:
+            try:
+                await refresh_holidays(self.settings.marketdata.nse.endpoints(),
+                                       default_cache_dir() / calendar.CACHE_NAME)
+            except (BrokerError, ValueError, OSError) as exc:
+                log.warning("NSE holiday list not refreshed: %s", exc)
+            return []
+
+        task = asyncio.get_running_loop().create_task(run(), name="holidays")
+        self._history_tasks.add(task)
+        task.add_done_callback(self._history_tasks.discard)
 
     def _backfills(self) -> bool:
         service = self.history_service
@@ -444,14 +566,14 @@ class AppServices:
     def _apply_holdings(self, holdings: list[Holding]) -> None:
         self._holdings = list(holdings)
 
-    async def _follow_holdings(self) -> None:
+    async def _follow_holdings(self, every: float = HOLDINGS_REFRESH_SECONDS) -> None:
         """Holdings change only with settlement and corporate actions: a minute is enough."""
         while True:
             try:
                 self._holdings = await self.broker.holdings()
             except BrokerError as e:
                 log.warning("holdings not refreshed: %s", e)
-            await asyncio.sleep(HOLDINGS_REFRESH_SECONDS)
+            await asyncio.sleep(every)
 
     async def kill(
         self, *, square_off: bool, actor: str = "user", reason: str = "kill switch"
@@ -532,9 +654,10 @@ def build_services(
     universe, references = bundled_universe(clock.now().date())
     kite_mode = settings.broker == "kite"
     breeze_mode = settings.broker == "breeze"
+    upstox_mode = settings.broker == "upstox"
     # With Kite the registry is filled from the instrument master in start(), never with the
     # simulator's made-up contracts, so an order cannot be validated against them.
-    instruments = InstrumentRegistry(() if kite_mode or breeze_mode else universe)
+    instruments = InstrumentRegistry(() if kite_mode or breeze_mode or upstox_mode else universe)
     quotes = QuoteBook(bus)
     simulator = MarketSimulator(
         universe,
@@ -548,8 +671,22 @@ def build_services(
     bars = BarBuilder(bus, clock=clock)
     kite: KiteRuntime | None = None
     breeze: BreezeRuntime | None = None
+    upstox: UpstoxRuntime | None = None
     broker: PaperBroker | ExecutionClient
-    if breeze_mode:
+    if upstox_mode:
+        from app.upstox_runtime import UpstoxRuntime  # lazy: the adapters import the SDK
+
+        if secrets is None and database is not None:
+            from services.security import CredentialStore
+
+            secrets = CredentialStore(settings.profile, database, actor="terminal")
+        if secrets is None:
+            raise BrokerError(
+                "Upstox needs the vault for its keys: run `dalal credentials set upstox`"
+            )
+        upstox = UpstoxRuntime(settings, bus, clock, instruments, secrets=secrets)
+        broker = upstox.broker
+    elif breeze_mode:
         from app.breeze_runtime import BreezeRuntime  # lazy: the adapters import the SDK
 
         if secrets is None and database is not None:
@@ -560,7 +697,15 @@ def build_services(
             raise BrokerError(
                 "Breeze needs the vault for its keys: run `dalal credentials set breeze`"
             )
-        breeze = BreezeRuntime(settings, bus, clock, instruments, secrets=secrets)
+        counts = None
+        if database is not None:
+            from services.storage.repositories import OrderCountRepository
+
+            # Orders and API calls per day survive a restart (ICICI's 5,000 calls a day).
+            counts = OrderCountRepository(database)
+        breeze = BreezeRuntime(
+            settings, bus, clock, instruments, secrets=secrets, counts=counts
+        )
         broker = breeze.broker
     elif kite_mode:
         from app.kite_runtime import KiteRuntime  # lazy: the SDK and Twisted
@@ -717,9 +862,11 @@ def build_services(
         kill_switch=kill_switch,
         risk_supervisor=supervisor,
         alerts=AlertBook(bus, clock, database),
+        gtt=GttBook(bus, clock, orders.submit, quotes.last_price),
         recorder=recorder,
         kite=kite,
         breeze=breeze,
+        upstox=upstox,
         reconciler=reconciler,
         models=models,
         node=node,

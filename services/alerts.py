@@ -29,7 +29,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from services.bus import TICKS, EventBus, Topic
+from services.bus import TICKS, EventBus, SubscriberLagged, Topic
 from services.clock import Clock
 from services.domain import Tick
 from services.storage.repositories import AlertRecord
@@ -120,6 +120,8 @@ class AlertBook:
         )
         self._loaded = False
         self.fired = 0
+        self.resyncs = 0
+        self._watched: set[str] | None = None  # keys with an active alert; None: recompute
 
     # -- queries -------------------------------------------------------------------------------
     def active(self) -> list[Alert]:
@@ -149,6 +151,7 @@ class AlertBook:
             alert_id = next(self._ids)
         alert = Alert(alert_id, key, condition, level, record.created_at, note)
         self._alerts[alert_id] = alert
+        self._watched = None
         tick = self._last.get(key)
         if tick is not None:
             self._beyond[alert_id] = _is_beyond(alert, tick)
@@ -157,6 +160,7 @@ class AlertBook:
     async def remove(self, alert_id: int) -> bool:
         """Forget an alert, active or triggered; False when there was none by that id."""
         found = self._alerts.pop(alert_id, None) is not None
+        self._watched = None
         self._beyond.pop(alert_id, None)
         if found and self._writer is not None and self._store is not None:
             await self._write(self._store.alerts.delete, alert_id)
@@ -181,12 +185,18 @@ class AlertBook:
                 r.alert_id, r.key, condition, r.threshold, r.created_at, r.note, triggered_at,
                 r.triggered_price if triggered_at is not None else None,
             )
+        self._watched = None
 
     # -- evaluation ----------------------------------------------------------------------------
     def on_tick(self, tick: Tick) -> list[AlertFired]:
         """Evaluate one tick; publish and return what it fired."""
         self._last[tick.key] = tick
         fired: list[AlertFired] = []
+        watched = self._watched
+        if watched is None:
+            watched = self._watched = {a.key for a in self._alerts.values() if a.active}
+        if tick.key not in watched:
+            return fired  # most ticks: no alert on this instrument
         for alert in list(self._alerts.values()):
             if alert.key != tick.key or not alert.active:
                 continue
@@ -200,6 +210,7 @@ class AlertBook:
     def _fire(self, alert: Alert, tick: Tick) -> AlertFired:
         done = replace(alert, triggered_at=tick.ts, triggered_price=tick.last_price)
         self._alerts[alert.alert_id] = done
+        self._watched = None
         self._beyond.pop(alert.alert_id, None)
         self.fired += 1
         event = AlertFired(done, tick)
@@ -217,7 +228,17 @@ class AlertBook:
         try:
             await self.load()
             while True:
-                for tick in await sub.next_batch():
+                try:
+                    batch = await sub.next_batch()
+                except SubscriberLagged:
+                    # Resync from the next tick: each alert keeps the side of its level it
+                    # was last seen on, so a level crossed during the gap still fires if the
+                    # price is beyond it now. A crossing and return inside the gap is missed;
+                    # the bus counts the lag (dalal_bus_subscriber_lagged_total).
+                    log.warning("alert book fell behind the feed; resuming from the next tick")
+                    self.resyncs += 1
+                    continue
+                for tick in batch:
                     self.on_tick(tick)
         finally:
             sub.close()

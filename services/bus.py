@@ -82,6 +82,8 @@ class Subscription(Generic[T]):
             log.warning("subscriber %s lagged on %s; it must resync", self.name, self.topic)
             self._lagged = True
             self._queue.clear()
+            lagged = self._bus.lagged
+            lagged[self.name] = lagged.get(self.name, 0) + 1
         else:
             self._queue.append(event)
         self._ready.set()
@@ -131,6 +133,8 @@ class EventBus:
         self._subs: dict[Topic[Any], list[Subscription[Any]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.published: dict[str, int] = {}
+        # Resyncs per subscriber name (service names, a fixed set): exported as a metric.
+        self.lagged: dict[str, int] = {}
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Remember the loop that owns the bus, for ``publish_threadsafe``."""

@@ -261,6 +261,8 @@ class Tick:
     low: Decimal
     close: Decimal  # previous session's close, the base of change %
     depth: Depth | None = None
+    oi: int = 0  # open interest of a future or option (units, not lots); 0 when not sent
+    oi_close: int = 0  # previous session's open interest, the base of change in OI
 
     @property
     def change(self) -> Decimal:

@@ -183,6 +183,14 @@ class _SnapshotCollector(Collector):
             for topic, n in sorted(self.bus.published.items()):
                 published.add_metric([topic], n)
             yield published
+            lagged = CounterMetricFamily(
+                "dalal_bus_subscriber_lagged",
+                "Times a lossless subscriber fell a full mailbox behind and resynchronised.",
+                labels=["subscriber"],
+            )
+            for name, n in sorted(self.bus.lagged.items()):
+                lagged.add_metric([name], n)
+            yield lagged
         if self.feeds:
             ticks = CounterMetricFamily(
                 "dalal_ticks_received", "Market data ticks received.", labels=["feed"]

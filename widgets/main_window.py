@@ -35,17 +35,22 @@ from services.alerts import ALERTS, AlertFired
 from services.broker import BrokerError
 from services.bus import BARS, CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, TICKS
 from services.domain import Bar, Fill, OrderType, Side, Tick, Timeframe
+from services.gtt import GTTS
 from services.marketdata.service import HISTORY, HistoryLoaded
 from services.risk import KillReport
 from widgets.alerts_panel import AlertsPanel
 from widgets.backtest_panel import BacktestPanel, BacktestPort
+from widgets.basket import BasketPanel
 from widgets.chart import ChartWidget
+from widgets.chart.multi import MultiChart
 from widgets.depth import DepthPanel
 from widgets.funds_panel import FundsPanel
+from widgets.gtt_panel import GttPanel
 from widgets.holdings import HoldingsWidget
 from widgets.lock_screen import IdleWatcher, LockOverlay
 from widgets.models_panel import ModelsPanel, ModelsPort
 from widgets.narrow import cap_height
+from widgets.option_chain import OptionChainPanel
 from widgets.order_book import OrderBookWidget
 from widgets.order_ticket import OrderTicket
 from widgets.ports import TerminalFacade, UnlockGate
@@ -118,7 +123,8 @@ class MainWindow(QMainWindow):
         self._first_tick_reported = False
 
         self.chart = ChartWidget()
-        self.setCentralWidget(self.chart)
+        self.charts = MultiChart(self.chart)  # 1 or 2x2; self.chart is always chart 0
+        self.setCentralWidget(self.charts)
         self.watchlist = WatchlistWidget(facade, watchlist)
         self.ticket = OrderTicket(facade)
         self.order_book = OrderBookWidget(facade)
@@ -132,6 +138,9 @@ class MainWindow(QMainWindow):
         self.signals_panel = SignalsPanel()
         self.depth_panel = DepthPanel(facade)
         self.alerts_panel = AlertsPanel(facade)
+        self.option_chain = OptionChainPanel(facade)
+        self.gtt_panel = GttPanel(facade)
+        self.basket = BasketPanel(facade)
         self.status = TerminalStatusBar(lambda: facade.bus.published.get(TICKS.name, 0))
         self.setStatusBar(self.status)
         self.status.set_session(session_note, warning=session_warning)
@@ -153,6 +162,7 @@ class MainWindow(QMainWindow):
         self._dock("Signals", self.signals_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Depth", self.depth_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Alerts", self.alerts_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Basket", self.basket, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Backtest", self.backtest_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         # Depth shares the risk panel's place, so the chart keeps its width; risk stays in front.
         self.tabifyDockWidget(self.docks["Risk"], self.docks["Depth"])
@@ -161,6 +171,11 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Holdings"])
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Models"])
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Alerts"])
+        self.tabifyDockWidget(self.docks["Depth"], self.docks["Basket"])
+        # The basket opens when the chain sends it legs. The option chain's dock is made on
+        # first use (View > Option chain, Ctrl+Shift+O): as a dock from the start, even a
+        # hidden one, it widened the default window past a 1600-pixel screen.
+        self.docks["Basket"].hide()
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Backtest"])
         self.docks["Order book"].raise_()
         self.resizeDocks(
@@ -223,6 +238,10 @@ class MainWindow(QMainWindow):
                 self.idle = IdleWatcher(idle_timeout, parent=self)
                 self.idle.idle.connect(self.lock_view)
 
+        # The first tabify activated the layout while the bottom docks still stood side by
+        # side, and Qt kept that sum as the window's minimum width (2,000+ px with a dozen
+        # docks): take the minimum the finished layout really needs.
+        self.setMinimumSize(self.minimumSizeHint())
         self._default_state = self.saveState(_LAYOUT_VERSION)
         self._build_menus()
 
@@ -232,9 +251,15 @@ class MainWindow(QMainWindow):
             shortcut.activated.connect(lambda side=side: self._focus_ticket(side))
 
         self.watchlist.instrumentSelected.connect(self.show_instrument)
-        self.chart.timeframeChanged.connect(self._timeframe_changed)
+        for chart in self.charts.charts:
+            chart.timeframeChanged.connect(
+                lambda value, chart=chart: self._timeframe_changed(value, chart)
+            )
+            chart.studies.drawingsChanged.connect(self.facade.save_drawings)
         self.ticket.orderPlaced.connect(self.order_book.select_order)
         self.depth_panel.priceClicked.connect(self._price_from_depth)
+        self.option_chain.tradeRequested.connect(self.ticket_for_contract)
+        self.option_chain.basketRequested.connect(self._basket_from_chain)
 
         self.pump = UiPump(facade.bus, "main-window")
         self.pump.on(CONNECTION, self.status.apply_connections)
@@ -251,6 +276,7 @@ class MainWindow(QMainWindow):
         self.pump.on(HISTORY, self._on_history)
         self.pump.on(SIGNALS, self._on_signals)
         self.pump.on(ALERTS, self._on_alerts, on_lagged=self.alerts_panel.refresh)
+        self.pump.on(GTTS, self.gtt_panel.apply_gtts, on_lagged=self.gtt_panel.refresh)
         self.restore_last_layout()
         # Before the first show the layout's minimum still holds the sum of the docks'
         # requested widths, which would push the window past a 1366-pixel screen.
@@ -369,7 +395,7 @@ class MainWindow(QMainWindow):
         self.lock_overlay.hide()
 
     def _lockable(self) -> list[QWidget]:
-        return [self.chart, *self.docks.values(), self.menuBar(), self.toolbar, self.status]
+        return [self.charts, *self.docks.values(), self.menuBar(), self.toolbar, self.status]
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
@@ -444,6 +470,14 @@ class MainWindow(QMainWindow):
         view = self.menuBar().addMenu("&View")
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
+        chain = view.addAction("Option chain")
+        chain.setShortcut(QKeySequence("Ctrl+Shift+O"))
+        chain.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        chain.triggered.connect(self.show_option_chain)
+        gtt = view.addAction("GTT orders")
+        gtt.setShortcut(QKeySequence("Ctrl+Shift+G"))
+        gtt.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        gtt.triggered.connect(self.show_gtt)
         layout = self.menuBar().addMenu("&Layout")
         for text, shortcut, slot in (
             ("Save layout", "Ctrl+Shift+S", self.save_layout),
@@ -461,20 +495,66 @@ class MainWindow(QMainWindow):
         self.ticket.set_symbol(key)
         self.depth_panel.set_instrument(key)
         self.alerts_panel.set_symbol(key)
-        self._load_chart(key, self.chart.timeframe)
+        for chart in self.charts.targets():
+            self._load_chart(key, chart.timeframe, chart)
 
-    def _timeframe_changed(self, value: str) -> None:
-        if self.chart.key:
-            self._load_chart(self.chart.key, Timeframe(value))
+    def _timeframe_changed(self, value: str, chart: ChartWidget | None = None) -> None:
+        chart = chart or self.chart
+        if chart.key:
+            self._load_chart(chart.key, Timeframe(value), chart)
 
-    def _load_chart(self, key: str, timeframe: Timeframe) -> None:
-        self.chart.set_bars(key, timeframe, self.facade.history(key, timeframe))
+    def _load_chart(self, key: str, timeframe: Timeframe, chart: ChartWidget | None = None) -> None:
+        chart = chart or self.chart
+        chart.set_bars(key, timeframe, self.facade.history(key, timeframe))
+        chart.studies.set_drawings(self.facade.drawings(key))
 
     def _price_from_depth(self, price: Decimal) -> None:
         """A price picked off the book means a priced order: a MARKET ticket becomes LIMIT."""
         if not OrderType(self.ticket.order_type.currentText()).needs_price:
             self.ticket.order_type.setCurrentText(OrderType.LIMIT.value)
         self.ticket.price.setText(f"{price:.2f}")
+
+    def ticket_for_contract(self, key: str, side: Side) -> None:
+        """A price clicked in the option chain: the ticket for that contract, one lot."""
+        self.ticket.set_symbol(key)
+        inst = self.facade.instrument(key)
+        if inst is not None:
+            self.ticket.quantity.setValue(inst.lot_size)
+        self._focus_ticket(side)
+
+    def show_gtt(self) -> None:
+        """Open the GTT panel (made on first use, beside the ticket) for the ticket's symbol."""
+        dock = self.docks.get("GTT")
+        if dock is None:
+            self._dock("GTT", self.gtt_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+            dock = self.docks["GTT"]
+            self.tabifyDockWidget(self.docks["Depth"], dock)
+        if self.ticket.key():
+            self.gtt_panel.set_symbol(self.ticket.key())
+        self.gtt_panel.refresh()
+        dock.show()
+        dock.raise_()
+
+    def show_option_chain(self) -> None:
+        """Open the chain on the selected instrument's underlying when it has options."""
+        dock = self.docks.get("Option chain")
+        if dock is None:
+            self._dock("Option chain", self.option_chain, Qt.DockWidgetArea.BottomDockWidgetArea)
+            dock = self.docks["Option chain"]
+            self.tabifyDockWidget(self.docks["Positions"], dock)
+        dock.show()
+        dock.raise_()
+        key = self.chart.key
+        inst = self.facade.instrument(key) if key else None
+        if inst is not None:
+            self.option_chain.select(inst.underlying or inst.key)
+        self.option_chain.table.setFocus()
+
+    def _basket_from_chain(self, legs: list[tuple[str, Side]]) -> None:
+        self.basket.set_legs(legs)
+        dock = self.docks["Basket"]
+        dock.show()
+        dock.raise_()
 
     def _focus_ticket(self, side: Side) -> None:
         if self.locked:
@@ -490,9 +570,13 @@ class MainWindow(QMainWindow):
         self.holdings.apply_ticks(ticks)
         self.ticket.update_quote(ticks)
         self.depth_panel.apply_ticks(ticks)
-        shown = next((t for t in reversed(ticks) if t.key == self.chart.key), None)
-        if shown is not None:  # the chart's change % is the day's, as in the watchlist
-            self.chart.set_previous_close(shown.close)
+        for chart in self.charts.visible_charts():  # the change % is the day's, as in the
+            shown = next((t for t in reversed(ticks) if t.key == chart.key), None)  # watchlist
+            if shown is not None:
+                chart.set_previous_close(shown.close)
+        chain = self.docks.get("Option chain")
+        if chain is not None and chain.isVisible():
+            self.option_chain.apply_ticks(ticks)
         if not self._first_tick_reported and self.watchlist.model.ticks_applied:
             self._first_tick_reported = True
             self.watchlist.table.painted.connect(self._report_first_paint)
@@ -502,10 +586,11 @@ class MainWindow(QMainWindow):
         self.firstTickPainted.emit()
 
     def _on_bars(self, bars: list[Bar]) -> None:
-        key, timeframe = self.chart.key, self.chart.timeframe
-        mine = [b for b in bars if b.key == key and b.timeframe == timeframe]
-        for bar in sorted(mine, key=lambda b: b.start):
-            self.chart.update_bar(bar)
+        for chart in self.charts.visible_charts():
+            key, timeframe = chart.key, chart.timeframe
+            mine = [b for b in bars if b.key == key and b.timeframe == timeframe]
+            for bar in sorted(mine, key=lambda b: b.start):
+                chart.update_bar(bar)
 
     def _on_history(self, loaded: list[HistoryLoaded]) -> None:
         """Real history for the chart arrived in the background: redraw it with that."""

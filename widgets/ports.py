@@ -7,8 +7,9 @@ object with these methods. ``app.wiring.AppServices`` satisfies it structurally.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from services.alerts import Alert, AlertCondition
 from services.broker import OrderChange
@@ -24,6 +25,9 @@ from services.domain import (
     Tick,
     Timeframe,
 )
+from services.gtt import Gtt
+from services.options.chain import OptionChain
+from services.options.pricing import Model
 from services.risk import KillReport, RiskEngine
 
 
@@ -69,6 +73,35 @@ class TerminalFacade(Protocol):
     async def remove_alert(self, alert_id: int) -> bool: ...
 
     def alert_list(self) -> list[Alert]: ...
+
+    # -- chart drawings, per symbol --
+    def drawings(self, key: str) -> list[dict[str, Any]]: ...
+
+    def save_drawings(self, key: str, drawings: list[dict[str, Any]]) -> None: ...
+
+    # -- GTT orders --
+    def place_gtt_single(self, trigger: Decimal, order: OrderRequest) -> Gtt: ...
+
+    def place_gtt_oco(
+        self,
+        stop_trigger: Decimal,
+        stop_order: OrderRequest,
+        target_trigger: Decimal,
+        target_order: OrderRequest,
+    ) -> Gtt: ...
+
+    def cancel_gtt(self, gtt_id: int) -> Gtt: ...
+
+    def gtt_list(self) -> list[Gtt]: ...
+
+    # -- options (the chain panel) --
+    def option_underlyings(self) -> list[str]: ...
+
+    def option_expiries(self, underlying: str) -> list[date]: ...
+
+    def option_chain(self, underlying: str, expiry: date) -> OptionChain: ...
+
+    def option_pricing(self) -> tuple[float, Model, float]: ...
 
 
 class UnlockGate(Protocol):

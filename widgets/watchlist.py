@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.domain import Tick
+from services.options.search import describe
 from widgets import theme
 from widgets.narrow import ColumnFitter
 from widgets.ports import TerminalFacade
@@ -215,7 +216,7 @@ class WatchlistWidget(QWidget):
     # -- slots ---------------------------------------------------------------------------
     def _refresh_suggestions(self, text: str) -> None:
         found = self._facade.search(text, 12) if text.strip() else []
-        self._suggested = {f"{i.key}  ·  {i.name}": i.key for i in found}
+        self._suggested = {describe(i): i.key for i in found}
         self._suggestions.setStringList(list(self._suggested))
 
     def _add_from_search(self) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import random
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from services.simulator.pricing import (
     intraday_profile,
     per_second_variance,
     session_fraction,
+    smile_volatility,
 )
 
 COMPONENT = "feed:simulator"
@@ -60,6 +62,13 @@ _MAX_STEP_SECONDS = 22_500.0  # one session: a longer silence is a day roll, not
 _BATCH_SECONDS = 0.015
 _CLOSED_POLL_SECONDS = 0.5
 _LIQUID = frozenset({"RELIANCE", "HDFCBANK", "ICICIBANK", "INFY", "SBIN", "TCS", "BHARTIARTL"})
+# Tick classes. Index options and stock F&O are capped at a multiple of the ticks the
+# indices, index futures and equities get, so thousands of contracts cannot starve the
+# equities a watchlist shows; a universe within the caps keeps its plain weights.
+_CLASS_INDEX, _CLASS_INDEX_FUTURE, _CLASS_EQUITY, _CLASS_INDEX_OPTION, _CLASS_STOCK_FNO = range(5)
+_OPTION_CAP = (0.0, 0.0, 0.0, 0.6, 0.1)
+_EXPIRY_DAY_ACTIVITY = 3.0  # expiring contracts trade this much more on their last day
+_OI_OPEN_SHARE = 0.56  # of trades that open a position, an ordinary day
 
 
 @dataclass(slots=True, eq=False)
@@ -104,6 +113,9 @@ class _State:
     low: Decimal = Decimal(0)
     volume: int = 0
     basis: float = 0.0
+    oi: int = 0  # open interest in units; derivatives only
+    oi_close: int = 0
+    expiry_day: date | None = None
 
     def price(self, n: int) -> Decimal:
         return self.tick_dec * n
@@ -148,10 +160,12 @@ class MarketSimulator:
         self._states: list[_State] = []
         self._by_key: dict[str, _State] = {}
         self._last: dict[str, Tick] = {}
+        # Open interest has its own random stream so that turning it on left every price
+        # path of a seed unchanged.
+        self._oi_rng = random.Random(f"{seed}:oi")  # noqa: S311 -- a simulation
         self._build(instruments, references)
-        weights = [self._weight(s) for s in self._states]
-        self._cum_weights = [sum(weights[: i + 1]) for i in range(len(weights))]
         self._indices = range(len(self._states))
+        self._cum_weights = self._weights(None)
 
     # -- construction -------------------------------------------------------------------
 
@@ -178,6 +192,12 @@ class MarketSimulator:
         return walk
 
     def _build(self, instruments: list[Instrument], references: dict[str, Reference]) -> None:
+        self._index_keys = {i.key for i in instruments if i.kind is InstrumentKind.INDEX}
+        self._index_keys |= {  # an index left out of the simulation is still an index
+            i.underlying
+            for i in instruments
+            if i.underlying and not i.underlying.endswith(":" + i.name)
+        }
         for inst in instruments:  # spots first so derivatives find their walk
             if not (inst.is_derivative and inst.underlying is not None):
                 self._walk(inst.key, references[inst.key])
@@ -224,8 +244,48 @@ class MarketSimulator:
                 trade_lots=trade_lots,
                 daily_volume=0.0 if inst.kind is InstrumentKind.INDEX else daily_volume,
             )
+            if role != _ROLE_SPOT:
+                state.expiry_day = inst.expiry
+                state.oi = state.oi_close = self._initial_oi(state, price)
             self._states.append(state)
             self._by_key[inst.key] = state
+
+    def _weights(self, day: date | None) -> list[float]:
+        """Cumulative pick weights for ``day`` (None: before the first session)."""
+        raw = [self._weight(s) for s in self._states]
+        if day is not None:
+            # Expired contracts stop trading; expiring ones are busiest on their last day.
+            raw = [
+                0.0
+                if s.expiry_day is not None and s.expiry_day < day
+                else w * _EXPIRY_DAY_ACTIVITY
+                if s.expiry_day == day
+                else w
+                for w, s in zip(raw, self._states, strict=True)
+            ]
+            if not any(raw):
+                raw = [1.0] * len(raw)
+        classes = [self._class(s) for s in self._states]
+        totals = [0.0] * len(_OPTION_CAP)
+        for w, c in zip(raw, classes, strict=True):
+            totals[c] += w
+        base = totals[_CLASS_INDEX] + totals[_CLASS_INDEX_FUTURE] + totals[_CLASS_EQUITY]
+        factor = [1.0] * len(_OPTION_CAP)
+        for c in (_CLASS_INDEX_OPTION, _CLASS_STOCK_FNO):
+            if totals[c] and base:
+                factor[c] = min(1.0, _OPTION_CAP[c] * base / totals[c])
+        scaled = [w * factor[c] for w, c in zip(raw, classes, strict=True)]
+        return list(itertools.accumulate(scaled))
+
+    def _class(self, s: _State) -> int:
+        if s.inst.kind is InstrumentKind.INDEX:
+            return _CLASS_INDEX
+        if s.role == _ROLE_SPOT:
+            return _CLASS_EQUITY
+        index_derivative = s.inst.underlying in self._index_keys
+        if s.role == _ROLE_FUTURE and index_derivative:
+            return _CLASS_INDEX_FUTURE
+        return _CLASS_INDEX_OPTION if index_derivative else _CLASS_STOCK_FNO
 
     @staticmethod
     def _weight(s: _State) -> float:
@@ -240,6 +300,28 @@ class MarketSimulator:
             return 0.5 + 2.0 * math.exp(-((moneyness / 0.006) ** 2))
         return 2.0 if s.inst.tradingsymbol in _LIQUID else 1.0
 
+    def _initial_oi(self, s: _State, spot: float) -> int:
+        """Open interest piles up near the money and on round strikes; writers sell calls
+        above spot and puts below, so each side is heavier out of the money."""
+        rng = self._oi_rng
+        if s.role == _ROLE_FUTURE:
+            return s.lot * int(rng.uniform(40_000, 90_000) * 65 / s.lot)
+        moneyness = s.strike / spot - 1.0
+        otm = moneyness if s.role == _ROLE_CALL else -moneyness
+        near = math.exp(-((moneyness / 0.03) ** 2))
+        lots = 2_000 + 60_000 * near * (1.6 if otm > 0 else 0.7)
+        if s.strike % (s.tick * 2000) < 1e-9:  # round hundreds on NIFTY: traders' levels
+            lots *= 1.8
+        return s.lot * int(lots * rng.uniform(0.6, 1.4) * 65 / s.lot)
+
+    def _move_oi(self, s: _State, lots: int, fraction: float | None) -> None:
+        """A trade opens or closes positions; on expiry day the book unwinds into the close."""
+        share = _OI_OPEN_SHARE
+        if s.expiry_day == self._day:
+            share = 0.5 - 0.3 * (fraction or 0.0)
+        delta = lots * s.lot if self._oi_rng.random() < share else -lots * s.lot
+        s.oi = max(0, s.oi + delta)
+
     # -- model ----------------------------------------------------------------------------
 
     def _fair(self, s: _State, spot: float, t: float) -> float:
@@ -249,7 +331,8 @@ class MarketSimulator:
         years = (s.expiry_ts - t) / SECONDS_PER_YEAR
         if role == _ROLE_FUTURE:
             return futures_price(spot, years) * math.exp(s.basis)
-        return black_scholes(spot, s.strike, years, s.walk.volatility, role == _ROLE_CALL)
+        vol = smile_volatility(s.walk.volatility, futures_price(spot, years), s.strike, years)
+        return black_scholes(spot, s.strike, years, vol, role == _ROLE_CALL)
 
     def _to_steps(self, s: _State, value: float) -> int:
         return max(1, int(value / s.tick + 0.5))
@@ -266,10 +349,12 @@ class MarketSimulator:
                 s.prev_close = s.price(self._to_steps(s, self._fair(s, spot, t)))
             s.open_n = s.high_n = s.low_n = 0
             s.volume = 0
+            s.oi_close = s.oi
         for key, walk in self._walks.items():
             walk.x += self._opening_gap(key, walk, day)
             walk.last_t = t
         self._day = day
+        self._cum_weights = self._weights(day)
 
     def _opening_gap(self, walk_key: str, walk: _Walk, day: date) -> float:
         """Return the day's opening gap in log terms.
@@ -281,8 +366,8 @@ class MarketSimulator:
 
     # -- ticks ----------------------------------------------------------------------------
 
-    def step(self, now: datetime, count: int) -> list[Tick]:
-        """Produce the next ``count`` ticks at ``now`` (none outside market hours).
+    def _generate(self, now: datetime, count: int) -> list[Tick]:
+        """Make the next ``count`` ticks at ``now`` (none outside market hours).
 
         The time since each walk last moved is shared out over its ticks in the batch, so the
         volatility per second of exchange time does not depend on the tick rate. The last
@@ -316,6 +401,7 @@ class MarketSimulator:
 
         ticks: list[Tick] = []
         append = ticks.append
+        fraction = session_fraction(now)
         for i in picks:
             s = states[i]
             walk = s.walk
@@ -326,12 +412,26 @@ class MarketSimulator:
                     walk.x += gauss(0.0, walk.jump_sd)
             if s.role == _ROLE_FUTURE:
                 s.basis = 0.95 * s.basis + gauss(0.0, 0.00004)
-            append(self._tick(s, self._fair(s, math.exp(walk.x), t), now, profile))
-        for tick in ticks:
-            self._last[tick.key] = tick
+            append(self._tick(s, self._fair(s, math.exp(walk.x), t), now, profile, fraction))
         return ticks
 
-    def _tick(self, s: _State, fair: float, now: datetime, profile: float) -> Tick:
+    def step(self, now: datetime, count: int) -> list[Tick]:
+        """Produce the next ``count`` ticks at ``now`` (none outside market hours).
+
+        ``last_tick`` answers with them at once; ``run`` records them as it publishes them.
+        """
+        ticks = self._generate(now, count)
+        self._remember(ticks)
+        return ticks
+
+    def _remember(self, ticks: list[Tick]) -> None:
+        last = self._last
+        for tick in ticks:
+            last[tick.key] = tick
+
+    def _tick(
+        self, s: _State, fair: float, now: datetime, profile: float, fraction: float | None
+    ) -> Tick:
         r = self._rng.random
         tick = s.tick
         if s.inst.kind is InstrumentKind.INDEX:
@@ -353,6 +453,8 @@ class MarketSimulator:
             lots = 1 + int(self._rng.expovariate(1.0 / (s.trade_lots * profile)))
             quantity = lots * s.lot
             s.volume += quantity
+            if s.role != _ROLE_SPOT:
+                self._move_oi(s, lots, fraction)
         price = s.tick_dec * n
         if not s.open_n:
             s.open_n = s.high_n = s.low_n = n
@@ -372,6 +474,8 @@ class MarketSimulator:
             low=s.low,
             close=s.prev_close,
             depth=depth,
+            oi=s.oi,
+            oi_close=s.oi_close,
         )
 
     def _depth(self, s: _State, bid: int, ask: int) -> Depth:
@@ -519,8 +623,9 @@ class MarketSimulator:
                 count = int(owed)
                 if count:
                     owed -= count
-                    ticks = self.step(self._clock.now(), count)
+                    ticks = self._generate(self._clock.now(), count)
                     if ticks:
+                        self._remember(ticks)
                         self._bus.publish_many(TICKS, ticks)
         finally:
             with contextlib.suppress(Exception):

@@ -80,5 +80,22 @@ def black_scholes(
     return max(value, intrinsic)
 
 
+_SMILE_SKEW = -0.07  # per standard deviation of moneyness: puts below spot cost more
+_SMILE_CURVE = 0.035
+_SMILE_MIN_YEARS = 1.0 / (365.0 * 24.0)  # an hour: keeps the wings finite on expiry day
+
+
+def smile_volatility(atm_volatility: float, forward: float, strike: float, years: float) -> float:
+    """Return the volatility a strike trades at: an equity-index smile with a put skew.
+
+    Moneyness is measured in standard deviations to expiry (``ln(K/F) / (sigma sqrt T)``)
+    and clipped at four, so the wings stay sensible as expiry nears: a 3-sd put trades at
+    about 1.5x the ATM volatility, a 3-sd call at about 1.1x, as NIFTY's smile does.
+    """
+    sd = atm_volatility * math.sqrt(max(years, _SMILE_MIN_YEARS))
+    x = max(-4.0, min(4.0, math.log(strike / forward) / sd))
+    return atm_volatility * max(0.6, 1.0 + _SMILE_SKEW * x + _SMILE_CURVE * x * x)
+
+
 def futures_price(spot: float, years: float) -> float:
     return spot * math.exp(FUTURES_CARRY * max(years, 0.0))

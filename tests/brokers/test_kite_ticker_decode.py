@@ -192,7 +192,8 @@ def test_fast_builders_match_the_dataclass_constructors() -> None:
         None,
     )
     assert fast_tick(*args) == Tick(*args)  # type: ignore[arg-type]
-    assert len(Tick.__dataclass_fields__) == 10
+    assert fast_tick(*args, 650) == Tick(*args, 650)  # type: ignore[arg-type]
+    assert len(Tick.__dataclass_fields__) == 12
     assert len(DepthLevel.__dataclass_fields__) == 3
     assert len(Depth.__dataclass_fields__) == 2
 

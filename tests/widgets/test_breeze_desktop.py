@@ -54,7 +54,7 @@ def test_breeze_ticks_reach_the_watchlist_and_an_order_is_placed_and_cancelled(
     secrets = MemorySecrets()
     secrets.set("breeze", {"api_key": fake.api_key, "api_secret": fake.api_secret})
     session = BreezeSession(BreezeSecrets(secrets), SystemClock(), endpoints=fake.endpoints)
-    qloop.run(session.complete_login({"API_Session": fake.issue_api_session()}))
+    qloop.run(session.complete_login({"API_Session": fake.issue_api_session()}), timeout=30)
     settings = Settings(
         broker="breeze", watchlist=WATCH, breeze=BreezeSettings(base_url=fake.base_url)
     )
@@ -72,10 +72,10 @@ def test_breeze_ticks_reach_the_watchlist_and_an_order_is_placed_and_cancelled(
         # Breeze's prices, exactly as the fake streams them, in the watchlist.
         qloop.until(
             lambda: w.watchlist.model.text("NSE:RELIANCE", "LTP") == "2,950.40",
-            timeout=20,
+            timeout=30,
             what="RELIANCE from the Breeze stream",
         )
-        qloop.until(lambda: w.watchlist.model.text("NSE:INFY", "LTP") == "1,573.70")
+        qloop.until(lambda: w.watchlist.model.text("NSE:INFY", "LTP") == "1,573.70", timeout=30)
 
         # A limit buy below the market from the ticket rests OPEN at Breeze.
         w.watchlist.select_key("NSE:INFY")
@@ -86,11 +86,15 @@ def test_breeze_ticks_reach_the_watchlist_and_an_order_is_placed_and_cancelled(
         w.ticket.price.setText("1500.00")
         qtbot.mouseClick(w.ticket.place_button, Qt.MouseButton.LeftButton)
         try:
-            qloop.until(lambda: w.order_book.model.rowCount() == 1, what="order in the book")
+            qloop.until(
+                lambda: w.order_book.model.rowCount() == 1, timeout=30, what="order in the book"
+            )
         except AssertionError as exc:
             raise AssertionError(f"{exc}; the ticket says {w.ticket.message.text()!r}") from exc
         order_id = w.order_book.model.row_at(0).order_id
-        qloop.until(lambda: w.order_book.model.text(order_id, "Status") == "OPEN", what="OPEN")
+        qloop.until(
+            lambda: w.order_book.model.text(order_id, "Status") == "OPEN", timeout=30, what="OPEN"
+        )
         placed = fake.placed()
         assert [(o["order_id"], o["stock_code"], o["price"]) for o in placed] == [
             (order_id, "INFTEC", "1500.00")
@@ -101,7 +105,9 @@ def test_breeze_ticks_reach_the_watchlist_and_an_order_is_placed_and_cancelled(
         w.order_book.select_order(order_id)
         w.order_book.cancel_selected()
         qloop.until(
-            lambda: w.order_book.model.text(order_id, "Status") == "CANCELLED", what="CANCELLED"
+            lambda: w.order_book.model.text(order_id, "Status") == "CANCELLED",
+            timeout=30,
+            what="CANCELLED",
         )
         assert fake.placed()[0]["status"] == "Cancelled"
         assert "connected" in w.status.connection_text("feed:breeze")

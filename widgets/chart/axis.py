@@ -97,7 +97,9 @@ class TimeAxis(pg.AxisItem):  # type: ignore[misc]
         changed = np.flatnonzero(buckets[1:] != buckets[:-1]) + first + 1
         if lo == 0:
             changed = np.concatenate(([0], changed))
-        days = _buckets_by_seconds(86_400)(self.series.column("start"))
+        # Day buckets of the visible window only (index i is days[i - first]): over the whole
+        # series this was most of a pan frame's axis time at 100,000 bars.
+        days = _buckets_by_seconds(86_400)(self.series.column("start")[first:hi])
         ticks: list[int] = []
         for i in changed.tolist():
             if i < lo:
@@ -105,9 +107,9 @@ class TimeAxis(pg.AxisItem):  # type: ignore[misc]
             # Sessions start at 09:15 and end at 15:30, so a day's first bar can crowd the round
             # hour either side of it; the date wins over the clock time.
             if ticks and (i - ticks[-1]) * px_per_bar < _MIN_LABEL_PX:
-                starts_day = i == 0 or days[i] != days[i - 1]
+                starts_day = i == 0 or days[i - first] != days[i - 1 - first]
                 prev = ticks[-1]
-                prev_starts_day = prev == 0 or days[prev] != days[prev - 1]
+                prev_starts_day = prev == 0 or days[prev - first] != days[prev - 1 - first]
                 if starts_day and not prev_starts_day:
                     ticks[-1] = i
                 continue

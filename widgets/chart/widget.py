@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -29,6 +30,7 @@ from widgets.chart.crosshair import Crosshair, day_reference, readout, readout_h
 from widgets.chart.grid import GridItem
 from widgets.chart.indicators import FloatArray, ema, ema_at, sma, sma_at
 from widgets.chart.series import BarSeries, Change
+from widgets.chart.study_layer import StudyLayer, position_of
 from widgets.narrow import yield_width
 
 
@@ -96,6 +98,10 @@ class ChartWidget(QtWidgets.QWidget):
         layout.addWidget(self._graphics, 1)
         self._build_plots()
         self.set_overlays()
+        self.studies = StudyLayer(self)
+        self._graphics.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.CustomContextMenu)
+        self._graphics.customContextMenuRequested.connect(self._context_menu)
+        self._graphics.scene().sigMouseClicked.connect(self._scene_clicked)
 
         self._graphics.scene().sigMouseMoved.connect(self.on_scene_mouse_moved)
         self._graphics.viewport().installEventFilter(self)
@@ -143,6 +149,12 @@ class ChartWidget(QtWidgets.QWidget):
         self._readout_label = QtWidgets.QLabel("")
         self._readout_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
         row.addWidget(self._readout_label)
+        self.indicators_button = QtWidgets.QToolButton()
+        self.indicators_button.setText("Indicators")
+        self.indicators_button.setPopupMode(QtWidgets.QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.indicators_button.setMenu(QtWidgets.QMenu(self.indicators_button))
+        self.indicators_button.menu().aboutToShow.connect(self._fill_indicators_menu)
+        row.addWidget(self.indicators_button)
         row.addStretch(1)
         self._overlay_label = QtWidgets.QLabel("")
         self._overlay_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
@@ -217,6 +229,7 @@ class ChartWidget(QtWidgets.QWidget):
         self._markers_item = pg.ScatterPlotItem(pxMode=True, size=11)
         self.price_plot.addItem(self._markers_item, ignoreBounds=True)
         self._crosshair = Crosshair(self.price_plot, [self.volume_plot])
+        self._dress_pane = dress  # oscillator panes (study_layer) look like the volume pane
 
     # -- public API --------------------------------------------------------------------------
     @property
@@ -249,6 +262,7 @@ class ChartWidget(QtWidgets.QWidget):
         self._refresh_markers()
         self._refresh_last()
         self.show_last_bars(style.DEFAULT_VISIBLE_BARS)
+        self.studies.recompute()
 
     def update_bar(self, bar: Bar) -> bool:
         """Apply one live bar; return False when it was not for this chart or was stale."""
@@ -272,6 +286,7 @@ class ChartWidget(QtWidgets.QWidget):
                 left, right = self.price_plot.getViewBox().viewRange()[0]
                 self.price_plot.setXRange(left + 1, right + 1, padding=0)
         self._refresh_last()
+        self.studies.live()
         return True
 
     def set_overlays(self, sma: Sequence[int] = (20,), ema: Sequence[int] = (50,)) -> None:
@@ -282,9 +297,11 @@ class ChartWidget(QtWidgets.QWidget):
         for i, (kind, period) in enumerate(specs):
             colour = style.OVERLAY_COLOURS[i % len(style.OVERLAY_COLOURS)]
             item = pg.PlotDataItem(pen=_pen(colour))
+            self.price_plot.addItem(item)
+            # After addItem: PlotItem.addItem applies the plot's own (off) clip-to-view and
+            # downsampling to the item, which made every frame draw all 100,000 points.
             item.setDownsampling(auto=True, method="peak")
             item.setClipToView(True)
-            self.price_plot.addItem(item)
             self._overlays.append(_Overlay(kind, period, item, np.full(16, np.nan)))
         self._recompute_overlays()
 
@@ -328,6 +345,29 @@ class ChartWidget(QtWidgets.QWidget):
         n = len(self._series)
         right = n - 1 + style.RIGHT_MARGIN_BARS
         self.price_plot.setXRange(right - count - style.RIGHT_MARGIN_BARS, right, padding=0)
+
+    # -- studies and drawings (widgets/chart/study_layer.py) ----------------------------------
+    def _fill_indicators_menu(self) -> None:
+        menu = self.indicators_button.menu()
+        menu.clear()
+        for action in self.studies.indicators_menu(menu).actions():
+            menu.addAction(action)
+
+    def _context_menu(self, pos: QtCore.QPoint) -> None:
+        at = position_of(self, pos)
+        if at is None:
+            return
+        self.studies.context_menu(*at).popup(self._graphics.mapToGlobal(pos))
+
+    def _scene_clicked(self, event: Any) -> None:
+        if event.button() != QtCore.Qt.MouseButton.LeftButton:
+            return
+        vb = self.price_plot.getViewBox()
+        scene_pos = event.scenePos()
+        if vb.sceneBoundingRect().contains(scene_pos):
+            point = vb.mapSceneToView(scene_pos)
+            if self.studies.click(point.x(), point.y()):
+                event.accept()
 
     # -- crosshair ---------------------------------------------------------------------------
     def on_scene_mouse_moved(self, scene_pos: QtCore.QPointF) -> None:

@@ -306,6 +306,7 @@ def tick_from_quote(key: str, record: Json) -> Tick:
         low=dec(ohlc.get("low")),
         close=dec(ohlc.get("close")),
         depth=depth,
+        oi=int(record.get("oi") or 0),
     )
 
 

@@ -211,7 +211,20 @@ _dl_qty = _setter(DepthLevel, "quantity")
 _dl_orders = _setter(DepthLevel, "orders")
 _dp_bids = _setter(Depth, "bids")
 _dp_asks = _setter(Depth, "asks")
-(_t_key, _t_ts, _t_ltp, _t_ltq, _t_vol, _t_open, _t_high, _t_low, _t_close, _t_depth) = (
+(
+    _t_key,
+    _t_ts,
+    _t_ltp,
+    _t_ltq,
+    _t_vol,
+    _t_open,
+    _t_high,
+    _t_low,
+    _t_close,
+    _t_depth,
+    _t_oi,
+    _t_oi_close,
+) = (
     _setter(Tick, name)
     for name in (
         "key",
@@ -224,6 +237,8 @@ _dp_asks = _setter(Depth, "asks")
         "low",
         "close",
         "depth",
+        "oi",
+        "oi_close",
     )
 )
 
@@ -254,6 +269,7 @@ def fast_tick(
     low: Decimal,
     close: Decimal,
     depth: Depth | None,
+    oi: int = 0,
 ) -> Tick:
     tick: Tick = _new(Tick)
     _t_key(tick, key)
@@ -266,6 +282,8 @@ def fast_tick(
     _t_low(tick, low)
     _t_close(tick, close)
     _t_depth(tick, depth)
+    _t_oi(tick, oi)
+    _t_oi_close(tick, 0)  # Kite sends no previous-day OI; the chain counts from first seen
     return tick
 
 
@@ -352,6 +370,7 @@ class TickDecoder:
                         prices[3],
                         prices[4],
                         fast_depth(tuple(levels[:5]), tuple(levels[5:])),
+                        f[12],
                     )
                 )
             elif n == 44:

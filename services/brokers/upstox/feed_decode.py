@@ -54,11 +54,24 @@ _TICK_FIELDS = (
     "low",
     "close",
     "depth",
+    "oi",
+    "oi_close",
 )
 assert tuple(Tick.__slots__) == _TICK_FIELDS, "Tick changed: update the fast constructor"
-(_t_key, _t_ts, _t_ltp, _t_ltq, _t_vol, _t_open, _t_high, _t_low, _t_close, _t_depth) = (
-    _setter(Tick, n) for n in _TICK_FIELDS
-)
+(
+    _t_key,
+    _t_ts,
+    _t_ltp,
+    _t_ltq,
+    _t_vol,
+    _t_open,
+    _t_high,
+    _t_low,
+    _t_close,
+    _t_depth,
+    _t_oi,
+    _t_oi_close,
+) = (_setter(Tick, n) for n in _TICK_FIELDS)
 
 
 def fast_level(price: Decimal, quantity: int) -> DepthLevel:
@@ -80,6 +93,7 @@ def fast_tick(
     low: Decimal,
     close: Decimal,
     depth: Depth | None,
+    oi: int = 0,
 ) -> Tick:
     """``Tick(...)`` without the frozen dataclass's per-field ``object.__setattr__``."""
     tick: Tick = _new(Tick)
@@ -93,6 +107,8 @@ def fast_tick(
     _t_low(tick, low)
     _t_close(tick, close)
     _t_depth(tick, depth)
+    _t_oi(tick, oi)
+    _t_oi_close(tick, 0)  # not in the feed; the chain counts change in OI from first seen
     return tick
 
 

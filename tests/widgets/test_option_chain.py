@@ -1,0 +1,162 @@
+"""The option chain and basket panels on the real simulated market and paper broker."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from PySide6.QtCore import Qt
+
+from services.domain import OrderStatus, Side
+from services.options.chain import option_expiries
+from widgets.basket import BasketPanel
+from widgets.option_chain import (
+    CALL_LTP_COLUMN,
+    DASH,
+    PUT_LTP_COLUMN,
+    STRIKE_COLUMN,
+    OptionChainPanel,
+)
+
+NIFTY = "NSE:NIFTY 50"
+
+
+def _live_panel(qtbot, running, qloop) -> OptionChainPanel:
+    panel = OptionChainPanel(running, strikes_around_atm=6)
+    qtbot.addWidget(panel)
+    panel.resize(1400, 500)
+    panel.show()
+    expiries = option_expiries(running.instruments, NIFTY)
+    assert panel.select(NIFTY, expiries[-1])  # next month: every strike trades often
+
+    def solved() -> bool:
+        panel.refresh()
+        snap = panel.snapshot
+        if snap is None or snap.atm_strike is None:
+            return False
+        i = snap.index_of(snap.atm_strike)
+        return i is not None and all(
+            q is not None and q.iv is not None
+            for q in (snap.quote(i, call=True), snap.quote(i, call=False))
+        )
+
+    qloop.until(solved, timeout=20, what="IVs at the money")
+    return panel
+
+
+def test_chain_shows_atm_highlighted_greeks_pcr_and_never_nan(qtbot, running, qloop, tmp_path):
+    panel = _live_panel(qtbot, running, qloop)
+    model = panel.model
+    snap = panel.snapshot
+    assert snap is not None and model.rowCount() == 13
+    atm_rows = [
+        r for r in range(model.rowCount())
+        if model.data(model.index(r, STRIKE_COLUMN)) == f"{snap.atm_strike.normalize():f}"
+    ]
+    assert len(atm_rows) == 1
+    atm = atm_rows[0]
+    background = model.data(model.index(atm, 0), Qt.ItemDataRole.BackgroundRole)
+    other = model.data(model.index((atm + 3) % 13, STRIKE_COLUMN), Qt.ItemDataRole.BackgroundRole)
+    assert background is not None and background != other
+    texts = [
+        str(model.data(model.index(r, c)))
+        for r in range(model.rowCount())
+        for c in range(model.columnCount())
+    ]
+    assert not any("nan" in t.lower() for t in texts)
+    headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
+    for name in ("IV %", "Delta", "Gamma", "Theta", "Vega", "OI (lots)", "ΔOI", "Volume"):
+        assert f"CE {name}" in headers and f"PE {name}" in headers
+    delta = model.data(model.index(atm, headers.index("CE Delta")))
+    assert delta != DASH and 0.3 < float(delta) < 0.7
+    assert "PCR" in panel.summary.text() and "Max pain" in panel.summary.text()
+    assert "r 6.50%" in panel.summary.text()
+    panel.grab().save(str(tmp_path / "chain.png"))
+
+
+def test_clicking_a_price_asks_for_a_ticket_for_that_contract(qtbot, running, qloop):
+    panel = _live_panel(qtbot, running, qloop)
+    snap = panel.snapshot
+    assert snap is not None
+    row = panel.model.rowCount() // 2
+    rect = panel.table.visualRect(panel.model.index(row, CALL_LTP_COLUMN))
+    with qtbot.waitSignal(panel.tradeRequested) as call:
+        qtbot.mouseClick(panel.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    key, side = call.args
+    assert key == snap.quote(panel.model.first + row, call=True).key and side is Side.BUY
+    rect = panel.table.visualRect(panel.model.index(row, PUT_LTP_COLUMN))
+    with qtbot.waitSignal(panel.tradeRequested) as put:
+        qtbot.mouseClick(
+            panel.table.viewport(), Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.ShiftModifier, rect.center(),
+        )
+    assert put.args[0].endswith("PE") and put.args[1] is Side.SELL
+
+
+def test_straddle_from_the_chain_goes_out_as_one_confirmed_basket(qtbot, running, qloop):
+    panel = _live_panel(qtbot, running, qloop)
+    basket = BasketPanel(running)
+    qtbot.addWidget(basket)
+    basket.show()
+    panel.basketRequested.connect(basket.set_legs)
+    row = panel.model.rowCount() // 2
+    panel.basketRequested.emit(panel.straddle(row, Side.BUY))
+    assert [leg.instrument.kind.value for leg in basket.legs] == ["CE", "PE"]
+    assert "Margin (estimate" in basket.margin.text() and "breakevens" in basket.margin.text()
+    assert basket.payoff is not None and len(basket.payoff.breakevens) == 2
+    before = len(running.order_list())
+    qtbot.mouseClick(basket.place_button, Qt.MouseButton.LeftButton)
+    assert basket.confirm_button.isVisible() and "1. BUY" in basket.confirm_label.text()
+    assert len(running.order_list()) == before  # nothing sent before the confirmation
+    with qtbot.waitSignal(basket.basketPlaced, timeout=10_000):
+        qtbot.mouseClick(basket.confirm_button, Qt.MouseButton.LeftButton)
+    result = basket.last_result
+    assert result is not None and result.complete, result.message
+    sent = [o.key for o in result.orders]
+    assert sent == [leg.instrument.key for leg in basket.legs]  # legs in order
+    assert all(o.status is not OrderStatus.REJECTED for o in result.orders)
+    lots = [leg.instrument.lot_size for leg in basket.legs]
+    assert [o.quantity for o in result.orders] == lots
+
+
+def test_a_bad_basket_price_is_refused_with_a_message(qtbot, running, qloop):
+    basket = BasketPanel(running)
+    qtbot.addWidget(basket)
+    key = next(i.key for i in running.instruments if i.name == "NIFTY" and i.strike)
+    assert basket.add_leg(key, Side.BUY)
+    basket.table.item(0, 3).setText("abc")
+    assert "price must be a number" in basket.message.text()
+    basket.table.item(0, 3).setText("12.5")
+    assert basket.legs[0].price == Decimal("12.5")
+    assert not basket.add_leg("NSE:NIFTY 50", Side.BUY)  # an index has no order book
+
+
+def test_main_window_chain_click_prefills_the_ticket_with_contract_and_lot(
+    qtbot, services, qloop, tmp_path
+):
+    from PySide6.QtCore import QSettings
+
+    from widgets.main_window import MainWindow
+
+    store = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(services, services.settings.watchlist, store)
+    qtbot.addWidget(win)
+    qloop.run(services.start())
+    win.show()
+    win.start()
+    try:
+        win.show_option_chain()  # what View > Option chain and Ctrl+Shift+O do
+        assert win.docks["Option chain"].isVisible()
+        chain = win.option_chain
+        assert chain.select(NIFTY, option_expiries(services.instruments, NIFTY)[-1])
+        qloop.until(lambda: chain.refreshes > 1 and chain.model.rowCount() > 0, timeout=20)
+        row = chain.model.rowCount() // 2
+        quote = chain.model.quote_at(row, PUT_LTP_COLUMN)
+        assert quote is not None
+        chain.tradeRequested.emit(quote.key, Side.SELL)
+        assert win.ticket.key() == quote.key
+        assert win.ticket.quantity.value() == quote.instrument.lot_size == 65
+        assert win.ticket.side is Side.SELL
+        chain.basketRequested.emit(chain.strangle(row, 2, Side.SELL))
+        assert win.docks["Basket"].isVisible() and len(win.basket.legs) == 2
+    finally:
+        qloop.run(win.stop())
