@@ -178,6 +178,7 @@ class MainWindow(QMainWindow):
         self.docks["Basket"].hide()
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Backtest"])
         self.docks["Order book"].raise_()
+        self.docks["Risk"].raise_()  # last: the kill switch is in front whatever joined its tabs
         self.resizeDocks(
             [self.docks["Watchlist"], self.docks["Order ticket"]],
             [340, 330],
