@@ -729,7 +729,7 @@ def build_services(
         node = build_venue(settings.node.url, settings.node.fingerprint, secrets, bus, clock)
         broker = node.execution
     recorder = Recorder(database, bus) if database is not None else None
-    live_runtime = breeze or upstox
+    live_runtime = breeze or upstox or angelone
     live_parts = live_runtime.parts if live_runtime is not None else None
     broker_history = None
     if live_parts is not None and live_parts.history is not None:
