@@ -288,9 +288,13 @@ class AppServices:
         """
         if self.kite is not None:
             self.kite.session_listeners.append(listener)
+        if self.upstox is not None:
+            self.upstox.session_listeners.append(listener)
 
     async def broker_login(self, open_browser: Callable[[str], object]) -> None:
         """Log in to the broker in the browser (Kite) and resume with the new session."""
+        if self.upstox is not None:
+            await self.upstox.login(open_browser)
         if self.kite is not None:
             stored = await self.kite.login(open_browser)
             if self.node is not None:  # log in once: the order node gets the day's token too
@@ -620,7 +624,12 @@ def build_services(
             raise BrokerError(
                 "Upstox needs the vault for its keys: run `dalal credentials set upstox`"
             )
-        upstox = UpstoxRuntime(settings, bus, clock, instruments, secrets=secrets)
+        counts = None
+        if database is not None:
+            from services.storage.repositories import OrderCountRepository
+
+            counts = OrderCountRepository(database)  # the day's order count survives a restart
+        upstox = UpstoxRuntime(settings, bus, clock, instruments, secrets=secrets, counts=counts)
         broker = upstox.broker
     elif breeze_mode:
         from app.breeze_runtime import BreezeRuntime  # lazy: the adapters import the SDK
