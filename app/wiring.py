@@ -144,6 +144,8 @@ class AppServices:
         if self.history_service is not None and self.history_service.router is not None:
             for health in self.history_service.router.health():  # the status bar's labels
                 self.bus.publish(CONNECTION, health_state(health, self.started_at))
+            if "nse" in self.settings.marketdata.providers:
+                self._refresh_holidays()
         if self.kite is not None:
             await self.kite.load_instruments()
             self.kite.watch(self.settings.watchlist)
@@ -420,6 +422,24 @@ class AppServices:
             self.bars.seed(key, timeframe, past)
             bars = self.bars.bars(key, timeframe)
         return bars[-count:]
+
+    def _refresh_holidays(self) -> None:
+        """NSE's holiday list, weekly, when NSE is a configured provider (in the background)."""
+        from services import calendar
+        from services.marketdata.service import refresh_holidays
+        from services.storage.paths import default_cache_dir
+
+        async def run() -> list[Bar]:
+            try:
+                await refresh_holidays(self.settings.marketdata.nse.endpoints(),
+                                       default_cache_dir() / calendar.CACHE_NAME)
+            except (BrokerError, ValueError, OSError) as exc:
+                log.warning("NSE holiday list not refreshed: %s", exc)
+            return []
+
+        task = asyncio.get_running_loop().create_task(run(), name="holidays")
+        self._history_tasks.add(task)
+        task.add_done_callback(self._history_tasks.discard)
 
     def _backfills(self) -> bool:
         service = self.history_service
