@@ -55,10 +55,7 @@ class Recorder:
         self._orders = bus.subscribe(ORDERS, "recorder", lossless=True)
         self._fills = bus.subscribe(FILLS, "recorder", lossless=True)
         self._tick_sub = bus.subscribe(TICKS, "recorder", lossless=True) if record_ticks else None
-        # Coalesced per bar (key, timeframe, start): only closed bars are written, and a
-        # bar's closed state is its last, so coalescing drops nothing that is recorded while
-        # the live updates (several per tick) no longer overflow a lossless mailbox.
-        self._bars = bus.subscribe(BARS, "recorder:bars")
+        self._bars = bus.subscribe(BARS, "recorder", lossless=True)
         self.errors = 0
 
     async def _on(self, pool: ThreadPoolExecutor, fn: Callable[..., R], *args: Any) -> R:
