@@ -80,9 +80,11 @@ from services.strategies import StrategyRunner, build_strategy
 from services.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
+    from app.angelone_runtime import AngelRuntime
     from app.breeze_runtime import BreezeRuntime
     from app.kite_runtime import KiteRuntime
     from app.models_runtime import ModelsRuntime
+    from app.upstox_runtime import UpstoxRuntime
     from services.brokers.kite.session import SecretStore
     from services.brokers.node.config import NodeVenue
 
@@ -90,6 +92,9 @@ log = logging.getLogger(__name__)
 
 HISTORY_BARS = 300
 HOLDINGS_REFRESH_SECONDS = 60.0
+# Breeze counts every call against 5,000 a day per key; holdings (two calls: NSE and BSE)
+# every minute would spend 750 of them, so its holdings are read every 15 minutes.
+BREEZE_HOLDINGS_REFRESH_SECONDS = 900.0
 
 
 @dataclass
@@ -114,6 +119,8 @@ class AppServices:
     started_at: datetime | None = None
     kite: KiteRuntime | None = None
     breeze: BreezeRuntime | None = None  # ICICI Direct Breeze as the live venue
+    angelone: AngelRuntime | None = None  # Angel One as the live venue
+    upstox: UpstoxRuntime | None = None  # Upstox as the live venue
     reconciler: Reconciler | None = None
     models: ModelsRuntime | None = None  # with a profile database and models_enabled
     gtt: GttBook | None = None  # GTT single / OCO orders held by the terminal
@@ -139,12 +146,20 @@ class AppServices:
         if self.history_service is not None and self.history_service.router is not None:
             for health in self.history_service.router.health():  # the status bar's labels
                 self.bus.publish(CONNECTION, health_state(health, self.started_at))
+            if "nse" in self.settings.marketdata.providers:
+                self._refresh_holidays()
         if self.kite is not None:
             await self.kite.load_instruments()
             self.kite.watch(self.settings.watchlist)
         if self.breeze is not None:
             await self.breeze.load_instruments()
             self.breeze.watch(self.settings.watchlist)
+        if self.angelone is not None:
+            await self.angelone.load_instruments()
+            self.angelone.watch(self.settings.watchlist)
+        if self.upstox is not None:
+            await self.upstox.load_instruments()
+            self.upstox.watch(self.settings.watchlist)
         if self.recorder is not None and isinstance(self.broker, PaperBroker):
             await self._resume_paper_session(self.recorder, self.broker)
         # Consumers first, so the first simulated tick already reaches all of them.
@@ -169,7 +184,12 @@ class AppServices:
                 ("portfolio", self.kite.follow_fills()),
             ]
         else:
-            services.append(("holdings", self._follow_holdings()))
+            every = (
+                BREEZE_HOLDINGS_REFRESH_SECONDS
+                if self.breeze is not None
+                else HOLDINGS_REFRESH_SECONDS
+            )
+            services.append(("holdings", self._follow_holdings(every)))
         if self.node is not None:
             services.append(("node-stream", self.node.stream.run()))
         if self.reconciler is not None:
@@ -180,7 +200,7 @@ class AppServices:
             # The Kite adapter has no loop of its own; "broker" stays the name health probes
             # and /readyz look for, and it watches the feed's heartbeat.
             services.append(("broker", self.kite.watchdog()))
-        elif self.breeze is None:
+        elif self.breeze is None and self.angelone is None and self.upstox is None:
             services.append(("simulator", self.simulator.run()))
         for name, coro in services:
             self._spawn(name, coro)
@@ -188,6 +208,10 @@ class AppServices:
             self.kite.start_stream(loop)
         if self.breeze is not None:
             self.breeze.start_stream()
+        if self.angelone is not None:
+            self.angelone.start_stream()
+        if self.upstox is not None:
+            self.upstox.start_stream()
         if self.models is not None:
             self.models.start()
         for runner in self.strategy_runners:
@@ -241,6 +265,10 @@ class AppServices:
             self.kite.stop_stream()
         if self.breeze is not None:
             self.breeze.stop_stream()
+        if self.angelone is not None:
+            self.angelone.stop_stream()
+        if self.upstox is not None:
+            self.upstox.stop_stream()
         if self.node is not None:
             await self.node.execution.close()
         if self.recorder is not None:
@@ -256,9 +284,13 @@ class AppServices:
 
     @property
     def feed_name(self) -> str:
-        """The market-data source: ``"simulator"``, ``"kite"`` or ``"breeze"``."""
+        """The market-data source: ``"simulator"``, ``"kite"``, ``"breeze"`` or ``"upstox"``."""
         if self.breeze is not None:
             return "breeze"
+        if self.angelone is not None:
+            return "angelone"
+        if self.upstox is not None:
+            return "upstox"
         return "kite" if self.kite is not None else "simulator"
 
     def on_session_expired(self, listener: Callable[[], None]) -> None:
@@ -365,6 +397,11 @@ class AppServices:
         if self.breeze is not None:
             self.breeze.watch([key])
             return self.quotes.last_tick(key)
+        if self.angelone is not None:
+            self.angelone.watch([key])
+        if self.upstox is not None:
+            self.upstox.watch([key])
+            return self.quotes.last_tick(key)
         if self.kite is not None:
             self.kite.watch([key])  # a view asking for a price wants its ticks
             return self.quotes.last_tick(key)
@@ -394,6 +431,24 @@ class AppServices:
             self.bars.seed(key, timeframe, past)
             bars = self.bars.bars(key, timeframe)
         return bars[-count:]
+
+    def _refresh_holidays(self) -> None:
+        """NSE's holiday list, weekly, when NSE is a configured provider (in the background)."""
+        from services import calendar
+        from services.marketdata.service import refresh_holidays
+        from services.storage.paths import default_cache_dir
+
+        async def run() -> list[Bar]:
+            try:
+                await refresh_holidays(self.settings.marketdata.nse.endpoints(),
+                                       default_cache_dir() / calendar.CACHE_NAME)
+            except (BrokerError, ValueError, OSError) as exc:
+                log.warning("NSE holiday list not refreshed: %s", exc)
+            return []
+
+        task = asyncio.get_running_loop().create_task(run(), name="holidays")
+        self._history_tasks.add(task)
+        task.add_done_callback(self._history_tasks.discard)
 
     def _backfills(self) -> bool:
         service = self.history_service
@@ -480,14 +535,14 @@ class AppServices:
     def _apply_holdings(self, holdings: list[Holding]) -> None:
         self._holdings = list(holdings)
 
-    async def _follow_holdings(self) -> None:
+    async def _follow_holdings(self, every: float = HOLDINGS_REFRESH_SECONDS) -> None:
         """Holdings change only with settlement and corporate actions: a minute is enough."""
         while True:
             try:
                 self._holdings = await self.broker.holdings()
             except BrokerError as e:
                 log.warning("holdings not refreshed: %s", e)
-            await asyncio.sleep(HOLDINGS_REFRESH_SECONDS)
+            await asyncio.sleep(every)
 
     async def kill(
         self, *, square_off: bool, actor: str = "user", reason: str = "kill switch"
@@ -568,9 +623,13 @@ def build_services(
     universe, references = bundled_universe(clock.now().date())
     kite_mode = settings.broker == "kite"
     breeze_mode = settings.broker == "breeze"
+    angelone_mode = settings.broker == "angelone"
+    upstox_mode = settings.broker == "upstox"
     # With Kite the registry is filled from the instrument master in start(), never with the
     # simulator's made-up contracts, so an order cannot be validated against them.
-    instruments = InstrumentRegistry(() if kite_mode or breeze_mode else universe)
+    instruments = InstrumentRegistry(
+        () if kite_mode or breeze_mode or angelone_mode or upstox_mode else universe
+    )
     quotes = QuoteBook(bus)
     simulator = MarketSimulator(
         universe,
@@ -584,8 +643,31 @@ def build_services(
     bars = BarBuilder(bus, clock=clock)
     kite: KiteRuntime | None = None
     breeze: BreezeRuntime | None = None
+    angelone: AngelRuntime | None = None
+    upstox: UpstoxRuntime | None = None
     broker: PaperBroker | ExecutionClient
-    if breeze_mode:
+    if angelone_mode or upstox_mode:
+        if secrets is None and database is not None:
+            from services.security import CredentialStore
+
+            secrets = CredentialStore(settings.profile, database, actor="terminal")
+        if secrets is None:
+            name = "angelone" if angelone_mode else "upstox"
+            title = "Angel One" if angelone_mode else "Upstox"
+            raise BrokerError(
+                f"{title} needs the vault for its keys: run `dalal credentials set {name}`"
+            )
+        if angelone_mode:
+            from app.angelone_runtime import AngelRuntime  # lazy: the adapters import the SDK
+
+            angelone = AngelRuntime(settings, bus, clock, instruments, secrets=secrets)
+            broker = angelone.broker
+        else:
+            from app.upstox_runtime import UpstoxRuntime  # lazy: the adapters import the SDK
+
+            upstox = UpstoxRuntime(settings, bus, clock, instruments, secrets=secrets)
+            broker = upstox.broker
+    elif breeze_mode:
         from app.breeze_runtime import BreezeRuntime  # lazy: the adapters import the SDK
 
         if secrets is None and database is not None:
@@ -654,7 +736,7 @@ def build_services(
         if funds is not None:
             return funds.available_cash
         # Kite's funds arrive with the first reconciliation; until then the check is open.
-        live = kite is not None or breeze is not None
+        live = any(v is not None for v in (kite, breeze, angelone, upstox))
         return None if live else Decimal(settings.opening_balance)
 
     context = CallbackContext(
@@ -765,6 +847,8 @@ def build_services(
         recorder=recorder,
         kite=kite,
         breeze=breeze,
+        angelone=angelone,
+        upstox=upstox,
         reconciler=reconciler,
         models=models,
         node=node,

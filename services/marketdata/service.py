@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from services.bus import Topic
@@ -22,6 +22,7 @@ from services.marketdata.breaker import BreakerState
 from services.marketdata.config import Credentials, MarketDataConfig, build_providers
 from services.marketdata.errors import NoProvider
 from services.marketdata.providers.base import HistorySource, TickSize, default_tick
+from services.marketdata.providers.nse import NseEndpoints
 from services.marketdata.router import MarketDataRouter, Progress, ProviderHealth
 from services.marketdata.store import HistoryStore
 from services.storage.database import Database
@@ -201,8 +202,6 @@ def day_range(first: str, last: str | None, now: datetime) -> tuple[datetime, da
         if value.tzinfo is None:
             value = value.replace(tzinfo=IST)
         if len(text) == 10 and end:  # a date: through the end of that day
-            from datetime import timedelta
-
             value += timedelta(days=1)
         return value
 
@@ -212,3 +211,30 @@ def day_range(first: str, last: str | None, now: datetime) -> tuple[datetime, da
         raise ValueError(f"--to ({stop:%Y-%m-%d %H:%M}) is not after --from "
                          f"({start:%Y-%m-%d %H:%M})")
     return start, stop
+
+
+async def refresh_holidays(
+    endpoints: NseEndpoints, path: Path, *, max_age: timedelta = timedelta(days=7),
+    now: datetime | None = None,
+) -> bool:
+    """Fetch NSE's holiday list when the cached one is missing or older than ``max_age``,
+    cache it and make it the process's calendar. False when nothing was fetched."""
+    from services import calendar
+    from services.marketdata.providers.nse import NseWebsite
+
+    now = now or datetime.now(UTC)
+    modified = await asyncio.to_thread(_mtime, path)
+    if modified is not None and now.timestamp() - modified < max_age.total_seconds():
+        return False
+    site = NseWebsite(endpoints)
+    try:
+        payload = await site.holidays()
+    finally:
+        await site.close()
+    await asyncio.to_thread(calendar.save_cache, path, payload)
+    calendar.install(calendar.load_cache(path))
+    return True
+
+
+def _mtime(path: Path) -> float | None:
+    return path.stat().st_mtime if path.exists() else None

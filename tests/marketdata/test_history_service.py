@@ -64,3 +64,24 @@ async def test_synthetic_history_fills_only_what_no_provider_reaches(
     bars = await service.bars("NFO:NIFTY26MARFUT", Timeframe.M1, 30)
     assert asked == [30] and len(bars) == 30  # Yahoo has no F&O: all synthetic
     assert service.last_error is not None and "broker" in service.last_error
+
+
+async def test_the_holiday_list_is_refreshed_weekly_and_cached(
+    fake: FakeMarketData, providers: Providers, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from services import calendar
+    from services.marketdata.service import refresh_holidays
+
+    path = tmp_path / calendar.CACHE_NAME
+    try:
+        assert await refresh_holidays(providers.endpoints, path)
+        assert calendar.default_calendar().source == "nse-cache"
+        assert not await refresh_holidays(providers.endpoints, path)  # fresh: not asked again
+        old = path.stat().st_mtime - 8 * 86_400
+        os.utime(path, (old, old))
+        assert await refresh_holidays(providers.endpoints, path)
+        assert fake.count("www.nseindia.com", "/api/holiday-master") == 2
+    finally:
+        calendar.install(calendar.ExchangeCalendar())

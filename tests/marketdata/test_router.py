@@ -290,3 +290,17 @@ async def test_fo_intraday_says_only_a_broker_has_it(
     with pytest.raises(NoProvider, match="F&O intraday history comes only from a logged-in "
                                          "broker"):
         await router.candles("NFO:NIFTY26MARFUT", Timeframe.M5, d(2026, 3, 9), d(2026, 3, 10))
+
+
+async def test_token_bucket_paces_and_keeps_a_daily_allowance() -> None:
+    from services.marketdata.coverage import RateLimit, TokenBucket
+
+    now = [0.0]
+    bucket = TokenBucket(RateLimit(per_second=2.0, burst=2, per_day=3), clock=lambda: now[0])
+    assert bucket.try_take("d1") == 0.0 and bucket.try_take("d1") == 0.0
+    assert bucket.try_take("d1") == pytest.approx(0.5)  # empty: half a second to the next
+    now[0] = 0.5
+    assert bucket.try_take("d1") == 0.0
+    now[0] = 10.0
+    assert bucket.try_take("d1") == -1.0  # three a day, all used
+    assert bucket.try_take("d2") == 0.0  # a new day

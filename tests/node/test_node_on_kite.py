@@ -57,7 +57,7 @@ async def test_token_handover_and_one_kite_order_per_idempotency_key(
         assert len(fake.orders) == 1
         # SEBI: the algo id in Kite's form, and market protection on a market order.
         market = {**order, "order_type": "MARKET", "price": None}
-        for attempt in range(100):  # a market order needs a last price: the feed must tick
+        for attempt in range(300):  # a market order needs a last price: the feed must tick
             await asyncio.to_thread(fake.push_ticks)
             async with http.post(srv.base + "/v1/orders", json=market,
                                  headers={**headers, "Idempotency-Key": f"m-{attempt}"}) as r:

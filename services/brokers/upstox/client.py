@@ -114,7 +114,21 @@ class UpstoxApi:
         return error
 
     def close(self) -> None:
-        """Stop the SDK's thread pool (it would otherwise live until garbage collection)."""
+        """Stop the SDK's thread pool (it would otherwise live until garbage collection).
+
+        ``ApiClient.__del__`` closes and joins it again and prints any error to stdout, so
+        the closed pool is swapped for one with nothing left to close.
+        """
         pool = getattr(self.client, "pool", None)
-        if pool is not None:
+        if pool is not None and not isinstance(pool, _ClosedPool):
             pool.close()
+            pool.join()
+            self.client.pool = _ClosedPool()
+
+
+class _ClosedPool:
+    def close(self) -> None:
+        return None
+
+    def join(self) -> None:
+        return None

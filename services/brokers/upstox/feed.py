@@ -32,6 +32,7 @@ import logging
 import random
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Protocol
 
@@ -278,7 +279,8 @@ class UpstoxFeed(ReconnectingSocket):
 
     component = "feed:upstox"
     capacity: FeedCapacity = FEED_CAPACITY
-    _open: ClassVar[set[int]] = set()  # feeds running in this process (Upstox allows two)
+    # Feeds started in this process (Upstox allows two connections per user).
+    _open: ClassVar[weakref.WeakSet[UpstoxFeed]] = weakref.WeakSet()
 
     def __init__(
         self,
@@ -299,17 +301,17 @@ class UpstoxFeed(ReconnectingSocket):
     # -- the port ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        others = UpstoxFeed._open - {id(self)}
+        others = [f for f in UpstoxFeed._open if f is not self and f.running]
         if len(others) >= FEED_CONNECTIONS:
             raise CapacityExceeded(
                 f"Upstox allows {FEED_CONNECTIONS} market-data connections per user and "
                 f"{len(others)} are already open in this terminal; close one first"
             )
-        UpstoxFeed._open.add(id(self))
+        UpstoxFeed._open.add(self)
         super().start()
 
     def stop(self) -> None:
-        UpstoxFeed._open.discard(id(self))
+        UpstoxFeed._open.discard(self)
         super().stop()
 
     def subscriptions(self) -> dict[str, FeedMode]:

@@ -61,7 +61,6 @@ COVERAGE = ProviderCoverage(
     auth="none (unofficial; Yahoo may rate-limit or block)",
     rate=RateLimit(per_second=1.0, burst=2),
     notes="no F&O; prices unadjusted (auto_adjust=False); delayed, for research only",
-    quotes=True,
 )
 
 INDEX_SYMBOLS = {
