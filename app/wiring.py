@@ -87,6 +87,7 @@ if TYPE_CHECKING:
     from app.upstox_runtime import UpstoxRuntime
     from services.brokers.kite.session import SecretStore
     from services.brokers.node.config import NodeVenue
+    from services.marketdata.providers.broker import BrokerHistory
 
 log = logging.getLogger(__name__)
 
@@ -728,7 +729,15 @@ def build_services(
         node = build_venue(settings.node.url, settings.node.fingerprint, secrets, bus, clock)
         broker = node.execution
     recorder = Recorder(database, bus) if database is not None else None
-    history_service = _history_service(settings, database, bus, clock, bars, simulator, kite)
+    live_runtime = breeze or upstox or angelone
+    live_parts = live_runtime.parts if live_runtime is not None else None
+    broker_history = None
+    if live_parts is not None and live_parts.history is not None:
+        from services.marketdata.providers.broker import BrokerHistory
+
+        broker_history = BrokerHistory(live_parts.name, live_parts.history)
+    history_service = _history_service(settings, database, bus, clock, bars, simulator, kite,
+                                       broker_history)
     orders = OrderManager(broker, instruments, quotes, bus, clock, journal=recorder)
 
     def available_funds() -> Decimal | None:
@@ -887,18 +896,23 @@ def _history_service(
     bars: BarBuilder,
     simulator: MarketSimulator,
     kite: KiteRuntime | None,
+    broker_history: BrokerHistory | None = None,
 ) -> HistoryService:
-    """The one history service: the profile's store, the configured providers, today's live
-    bars, and the simulator's history where nothing real covers a chart."""
+    """The one history service: the profile's store, the configured providers (the live
+    broker's own history as "broker", first when none are configured), today's live bars,
+    and the simulator's history where nothing real covers a chart."""
     router = None
-    if database is not None and settings.marketdata.providers:
+    config = settings.marketdata
+    if broker_history is not None and not config.providers:
+        config = config.model_copy(update={"providers": ["broker"]})
+    if database is not None and config.providers:
         from services.marketdata.service import open_router
         from services.security import CredentialStore
         from services.storage.paths import default_cache_dir
 
         credentials = CredentialStore(settings.profile, database, actor="terminal")
         router = open_router(
-            database, settings.marketdata, credentials.get, clock=clock,
+            database, config, credentials.get, clock=clock, broker=broker_history,
             cache_dir=default_cache_dir() / "marketdata",
         )
 
