@@ -11,11 +11,21 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
 from services.broker import OrderChange
 from services.domain import (
+    AUTO_PROTECTION,
     Funds,
+    MarketProtection,
     Order,
     OrderRequest,
     OrderType,
@@ -55,6 +65,16 @@ class OrderBody(_Request):
     price: DecimalString | None = None
     trigger_price: DecimalString | None = None
     tag: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,20}$")] | None = None
+    market_protection: Annotated[str, StringConstraints(
+        pattern=r"^(auto|[0-9]{1,3}(\.[0-9]{1,2})?)$")] | None = Field(
+        default=None, description="MARKET/SL-M: 'auto' (the broker's) or a percentage above 0 "
+        "and at most 100; the node puts its own on such orders that carry none")
+
+    @field_validator("market_protection")
+    @classmethod
+    def _protection_in_range(cls, value: str | None) -> str | None:
+        _protection(value)  # MarketProtection refuses 0 and above 100, with the reason
+        return value
 
     def to_request(self) -> OrderRequest:
         return OrderRequest(
@@ -68,7 +88,14 @@ class OrderBody(_Request):
             trigger_price=None if self.trigger_price is None else Decimal(self.trigger_price),
             tag=self.tag,
             source=API_SOURCE,
+            market_protection=_protection(self.market_protection),
         )
+
+
+def _protection(text: str | None) -> MarketProtection | None:
+    if text is None:
+        return None
+    return AUTO_PROTECTION if text == "auto" else MarketProtection(Decimal(text))
 
 
 class OrderChangeBody(_Request):

@@ -94,6 +94,13 @@ REGISTRY: tuple[BrokerEntry, ...] = (
         "services.brokers.upstox",
         frozenset(Role),
     ),
+    # Orders through the trader's own order node (static IP); it holds the real broker.
+    BrokerEntry(
+        "node",
+        "Order node (your static-IP VPS)",
+        "services.brokers.node",
+        frozenset({Role.EXECUTION}),
+    ),
 )
 
 

@@ -13,6 +13,7 @@ from services.broker import BrokerError
 from services.brokers.node.execution import NODE_LIMITS, NodeExecution
 from services.brokers.node.stream import NodeStream
 from services.brokers.ports import SecretStore
+from services.brokers.registry import BrokerContext, BrokerParts
 from services.bus import EventBus
 from services.clock import Clock
 
@@ -21,7 +22,7 @@ TITLE = "Order node (your static-IP VPS)"
 LIMITS = NODE_LIMITS
 SECRET_FIELD = "api_key"  # noqa: S105 (a field name, not a secret)
 
-__all__ = ["LIMITS", "NAME", "TITLE", "NodeVenue", "build_venue"]
+__all__ = ["LIMITS", "NAME", "TITLE", "NodeVenue", "build", "build_venue"]
 
 
 @dataclass
@@ -61,3 +62,19 @@ def build_venue(
     execution = NodeExecution(url, key, fingerprint=fingerprint, reachable=stream.unreachable,
                               fills=stream.fill_list)  # fmt: skip
     return NodeVenue(execution, stream)
+
+
+def build(context: BrokerContext) -> BrokerParts:
+    """The registry's entry point: the node's ``ExecutionClient`` (its stream runs in the app).
+
+    ``context.settings`` is the ``node`` settings section (``url``, ``fingerprint``); the key
+    comes from ``context.secrets`` under ``node``.
+    """
+    venue = build_venue(
+        context.settings.get("url"),
+        context.settings.get("fingerprint"),
+        context.secrets,
+        context.bus,
+        context.clock,
+    )
+    return BrokerParts(NAME, execution=venue.execution)

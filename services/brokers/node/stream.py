@@ -66,14 +66,15 @@ class NodeStream:
     trading_state: dict[str, Any] = field(default_factory=dict)
     fills: dict[str, Fill] = field(default_factory=dict)
     connects: int = 0
+    running: bool = False  # run() started: until then nobody watches, requests find out
     snapshots: int = 0
     gaps: int = 0
     on_event: Callable[[dict[str, Any]], None] | None = None  # tests and benches
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def unreachable(self) -> str | None:
-        """Why orders cannot go to the node now, or None when they can."""
-        if self.connected:
+        """Why orders cannot go to the node now, or None when they can (or nobody watches)."""
+        if self.connected or not self.running:
             return None
         return (f"the order node at {self.url} is not reachable ({self.last_error}); "
                 "market data keeps streaming")  # fmt: skip
@@ -86,6 +87,7 @@ class NodeStream:
 
     async def run(self) -> None:
         """Stay connected until cancelled."""
+        self.running = True
         failures = 0
         while True:
             try:
