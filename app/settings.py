@@ -257,8 +257,9 @@ class Settings(BaseModel):
     # "paper": the built-in simulator and paper broker (no account, no network);
     # "kite": live data and real orders on the Zerodha account (see docs/brokers/zerodha.md).
     # "breeze": live data and real orders on the ICICI Direct account (docs/brokers/icici.md).
+    # "angelone": live data and real orders on the Angel One account (docs/brokers/angelone.md).
     # "upstox": live data and real orders on the Upstox account (docs/brokers/upstox.md).
-    broker: Literal["paper", "kite", "breeze", "upstox"] = "paper"
+    broker: Literal["paper", "kite", "breeze", "angelone", "upstox"] = "paper"
     kite: KiteSettings = Field(default_factory=KiteSettings)
     breeze: BreezeSettings = Field(default_factory=BreezeSettings)
     angelone: AngelOneSettings = Field(default_factory=AngelOneSettings)

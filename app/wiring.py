@@ -80,12 +80,14 @@ from services.strategies import StrategyRunner, build_strategy
 from services.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
+    from app.angelone_runtime import AngelRuntime
     from app.breeze_runtime import BreezeRuntime
     from app.kite_runtime import KiteRuntime
     from app.models_runtime import ModelsRuntime
     from app.upstox_runtime import UpstoxRuntime
     from services.brokers.kite.session import SecretStore
     from services.brokers.node.config import NodeVenue
+    from services.marketdata.providers.broker import BrokerHistory
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +121,7 @@ class AppServices:
     started_at: datetime | None = None
     kite: KiteRuntime | None = None
     breeze: BreezeRuntime | None = None  # ICICI Direct Breeze as the live venue
+    angelone: AngelRuntime | None = None  # Angel One as the live venue
     upstox: UpstoxRuntime | None = None  # Upstox as the live venue
     reconciler: Reconciler | None = None
     models: ModelsRuntime | None = None  # with a profile database and models_enabled
@@ -155,6 +158,9 @@ class AppServices:
         if self.breeze is not None:
             await self.breeze.load_instruments()
             self.breeze.watch(self.settings.watchlist)
+        if self.angelone is not None:
+            await self.angelone.load_instruments()
+            self.angelone.watch(self.settings.watchlist)
         if self.upstox is not None:
             await self.upstox.load_instruments()
             self.upstox.watch(self.settings.watchlist)
@@ -202,7 +208,7 @@ class AppServices:
             # The Kite adapter has no loop of its own; "broker" stays the name health probes
             # and /readyz look for, and it watches the feed's heartbeat.
             services.append(("broker", self.kite.watchdog()))
-        elif self.breeze is None and self.upstox is None:
+        elif self.breeze is None and self.angelone is None and self.upstox is None:
             services.append(("simulator", self.simulator.run()))
         for name, coro in services:
             self._spawn(name, coro)
@@ -210,6 +216,8 @@ class AppServices:
             self.kite.start_stream(loop)
         if self.breeze is not None:
             self.breeze.start_stream()
+        if self.angelone is not None:
+            self.angelone.start_stream()
         if self.upstox is not None:
             self.upstox.start_stream()
         if self.models is not None:
@@ -302,6 +310,8 @@ class AppServices:
             self.kite.stop_stream()
         if self.breeze is not None:
             self.breeze.stop_stream()
+        if self.angelone is not None:
+            self.angelone.stop_stream()
         if self.upstox is not None:
             self.upstox.stop_stream()
         if self.node is not None:
@@ -322,6 +332,8 @@ class AppServices:
         """The market-data source: ``"simulator"``, ``"kite"``, ``"breeze"`` or ``"upstox"``."""
         if self.breeze is not None:
             return "breeze"
+        if self.angelone is not None:
+            return "angelone"
         if self.upstox is not None:
             return "upstox"
         return "kite" if self.kite is not None else "simulator"
@@ -334,9 +346,13 @@ class AppServices:
         """
         if self.kite is not None:
             self.kite.session_listeners.append(listener)
+        if self.upstox is not None:
+            self.upstox.session_listeners.append(listener)
 
     async def broker_login(self, open_browser: Callable[[str], object]) -> None:
         """Log in to the broker in the browser (Kite) and resume with the new session."""
+        if self.upstox is not None:
+            await self.upstox.login(open_browser)
         if self.kite is not None:
             stored = await self.kite.login(open_browser)
             if self.node is not None:  # log in once: the order node gets the day's token too
@@ -430,6 +446,8 @@ class AppServices:
         if self.breeze is not None:
             self.breeze.watch([key])
             return self.quotes.last_tick(key)
+        if self.angelone is not None:
+            self.angelone.watch([key])
         if self.upstox is not None:
             self.upstox.watch([key])
             return self.quotes.last_tick(key)
@@ -654,10 +672,13 @@ def build_services(
     universe, references = bundled_universe(clock.now().date())
     kite_mode = settings.broker == "kite"
     breeze_mode = settings.broker == "breeze"
+    angelone_mode = settings.broker == "angelone"
     upstox_mode = settings.broker == "upstox"
     # With Kite the registry is filled from the instrument master in start(), never with the
     # simulator's made-up contracts, so an order cannot be validated against them.
-    instruments = InstrumentRegistry(() if kite_mode or breeze_mode or upstox_mode else universe)
+    instruments = InstrumentRegistry(
+        () if kite_mode or breeze_mode or angelone_mode or upstox_mode else universe
+    )
     quotes = QuoteBook(bus)
     simulator = MarketSimulator(
         universe,
@@ -671,21 +692,37 @@ def build_services(
     bars = BarBuilder(bus, clock=clock)
     kite: KiteRuntime | None = None
     breeze: BreezeRuntime | None = None
+    angelone: AngelRuntime | None = None
     upstox: UpstoxRuntime | None = None
     broker: PaperBroker | ExecutionClient
-    if upstox_mode:
-        from app.upstox_runtime import UpstoxRuntime  # lazy: the adapters import the SDK
-
+    if angelone_mode or upstox_mode:
         if secrets is None and database is not None:
             from services.security import CredentialStore
 
             secrets = CredentialStore(settings.profile, database, actor="terminal")
         if secrets is None:
+            name = "angelone" if angelone_mode else "upstox"
+            title = "Angel One" if angelone_mode else "Upstox"
             raise BrokerError(
-                "Upstox needs the vault for its keys: run `dalal credentials set upstox`"
+                f"{title} needs the vault for its keys: run `dalal credentials set {name}`"
             )
-        upstox = UpstoxRuntime(settings, bus, clock, instruments, secrets=secrets)
-        broker = upstox.broker
+        if angelone_mode:
+            from app.angelone_runtime import AngelRuntime  # lazy: the adapters import the SDK
+
+            angelone = AngelRuntime(settings, bus, clock, instruments, secrets=secrets)
+            broker = angelone.broker
+        else:
+            from app.upstox_runtime import UpstoxRuntime  # lazy: the adapters import the SDK
+
+            counts = None
+            if database is not None:
+                from services.storage.repositories import OrderCountRepository
+
+                counts = OrderCountRepository(database)  # the day's order count survives
+            upstox = UpstoxRuntime(
+                settings, bus, clock, instruments, secrets=secrets, counts=counts
+            )
+            broker = upstox.broker
     elif breeze_mode:
         from app.breeze_runtime import BreezeRuntime  # lazy: the adapters import the SDK
 
@@ -747,7 +784,15 @@ def build_services(
         node = build_venue(settings.node.url, settings.node.fingerprint, secrets, bus, clock)
         broker = node.execution
     recorder = Recorder(database, bus) if database is not None else None
-    history_service = _history_service(settings, database, bus, clock, bars, simulator, kite)
+    live_runtime = breeze or upstox or angelone
+    live_parts = live_runtime.parts if live_runtime is not None else None
+    broker_history = None
+    if live_parts is not None and live_parts.history is not None:
+        from services.marketdata.providers.broker import BrokerHistory
+
+        broker_history = BrokerHistory(live_parts.name, live_parts.history)
+    history_service = _history_service(settings, database, bus, clock, bars, simulator, kite,
+                                       broker_history)
     orders = OrderManager(broker, instruments, quotes, bus, clock, journal=recorder)
 
     def available_funds() -> Decimal | None:
@@ -755,7 +800,7 @@ def build_services(
         if funds is not None:
             return funds.available_cash
         # Kite's funds arrive with the first reconciliation; until then the check is open.
-        live = kite is not None or breeze is not None
+        live = any(v is not None for v in (kite, breeze, angelone, upstox))
         return None if live else Decimal(settings.opening_balance)
 
     context = CallbackContext(
@@ -866,6 +911,7 @@ def build_services(
         recorder=recorder,
         kite=kite,
         breeze=breeze,
+        angelone=angelone,
         upstox=upstox,
         reconciler=reconciler,
         models=models,
@@ -905,18 +951,23 @@ def _history_service(
     bars: BarBuilder,
     simulator: MarketSimulator,
     kite: KiteRuntime | None,
+    broker_history: BrokerHistory | None = None,
 ) -> HistoryService:
-    """The one history service: the profile's store, the configured providers, today's live
-    bars, and the simulator's history where nothing real covers a chart."""
+    """The one history service: the profile's store, the configured providers (the live
+    broker's own history as "broker", first when none are configured), today's live bars,
+    and the simulator's history where nothing real covers a chart."""
     router = None
-    if database is not None and settings.marketdata.providers:
+    config = settings.marketdata
+    if broker_history is not None and not config.providers:
+        config = config.model_copy(update={"providers": ["broker"]})
+    if database is not None and config.providers:
         from services.marketdata.service import open_router
         from services.security import CredentialStore
         from services.storage.paths import default_cache_dir
 
         credentials = CredentialStore(settings.profile, database, actor="terminal")
         router = open_router(
-            database, settings.marketdata, credentials.get, clock=clock,
+            database, config, credentials.get, clock=clock, broker=broker_history,
             cache_dir=default_cache_dir() / "marketdata",
         )
 

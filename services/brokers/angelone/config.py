@@ -115,6 +115,7 @@ def build(context: BrokerContext) -> BrokerParts:
         executor=context.executor,
         on_session_expired=context.on_session_expired,
         master_loader=provider.fetch_master,
+        bus=context.bus,
         **{k: v for k, v in options.items() if k in _EXECUTION_OPTIONS},
     )
     history = AngelHistory(
@@ -166,6 +167,14 @@ def build(context: BrokerContext) -> BrokerParts:
 
 
 _EXECUTION_OPTIONS = frozenset(
-    {"timeout", "lookup_attempts", "lookup_delay", "book_interval", "sleep", "tag_prefix"}
+    {
+        "timeout",
+        "lookup_attempts",
+        "lookup_delay",
+        "book_interval",
+        "sleep",
+        "tag_prefix",
+        "confirm_after",
+    }
 )
 _FEED_OPTIONS = frozenset({"stale_after", "ping_every", "per_connection", "max_connections"})

@@ -22,7 +22,7 @@ import functools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -48,6 +48,7 @@ from services.brokers.errors import (
     outcome_unknown,
 )
 from services.brokers.ports import InstrumentMaster, SessionToken
+from services.bus import FILLS, ORDERS, POSITIONS, EventBus
 from services.clock import Clock, SystemClock
 from services.domain import (
     Fill,
@@ -172,8 +173,14 @@ class AngelExecution:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         tag_prefix: str = "DT",
         master_loader: Callable[[], Awaitable[InstrumentMaster]] | None = None,
+        bus: EventBus | None = None,
+        confirm_after: float = 0.5,
     ) -> None:
         self._master_loader = master_loader
+        self._bus = bus
+        self.confirm_after = confirm_after
+        self._filled: dict[str, int] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self.api_key = api_key
         self.tokens = tokens
         self.instruments = instruments
@@ -372,7 +379,7 @@ class AngelExecution:
             if data.get("uniqueorderid"):
                 self._unique[order_id] = str(data["uniqueorderid"])
             now = self._clock.now()
-            return Order(
+            ack = Order(
                 order_id=order_id,
                 request=sent,
                 status=OrderStatus.PENDING,
@@ -380,6 +387,10 @@ class AngelExecution:
                 updated_at=now,
                 broker_order_id=self._unique.get(order_id),
             )
+            if self._bus is not None:
+                self._publish(ack)
+                self._spawn(self._confirm(order_id))
+            return ack
 
     async def _find_after_failure(self, tag: str, cause: BrokerError) -> Order | None:
         last: BrokerError = cause
@@ -410,9 +421,46 @@ class AngelExecution:
 
     def _order(self, row: Mapping[str, Any]) -> Order:
         try:
-            return mapping.order_from_angel(row, self.instruments.key_of, self._clock.now())
+            order = mapping.order_from_angel(row, self.instruments.key_of, self._clock.now())
         except mapping.MappingError as exc:
             raise OrderRejected(f"read order {row.get('orderid')}: {exc}", rule="mapping") from exc
+        return self._publish(order)
+
+    def _publish(self, order: Order) -> Order:
+        """Angel is the source of truth: every state we learn goes on the bus (``ORDERS``);
+        a fill we had not seen also brings the trades and positions (``FILLS``,
+        ``POSITIONS``). Angel's order-update socket is not read yet: what we learn is what
+        we ask (after each placement, change or cancel, and in every book read)."""
+        bus = self._bus
+        if bus is None:
+            return order
+        bus.publish(ORDERS, order)
+        if order.filled_quantity > self._filled.get(order.order_id, 0):
+            self._filled[order.order_id] = order.filled_quantity
+            self._spawn(self._after_fill())
+        return order
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _after_fill(self) -> None:
+        bus = self._bus
+        assert bus is not None
+        try:
+            bus.publish_many(FILLS, await self.fills())
+            bus.publish_many(POSITIONS, await self.positions())
+        except BrokerError as exc:
+            log.warning("trades and positions not refreshed after a fill: %s", exc)
+
+    async def _confirm(self, order_id: str) -> None:
+        """Read a new order back shortly after placing it (it is PENDING until then)."""
+        await asyncio.sleep(self.confirm_after)
+        try:
+            await self.order_status(order_id)  # publishes what it finds
+        except BrokerError as exc:
+            log.info("order %s not read back after placing: %s", order_id, exc)
 
     async def order_by_tag(self, tag: str) -> Order | None:
         await self._ready()

@@ -256,7 +256,7 @@ class AngelTickDecoder:
                 )
             return fast_tick(
                 key, self._ts(s[1]), prices[0], s[3], s[5],
-                prices[1], prices[2], prices[3], prices[4], depth,
+                prices[1], prices[2], prices[3], prices[4], depth, s[13],
             )  # fmt: skip
         if mode == MODE_QUOTE and n >= QUOTE_SIZE:
             q = _QUOTE_BODY.unpack_from(data, 27)

@@ -88,6 +88,7 @@ def test_every_field_agrees_with_the_sdk_parser(mode: int) -> None:
 
 def test_snap_quote_becomes_an_exact_tick_with_depth_in_ist() -> None:
     quote = sample_quote(1, "3045", "812.40", MS)
+    quote.oi = 1_250_000
     decoder = AngelTickDecoder({(1, "3045"): "NSE:SBIN"})
     tick = decoder.decode(encode(quote, SNAP_QUOTE))
     assert tick is not None
@@ -111,6 +112,7 @@ def test_snap_quote_becomes_an_exact_tick_with_depth_in_ist() -> None:
     # The fast path builds the same record as the complete one.
     full = decode_packet(encode(quote, SNAP_QUOTE))
     assert full.depth == tick.depth
+    assert tick.oi == full.oi == quote.oi
 
 
 def test_quote_and_ltp_ticks() -> None:
