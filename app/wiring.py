@@ -88,10 +88,12 @@ if TYPE_CHECKING:
     from app.models_runtime import ModelsRuntime
     from services.brokers.node.config import NodeVenue
     from services.brokers.ports import SecretStore
+    from services.marketdata.providers.broker import BrokerHistory
 
 log = logging.getLogger(__name__)
 
 HISTORY_BARS = 300
+KEPT_TIMEFRAMES = (Timeframe.M1, Timeframe.M5)  # the chart's usual ones; others are made
 HOLDINGS_REFRESH_SECONDS = 60.0
 # Breeze counts every call against 5,000 a day per key; holdings (two calls: NSE and BSE)
 # every minute would spend 750 of them, so its holdings are read every 15 minutes.
@@ -133,6 +135,8 @@ class AppServices:
     strategy_runners: list[StrategyRunner] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _holdings: list[Holding] = field(default_factory=list)
+    # The simulator's past sessions as the profile keeps them (services.simulator.backfill).
+    _kept_history: dict[tuple[str, Timeframe], list[Bar]] = field(default_factory=dict)
     _drawings: dict[str, list[dict[str, Any]]] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -151,6 +155,10 @@ class AppServices:
             self.live.watch(self.settings.watchlist)
         if self.recorder is not None:
             await self._resume_session(self.recorder)
+        simulated_past = self.live is None and not self.settings.marketdata.providers
+        if self.recorder is not None and simulated_past:
+            # Only the simulator knows the past: keep it, so yesterday is the same every start.
+            await self._load_kept_history(self.recorder.db)
         # Consumers first, so the first simulated tick already reaches all of them.
         services: list[tuple[str, Coroutine[Any, Any, None]]] = [
             ("quotes", self.quotes.run()),
@@ -196,6 +204,43 @@ class AppServices:
         for runner in self.strategy_runners:
             self._spawn(f"strategy:{runner.strategy.name}", runner.run(self.bus))
 
+    async def _load_kept_history(self, db: Database) -> None:
+        """Read (or make once and keep) the simulated past of the watchlist, off the loop,
+        so yesterday's chart is the same on every start of this profile."""
+        from services.marketdata.store import HistoryStore
+        from services.simulator.backfill import persisted_history
+
+        store = HistoryStore(db)
+        now = self.clock.now()
+        keys = [k for k in self.settings.watchlist if k in self.references]
+
+        def load() -> dict[tuple[str, Timeframe], list[Bar]]:
+            return {
+                (key, tf): persisted_history(store, self.simulator, key, tf, HISTORY_BARS, now)
+                for key in keys
+                for tf in KEPT_TIMEFRAMES
+            }
+
+        try:
+            self._kept_history = await asyncio.to_thread(load)
+        except Exception:  # a chart without kept history is better than no terminal
+            log.exception("could not load the simulated history kept in the profile")
+
+    def _simulated_past(
+        self, key: str, timeframe: Timeframe, count: int, end: datetime
+    ) -> list[Bar]:
+        """``count`` bars before ``end``: the kept sessions before today, then today's part
+        (made to join the live price)."""
+        made = self.simulator.history(key, timeframe, count, end)
+        kept = self._kept_history.get((key, timeframe))
+        if not kept:
+            return made
+        from services.simulator.backfill import today_open
+
+        today = [b for b in made if b.start >= today_open(end)]
+        cut = today[0].start if today else end
+        return ([b for b in kept if b.start < cut] + today)[-count:]
+
     async def _resume_session(self, recorder: Recorder) -> None:
         """Put today's orders, fills and positions back after a restart.
 
@@ -205,6 +250,11 @@ class AppServices:
         placed; a live broker may have it, and its order replaces the intent).
         """
         day = to_ist(self.clock.now()).date()
+        if isinstance(self.broker, PaperBroker):  # yesterday's holdings and carried positions
+            earlier_orders, earlier_fills = await recorder.before(day)
+            self.broker.carry_forward(
+                earlier_fills, day, [o.order_id for o in earlier_orders]
+            )
         resumed = await resolve_unacknowledged(recorder, self.broker, day, self.clock.now)
         if isinstance(self.broker, PaperBroker):
             _, fills = await recorder.session(day)
@@ -433,7 +483,7 @@ class AppServices:
             return bars[-count:]
         if len(bars) < count:
             end = bars[0].start if bars else self.clock.now()
-            past = self.simulator.history(key, timeframe, count - len(bars), end)
+            past = self._simulated_past(key, timeframe, count - len(bars), end)
             self.bars.seed(key, timeframe, past)
             bars = self.bars.bars(key, timeframe)
         return bars[-count:]
@@ -703,7 +753,13 @@ def build_services(
         assert venue.execution is not None
         broker = venue.execution
     recorder = Recorder(database, bus) if database is not None else None
-    history_service = _history_service(settings, database, bus, clock, bars, simulator, live)
+    broker_history = None
+    if live is not None and live.parts.history is not None:
+        from services.marketdata.providers.broker import BrokerHistory
+
+        broker_history = BrokerHistory(live.parts.name, live.parts.history)
+    history_service = _history_service(settings, database, bus, clock, bars, simulator, live,
+                                       broker_history)
     orders = OrderManager(broker, instruments, quotes, bus, clock, journal=recorder)
 
     def available_funds() -> Decimal | None:
@@ -861,18 +917,23 @@ def _history_service(
     bars: BarBuilder,
     simulator: MarketSimulator,
     live: LiveBroker | None,
+    broker_history: BrokerHistory | None = None,
 ) -> HistoryService:
-    """The one history service: the profile's store, the configured providers, today's live
-    bars, and the simulator's history where nothing real covers a chart."""
+    """The one history service: the profile's store, the configured providers (the live
+    broker's own history as "broker", first when none are configured), today's live bars,
+    and the simulator's history where nothing real covers a chart."""
     router = None
-    if database is not None and settings.marketdata.providers:
+    config = settings.marketdata
+    if broker_history is not None and not config.providers:
+        config = config.model_copy(update={"providers": ["broker"]})
+    if database is not None and config.providers:
         from services.marketdata.service import open_router
         from services.security import CredentialStore
         from services.storage.paths import default_cache_dir
 
         credentials = CredentialStore(settings.profile, database, actor="terminal")
         router = open_router(
-            database, settings.marketdata, credentials.get, clock=clock,
+            database, config, credentials.get, clock=clock, broker=broker_history,
             cache_dir=default_cache_dir() / "marketdata",
         )
 

@@ -198,7 +198,10 @@ def _connection_key(state: ConnectionState) -> str:
     return state.component
 
 
-TICKS: Topic[Tick] = Topic("ticks", coalesce_key=_tick_key)
+# A lossless tick subscriber (bar builder, paper broker, recorder, alerts, GTTs) may fall a
+# few seconds behind a 50,000 ticks/s burst while it waits on a disk write: 200,000 ticks of
+# mailbox (references to ticks every view holds anyway) before it must resync.
+TICKS: Topic[Tick] = Topic("ticks", coalesce_key=_tick_key, maxsize=200_000)
 BARS: Topic[Bar] = Topic("bars", coalesce_key=_bar_key)
 ORDERS: Topic[Order] = Topic("orders")
 FILLS: Topic[Fill] = Topic("fills")

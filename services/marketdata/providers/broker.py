@@ -9,9 +9,11 @@ broker's ``Coverage``, translated; the broker adapter itself refuses a range out
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 
 from services.brokers.ports import Coverage, HistoryProvider
+from services.calendar import IST, REGULAR_OPEN, default_calendar
 from services.domain import Bar, Timeframe
 from services.marketdata.coverage import (
     BSE_EQUITY,
@@ -48,7 +50,20 @@ class BrokerHistory:
     async def candles(
         self, key: str, timeframe: Timeframe, start: datetime, end: datetime
     ) -> list[Bar]:
-        return await self.port.candles(key, timeframe, start, end)
+        bars = await self.port.candles(key, timeframe, start, end)
+        if timeframe is not Timeframe.D1:
+            return bars
+        # Brokers stamp a daily candle at midnight IST; the terminal stamps it at the open
+        # of that day's session (as the bar builder does).
+        calendar = default_calendar()
+        out = []
+        for bar in bars:
+            day = bar.start.astimezone(IST).date()
+            session = calendar.session(day)
+            opens = session.opens_at if session is not None else datetime.combine(
+                day, REGULAR_OPEN, tzinfo=IST)
+            out.append(replace(bar, start=opens))
+        return out
 
     async def close(self) -> None:
         return None
