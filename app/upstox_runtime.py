@@ -10,14 +10,16 @@ Imported only when Upstox is chosen.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from app.settings import Settings
 from services.broker import BrokerError
 from services.brokers import registry
-from services.brokers.ports import FeedMode, MarketDataFeed, SecretStore
+from services.brokers.ports import FeedMode, MarketDataFeed, SecretStore, SessionToken
+from services.brokers.throttle import DailyCountStore
 from services.brokers.upstox.execution import UpstoxExecution
+from services.brokers.upstox.session import UpstoxSession
 from services.bus import EventBus
 from services.clock import Clock
 from services.instruments import InstrumentRegistry
@@ -34,20 +36,25 @@ class UpstoxRuntime:
         instruments: InstrumentRegistry,
         *,
         secrets: SecretStore,
+        counts: DailyCountStore | None = None,
         options: dict[str, Any] | None = None,
     ) -> None:
         self._instruments = instruments
+        # Called (on the loop) when Upstox refuses the day's token: the desktop's re-login.
+        self.session_listeners: list[Callable[[], None]] = []
         self.parts = registry.build(
             "upstox",
             registry.BrokerContext(
                 clock,
                 bus,
                 secrets=secrets,
+                counts=counts,
                 endpoints=settings.upstox.endpoints(),
                 settings={
                     "algo_name": settings.upstox.algo_name or "",
                     "redirect_uri": settings.upstox.redirect_url,
                 },
+                on_session_expired=self._session_expired,
                 options=options or {},
             ),
         )
@@ -88,6 +95,19 @@ class UpstoxRuntime:
             self.feed.stop()
         if self.broker.order_stream is not None:
             self.broker.order_stream.stop()
+
+    def _session_expired(self) -> None:
+        for listener in list(self.session_listeners):
+            listener()
+
+    async def login(self, open_browser: Callable[[str], object]) -> SessionToken:
+        """The browser login (``dalal login upstox``'s flow); every part takes the new token."""
+        session = self.parts.session
+        if not isinstance(session, UpstoxSession):
+            raise BrokerError("no credential store: run `dalal credentials set upstox`")
+        token = await session.login(open_browser)
+        self.parts.use_token(token)
+        return token
 
     @property
     def connected(self) -> bool:

@@ -302,9 +302,13 @@ class AppServices:
         """
         if self.kite is not None:
             self.kite.session_listeners.append(listener)
+        if self.upstox is not None:
+            self.upstox.session_listeners.append(listener)
 
     async def broker_login(self, open_browser: Callable[[str], object]) -> None:
         """Log in to the broker in the browser (Kite) and resume with the new session."""
+        if self.upstox is not None:
+            await self.upstox.login(open_browser)
         if self.kite is not None:
             stored = await self.kite.login(open_browser)
             if self.node is not None:  # log in once: the order node gets the day's token too
@@ -666,7 +670,14 @@ def build_services(
         else:
             from app.upstox_runtime import UpstoxRuntime  # lazy: the adapters import the SDK
 
-            upstox = UpstoxRuntime(settings, bus, clock, instruments, secrets=secrets)
+            counts = None
+            if database is not None:
+                from services.storage.repositories import OrderCountRepository
+
+                counts = OrderCountRepository(database)  # the day's order count survives
+            upstox = UpstoxRuntime(
+                settings, bus, clock, instruments, secrets=secrets, counts=counts
+            )
             broker = upstox.broker
     elif breeze_mode:
         from app.breeze_runtime import BreezeRuntime  # lazy: the adapters import the SDK
