@@ -54,6 +54,9 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".${extras}"
   rm -f .venv/.stamp-*
   touch "$stamp"
+  echo "setup: the command is .venv/bin/dalal; to type just \`dalal\`, run"
+  echo "setup:   . .venv/bin/activate    (this shell)  or"
+  echo "setup:   ln -s \"$PWD/.venv/bin/dalal\" ~/.local/bin/dalal    (every shell)"
 fi
 
 case "$mode" in
@@ -65,7 +68,8 @@ case "$mode" in
       # Nobody can answer an unlock dialog on a virtual display: run an in-memory session.
       echo "setup: no display found, starting the terminal on a virtual X display (xvfb-run)"
       echo "setup: in-memory session (DALAL_EPHEMERAL=1): nothing is saved"
-      DALAL_EPHEMERAL=1 exec xvfb-run -a -s "-screen 0 1600x900x24" .venv/bin/dalal "$@"
+      # Not xvfb-run: stopping this script by its PID must stop the terminal and Xvfb too.
+      DALAL_EPHEMERAL=1 exec packaging/with-virtual-display.sh .venv/bin/dalal "$@"
     fi
     exec .venv/bin/dalal "$@"
     ;;

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ IMPORTED_AT = time.perf_counter()
 
 DIST_NAME = "dalal-terminal"
 PROG = "dalal"
+DEBUG_ENV = "DALAL_DEBUG"  # 1: let an unexpected error show its traceback
 
 # Modules providing ``register(subparsers) -> None``; each adds its own subcommands and sets
 # ``func`` (a handler taking the parsed namespace and returning an exit code) on them.
@@ -160,9 +162,9 @@ def load_cli_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
     from app.settings import Settings, SettingsError, load_settings
 
-    settings = load_settings(args.config)
+    settings = load_settings(getattr(args, "config", None))
     updates = {k: v for k, v in overrides.items() if v is not None}
-    if args.profile is not None:
+    if getattr(args, "profile", None) is not None:
         updates["profile"] = args.profile
     if not updates:
         return settings
@@ -179,7 +181,7 @@ def _run_desktop(args: argparse.Namespace) -> int:
     settings = load_cli_settings(args)
     from app.desktop import run_desktop
 
-    return run_desktop(settings, started_at=IMPORTED_AT)
+    return run_desktop(settings, started_at=IMPORTED_AT, config_path=args.config)
 
 
 def _run_headless(args: argparse.Namespace) -> int:
@@ -230,12 +232,51 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     _use_cached_holidays()
     try:
+        check_common_options(args)
         return handler(args)
     except (SettingsError, UsageError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except EOFError:
+        print(f"{PROG}: error: standard input ended before an answer was given", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path or descriptor the command could not use
+        where = f": {e.filename}" if e.filename else ""
+        print(f"{PROG}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a bug of ours: still one line, the traceback only on request
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        print(
+            f"{PROG}: internal error: {type(e).__name__}: {e} "
+            f"(set {DEBUG_ENV}=1 for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 70
+
+
+def check_common_options(args: argparse.Namespace) -> None:
+    """Options every command shares, refused before the command runs.
+
+    A ``--config`` that does not exist is a typo, not a request for the defaults; a
+    ``--key-fd`` that is not open would otherwise fail half-way through the command.
+    """
+    config: Path | None = getattr(args, "config", None)
+    if config is not None and not config.is_file():
+        what = "is not a file" if config.exists() else "does not exist"
+        raise UsageError(f"settings file {config} {what}")
+    key_fd: int | None = getattr(args, "key_fd", None)
+    if key_fd is not None:
+        try:
+            os.fstat(key_fd)
+        except OSError:
+            raise UsageError(
+                f"--key-fd {key_fd} is not an open file descriptor (start the command as "
+                f"`dalal ... --key-fd {key_fd} {key_fd}<keyfile`)"
+            ) from None
 
 
 def _use_cached_holidays() -> None:

@@ -29,6 +29,7 @@ from app.settings import Settings
 
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
+    from PySide6.QtWidgets import QMainWindow
 
     from services.security import Argon2Params, Vault
     from services.storage import Database, ProfilePaths
@@ -207,14 +208,39 @@ def idle_lock_seconds(settings: Settings) -> float:
         return settings.idle_lock_seconds
 
 
+def add_settings_menu(window: QMainWindow, config_path: Path | None) -> None:
+    """Settings… (Ctrl+,): the dialog edits the settings file this terminal started from."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QKeySequence
+
+    from app.settings import FileSettingsStore
+    from widgets.settings_dialog import SettingsDialog
+
+    store = FileSettingsStore(config_path)
+    menu = window.menuBar().addMenu("&Settings")
+    action = menu.addAction("Settings…")
+    action.setShortcut(QKeySequence("Ctrl+,"))
+
+    def open_dialog() -> None:
+        dialog = SettingsDialog(store, window)  # owned by the window, deleted when closed
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    action.triggered.connect(open_dialog)
+
+
 def run_desktop(
     settings: Settings,
     *,
     started_at: float | None = None,
     data_dir: Path | None = None,
     cache_dir: Path | None = None,
+    config_path: Path | None = None,
 ) -> int:
-    """Run the terminal until its window is closed; return the process exit code."""
+    """Run the terminal until its window is closed; return the process exit code.
+
+    ``config_path`` is the settings file the Settings dialog writes (default: the user's).
+    """
     t0 = IMPORTED_AT if started_at is None else started_at
     exit_after_paint = os.environ.get(EXIT_AFTER_FIRST_PAINT_ENV) == "1"
 
@@ -233,7 +259,8 @@ def run_desktop(
     app.setApplicationName(APP_NAME)
     app.setOrganizationName("dalal")
     app.setQuitOnLastWindowClosed(False)  # the window's `closed` ends the coroutine below
-    apply_dark_theme(app)
+    if settings.theme == "dark":
+        apply_dark_theme(app)
 
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
@@ -280,6 +307,8 @@ def run_desktop(
 
             window.firstTickPainted.connect(first_paint)
         await services.start()
+        add_settings_menu(window, config_path)
+        window.fit_to_screen()
         window.show()
         window.start()
         try:

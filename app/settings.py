@@ -6,10 +6,14 @@ instead of a crash deep inside a service.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
+from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -281,6 +285,8 @@ class Settings(BaseModel):
     node: NodeSettings = Field(default_factory=NodeSettings)
     # Market-data providers for history (docs/data.md); none by default: no network.
     marketdata: MarketDataConfig = Field(default_factory=MarketDataConfig)
+    # The desktop's look: "dark" (the terminal's own theme) or "system" (the platform's).
+    theme: Literal["dark", "system"] = "dark"
 
     @field_validator("paper_tariff")
     @classmethod
@@ -317,8 +323,67 @@ def load_settings(path: Path | None = None) -> Settings:
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> None:
+    """Write atomically: a crash or a full disk leaves the old file whole, never half a file."""
     path = path or config_dir() / "settings.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(settings.model_dump_json(indent=2), "utf-8")
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(settings.model_dump_json(indent=2))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):  # the rename itself, durable (not on every platform)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def settings_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Each problem as (dotted field path, message); empty when ``data`` is valid."""
+    try:
+        Settings.model_validate(data)
+    except ValidationError as e:
+        return [
+            (".".join(str(p) for p in err["loc"]) or "settings", _plain(err["msg"]))
+            for err in e.errors()
+        ]
+    return []
+
+
+def _plain(message: str) -> str:
+    return message.removeprefix("Value error, ")
+
+
+class FileSettingsStore:
+    """The settings file as the Settings dialog (``widgets.settings_dialog``) edits it."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or config_dir() / "settings.json"
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def load(self) -> dict[str, Any]:
+        try:
+            settings = load_settings(self.path)
+        except SettingsError:  # show what is there, so it can be fixed in the dialog
+            try:
+                raw = json.loads(self.path.read_text("utf-8"))
+            except (OSError, ValueError):
+                raw = {}
+            return raw if isinstance(raw, dict) else {}
+        data: dict[str, Any] = settings.model_dump(mode="json")
+        return data
+
+    def problems(self, data: Mapping[str, Any]) -> list[tuple[str, str]]:
+        return settings_problems(data)
+
+    def save(self, data: Mapping[str, Any]) -> None:
+        save_settings(Settings.model_validate(data), self.path)

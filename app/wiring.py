@@ -92,6 +92,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HISTORY_BARS = 300
+KEPT_TIMEFRAMES = (Timeframe.M1, Timeframe.M5)  # the chart's usual ones; others are made
 HOLDINGS_REFRESH_SECONDS = 60.0
 # Breeze counts every call against 5,000 a day per key; holdings (two calls: NSE and BSE)
 # every minute would spend 750 of them, so its holdings are read every 15 minutes.
@@ -136,6 +137,8 @@ class AppServices:
     strategy_runners: list[StrategyRunner] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _holdings: list[Holding] = field(default_factory=list)
+    # The simulator's past sessions as the profile keeps them (services.simulator.backfill).
+    _kept_history: dict[tuple[str, Timeframe], list[Bar]] = field(default_factory=dict)
     _drawings: dict[str, list[dict[str, Any]]] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -163,6 +166,10 @@ class AppServices:
             self.upstox.watch(self.settings.watchlist)
         if self.recorder is not None and isinstance(self.broker, PaperBroker):
             await self._resume_paper_session(self.recorder, self.broker)
+        simulated_past = self.kite is None and not self.settings.marketdata.providers
+        if self.recorder is not None and simulated_past:
+            # Only the simulator knows the past: keep it, so yesterday is the same every start.
+            await self._load_kept_history(self.recorder.db)
         # Consumers first, so the first simulated tick already reaches all of them.
         services: list[tuple[str, Coroutine[Any, Any, None]]] = [
             ("quotes", self.quotes.run()),
@@ -217,6 +224,43 @@ class AppServices:
             self.models.start()
         for runner in self.strategy_runners:
             self._spawn(f"strategy:{runner.strategy.name}", runner.run(self.bus))
+
+    async def _load_kept_history(self, db: Database) -> None:
+        """Read (or make once and keep) the simulated past of the watchlist, off the loop,
+        so yesterday's chart is the same on every start of this profile."""
+        from services.marketdata.store import HistoryStore
+        from services.simulator.backfill import persisted_history
+
+        store = HistoryStore(db)
+        now = self.clock.now()
+        keys = [k for k in self.settings.watchlist if k in self.references]
+
+        def load() -> dict[tuple[str, Timeframe], list[Bar]]:
+            return {
+                (key, tf): persisted_history(store, self.simulator, key, tf, HISTORY_BARS, now)
+                for key in keys
+                for tf in KEPT_TIMEFRAMES
+            }
+
+        try:
+            self._kept_history = await asyncio.to_thread(load)
+        except Exception:  # a chart without kept history is better than no terminal
+            log.exception("could not load the simulated history kept in the profile")
+
+    def _simulated_past(
+        self, key: str, timeframe: Timeframe, count: int, end: datetime
+    ) -> list[Bar]:
+        """``count`` bars before ``end``: the kept sessions before today, then today's part
+        (made to join the live price)."""
+        made = self.simulator.history(key, timeframe, count, end)
+        kept = self._kept_history.get((key, timeframe))
+        if not kept:
+            return made
+        from services.simulator.backfill import today_open
+
+        today = [b for b in made if b.start >= today_open(end)]
+        cut = today[0].start if today else end
+        return ([b for b in kept if b.start < cut] + today)[-count:]
 
     async def _resume_paper_session(self, recorder: Recorder, broker: PaperBroker) -> None:
         """Put today's paper orders, fills and positions back after a restart.
@@ -432,7 +476,7 @@ class AppServices:
             return bars[-count:]
         if len(bars) < count:
             end = bars[0].start if bars else self.clock.now()
-            past = self.simulator.history(key, timeframe, count - len(bars), end)
+            past = self._simulated_past(key, timeframe, count - len(bars), end)
             self.bars.seed(key, timeframe, past)
             bars = self.bars.bars(key, timeframe)
         return bars[-count:]

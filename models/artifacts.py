@@ -78,6 +78,10 @@ class ArtifactStore:
         path = self._path(name)
         if path.exists():
             raise ArtifactError(f"artifact {name} already exists; versions are immutable")
+        digest = hashlib.sha256(data).hexdigest()
+        # Signed before anything is written: a missing key must not leave an unsigned file
+        # behind that blocks this name for good.
+        signature = self.sign(name, len(data), digest)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=SUFFIX)
         try:
@@ -89,8 +93,19 @@ class ArtifactStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        digest = hashlib.sha256(data).hexdigest()
-        return ArtifactRef(name, len(data), digest, self.sign(name, len(data), digest))
+        return ArtifactRef(name, len(data), digest, signature)
+
+    def exists(self, name: str) -> bool:
+        return self._path(name).exists()
+
+    def discard(self, name: str) -> bool:
+        """Remove an artifact no record points to (a failed registration); True if removed."""
+        path = self._path(name)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def verified_bytes(self, ref: ArtifactRef) -> bytes:
         """The artifact's bytes, only if they match ``ref`` and ``ref`` carries our signature."""

@@ -216,11 +216,17 @@ class ModelRegistry:
             raise RegistryError(f"unknown symbol {symbol!r}")
         version = self.store.next_version(model_id)
         names = tuple(result.feature_names)
+        artifact_name = f"{model_id}-v{version}.joblib"
+        if self.artifacts.exists(artifact_name):
+            # No record has this version (next_version said so): the file is what an earlier,
+            # failed registration left. It must not block the model id for good.
+            log.warning("removing orphan artifact %s (no registry record)", artifact_name)
+            self.artifacts.discard(artifact_name)
         ref = self.artifacts.save(
             {"estimator": result.estimator, "feature_names": list(names),
              "model_type": result.config.model_type,
              "check_rows": result.reference[-CHECK_ROWS:]},
-            f"{model_id}-v{version}.joblib",
+            artifact_name,
         )
         now = self._now()
         record = ModelRecord(
@@ -231,8 +237,12 @@ class ModelRegistry:
             stage=Stage.DEV, created_at=now, created_by=actor, stage_changed_at=now,
             stage_changed_by=actor, reference=drift_reference(result.reference, names),
         )
-        self.store.commit([record], [StageEvent(model_id, version, None, Stage.DEV, actor, now,
-                                                "registered")])
+        try:
+            self.store.commit([record], [StageEvent(model_id, version, None, Stage.DEV, actor,
+                                                    now, "registered")])
+        except BaseException:
+            self.artifacts.discard(artifact_name)  # the artifact and its record, or neither
+            raise
         self._audit("model.register", actor, {
             "model_id": model_id, "version": version, "model_type": record.model_type,
             "symbol": symbol, "timeframe": timeframe.value, "sha256": ref.sha256,

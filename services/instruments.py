@@ -91,8 +91,9 @@ class InstrumentRegistry:
                 prefix.append(inst)
             elif needle in symbol or needle in inst.name.upper() or needle in inst.key:
                 contains.append(inst)
-        prefix.sort(key=lambda i: (len(i.tradingsymbol), i.key))
-        contains.sort(key=lambda i: (len(i.tradingsymbol), i.key))
+        # NSE first among equal symbols: "RELIANCE" means NSE:RELIANCE, BSE is one row down.
+        prefix.sort(key=lambda i: (len(i.tradingsymbol), i.exchange is not Exchange.NSE, i.key))
+        contains.sort(key=lambda i: (len(i.tradingsymbol), i.exchange is not Exchange.NSE, i.key))
         seen = {i.key for i in contracts}  # "NIFTY 50" is also the index, not only strike 50..
         return (contracts + [i for i in prefix + contains if i.key not in seen])[:limit]
 
@@ -224,12 +225,14 @@ _EXTRA_TOKENS_PER_SERIES = 1_000
 
 
 def bundled_universe(session_day: date) -> tuple[list[Instrument], dict[str, Reference]]:
-    """Return the simulated NSE universe for ``session_day`` and each instrument's seed data.
+    """Return the simulated NSE and BSE universe for ``session_day`` and each instrument's
+    seed data.
 
     Indices: futures for this and next month, options on the monthly expiries and, where
     ``weekly_expiries`` is set (NIFTY), on the next weekly Tuesdays too. Stocks: futures and
     options for this and next month. Around 4,000 instruments, so the memory benchmark can
-    subscribe to 3,000 of them.
+    subscribe to 3,000 of them. BSE (SENSEX and a few stocks) comes last, so NSE's draws in
+    the simulator are unchanged.
     """
     raw = json.loads(
         resources.files("resources").joinpath("instruments", "nse.json").read_text("utf-8")
@@ -308,4 +311,26 @@ def bundled_universe(session_day: date) -> tuple[list[Instrument], dict[str, Ref
             instruments += contracts
             refs.update(seeds)
     # Stock F&O after the indices' series, so "the first future" is still NIFTY's.
-    return instruments + stock_fno, refs
+    instruments += stock_fno
+    _add_bse(instruments, refs)
+    return instruments, refs
+
+
+def _add_bse(instruments: list[Instrument], refs: dict[str, Reference]) -> None:
+    """SENSEX and a few BSE listings, after the NSE universe (so NSE's draws are unchanged)."""
+    raw = json.loads(
+        resources.files("resources").joinpath("instruments", "bse.json").read_text("utf-8")
+    )
+    tick = Decimal(raw["tick_size"])
+    for row in raw["equities"]:
+        inst = Instrument(Exchange.BSE, row["symbol"], str(row["token"]), row["name"],
+                          InstrumentKind.EQUITY, tick, 1)  # fmt: skip
+        instruments.append(inst)
+        refs[inst.key] = Reference(Decimal(row["reference_price"]), Decimal("0.25"))
+    for row in raw["indices"]:
+        index = Instrument(Exchange.BSE, row["symbol"], str(row["token"]), row["name"],
+                           InstrumentKind.INDEX, tick, 1)  # fmt: skip
+        instruments.append(index)
+        refs[index.key] = Reference(
+            Decimal(row["reference_price"]), Decimal(row["annual_volatility"])
+        )

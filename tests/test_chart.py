@@ -263,3 +263,43 @@ def test_time_axis_labels_ist_clock_times(chart):
     assert all(len(s) == 5 and s[2] == ":" for s in labels), labels
     # round clock times: bar 180 is 12:15 IST, so labels fall on the quarter hour or finer
     assert all(int(s[3:]) % 5 == 0 for s in labels), labels
+
+
+def _change_pct(html: str) -> str:
+    return html.rsplit("(", 1)[1].split("%", 1)[0]
+
+
+def test_header_change_is_the_days_change_like_the_watchlist(chart, qtbot):
+    from services.domain import Depth, Tick
+
+    yesterday = [replace_day(b, -1) for b in make_bars(50, seed=3)]
+    today = make_bars(30, seed=4)
+    chart.set_bars(KEY, Timeframe.M1, [*yesterday, *today])
+    last = today[-1]
+    # Today's change is measured from yesterday's last close...
+    base = yesterday[-1].close
+    assert _change_pct(chart.readout_html_text()) == f"{(last.close - base) * 100 / base:+.2f}"
+    # ...and once the feed says what the previous close was, from it: the watchlist's Chg %.
+    prev_close = Decimal("1490.00")
+    chart.set_previous_close(prev_close)
+    assert _change_pct(chart.readout_html_text()) == f"{(last.close - prev_close) * 100 / prev_close:+.2f}"  # noqa: E501
+    tick = Tick(KEY, last.start, last.close, 1, 1, last.open, last.high, last.low, prev_close,
+                Depth((), ()))  # fmt: skip
+    assert _change_pct(chart.readout_html_text()) == f"{tick.change_percent:+.2f}"
+
+
+def replace_day(bar: Bar, days: int) -> Bar:
+    from dataclasses import replace
+
+    return replace(bar, start=bar.start + timedelta(days=days))
+
+
+def test_crosshair_shows_price_and_time_on_the_axes(chart, qtbot):
+    bars = make_bars(300)
+    chart.set_bars(KEY, Timeframe.M1, bars)
+    qtbot.wait(10)
+    vb = chart.price_plot.getViewBox()
+    chart.on_scene_mouse_moved(vb.mapViewToScene(QtCore.QPointF(250.2, 1501.37)))
+    price, time = chart.crosshair_labels()
+    assert price == "1501.37"
+    assert time == f"{bars[250].start:%a %d %b %H:%M}"

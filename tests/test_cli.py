@@ -112,7 +112,8 @@ def test_bad_settings_file_is_one_line_and_exit_2(
 
 
 def test_option_overrides_are_validated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = ["--config", str(tmp_path / "missing.json")]  # never the user's real settings
+    (tmp_path / "empty.json").write_text("{}")
+    config = ["--config", str(tmp_path / "empty.json")]  # never the user's real settings
     assert (
         cli.main([*config, "--profile", "no spaces!", "headless", "--listen", "127.0.0.1:0"]) == 2
     )
@@ -123,7 +124,8 @@ def test_option_overrides_are_validated(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_common_options_work_before_and_after_the_command(tmp_path: Path) -> None:
     parser = cli.build_parser()
-    config = str(tmp_path / "missing.json")  # no file yet: defaults
+    config = str(tmp_path / "empty.json")  # an empty object: the defaults
+    (tmp_path / "empty.json").write_text("{}")
     before = parser.parse_args(["--profile", "desk", "--config", config, "headless"])
     after = parser.parse_args(["headless", "--profile", "vps", "--seed", "7", "--market-hours"])
     assert before.profile == "desk" and str(before.config) == config

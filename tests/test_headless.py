@@ -59,7 +59,10 @@ def start_headless(
     """Start `python -m app headless` on a free port; return it, its base URL and its log."""
     log_path = tmp_path / "stderr.log"
     cmd = [sys.executable, "-X", "importtime", "-m", "app", "headless", "--listen", "127.0.0.1:0"]
-    cmd += ["--config", str(tmp_path / "settings.json"), "--ticks-per-second", "100", *extra]
+    config = tmp_path / "settings.json"
+    if not config.exists():
+        config.write_text("{}")
+    cmd += ["--config", str(config), "--ticks-per-second", "100", *extra]
     with log_path.open("w") as log:  # a file, not a pipe: -X importtime writes a lot
         proc = subprocess.Popen(
             cmd,
@@ -184,6 +187,7 @@ def test_taken_port_is_a_one_line_error_not_a_traceback(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         cmd = [sys.executable, "-m", "app", "headless", "--listen", f"127.0.0.1:{port}"]
+        (tmp_path / "settings.json").write_text("{}")
         cmd += ["--config", str(tmp_path / "settings.json")]
         out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=30)
     assert out.returncode == 1

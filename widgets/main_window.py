@@ -19,7 +19,14 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QResizeEvent, QShortcut
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QGuiApplication,
+    QKeySequence,
+    QResizeEvent,
+    QShortcut,
+)
 from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QToolBar, QWidget
 
 from models.signals import SIGNALS
@@ -42,6 +49,7 @@ from widgets.gtt_panel import GttPanel
 from widgets.holdings import HoldingsWidget
 from widgets.lock_screen import IdleWatcher, LockOverlay
 from widgets.models_panel import ModelsPanel, ModelsPort
+from widgets.narrow import cap_height
 from widgets.option_chain import OptionChainPanel
 from widgets.order_book import OrderBookWidget
 from widgets.order_ticket import OrderTicket
@@ -170,6 +178,7 @@ class MainWindow(QMainWindow):
         self.docks["Basket"].hide()
         self.tabifyDockWidget(self.docks["Positions"], self.docks["Backtest"])
         self.docks["Order book"].raise_()
+        self.docks["Risk"].raise_()  # last: the kill switch is in front whatever joined its tabs
         self.resizeDocks(
             [self.docks["Watchlist"], self.docks["Order ticket"]],
             [340, 330],
@@ -258,6 +267,7 @@ class MainWindow(QMainWindow):
         self.pump.on(FUNDS, self.status.apply_funds)
         self.pump.on(FUNDS, self.funds_panel.apply_funds, on_lagged=self.funds_panel.resync)
         self.pump.on(ORDERS, self.order_book.apply_orders, on_lagged=self.order_book.resync)
+        self.pump.on(ORDERS, self.ticket.apply_orders)  # its status line follows the order
         self.pump.on(POSITIONS, self.positions.apply_positions, on_lagged=self.positions.resync)
         self.pump.on(ORDERS, self.risk_panel.mark_dirty, on_lagged=self.risk_panel.mark_dirty)
         self.pump.on(POSITIONS, self.risk_panel.mark_dirty, on_lagged=self.risk_panel.mark_dirty)
@@ -269,6 +279,12 @@ class MainWindow(QMainWindow):
         self.pump.on(ALERTS, self._on_alerts, on_lagged=self.alerts_panel.refresh)
         self.pump.on(GTTS, self.gtt_panel.apply_gtts, on_lagged=self.gtt_panel.refresh)
         self.restore_last_layout()
+        # Before the first show the layout's minimum still holds the sum of the docks'
+        # requested widths, which would push the window past a 1366-pixel screen.
+        layout = self.layout()
+        if layout is not None:
+            layout.invalidate()
+            layout.activate()
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -405,6 +421,18 @@ class MainWindow(QMainWindow):
     def restore_saved_layout(self) -> bool:
         return self._restore(_SAVED_STATE)
 
+    def fit_to_screen(self) -> None:
+        """Never larger than the screen's free area: 1600x900 by default, less on a laptop
+        (the desktop runner calls it before the first show)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        free = screen.availableGeometry()
+        width = min(self.width(), free.width())
+        height = min(self.height(), free.height())
+        if (width, height) != (self.width(), self.height()):
+            self.resize(width, height)
+
     def restore_last_layout(self) -> bool:
         if self._store is not None:
             geometry = self._store.value(_LAST_GEOMETRY)
@@ -427,7 +455,7 @@ class MainWindow(QMainWindow):
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> None:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock:{title}")  # saveState keys docks by object name
-        dock.setWidget(widget)
+        dock.setWidget(cap_height(widget))  # a tall panel never sets the window's height
         dock.setFeatures(
             QDockWidget.DockWidgetFeature.DockWidgetMovable
             | QDockWidget.DockWidgetFeature.DockWidgetFloatable
@@ -543,6 +571,10 @@ class MainWindow(QMainWindow):
         self.holdings.apply_ticks(ticks)
         self.ticket.update_quote(ticks)
         self.depth_panel.apply_ticks(ticks)
+        for chart in self.charts.visible_charts():  # the change % is the day's, as in the
+            shown = next((t for t in reversed(ticks) if t.key == chart.key), None)  # watchlist
+            if shown is not None:
+                chart.set_previous_close(shown.close)
         chain = self.docks.get("Option chain")
         if chain is not None and chain.isVisible():
             self.option_chain.apply_ticks(ticks)

@@ -38,6 +38,7 @@ from services.domain import (
     Validity,
 )
 from services.validation import OrderValidationError, validate_order
+from widgets.narrow import yield_width
 from widgets.ports import TerminalFacade
 from widgets.table_model import fmt_price
 from widgets.ui_pump import spawn
@@ -66,6 +67,9 @@ def _repolish(widget: QWidget) -> None:
     widget.style().polish(widget)
 
 
+TICKET_SOURCE = "ticket"
+
+
 class OrderTicket(QFrame):
     orderPlaced = Signal(str)
 
@@ -75,6 +79,7 @@ class OrderTicket(QFrame):
         self._facade = facade
         self.side = Side.BUY
         self.last_order: Order | None = None
+        self._updates: dict[str, Order] = {}  # recent updates of ticket orders, by id
 
         self.buy_button = QPushButton("BUY  (F1)")
         self.buy_button.setObjectName("buyToggle")
@@ -138,7 +143,7 @@ class OrderTicket(QFrame):
         sides.addWidget(self.sell_button)
         grid = QGridLayout()
         grid.setHorizontalSpacing(8)
-        grid.setVerticalSpacing(6)
+        grid.setVerticalSpacing(4)
         rows: list[tuple[str, QWidget, QWidget | None]] = [
             ("Symbol", self.symbol, None),
             ("Qty", self.quantity, self.lot_label),
@@ -155,14 +160,16 @@ class OrderTicket(QFrame):
                 grid.addWidget(extra, r, 2)
         grid.setColumnStretch(1, 1)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 8, 8, 8)
-        layout.setSpacing(8)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.setSpacing(6)
         layout.addLayout(sides)
         layout.addWidget(self.quote)
         layout.addLayout(grid)
         layout.addWidget(self.message)
         layout.addStretch(1)
         layout.addWidget(self.place_button)
+
+        yield_width(self.quote, self.message, self.symbol)
 
         self.set_side(Side.BUY)
         self._order_type_changed(self.order_type.currentText())
@@ -232,7 +239,7 @@ class OrderTicket(QFrame):
             validity=Validity(self.validity.currentText()),
             price=price,
             trigger_price=trigger,
-            source="ticket",
+            source=TICKET_SOURCE,
         )
 
     def place(self) -> OrderRequest | None:
@@ -262,12 +269,48 @@ class OrderTicket(QFrame):
         except BrokerError as e:  # OrderRejected included: risk or broker refused it
             self._show_error(str(e), None)
             return
+        seen = self._updates.get(order.order_id)  # its fill may have come before the ack
+        if seen is not None and seen.updated_at >= order.updated_at:
+            order = seen
         self.last_order = order
-        if order.status is OrderStatus.REJECTED:
-            self._show_error(f"rejected: {order.status_message}", None)
-        else:
-            self._say(f"order {order.order_id} {order.status.value.lower()}", "ok")
+        self._say_status(order)
         self.orderPlaced.emit(order.order_id)
+
+    def apply_orders(self, orders: list[Order]) -> None:
+        """Order updates (the UI pump's ORDERS batches): the status line follows the last
+        order placed here until it is filled, cancelled or rejected."""
+        mine = self.last_order
+        for order in orders:
+            if order.request.source != TICKET_SOURCE:
+                continue
+            self._updates[order.order_id] = order
+            mine_now = mine is not None and order.order_id == mine.order_id
+            if mine_now and mine is not None and order.updated_at >= mine.updated_at:
+                mine = order
+        while len(self._updates) > 64:  # only the latest few matter
+            self._updates.pop(next(iter(self._updates)))
+        if mine is not None and mine is not self.last_order:
+            self.last_order = mine
+            self._say_status(mine)
+
+    def status_text(self) -> str:
+        return self.message.text()
+
+    def _say_status(self, order: Order) -> None:
+        status = order.status
+        if status is OrderStatus.REJECTED:
+            self._show_error(f"order {order.order_id} rejected: {order.status_message}", None)
+            return
+        text = f"order {order.order_id} {status.value.lower().replace('_', ' ')}"
+        if status is OrderStatus.FILLED:
+            text = (f"order {order.order_id} filled: {order.filled_quantity} "
+                    f"@ {fmt_price(order.average_price)}")  # fmt: skip
+        elif status is OrderStatus.PARTIALLY_FILLED:
+            text += (f": {order.filled_quantity} of {order.request.quantity} "
+                     f"@ {fmt_price(order.average_price)}")  # fmt: skip
+        elif status is OrderStatus.CANCELLED and order.status_message:
+            text += f": {order.status_message}"
+        self._say(text, "ok")
 
     # -- feedback ------------------------------------------------------------------------
     def invalid_fields(self) -> list[str]:

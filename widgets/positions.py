@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QVBoxLayout, QWi
 from services.domain import ZERO, Position, Tick
 from widgets import theme
 from widgets.blotter_view import BlotterView
+from widgets.narrow import ColumnFitter
 from widgets.ports import TerminalFacade
 from widgets.table_model import CENTER, RIGHT, Column, LivePriceModel, fmt_int, fmt_price
 
@@ -72,6 +73,10 @@ class PositionsWidget(QWidget):
         header.setStretchLastSection(False)
         header.setDefaultSectionSize(110)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # numbers stay together
+        for col in range(1, len(COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        # Narrow: the symbol, P&L and quantity stay; charges and the product go first.
+        self.column_fit = ColumnFitter(self.table, [0, 7, 2, 9, 4, 3, 6, 5, 1, 8])
         self.total = QLabel("")
         self.total.setObjectName("positionsTotal")
         footer = QHBoxLayout()

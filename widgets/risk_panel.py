@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +34,7 @@ from services.domain import format_inr
 from services.risk import LimitUsage, TradingState
 from services.risk.engine import RiskEngine
 from widgets import theme
+from widgets.narrow import yield_width
 
 MIN_REFRESH_SECONDS = 0.25
 IDLE_REFRESH_SECONDS = 1.0
@@ -168,6 +170,10 @@ class RiskPanel(QWidget):
         layout.addWidget(self.limits, 3)
         layout.addWidget(self.rejections, 1)
         layout.addWidget(self.totals_label)
+        # On a 720-pixel screen the tables shrink (and scroll) before the kill switch moves.
+        self.limits.setMinimumHeight(48)
+        self.rejections.setMinimumHeight(36)
+        yield_width(self.reason_label, self.message, self.totals_label)
 
         self._timer = QTimer(self)
         self._timer.setInterval(int(MIN_REFRESH_SECONDS * 1000))
@@ -239,7 +245,10 @@ class RiskPanel(QWidget):
         changed_at = status["changed_at"]
         if changed_at is not None:
             who = f" by {status['changed_by']}" if status["changed_by"] else ""
-            parts.append(f"since {to_ist(changed_at):%H:%M:%S}{who}")
+            when = to_ist(changed_at)
+            today = to_ist(datetime.now(UTC)).date()
+            since = f"{when:%H:%M:%S}" if when.date() == today else f"{when:%d %b %Y %H:%M:%S}"
+            parts.append(f"since {since} IST{who}")
         self.reason_label.setText(" · ".join(parts))
         self.resume_button.setVisible(state is TradingState.HALTED)
 

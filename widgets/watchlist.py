@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from services.domain import Tick
 from services.options.search import describe
 from widgets import theme
+from widgets.narrow import ColumnFitter
 from widgets.ports import TerminalFacade
 from widgets.table_model import RIGHT, Column, RowTableModel, fmt_int, fmt_price
 
@@ -134,6 +135,8 @@ class WatchlistWidget(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for col in range(1, len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        # Narrow: volume goes first, then the change; the symbol and LTP stay whole.
+        self.column_fit = ColumnFitter(self.table, [0, 1, 2, 3])
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.deleteRequested.connect(self.remove_selected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -13,8 +14,32 @@ from services.security import audit as events
 from services.storage.export import export_zip
 
 
+def check_export_path(path: Path, *, force: bool) -> bool:
+    """Refuse an unusable target before the profile is unlocked; False: the trader said no.
+
+    An existing file is replaced only with ``--force`` or a "y" typed at the question.
+    """
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"cannot write {path}: directory {parent} is not writable")
+    if path.is_dir():
+        raise ValueError(f"cannot write {path}: it is a directory")
+    if path.exists() and not force:
+        if not sys.stdin.isatty():
+            raise ValueError(f"{path} exists; use --force to replace it")
+        answer = input(f"{path} exists. Replace it? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("not replaced; nothing written")
+            return False
+    return True
+
+
 @guarded
 def export(args: argparse.Namespace) -> int:
+    if not check_export_path(args.path, force=args.force):
+        return 1
     vault, db = unlock(args)
     try:
         manifest = export_zip(db, args.path, vault.paths.profile)
@@ -63,6 +88,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = parser.add_subparsers(dest="data_command", required=True)
     p = sub.add_parser("export", help="write all data as CSV + JSON manifest in a zip")
     p.add_argument("path", type=Path)
+    p.add_argument("--force", action="store_true", help="replace PATH if it exists")
     add_profile_args(p)
     p.set_defaults(func=export)
     p = sub.add_parser("wipe", help="delete the database, its keys, credentials and caches")

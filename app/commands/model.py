@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import secrets
 import sys
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from services.security.keys import model_signing_username
 if TYPE_CHECKING:
     from models.abtest import ABHarness
     from models.registry import ModelRegistry
+    from services.domain import Bar, Timeframe
     from services.storage import Database
 
 ACTOR = "cli"
@@ -151,6 +153,8 @@ def train_cmd(args: argparse.Namespace) -> int:
             end = datetime.fromisoformat(args.end) if args.end else datetime.now(UTC)
             bars = db.bars.between(args.symbol, timeframe, start, end)
             bars = bars_for_training(args, db, args.symbol, timeframe, bars, _needed(args))
+            if len(bars) < _needed(args) and not args.start:
+                bars = simulated_history(args, db, timeframe, bars, _needed(args))
             if not bars:
                 raise ValueError(f"no stored {timeframe.value} bars for {args.symbol}; "
                                  "configure a market-data provider (docs/data.md) or record "
@@ -162,6 +166,54 @@ def train_cmd(args: argparse.Namespace) -> int:
     print(f"registered {record.label} ({record.model_type}, stage dev)")
     print(metrics_summary(record.metrics))
     return 0
+
+
+def simulated_history(
+    args: argparse.Namespace, db: Database, timeframe: Timeframe, bars: list[Bar], needed: int
+) -> list[Bar]:
+    """With no data provider configured (the paper broker on the simulated market): the
+    simulator's past sessions as this profile keeps them (made once, then read back), so a
+    fresh profile trains without any flag."""
+    from app.settings import load_settings  # not app.cli: app.http imports this module
+    from services.marketdata.store import HistoryStore
+
+    end = datetime.fromisoformat(args.end) if args.end else datetime.now(UTC)
+    store = HistoryStore(db)
+    settings = load_settings(getattr(args, "config", None))
+    if settings.broker == "paper" and not settings.marketdata.providers:
+        from services.bus import EventBus
+        from services.clock import SystemClock
+        from services.instruments import bundled_universe
+        from services.simulator import MarketSimulator
+        from services.simulator.backfill import persisted_history
+
+        now = min(end, datetime.now(UTC))
+        universe, references = bundled_universe(now.date())
+        if args.symbol not in references:
+            raise ValueError(f"unknown symbol {args.symbol!r} (no stored bars, not simulated)")
+        simulator = MarketSimulator(universe, references, EventBus(), SystemClock(),
+                                    seed=settings.seed)  # fmt: skip
+        kept = persisted_history(store, simulator, args.symbol, timeframe, needed, now)
+        first = bars[0].start if bars else now
+        bars = [b for b in kept if b.start < first] + bars
+        print(f"training on {len(kept)} bars of the simulated market kept in this profile "
+              "(no data provider configured)", file=sys.stderr)  # fmt: skip
+    return bars
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with NaN and infinities as null: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
+
+
+def dump_json(value: Any) -> str:
+    return json.dumps(finite_json(value), indent=2, allow_nan=False)
 
 
 def _needed(args: argparse.Namespace) -> int:
@@ -177,11 +229,16 @@ def list_cmd(args: argparse.Namespace) -> int:
     with opened(args) as (registry, _, _db):
         records = registry.records(args.model_id)
     if args.json:
-        print(json.dumps([
+        print(dump_json([
             {"model_id": r.model_id, "version": r.version, "stage": r.stage.value,
              "model_type": r.model_type, "symbol": r.symbol, "timeframe": r.timeframe.value,
              "metrics": r.metrics} for r in records
-        ], indent=2))
+        ]))
+        return 0
+    if not records:
+        print(f"no versions of {args.model_id} registered" if args.model_id else
+              "no models registered yet: train one with `dalal model train MODEL_ID --symbol "
+              "NSE:INFY`")  # fmt: skip
         return 0
     for r in records:
         acc = r.metrics.get("model", {}).get("accuracy", float("nan"))
@@ -224,7 +281,7 @@ def ab_start_cmd(args: argparse.Namespace) -> int:
 def ab_evaluate_cmd(args: argparse.Namespace) -> int:
     with opened(args) as (_, harness, _db):
         ev = harness.evaluate(args.test_id)
-        print(json.dumps(ev.as_dict(), indent=2))
+        print(dump_json(ev.as_dict()))
         if args.conclude:
             done = harness.conclude(args.test_id, actor=ACTOR, force=args.force)
             print(f"{done.status}: {done.verdict}")

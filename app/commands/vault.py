@@ -4,7 +4,10 @@ storage commands share."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
+import io
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -63,10 +66,26 @@ def make_vault(args: argparse.Namespace) -> Vault:
     return Vault(paths, argon2=Argon2Params(time_cost=args.kdf_time_cost))
 
 
-def prompt_secret(prompt: str) -> str:
-    """``getpass`` with its failures as one-line errors: no terminal, or stdin at its end."""
+def _has_terminal() -> bool:
     try:
-        return getpass.getpass(prompt)
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except (OSError, AttributeError):
+        return sys.stdin is not None and sys.stdin.isatty()
+    os.close(fd)
+    return True
+
+
+def prompt_secret(prompt: str) -> str:
+    """``getpass`` with its failures as one-line errors: no terminal, or stdin at its end.
+
+    Without a terminal ``getpass`` reads a line of standard input (a script's pipe); its
+    "input may be echoed" warnings are then noise on stderr and are kept out of it.
+    """
+    try:
+        if _has_terminal():
+            return getpass.getpass(prompt)
+        with contextlib.redirect_stderr(io.StringIO()):
+            return getpass.getpass(prompt)
     except EOFError:
         raise KeyUnavailableError(
             f"no answer to {prompt.strip().rstrip(':')!r}: standard input ended (no terminal?); "
@@ -91,8 +110,6 @@ def read_handed_passphrase(fd: int) -> str:
 
 def check_key_fd(fd: int) -> None:
     """A descriptor that is not open is a usage error, found before any prompt or unlock."""
-    import os
-
     try:
         os.fstat(fd)
     except OSError:

@@ -528,16 +528,38 @@ class MarketSimulator:
         s = self._by_key.get(key)
         if s is None:
             raise KeyError(key)
-        starts = session_buckets(end, timeframe, count)
-        if not starts:
-            return []
-        shape = bar_shape(starts, timeframe)
         walk = s.walk
         walk_key = next(k for k, v in self._walks.items() if v is walk)
         spot = walk.x
         day = to_ist(end).date()
         if day != self._day and is_market_open(end, always_open=self._always_open):
             spot += self._opening_gap(walk_key, walk, day)  # the first tick at ``end`` adds it
+        return self._path_bars(key, timeframe, count, end, spot)
+
+    def previous_sessions(
+        self, key: str, timeframe: Timeframe, count: int, end: datetime
+    ) -> list[Bar]:
+        """Return ``count`` closed bars ending before ``end``, closing where the market opened.
+
+        Anchored on the close the simulator started from, never on the live price, so the
+        same seed and ``end`` give the same bars however long the market has been ticking:
+        the history a profile keeps (``services.simulator.backfill``) is reproducible.
+        """
+        s = self._by_key.get(key)
+        if s is None:
+            raise KeyError(key)
+        return self._path_bars(key, timeframe, count, end, math.log(s.walk.prev_close))
+
+    def _path_bars(
+        self, key: str, timeframe: Timeframe, count: int, end: datetime, spot: float
+    ) -> list[Bar]:
+        s = self._by_key[key]
+        starts = session_buckets(end, timeframe, count)
+        if not starts:
+            return []
+        shape = bar_shape(starts, timeframe)
+        walk = s.walk
+        walk_key = next(k for k, v in self._walks.items() if v is walk)
         path = backward_path(
             history_rng(self._seed, walk_key, timeframe, starts[-1].isoformat()),
             math.exp(spot),

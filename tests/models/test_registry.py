@@ -183,3 +183,31 @@ def test_artifact_signed_with_another_key_is_refused(
         ours.save({}, "../escape.joblib")
     with pytest.raises(ArtifactError, match="immutable"):
         foreign.save({}, "foreign-v1.joblib")
+
+
+def test_a_failed_registration_leaves_no_artifact_and_an_orphan_never_blocks_the_id(
+    registry: ModelRegistry, artifacts: ArtifactStore, lr: TrainingResult,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(*args: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(registry.store, "commit", refuse)
+    with pytest.raises(sqlite3.OperationalError):
+        _register(registry, lr)
+    assert not list(artifacts.directory.glob("*.joblib"))  # cleaned up with the failure
+    monkeypatch.undo()
+    # A file a crash left behind (no record points to it) does not block the version.
+    artifacts.save_bytes(b"left by a crash", "mom-v1.joblib")
+    assert _register(registry, lr) == 1
+    assert registry.load("mom", 1).estimator is not None
+
+
+def test_a_missing_signing_key_writes_no_artifact(tmp_path: Path, lr: TrainingResult) -> None:
+    def no_key() -> bytes:
+        raise ValueError("no model signing key")
+
+    store = ArtifactStore(tmp_path / "models", no_key)
+    with pytest.raises(ValueError):
+        store.save_bytes(b"model", "mom-v1.joblib")
+    assert not store.exists("mom-v1.joblib")

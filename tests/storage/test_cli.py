@@ -79,7 +79,7 @@ def test_no_secret_reaches_disk_logs_or_errors(
     assert cred_cmd.list_credentials(args) == 0
     export = tmp_path / "export.zip"
     monkeypatch.setattr(getpass, "getpass", _prompts([PASSPHRASE]))
-    assert data_cmd.export(cli_args(path=export)) == 0
+    assert data_cmd.export(cli_args(path=export, force=False)) == 0
     out = capsys.readouterr()
 
     paths = vault.paths
@@ -109,7 +109,7 @@ def test_export_writes_csv_per_table_and_manifest(
     cli_args: Callable[..., argparse.Namespace], tmp_path: Path
 ) -> None:
     path = tmp_path / "out.zip"
-    assert data_cmd.export(cli_args(path=path)) == 0
+    assert data_cmd.export(cli_args(path=path, force=False)) == 0
     with zipfile.ZipFile(path) as zf:
         names = set(zf.namelist())
         manifest = json.loads(zf.read("manifest.json"))

@@ -95,3 +95,24 @@ def test_refresh_is_rate_limited_however_busy_the_orders(qtbot, services, qloop)
         if win.kill_message is not None:
             win.kill_message.close()
         qloop.run(win.stop())
+
+
+def test_a_halt_says_why_and_since_when(qtbot, tmp_path):
+    """A halt carried over from an earlier day says its date; today's, just the time."""
+    from datetime import datetime
+
+    from services.clock import IST, ManualClock
+    from services.risk import CallbackContext, JsonFileStateStore, RiskEngine, RiskLimits
+    from services.risk.state import PersistedRiskState
+
+    store = JsonFileStateStore(tmp_path / "risk_state.json")
+    store.save(PersistedRiskState(TradingState.HALTED, "kill switch: flat before results",
+                                  datetime(2026, 1, 5, 14, 2, 9, tzinfo=IST), "user"))  # fmt: skip
+    clock = ManualClock(datetime(2026, 1, 6, 10, 0, tzinfo=IST))
+    context = CallbackContext(clock=clock, last_price_of=lambda key: None)
+    engine = RiskEngine(RiskLimits(), context, store=store)
+    widget = RiskPanel(engine)
+    qtbot.addWidget(widget)
+    text = widget.reason_label.text()
+    assert "kill switch: flat before results" in text
+    assert "since 05 Jan 2026 14:02:09 IST by user" in text

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
-from services.domain import Bar
+from services.clock import to_ist
+from services.domain import Bar, Timeframe
 from widgets.chart import style
 
 
@@ -35,8 +37,33 @@ def readout(bar: Bar) -> str:
     )
 
 
-def readout_html(bar: Bar) -> str:
-    """The same read-out with the values in the candle's colour, labels muted."""
+def day_reference(bars: Sequence[Bar], index: int, previous_close: Decimal | None) -> Decimal:
+    """The price the day's change of ``bars[index]`` is measured from, as the watchlist does.
+
+    The newest day's change is measured from the feed's previous close when it is known
+    (the watchlist's Chg % uses exactly that). Otherwise: daily bars from the bar before,
+    intraday bars from the last close of the session before their own, and with nothing
+    before, from their day's first open.
+    """
+    bar = bars[index]
+    newest = to_ist(bars[-1].start).date()
+    if previous_close is not None and (
+        index == len(bars) - 1 or (to_ist(bar.start).date() == newest
+        and bar.timeframe is not Timeframe.D1)
+    ):
+        return previous_close
+    if bar.timeframe is Timeframe.D1:
+        return bars[index - 1].close if index > 0 else bar.open
+    day = to_ist(bar.start).date()
+    i = index
+    while i > 0 and to_ist(bars[i - 1].start).date() == day:
+        i -= 1
+    return bars[i - 1].close if i > 0 else bars[i].open
+
+
+def readout_html(bar: Bar, reference: Decimal | None = None) -> str:
+    """The same read-out with the values in the candle's colour, labels muted; the change is
+    the day's (from ``reference``, see ``day_reference``), as in the watchlist."""
     colour = style.UP if bar.close >= bar.open else style.DOWN
     parts = []
     for name, value in (
@@ -50,9 +77,11 @@ def readout_html(bar: Bar) -> str:
             f'<span style="color:{style.TEXT}">{name}</span>&nbsp;'
             f'<span style="color:{colour}">{value}</span>'
         )
-    change = bar.close - bar.open
-    pct = change * 100 / bar.open if bar.open else Decimal(0)
-    parts.append(f'<span style="color:{colour}">{change:+.2f} ({pct:+.2f}%)</span>')
+    base = bar.open if reference is None else reference
+    change = bar.close - base
+    pct = change * 100 / base if base else Decimal(0)
+    tone = style.UP if change >= 0 else style.DOWN
+    parts.append(f'<span style="color:{tone}">{change:+.2f} ({pct:+.2f}%)</span>')
     return "&nbsp;&nbsp;".join(parts)
 
 
@@ -64,20 +93,47 @@ class Crosshair:
         pen.setCosmetic(True)
         pen.setWidth(1)
         pen.setStyle(QtCore.Qt.PenStyle.DashLine)
-        self.h_line = pg.InfiniteLine(angle=0, movable=False, pen=pen)
-        self.v_lines = [pg.InfiniteLine(angle=90, movable=False, pen=pen) for _ in [price, *others]]
+        # Price on the right axis, time on the bottom one, in badges like the last price's.
+        badge = {"color": "#ffffff", "fill": style.CROSSHAIR_LABEL}
+        self.h_line = pg.InfiniteLine(
+            angle=0, movable=False, pen=pen, label="",
+            labelOpts={**badge, "position": 0.995, "anchors": [(1, 0.5), (1, 0.5)]},
+        )  # fmt: skip
+        self.v_lines = [pg.InfiniteLine(angle=90, movable=False, pen=pen) for _ in [price]]
+        self.v_lines += [
+            pg.InfiniteLine(
+                angle=90, movable=False, pen=pen, label="",
+                labelOpts={**badge, "position": 0.02, "anchors": [(0.5, 1), (0.5, 1)]},
+            )
+            for _ in others
+        ]
         price.addItem(self.h_line, ignoreBounds=True)
         for plot, line in zip([price, *others], self.v_lines, strict=True):
             plot.addItem(line, ignoreBounds=True)
         self.set_visible(False)
 
-    def move_to(self, x: float, y: float) -> None:
+    def move_to(self, x: float, y: float, *, price: str = "", time: str = "") -> None:
         self.h_line.setValue(y)
+        _set_label(self.h_line, price)
         for line in self.v_lines:
             line.setValue(x)
+            _set_label(line, time)
         self.set_visible(True)
+
+    def labels(self) -> tuple[str, str]:
+        """The texts on the axes now: (price, time)."""
+        label = getattr(self.h_line, "label", None)
+        price = label.format if label is not None else ""
+        times = [v.label.format for v in self.v_lines if getattr(v, "label", None) is not None]
+        return str(price), str(times[0] if times else "")
 
     def set_visible(self, visible: bool) -> None:
         self.h_line.setVisible(visible)
         for line in self.v_lines:
             line.setVisible(visible)
+
+
+def _set_label(line: pg.InfiniteLine, text: str) -> None:
+    label = getattr(line, "label", None)  # only lines made with a label have one
+    if label is not None:
+        label.setFormat(text)

@@ -11,6 +11,7 @@ AXIS = "#2a2e39"
 UP = "#26a69a"
 DOWN = "#ef5350"
 CROSSHAIR = "#758696"
+CROSSHAIR_LABEL = "#363c4e"  # the badges on the axes under the crosshair
 VOLUME_ALPHA = 110  # of 255: volume sits behind, candles are the subject
 OVERLAY_COLOURS = ("#f0b90b", "#2962ff", "#e040fb", "#00bcd4", "#ff9800")
 BODY_WIDTH = 0.7  # of one bar slot

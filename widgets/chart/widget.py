@@ -21,15 +21,17 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Signal
 
+from services.clock import to_ist
 from services.domain import Bar, Timeframe
 from widgets.chart import style
 from widgets.chart.axis import TimeAxis
 from widgets.chart.candles import CandleItem, VolumeItem
-from widgets.chart.crosshair import Crosshair, readout, readout_html
+from widgets.chart.crosshair import Crosshair, day_reference, readout, readout_html
 from widgets.chart.grid import GridItem
 from widgets.chart.indicators import FloatArray, ema, ema_at, sma, sma_at
 from widgets.chart.series import BarSeries, Change
 from widgets.chart.study_layer import StudyLayer, position_of
+from widgets.narrow import yield_width
 
 
 @dataclass
@@ -76,6 +78,8 @@ class ChartWidget(QtWidgets.QWidget):
         self._markers: list[tuple[datetime, Decimal, str]] = []
         self._hover_index: int | None = None
         self._readout = ""
+        self._previous_close: Decimal | None = None
+        self._readout_shown: tuple[str, Decimal] | None = None
 
         self.setObjectName("ChartWidget")
         self.setAutoFillBackground(True)
@@ -155,6 +159,8 @@ class ChartWidget(QtWidgets.QWidget):
         self._overlay_label = QtWidgets.QLabel("")
         self._overlay_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
         row.addWidget(self._overlay_label)
+        # The read-outs show what fits beside the symbol; they never widen the window.
+        yield_width(self._readout_label, self._overlay_label)
         return header
 
     def _build_plots(self) -> None:
@@ -321,6 +327,20 @@ class ChartWidget(QtWidgets.QWidget):
     def readout_text(self) -> str:
         return self._readout
 
+    def readout_html_text(self) -> str:
+        return self._readout_label.text()
+
+    def set_previous_close(self, price: Decimal | None) -> None:
+        """The feed's previous close of the shown instrument: today's change is measured
+        from it, exactly as the watchlist's Chg %."""
+        if price != self._previous_close:
+            self._previous_close = price if price else None
+            index = self._hover_index
+            self._set_readout(len(self._series) - 1 if index is None else index)
+
+    def crosshair_labels(self) -> tuple[str, str]:
+        return self._crosshair.labels()
+
     def show_last_bars(self, count: int) -> None:
         n = len(self._series)
         right = n - 1 + style.RIGHT_MARGIN_BARS
@@ -361,7 +381,14 @@ class ChartWidget(QtWidgets.QWidget):
             return
         point = vb.mapSceneToView(scene_pos)
         index = min(max(round(point.x()), 0), n - 1)
-        self._crosshair.move_to(float(index), point.y())
+        bar = self._series.bars[index]
+        when = to_ist(bar.start)
+        time_text = (f"{when:%a %d %b %Y}" if bar.timeframe is Timeframe.D1
+                     else f"{when:%a %d %b %H:%M}")  # fmt: skip
+        self._crosshair.move_to(
+            float(index), point.y(), price=f"{point.y():.2f}" if over_price else "",
+            time=time_text,
+        )  # fmt: skip
         self._crosshair.h_line.setVisible(over_price)
         self._hover_index = index
         self._set_readout(index)
@@ -418,11 +445,14 @@ class ChartWidget(QtWidgets.QWidget):
             self._readout_label.setText("")
             self._overlay_label.setText("")
             return
-        bar = self._series.bars[index]
+        bars = self._series.bars
+        bar = bars[index]
+        reference = day_reference(bars, index, self._previous_close)
         text = readout(bar)
-        if text != self._readout:
+        if (text, reference) != self._readout_shown:
             self._readout = text
-            self._readout_label.setText(readout_html(bar))
+            self._readout_shown = (text, reference)
+            self._readout_label.setText(readout_html(bar, reference))
         parts = []
         for overlay in self._overlays:
             value = overlay.values[index] if index < len(overlay.values) else math.nan
