@@ -266,7 +266,8 @@ def check_common_options(args: argparse.Namespace) -> None:
     ``--key-fd`` that is not open would otherwise fail half-way through the command.
     """
     config: Path | None = getattr(args, "config", None)
-    if config is not None and not config.is_file():
+    may_be_new = getattr(args, "config_may_be_new", False)  # a command that writes it
+    if config is not None and not config.is_file() and not (may_be_new and not config.exists()):
         what = "is not a file" if config.exists() else "does not exist"
         raise UsageError(f"settings file {config} {what}")
     key_fd: int | None = getattr(args, "key_fd", None)

@@ -147,7 +147,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--config", type=Path, default=argparse.SUPPRESS,
                    help="settings file to update")
     add_profile_args(p)
-    p.set_defaults(func=pair)
+    p.set_defaults(func=pair, config_may_be_new=True)  # pairing writes the settings file
     for name, func, text in (("resume", resume, "leave HALTED on the node (audited there)"),
                              ("kill", kill, "halt the node, cancel its orders")):  # fmt: skip
         p = sub.add_parser(name, help=text)

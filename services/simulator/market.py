@@ -298,7 +298,7 @@ class MarketSimulator:
         if s.role in (_ROLE_CALL, _ROLE_PUT):
             moneyness = s.strike / s.walk.prev_close - 1.0
             return 0.5 + 2.0 * math.exp(-((moneyness / 0.006) ** 2))
-        return 2.0 if s.inst.tradingsymbol in _LIQUID else 1.0
+        return 3.0 if s.inst.tradingsymbol in _LIQUID else 1.0
 
     def _initial_oi(self, s: _State, spot: float) -> int:
         """Open interest piles up near the money and on round strikes; writers sell calls
