@@ -140,6 +140,7 @@ class LiveBroker:
         self._wanted: set[str] = set()
         self.session_listeners: list[Callable[[], None]] = []
         self.session_valid = self.parts.logged_in
+        self._prompted = False
         self.expires_at: datetime | None = None
         self.access_token: str | None = context.access_token
         if self.session is not None and self.session_valid:
@@ -178,7 +179,10 @@ class LiveBroker:
             self._session_expired()
 
     def _session_expired(self) -> None:
-        first = self.session_valid
+        # Prompt once per expiry: when a valid session dies, or at the first refusal of a
+        # terminal that never had one today.
+        first = self.session_valid or not self._prompted
+        self._prompted = True
         self.session_valid = False
         self._bus.publish(
             CONNECTION,
@@ -215,6 +219,7 @@ class LiveBroker:
         self.access_token = access_token
         self.expires_at = expires_at
         self.session_valid = True
+        self._prompted = False
         self._holdings_due.set()
         self._bus.publish(
             CONNECTION,

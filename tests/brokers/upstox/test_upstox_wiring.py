@@ -35,12 +35,13 @@ async def test_expiry_prompts_a_login_and_the_new_token_reaches_every_part(
     )
     prompts: list[bool] = []
     services.on_session_expired(lambda: prompts.append(True))
-    assert services.upstox is not None
+    assert services.live is not None
     with pytest.raises(SessionExpired):  # not logged in yet: the fake knows no token
         await services.broker.orders()
     assert prompts == [True]
     await services.broker_login(browser)
-    assert services.upstox.broker.api.access_token in fake.access_tokens
+    token = services.broker.api.access_token  # type: ignore[union-attr]
+    assert token in fake.access_tokens
     stored = secrets.get("upstox-session")
-    assert stored is not None and stored["access_token"] == services.upstox.broker.api.access_token
+    assert stored is not None and stored["access_token"] == token
     assert await services.broker.orders() == []  # the same client now works
