@@ -94,6 +94,9 @@ def test_gtt_panel_places_an_oco_and_shows_it_fire(qtbot, services, qloop, tmp_p
         panel = win.gtt_panel
         assert win.docks["GTT"].isVisible() and panel.symbol.text() == KEY
         panel.kind.setCurrentText("OCO")
+        # An intraday OCO: a CNC sell (the panel's default, for holdings) would be refused by
+        # the paper broker with no holding, and the GTT would end FAILED, not TRIGGERED.
+        panel.product.setCurrentText("MIS")
         ltp = services.last_tick(KEY).last_price
         panel.trigger.setText("abc")
         assert panel.place() is None and "trigger must be a number" in panel.message.text()
