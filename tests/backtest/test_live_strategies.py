@@ -24,7 +24,8 @@ def test_a_bad_strategy_in_settings_is_refused_with_the_reason(tmp_path) -> None
 
 async def test_configured_strategy_trades_on_the_paper_broker() -> None:
     settings = Settings(
-        ticks_per_second=400, always_open=True, watchlist=["NSE:INFY"],
+        # A fast feed: the simulated universe has thousands of instruments, INFY among them.
+        ticks_per_second=8000, always_open=True, watchlist=["NSE:INFY"],
         strategies=[{"name": "sma_cross", "symbols": ["NSE:INFY"], "timeframe": "1m",
                      "params": {"fast": 2, "slow": 3}, "quantity": 3}],
     )
@@ -34,7 +35,7 @@ async def test_configured_strategy_trades_on_the_paper_broker() -> None:
     assert runner.strategy.timeframe is Timeframe.M1
     await services.start()
     try:
-        for _ in range(600):  # ten simulated minutes, a second at a time
+        for _ in range(3600):  # up to an hour of simulated time, a second at a time
             clock.advance(1)
             await asyncio.sleep(0.005)
             if runner.placed:
@@ -42,7 +43,7 @@ async def test_configured_strategy_trades_on_the_paper_broker() -> None:
     finally:
         with contextlib.suppress(Exception):
             await services.stop()
-    assert runner.placed, f"no order in ten minutes (refused: {runner.refusals[:2]})"
+    assert runner.placed, f"no order in an hour (refused: {runner.refusals[:2]})"
     order = runner.placed[0]
     assert order.request.source == "strategy:sma_cross"
     assert order.request.tag.startswith("S1")

@@ -15,8 +15,11 @@ from services.brokers.kite.session import SESSION
 from services.risk.limits import RiskLimits
 from tests.api.server import running_server
 from tests.fakes.kite_server import FakeKite
+from tests.isolation import isolated
 from tests.kite_app.conftest import fake, kite_settings  # noqa: F401 (fixture)
 from tests.kite_app.test_headless_session import expire, secrets_for, wait_for_session
+
+pytestmark = isolated
 
 
 async def test_token_handover_and_one_kite_order_per_idempotency_key(

@@ -21,7 +21,10 @@ from services.clock import SystemClock
 from services.domain import OrderType, Product
 from tests.brokers.breeze.conftest import MemorySecrets
 from tests.fakes.breeze.server import FakeBreeze
+from tests.isolation import isolated
 from widgets.main_window import MainWindow
+
+pytestmark = isolated
 
 WATCH = ["NSE:RELIANCE", "NSE:INFY"]
 
