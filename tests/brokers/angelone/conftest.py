@@ -57,12 +57,12 @@ def tokens_for(fake: FakeAngel) -> AngelTokens:
 def make_execution(fake: FakeAngel, **kwargs: object) -> AngelExecution:
     kwargs.setdefault("throttle", NoWait())
     kwargs.setdefault("book_interval", 0.0)
+    kwargs.setdefault("timeout", 0.4)  # short, for the lost-answer faults
     return AngelExecution(
         fake.api_key,
         tokens_for(fake),
         instruments_for(fake),
         endpoints=endpoints_for(fake),
-        timeout=0.4,
         lookup_delay=0.0,
         **kwargs,  # type: ignore[arg-type]
     )

@@ -25,7 +25,8 @@ def make_history(fake: FakeAngel) -> tuple[AngelHistory, ManualClock, list[float
         waits.append(seconds)
         clock.advance(seconds)
 
-    execution = make_execution(fake)
+    # History answers are large: a loaded machine needs more than the fault tests' 0.4 s.
+    execution = make_execution(fake, timeout=5.0)
     return AngelHistory(execution, execution.instruments, clock=clock, sleep=advance), clock, waits
 
 

@@ -162,7 +162,7 @@ async def test_order_updates_stream_and_are_reconciled_after_a_reconnect(
         )
         # Missed while the stream is down: a fill and a cancel. Reconciliation catches up.
         fake.drop_portfolio()
-        await until(lambda: not stream.connected, 3)
+        await until(lambda: not stream.connected, 10)
         with fake._lock:
             fake.orders[order.order_id]["status"] = "cancelled"
         await until(lambda: stream.connects == 2)
