@@ -160,12 +160,13 @@ async def test_order_updates_stream_and_are_reconciled_after_a_reconnect(
         await until(
             lambda: pump() or seen[order.order_id].status is OrderStatus.PARTIALLY_FILLED
         )
-        # Missed while the stream is down: a fill and a cancel. Reconciliation catches up.
-        fake.drop_portfolio()
-        await until(lambda: not stream.connected, 10)
+        # A cancel the stream never reports (changed in the book, no update pushed), then the
+        # socket drops: reconciliation after the reconnect catches up. (Waiting to see the
+        # stream down raced its 50 ms reconnect.)
         with fake._lock:
             fake.orders[order.order_id]["status"] = "cancelled"
-        await until(lambda: stream.connects == 2)
+        fake.drop_portfolio()
+        await until(lambda: stream.connects == 2, 10)
         await until(lambda: pump() or seen[order.order_id].status is OrderStatus.CANCELLED)
         assert seen[order.order_id].filled_quantity == 1
         assert stream.reconciled >= 1 and fake.portfolio_connects == 2
