@@ -22,4 +22,5 @@ isolated = pytest.mark.skipif(
 ISOLATED_TESTS = (
     "tests/node/test_node_on_kite.py",
     "tests/widgets/test_breeze_desktop.py",
+    "tests/widgets/test_angelone_desktop.py",
 )

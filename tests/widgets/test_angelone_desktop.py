@@ -20,8 +20,11 @@ from services.brokers.angelone.session import CREDENTIALS, SESSION
 from services.clock import IST
 from services.domain import OrderType, Product
 from tests.fakes.angelone import FakeAngel
+from tests.isolation import isolated
 from tests.kite_app.conftest import MemorySecrets
 from widgets.main_window import MainWindow
+
+pytestmark = isolated
 
 WATCH = ["NSE:SBIN", "NSE:INFY"]
 
