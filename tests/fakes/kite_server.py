@@ -32,6 +32,8 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from services.calendar import default_calendar
+
 IST = ZoneInfo("Asia/Kolkata")
 TS = "%Y-%m-%d %H:%M:%S"
 
@@ -1198,7 +1200,15 @@ class FakeKite:
         t = start
         price = Decimal(1000 + token % 1000)
         n = 0
+        calendar = default_calendar()
         while t <= end and n < 2000:
+            # Like Kite: candles only inside the day's trading session (day candles at
+            # midnight of each trading day), nothing on weekends and holidays.
+            session = calendar.session(t.date())
+            if session is None or (step < timedelta(days=1)
+                                   and not session.open <= t.time() < session.close):
+                t += step
+                continue
             o = price
             c = o + Decimal((n * 37) % 11 - 5) / 4
             candles.append(
