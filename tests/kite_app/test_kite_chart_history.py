@@ -39,7 +39,8 @@ async def test_kite_chart_history_is_stored_through_the_router(
             bars = services.history("NSE:INFY", Timeframe.M5, 60)
             assert len(bars) == 60 and all(b.closed for b in bars)
             assert router.store is not None
-            assert router.store.provenance("NSE:INFY", Timeframe.M5, bars[0].start)[0] == "broker:kite"
+            source = router.store.provenance("NSE:INFY", Timeframe.M5, bars[0].start)[0]
+            assert source == "broker:kite"
             asked = fake.journal.count("GET", "/instruments/historical/")
             assert asked >= 1
             # Another chart of the same instrument and interval reads the store, not Kite.
