@@ -61,6 +61,7 @@ from widgets.signals_panel import SignalsPanel
 from widgets.status_bar import TerminalStatusBar
 from widgets.ui_pump import UiPump, spawn
 from widgets.watchlist import WatchlistWidget
+from widgets.watchlist_lists import WatchlistState, WatchlistStore
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +101,10 @@ class MainWindow(QMainWindow):
     def __init__(
         self,
         facade: TerminalFacade,
-        watchlist: Iterable[str],
+        watchlist: Iterable[str] | WatchlistState,
         layout_store: QSettings | None = None,
         *,
+        watchlist_store: WatchlistStore | None = None,
         gate: UnlockGate | None = None,
         idle_timeout: float | None = None,
         session_note: str = "",
@@ -126,7 +128,7 @@ class MainWindow(QMainWindow):
         self.chart = ChartWidget()
         self.charts = MultiChart(self.chart)  # 1 or 2x2; self.chart is always chart 0
         self.setCentralWidget(self.charts)
-        self.watchlist = WatchlistWidget(facade, watchlist)
+        self.watchlist = WatchlistWidget(facade, watchlist, store=watchlist_store)
         self.ticket = OrderTicket(facade)
         self.order_book = OrderBookWidget(facade)
         self.positions = PositionsWidget(facade)
