@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -43,6 +43,7 @@ from services.brokers.ports import (
     FeedMode,
     InstrumentMaster,
     InteractiveSession,
+    LoginPrompt,
     MarketDataFeed,
     SessionToken,
 )
@@ -234,6 +235,8 @@ class LiveBroker:
         *,
         within: float = 300.0,
         on_listening: Callable[[str], None] | None = None,
+        values: Mapping[str, str] | None = None,
+        prompt: LoginPrompt | None = None,
     ) -> SessionToken:
         """The interactive login (the desktop's dialog, ``dalal login``); resumes everything."""
         token = await interactive_login(
@@ -243,6 +246,8 @@ class LiveBroker:
             redirect_url=self.redirect_url,
             within=within,
             on_listening=on_listening,
+            values=values,
+            prompt=prompt,
         )
         self.use_token(token.access_token, token.expires_at)
         return token
@@ -555,12 +560,18 @@ async def interactive_login(
     redirect_url: str | None = None,
     within: float = 300.0,
     on_listening: Callable[[str], None] | None = None,
+    values: Mapping[str, str] | None = None,
+    prompt: LoginPrompt | None = None,
 ) -> SessionToken:
-    """Log in to broker ``name``: its own flow when it has one, else the generic redirect."""
+    """Log in to broker ``name``, the one entry for every broker (``dalal login``, the
+    desktop's Broker menu and dialog): its own flow when it has one, else the generic
+    redirect. ``values`` and ``prompt`` carry what the trader types (``InteractiveSession``)."""
     if session is None:
         raise BrokerError(f"{name}: no keyring is open for its credentials (unlock a profile)")
     if isinstance(session, InteractiveSession):
-        return await session.login(open_browser, within=within, on_listening=on_listening)
+        return await session.login(
+            open_browser, within=within, on_listening=on_listening, values=values, prompt=prompt
+        )
     from services.brokers.login import redirect_login
 
     return await redirect_login(

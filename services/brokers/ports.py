@@ -24,7 +24,7 @@ The contract tables in each docstring are what ``tests/brokers/conformance`` che
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -59,7 +59,10 @@ __all__ = [
     "InstrumentProvider",
     "InteractiveSession",
     "Listing",
+    "LoginField",
     "LoginKind",
+    "LoginPrompt",
+    "LoginSpec",
     "MarketDataFeed",
     "MarketProtection",
     "OrderChange",
@@ -161,6 +164,39 @@ class LoginKind(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class LoginField:
+    """A value a login flow may need from the trader: a TOTP code typed, a session pasted.
+
+    ``name`` is its key in ``complete_login``'s callback; ``option`` the ``dalal login``
+    flag that gives it (``--totp``); ``secret`` hides it while typed; ``paste`` makes it an
+    alternative to the browser (``dalal login BROKER --paste`` asks for it up front).
+    """
+
+    name: str
+    label: str
+    option: str
+    secret: bool = False
+    paste: bool = False
+    help: str = ""
+
+
+# What a flow calls when it needs a field the caller did not give (a terminal's prompt, a
+# desktop dialog); it returns the trader's answer.
+LoginPrompt = Callable[[LoginField], Awaitable[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class LoginSpec:
+    """How a broker's login looks from outside, read without building the broker (each
+    ``config.py`` has ``LOGIN``): the command's help, whether a browser is involved (a
+    redirect URL and a time limit then apply), and the fields the trader may supply."""
+
+    help: str = "the day's login, token kept in the keyring until it expires"
+    browser: bool = True
+    fields: tuple[LoginField, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SessionToken:
     """The day's session. ``extra`` holds other per-day secrets (a feed token, a user id)."""
 
@@ -234,10 +270,14 @@ class BrokerSession(Protocol):
 class InteractiveSession(BrokerSession, Protocol):
     """A session with its own interactive flow (Kite: a nonce in ``redirect_params``).
 
-    ``login(open_browser, within=, on_listening=)`` must do the whole flow: open the login
-    page with ``open_browser`` (or use the stored TOTP secret), store and return the token;
-    ``on_listening(url)`` tells a CLI what to print. Raises as ``complete_login``, plus
-    ``BrokerError`` when cancelled or not completed within ``within`` seconds.
+    ``login(open_browser, within=, on_listening=, values=, prompt=)`` must do the whole
+    flow: open the login page with ``open_browser`` (or use the stored TOTP secret), store
+    and return the token; ``on_listening(url)`` tells a CLI what to print. ``values`` are
+    the ``LoginField``s the caller already has (a code given on the command line, a pasted
+    session: then no browser); ``prompt`` asks the trader for one the flow needs and was not
+    given (without it, a missing field is ``CredentialsMissing``). The flow never reads a
+    terminal or shows a window itself. Raises as ``complete_login``, plus ``BrokerError``
+    when cancelled or not completed within ``within`` seconds.
     """
 
     async def login(
@@ -246,6 +286,8 @@ class InteractiveSession(BrokerSession, Protocol):
         *,
         within: float = 300.0,
         on_listening: Callable[[str], None] | None = None,
+        values: Mapping[str, str] | None = None,
+        prompt: LoginPrompt | None = None,
     ) -> SessionToken: ...
 
 

@@ -26,6 +26,7 @@ from services.brokers.ports import (
     HistoryProvider,
     InstrumentMaster,
     InstrumentProvider,
+    LoginSpec,
     MarketDataFeed,
     SecretStore,
     SessionToken,
@@ -123,6 +124,13 @@ def entry(name: str) -> BrokerEntry:
         if e.name == name:
             return e
     raise UnknownBroker(name)
+
+
+def login_spec(name: str) -> LoginSpec:
+    """How broker ``name`` logs in (its ``config.LOGIN``), read without building it: the
+    command line makes ``dalal login NAME``'s options from it."""
+    spec = getattr(entry(name).module("config"), "LOGIN", None)
+    return spec if isinstance(spec, LoginSpec) else LoginSpec()
 
 
 @dataclass

@@ -18,7 +18,7 @@ from datetime import datetime, time, timedelta
 from typing import Protocol
 
 from services.brokers.errors import CredentialsMissing, SessionExpired
-from services.brokers.ports import LoginKind, SecretStore, SessionToken
+from services.brokers.ports import LoginKind, LoginPrompt, SecretStore, SessionToken
 from services.clock import IST, Clock, to_ist
 
 
@@ -170,6 +170,8 @@ class KiteSession:
         *,
         within: float = 300.0,
         on_listening: Callable[[str], None] | None = None,
+        values: Mapping[str, str] | None = None,
+        prompt: LoginPrompt | None = None,
     ) -> SessionToken:
         """The browser login, caught on the loopback redirect URL (``login.py``)."""
         from services.brokers.kite.login import login_and_store

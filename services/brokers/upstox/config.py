@@ -17,6 +17,7 @@ from services.brokers.ports import (
     FeedCapacity,
     FeedMode,
     InstrumentMaster,
+    LoginSpec,
     MarketDataFeed,
     ProtectionRange,
     RateWindow,
@@ -110,6 +111,7 @@ LIMITS = limits()
 
 NAME = BROKER
 TITLE = "Upstox"
+LOGIN = LoginSpec(help="Upstox: browser login (OAuth), token kept in the vault until 03:30 IST")
 
 
 def build(context: BrokerContext) -> BrokerParts:
@@ -143,7 +145,7 @@ def build(context: BrokerContext) -> BrokerParts:
         session = UpstoxSession(
             context.secrets,
             endpoints=endpoints,
-            redirect_uri=str(context.settings.get("redirect_uri") or "") or None,
+            redirect_uri=str(context.settings.get("redirect_url") or "") or None,
             clock=clock,
         )
     token = context.access_token

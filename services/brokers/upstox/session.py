@@ -26,7 +26,7 @@ from urllib.parse import urlencode, urlsplit
 from aiohttp import web
 
 from services.brokers.errors import CredentialsMissing, SessionExpired
-from services.brokers.ports import LoginKind, SecretStore, SessionToken
+from services.brokers.ports import LoginKind, LoginPrompt, SecretStore, SessionToken
 from services.brokers.upstox.config import API_VERSION, BROKER, TOKEN_EXPIRY, UpstoxEndpoints
 from services.brokers.upstox.errors import map_error
 from services.clock import IST, Clock, SystemClock, to_ist
@@ -200,6 +200,8 @@ class UpstoxSession:
         *,
         within: float = 300.0,
         on_listening: Callable[[str], None] | None = None,
+        values: Mapping[str, str] | None = None,
+        prompt: LoginPrompt | None = None,
     ) -> SessionToken:
         """The whole browser login: listen on the redirect URI, open the dialog, trade the code.
 
