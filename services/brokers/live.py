@@ -8,7 +8,9 @@ it is also the execution venue, its orders). It owns what is the same for every 
   morning for a process left running;
 - the session: the day's token, its expiry (a token past ``expires_at`` is treated as
   expired before the broker has to refuse it), the "log in again" signal, the interactive
-  login, and taking a token saved by another process (headless: SIGHUP or polling);
+  login, and ``SessionRenewal``: a token saved by another process (``dalal login``) or
+  renewed without the trader (a stored TOTP seed) taken into a running one (headless:
+  SIGHUP or polling);
 - the feed: subscriptions from the views, the master's new tokens after a reload;
 - the portfolio: positions, funds and trades read back after every fill the broker reports
   (at most once a second, so a burst of partial fills costs one refresh), holdings at start,
@@ -73,6 +75,7 @@ FILL_REFRESH_SECONDS = 1.0
 # Holdings are settled overnight and masters are published early; by 08:00 IST both are new.
 MORNING_RELOAD_AT = time(8, 0)
 RETRY_SECONDS = 60.0
+SESSION_POLL_SECONDS = 60.0  # how often an expired session looks for a new token
 
 
 def master_date_setting(name: str) -> str:
@@ -159,6 +162,9 @@ class LiveBroker:
         self.portfolio_refreshes = 0
         self.master_loads = 0
 
+    def now(self) -> datetime:
+        return self._clock.now()
+
     @property
     def feed_component(self) -> str:
         return f"feed:{self.name}"
@@ -207,10 +213,15 @@ class LiveBroker:
 
     def stored_token(self) -> str | None:
         """The token saved by a login (this process or another) and still valid; blocking."""
+        current = self.stored_session()
+        return current.access_token if current is not None else None
+
+    def stored_session(self) -> SessionToken | None:
+        """The session saved by a login (this process or another), with its expiry; blocking
+        (the keyring and the profile database)."""
         if self.session is None:
             return None
-        current = self.session.current(self._clock.now())
-        return current.access_token if current is not None else None
+        return self.session.current(self._clock.now())
 
     def use_token(self, access_token: str, expires_at: datetime | None = None) -> None:
         """A new day's token (a login here or in another process): resume everything."""
@@ -550,6 +561,70 @@ class LiveBroker:
         except BrokerError as exc:
             log.warning("no %s history for %s %s: %s", self.title, key, timeframe, exc)
             self._history_requests.discard((key, timeframe))
+
+
+class SessionRenewal:
+    """Takes a new day's token into a running process, for whichever broker is in use.
+
+    Broker tokens die every day (Kite 06:00 IST, Upstox 03:30, ICICI and Angel One at
+    midnight); a long-running process (headless, the order node) resumes without a restart:
+
+    - a token that ``dalal login BROKER`` saved in another process is taken at once on
+      ``wake`` (SIGHUP) and, while the session is expired or missing, by reading the
+      credential store every ``poll_interval`` seconds;
+    - a broker that can renew without the trader (Angel One with its TOTP seed stored:
+      ``BrokerSession.renew``) is renewed at the same moments.
+
+    An expiry itself only starts the polling: at that moment the stored token is the one the
+    broker just refused. The reads block (keyring, database), so they run in a worker
+    thread. A stored token equal to the one in use is not news.
+    """
+
+    def __init__(self, live: LiveBroker, *, poll_interval: float = SESSION_POLL_SECONDS) -> None:
+        self._live = live
+        self.poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._rearm = asyncio.Event()  # the session changed state: recompute the poll timeout
+        self.renewals = 0
+        live.session_listeners.append(self._rearm.set)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def check_now(self) -> bool:
+        """Resume with a stored token if it is new, else renew an expired session when the
+        broker allows it; True if a new token was taken."""
+        live = self._live
+        token = await asyncio.to_thread(live.stored_session)
+        if token is not None and token.access_token == live.access_token:
+            token = None
+        if token is None and not live.session_valid and live.session is not None:
+            token = await live.session.renew(live.now())
+        if token is None:
+            return False
+        log.info("a new %s token is here: resuming the broker session", live.title)
+        live.use_token(token.access_token, token.expires_at)
+        self.renewals += 1
+        return True
+
+    async def run(self) -> None:
+        while True:
+            timeout = None if self._live.session_valid else self.poll_interval
+            waits = [asyncio.ensure_future(e.wait()) for e in (self._wake, self._rearm)]
+            try:
+                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waits:
+                    waiter.cancel()
+            if self._rearm.is_set() and not self._wake.is_set():
+                self._rearm.clear()
+                continue  # just expired: poll from now on, the stored token is the refused one
+            self._rearm.clear()
+            self._wake.clear()
+            try:
+                await self.check_now()
+            except Exception:  # a locked keyring or a refused renewal must not end the watcher
+                log.exception("could not take a new %s session", self._live.title)
 
 
 async def interactive_login(
