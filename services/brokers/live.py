@@ -47,6 +47,7 @@ from services.brokers.ports import (
     InteractiveSession,
     LoginPrompt,
     MarketDataFeed,
+    OrderUpdateStream,
     SessionToken,
 )
 from services.bus import CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, SubscriberLagged
@@ -339,9 +340,8 @@ class LiveBroker:
         self.feed = self.parts.feed(self.master)
         self._subscribe(self._wanted)
         self.feed.start()
-        # An execution client whose order updates come on a socket of their own (not on the
-        # feed, as Kite's do) exposes it as ``order_stream`` with start/stop (Upstox).
-        order_stream = getattr(self.execution, "order_stream", None)
+        # Order updates on a socket of their own (Upstox), not on the feed (Kite).
+        order_stream = self._order_stream
         if order_stream is not None:
             order_stream.start()
 
@@ -377,8 +377,13 @@ class LiveBroker:
         )
         return f"disconnected from {self.title}"
 
+    @property
+    def _order_stream(self) -> OrderUpdateStream | None:
+        """The broker's order-update socket, when this process trades on it."""
+        return self.parts.order_stream if self.execution is not None else None
+
     def stop_stream(self) -> None:
-        order_stream = getattr(self.execution, "order_stream", None)
+        order_stream = self._order_stream
         if order_stream is not None:
             order_stream.stop()
         if self.feed is not None:

@@ -66,10 +66,12 @@ __all__ = [
     "MarketDataFeed",
     "MarketProtection",
     "OrderChange",
+    "OrderUpdateStream",
     "ProtectionRange",
     "RateWindow",
     "SecretStore",
     "SessionToken",
+    "TokenHandover",
 ]
 
 # The broker's own id for an instrument: Kite's int token, Upstox's ``NSE_EQ|INE002A01018``,
@@ -291,6 +293,28 @@ class InteractiveSession(BrokerSession, Protocol):
     ) -> SessionToken: ...
 
 
+@runtime_checkable
+class TokenHandover(Protocol):
+    """A session that takes the day's token from a login made elsewhere: the trader logs in
+    once on the desktop, which hands the token to its order node (``POST /v1/session/NAME``).
+
+    ===================  =====================================================================
+    call                 contract
+    ===================  =====================================================================
+    adopt(token, at)     must:   keep ``token`` as ``complete_login`` would have (same store,
+                                 the broker's expiry counted from ``at``), return it
+                         raises: never for a non-empty token (the broker judges it on the
+                                 next call, which raises SessionExpired if it is bad)
+                         timing: blocking (the keyring): call it off the loop
+    ===================  =====================================================================
+
+    A broker whose day's session is more than one token (ICICI's user id, Angel One's feed
+    token) cannot be handed over this way and does not implement it.
+    """
+
+    def adopt(self, access_token: str, login_at: datetime) -> SessionToken: ...
+
+
 # -- instruments ------------------------------------------------------------------------------
 
 
@@ -470,6 +494,31 @@ class ExecutionClient(Protocol):
 
 
 # -- market data ------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class OrderUpdateStream(Protocol):
+    """An execution client's own order-update socket, for a broker whose order updates do
+    not come on the market feed (Upstox's portfolio stream; Kite's come on the ticker).
+
+    ===================  =====================================================================
+    call                 contract
+    ===================  =====================================================================
+    start()              must:   connect and keep reconnecting (as a feed does); publish each
+                                 update as an ``Order`` on the ORDERS topic and its state on
+                                 CONNECTION (component ``orders:<broker>``)
+                         raises: never; timing: instant (the socket connects in the loop)
+    stop()               must:   close the socket and stop reconnecting
+                         raises: never; timing: instant
+    ===================  =====================================================================
+
+    ``BrokerParts.order_stream`` holds it; ``live.py`` starts and stops it with the feed,
+    and ``BrokerParts.use_token`` hands it a new day's token.
+    """
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

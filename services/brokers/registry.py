@@ -28,6 +28,7 @@ from services.brokers.ports import (
     InstrumentProvider,
     LoginSpec,
     MarketDataFeed,
+    OrderUpdateStream,
     SecretStore,
     SessionToken,
 )
@@ -175,6 +176,8 @@ class BrokerParts:
     execution: ExecutionClient | None = None
     history: HistoryProvider | None = None
     feed: FeedFactory | None = None
+    # Order updates on a socket of their own (not on the feed), started with the feed.
+    order_stream: OrderUpdateStream | None = None
     use_token: Callable[[SessionToken], None] = lambda token: None
     # The day's master, once loaded or reloaded, for parts that map keys (history).
     use_master: Callable[[InstrumentMaster], None] = lambda master: None

@@ -137,3 +137,24 @@ async def test_wake_takes_it_at_once_without_waiting_for_a_poll(name: str) -> No
             renewal.wake()
             await asyncio.sleep(0.2)
             assert renewal.renewals == 1 and live.session_valid
+
+
+@pytest.mark.parametrize("name", BROKERS)
+async def test_a_token_handed_over_is_kept_with_the_brokers_expiry(name: str) -> None:
+    """``TokenHandover`` (the desktop's login handed to its order node): the session keeps
+    the token as its own login would, the running broker resumes with it."""
+    from services.brokers.ports import TokenHandover
+
+    with fake_broker(name) as (fake, section, secrets):
+        async with running(name, section, secrets, poll=600.0) as (live, _renewal):
+            await expire(fake, live)
+            session = live.session
+            assert isinstance(session, TokenHandover)
+            fake.access_tokens.add("handed-token")
+            login_at = datetime.now(IST)
+            token = await asyncio.to_thread(session.adopt, "handed-token", login_at)
+            assert token.expires_at > login_at and token.expires_at - login_at < timedelta(1)
+            assert live.session is not None and live.session.current(login_at) == token
+            live.use_token(token.access_token, token.expires_at)
+            assert live.execution is not None
+            await live.execution.funds()

@@ -161,6 +161,11 @@ class KiteSession:
     async def renew(self, now: datetime) -> SessionToken | None:
         return None  # SEBI: Kite wants an interactive login every day
 
+    def adopt(self, access_token: str, login_at: datetime) -> SessionToken:
+        """``TokenHandover``: a token from the desktop's login, kept until 06:00 IST."""
+        stored = self.secrets.save_token(access_token, login_at)
+        return SessionToken(stored.access_token, stored.expires_at)
+
     def forget(self) -> None:
         self.secrets.forget_token()
 

@@ -183,10 +183,8 @@ def build(context: BrokerContext) -> BrokerParts:
         lookup_delay=float(options.get("lookup_delay", 0.5)),
         **sleep,
     )
-    execution.order_stream = UpstoxOrderStream(
-        api, context.bus, execution, clock=clock, **feed_options
-    )
-    sockets: list[UpstoxFeed | UpstoxOrderStream] = [execution.order_stream]
+    order_stream = UpstoxOrderStream(api, context.bus, execution, clock=clock, **feed_options)
+    sockets: list[UpstoxFeed | UpstoxOrderStream] = [order_stream]
 
     def feed(master: InstrumentMaster) -> MarketDataFeed:
         cache.set(master)
@@ -206,6 +204,7 @@ def build(context: BrokerContext) -> BrokerParts:
         execution=execution,
         history=UpstoxHistory(api, cache, clock=clock),
         feed=feed,
+        order_stream=order_stream,
         use_token=use_token,
         logged_in=token is not None,
     )

@@ -259,6 +259,14 @@ class UpstoxSession:
     async def renew(self, now: datetime) -> SessionToken | None:
         return None  # Upstox has no refresh token: the trader logs in again each day
 
+    def adopt(self, access_token: str, login_at: datetime) -> SessionToken:
+        """``TokenHandover``: a token from the desktop's login, kept until 03:30 IST."""
+        token = SessionToken(access_token, token_expiry(login_at))
+        self._store.set(
+            SESSION, {"access_token": access_token, "expires_at": token.expires_at.isoformat()}
+        )
+        return token
+
     def forget(self) -> None:
         self._store.delete(SESSION)
 
