@@ -59,13 +59,13 @@ from services.marketdata.service import (
 )
 from services.options.chain import OptionChain, option_expiries, option_underlyings
 from services.options.pricing import Model
+from services.order_path import build_order_path
 from services.orders import OrderManager
-from services.paper import PaperBroker, PaperMarginModel
+from services.paper import PaperBroker
 from services.quotes import QuoteBook
 from services.reconcile import Reconciler
 from services.recorder import Recorder
 from services.risk import (
-    CallbackContext,
     JsonFileStateStore,
     KillReport,
     KillSwitch,
@@ -765,41 +765,30 @@ def build_services(
         broker_history = BrokerHistory(live.parts.name, live.parts.history)
     history_service = _history_service(settings, database, bus, clock, bars, simulator, live,
                                        broker_history)
-    orders = OrderManager(broker, instruments, quotes, bus, clock, journal=recorder)
-
-    def available_funds() -> Decimal | None:
-        funds = orders.funds()
-        if funds is not None:
-            return funds.available_cash
-        # A live broker's funds arrive with the first reconciliation; until then the check
-        # is open.
-        return None if not isinstance(broker, PaperBroker) else Decimal(settings.opening_balance)
-
-    context = CallbackContext(
-        clock=clock,
-        last_price_of=quotes.last_price,
-        open_orders_of=orders.open_orders,
-        positions_of=orders.positions,
-        funds_of=available_funds,
-        margin=PaperMarginModel(),
-    )
     store: StateStore = (
         JsonFileStateStore(state_dir / "risk_state.json")
         if state_dir is not None
         else MemoryStateStore()
     )
     audit = recorder.audit_nowait if recorder is not None else None
-    risk = RiskEngine(limits or settings.risk, context, store=store, audit=audit)
-
-    def admission() -> str | None:
-        if risk.state is TradingState.HALTED:
-            return f"trading_state: trading is HALTED ({risk.state_reason}); the order was not sent"
-        if node is not None:
-            return node.admission()
-        return None
-
-    orders.admission = admission
-    orders.checks.append(risk)
+    path = build_order_path(
+        broker,
+        instruments,
+        quotes,
+        bus,
+        clock,
+        limits or settings.risk,
+        # A live broker's funds arrive with the first reconciliation; until then the funds
+        # check is open.
+        funds_until_known=(
+            Decimal(settings.opening_balance) if isinstance(broker, PaperBroker) else None
+        ),
+        journal=recorder,
+        store=store,
+        audit=audit,
+        admission=node.admission if node is not None else None,
+    )
+    orders, risk = path.orders, path.risk
     kill_switch = KillSwitch(
         broker,
         risk,
