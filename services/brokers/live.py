@@ -32,7 +32,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.bars import BarBuilder
@@ -79,8 +79,15 @@ RETRY_SECONDS = 60.0
 SESSION_POLL_SECONDS = 60.0  # how often an expired session looks for a new token
 
 
-def master_date_setting(name: str) -> str:
-    return f"{name}.instruments.date"
+# Which broker's master the profile's instruments table holds, and of which day:
+# ``"<broker> <YYYY-MM-DD>"``. One table serves every broker (their ids differ: Kite's int
+# tokens, Upstox's instrument keys), so a cache is only ever read back by the broker that
+# wrote it, on the day it was written.
+MASTER_CACHE_SETTING = "instruments.master"
+
+
+def master_stamp(name: str, day: date) -> str:
+    return f"{name} {day.isoformat()}"
 
 
 def seconds_to_morning(now: datetime) -> float:
@@ -288,8 +295,8 @@ class LiveBroker:
         master: InstrumentMaster | None = None
         cacheable = isinstance(provider, CachedMasterProvider)
         if db is not None and cacheable:
-            stamp = await asyncio.to_thread(db.settings.get, master_date_setting(self.name))
-            if stamp == today.isoformat():
+            stamp = await asyncio.to_thread(db.settings.get, MASTER_CACHE_SETTING)
+            if stamp == master_stamp(self.name, today):
                 cached = await asyncio.to_thread(db.instruments.all)
                 if cached:
                     assert isinstance(provider, CachedMasterProvider)
@@ -298,7 +305,7 @@ class LiveBroker:
             master = await provider.fetch_master()
             if db is not None and cacheable:
                 await asyncio.to_thread(
-                    self._store_master, db, master.instruments(), today.isoformat()
+                    self._store_master, db, master.instruments(), master_stamp(self.name, today)
                 )
         fresh = [i for i in master.instruments() if i.expiry is None or i.expiry >= today]
         self.master = master
@@ -309,8 +316,11 @@ class LiveBroker:
         return len(fresh)
 
     def _store_master(self, db: Database, instruments: list[Instrument], stamp: str) -> None:
-        db.instruments.upsert_many(instruments)
-        db.settings.set(master_date_setting(self.name), stamp)
+        # The stamp goes first and comes back last: a crash in between leaves no stamp, and
+        # the next start downloads, never reading rows under another broker's stamp.
+        db.settings.set(MASTER_CACHE_SETTING, "")
+        db.instruments.replace_all(instruments)
+        db.settings.set(MASTER_CACHE_SETTING, stamp)
 
     async def follow_master(self, retry: float = RETRY_SECONDS) -> None:
         """Reload the master every morning for a process left running: new contracts appear,
