@@ -222,7 +222,13 @@ class StandbyBrokers:
         return self.brokers[name]
 
     async def refresh(self) -> None:
-        await asyncio.gather(*(b.refresh() for b in self.brokers.values()))
+        """Each broker's stored session, read again; one that cannot be read (a locked
+        keyring) keeps what was known and is logged, the others still refresh."""
+        brokers = list(self.brokers.values())
+        results = await asyncio.gather(*(b.refresh() for b in brokers), return_exceptions=True)
+        for broker, result in zip(brokers, results, strict=True):
+            if isinstance(result, Exception):
+                log.warning("%s session not read: %s", broker.title, result)
 
     async def close(self) -> None:
         for broker in self.brokers.values():
