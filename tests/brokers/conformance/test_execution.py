@@ -194,6 +194,24 @@ async def test_an_intraday_order_keeps_its_product_in_the_book_and_positions(
     assert cancelled.request.product is Product.MIS
 
 
+async def test_an_after_market_order_is_sent_and_reported_as_one(harness: Harness) -> None:
+    need(harness, Feature.AMO)
+    client = harness.execution()
+    sample = harness.samples[0]
+    req = replace(request(sample), amo=True)
+    ack = await client.place_order(req)
+    assert ack.status in ACKED
+    seen = await status(client, ack)
+    assert seen.request.amo, "the broker's order book does not say after-market"
+    found = await client.order_by_tag(req.tag or "")
+    assert found is not None and found.request.amo
+    plain = await client.place_order(request(sample))
+    assert not (await status(client, plain)).request.amo  # only the one asked for
+    cancelled = await client.cancel_order(ack.order_id)
+    assert cancelled.status is OrderStatus.CANCELLED
+    await client.cancel_order(plain.order_id)
+
+
 # -- failures -------------------------------------------------------------------------------
 
 
