@@ -184,7 +184,7 @@ class StrategySettings(BaseModel):
     params: dict[str, int] = Field(default_factory=dict)
     quantity: int = Field(default=1, gt=0, le=100_000)
     product: Literal["MIS", "CNC", "NRML"] = "MIS"
-    timeframe: Literal["1m", "5m", "15m", "1h"] = "5m"
+    timeframe: Literal["1m", "5m", "15m", "30m", "1h"] = "5m"
 
     @model_validator(mode="after")
     def _buildable(self) -> StrategySettings:

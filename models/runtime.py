@@ -53,7 +53,7 @@ from models.signals import DEFAULT_WINDOW, SignalService, SignalTrader
 from models.sqlstore import SqlABStore, SqlOnnxStore, SqlRegistryStore
 from services.bus import EventBus
 from services.clock import Clock
-from services.domain import Bar, Order, OrderRequest, Timeframe
+from services.domain import LIVE_TIMEFRAMES, Bar, Order, OrderRequest, Timeframe
 from services.marketdata.service import HistoryService, recorded_from
 from services.storage import Database
 
@@ -96,7 +96,7 @@ class ModelsConfig:
     train_size: int = 1000
     test_size: int = 250
     max_splits: int = 5
-    timeframes: tuple[Timeframe, ...] = tuple(Timeframe)
+    timeframes: tuple[Timeframe, ...] = LIVE_TIMEFRAMES
     # joblib backend for training: "threading" on one machine; "dask" or "ray" once their
     # joblib backend is registered (models/training.py) to spread a large universe.
     training_backend: str = "threading"

@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from services.bus import BARS, TICKS, EventBus, SubscriberLagged
 from services.clock import IST, MARKET_CLOSE, MARKET_OPEN, Clock, is_trading_day, to_ist
-from services.domain import Bar, Tick, Timeframe
+from services.domain import LIVE_TIMEFRAMES, Bar, Tick, Timeframe
 from services.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ class BarBuilder:
     def __init__(
         self,
         bus: EventBus,
-        timeframes: Iterable[Timeframe] = tuple(Timeframe),
+        timeframes: Iterable[Timeframe] = LIVE_TIMEFRAMES,
         max_bars: int = 2000,
         *,
         clock: Clock | None = None,

@@ -143,9 +143,11 @@ class InvalidTransition(Exception):
 
 
 class Timeframe(enum.StrEnum):
+    S1 = "1s"  # history only (Breeze, Polygon serve it): never built live, never charted
     M1 = "1m"
     M5 = "5m"
     M15 = "15m"
+    M30 = "30m"
     H1 = "1h"
     D1 = "1d"
 
@@ -155,12 +157,20 @@ class Timeframe(enum.StrEnum):
 
 
 _TIMEFRAME_SECONDS = {
+    Timeframe.S1: 1,
     Timeframe.M1: 60,
     Timeframe.M5: 300,
     Timeframe.M15: 900,
+    Timeframe.M30: 1800,
     Timeframe.H1: 3600,
     Timeframe.D1: 86400,
 }
+
+
+# What the bar builder makes from ticks and a chart, a model or a backtest may ask for:
+# every timeframe but 1-second bars, which would publish and record sixty bars for each
+# one-minute bar of every watched instrument (1-second candles are fetched, not built).
+LIVE_TIMEFRAMES: tuple[Timeframe, ...] = tuple(tf for tf in Timeframe if tf is not Timeframe.S1)
 
 
 def round_to_tick(price: Decimal, tick: Decimal) -> Decimal:

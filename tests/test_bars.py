@@ -11,7 +11,7 @@ import pytest
 from services.bars import BarBuilder, bucket_end, bucket_start, session_buckets
 from services.bus import BARS, TICKS, EventBus
 from services.clock import IST, ManualClock
-from services.domain import Bar, Tick, Timeframe
+from services.domain import LIVE_TIMEFRAMES, Bar, Tick, Timeframe
 from services.instruments import bundled_universe
 from services.simulator import MarketSimulator
 
@@ -174,7 +174,7 @@ def test_simulated_ticks_aggregate_to_the_day_volume() -> None:
         now += timedelta(seconds=6)
     last = sim.last_tick("NFO:NIFTY26MARFUT")
     assert last is not None
-    for tf in Timeframe:
+    for tf in LIVE_TIMEFRAMES:
         bars = builder.bars(last.key, tf)
         assert sum(b.volume for b in bars) == last.volume
         assert max(b.high for b in bars) == last.high

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 from services.backtest.report import drawdown_series, figures_table, write_csv, write_html
 from services.backtest.service import BacktestRequest
 from services.backtest.store import StoredRun
-from services.domain import Timeframe
+from services.domain import LIVE_TIMEFRAMES, Timeframe
 from widgets.ui_pump import spawn
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class BacktestPanel(QWidget):
             edit.setCalendarPopup(True)
             edit.setDisplayFormat("yyyy-MM-dd")
         self.interval = QComboBox()
-        self.interval.addItems([t.value for t in Timeframe if t is not Timeframe.D1])
+        self.interval.addItems([t.value for t in LIVE_TIMEFRAMES if t is not Timeframe.D1])
         self.interval.setCurrentText("5m")
         self.quantity = QSpinBox()
         self.quantity.setRange(1, 1_000_000)

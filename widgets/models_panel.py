@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 from models.abtest import ABEvaluation
 from models.registry import ModelRecord, Stage, StageEvent
 from services.clock import IST
-from services.domain import Timeframe
+from services.domain import LIVE_TIMEFRAMES, Timeframe
 from widgets.ui_pump import spawn
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class ModelsPanel(QWidget):
         self.symbol = QLineEdit(default_symbol)
         self.symbol.setMaximumWidth(140)
         self.timeframe = QComboBox()
-        self.timeframe.addItems([t.value for t in Timeframe])
+        self.timeframe.addItems([t.value for t in LIVE_TIMEFRAMES])
         self.model_type = QComboBox()
         self.model_type.addItems(MODEL_TYPES)
         self.train_button = QPushButton("Train")

@@ -277,7 +277,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--symbols", help="comma-separated keys, e.g. NSE:INFY,NSE:TCS")
     p.add_argument("--from", dest="start", metavar="DATE", help="first day (YYYY-MM-DD)")
     p.add_argument("--to", dest="end", metavar="DATE", help="last day (YYYY-MM-DD)")
-    p.add_argument("--interval", default="5m", choices=["1m", "5m", "15m", "1h", "1d"])
+    p.add_argument("--interval", default="5m", choices=["1m", "5m", "15m", "30m", "1h", "1d"])
     p.add_argument("--quantity", type=int, default=1, help="order quantity (default 1)")
     p.add_argument("--product", default="MIS", choices=["MIS", "CNC", "NRML"])
     p.add_argument("--capital", default="1000000", help="opening cash in rupees")

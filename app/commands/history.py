@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from services.marketdata.router import MarketDataRouter
     from services.storage import Database
 
-INTERVALS = ["1m", "5m", "15m", "1h", "1d"]
+INTERVALS = ["1s", "1m", "5m", "15m", "30m", "1h", "1d"]
 
 
 class _Bar:

@@ -295,7 +295,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = sub.add_parser("train", help="walk-forward evaluate, fit and register a new version")
     p.add_argument("model_id")
     p.add_argument("--symbol", required=True, help="instrument key, e.g. NSE:INFY")
-    p.add_argument("--timeframe", default="5m", choices=["1m", "5m", "15m", "1h", "1d"])
+    p.add_argument("--timeframe", default="5m", choices=["1m", "5m", "15m", "30m", "1h", "1d"])
     p.add_argument("--model-type", default="logistic_regression",
                    help="random_forest, gradient_boosting or logistic_regression")
     p.add_argument("--horizon", type=int, default=1, help="label horizon in bars")

@@ -119,7 +119,8 @@ class Backtest:
         """Replay closed bars of the strategy's timeframe, oldest first across instruments."""
         timeframe = self.strategy.timeframe
         step = timedelta(seconds=timeframe.seconds)
-        fixed_length = timeframe in (Timeframe.M1, Timeframe.M5, Timeframe.M15)
+        fixed_length = timeframe in (Timeframe.S1, Timeframe.M1, Timeframe.M5, Timeframe.M15,
+                                     Timeframe.M30)
         decide = self.runner.decide
         first = self._first
         closes = self._closes

@@ -391,7 +391,8 @@ class MarketDataRouter:
         have = await asyncio.to_thread(store.last, key, timeframe, count, end)
         if len(have) >= count or not self._slots:
             return have
-        per_day = {Timeframe.M1: 375, Timeframe.M5: 75, Timeframe.M15: 25, Timeframe.H1: 7,
+        per_day = {Timeframe.S1: 22_500, Timeframe.M1: 375, Timeframe.M5: 75,
+                   Timeframe.M15: 25, Timeframe.M30: 13, Timeframe.H1: 7,
                    Timeframe.D1: 1}[timeframe]
         sessions = -(-count // per_day) + 1
         span = timedelta(days=int(sessions * 7 / 5) + 4)

@@ -1129,7 +1129,8 @@ class FakeKite(LoopbackServer):
 
     async def _historical(self, request: web.Request) -> web.StreamResponse:
         interval = request.match_info["interval"]
-        minutes = {"minute": 1, "5minute": 5, "15minute": 15, "60minute": 60, "day": 1440}
+        minutes = {"minute": 1, "5minute": 5, "15minute": 15, "30minute": 30, "60minute": 60,
+                   "day": 1440}
         if interval not in minutes:
             raise KiteError(400, "InputException", "Invalid interval.")
         try:

@@ -22,7 +22,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Signal
 
 from services.clock import to_ist
-from services.domain import Bar, Timeframe
+from services.domain import LIVE_TIMEFRAMES, Bar, Timeframe
 from widgets.chart import style
 from widgets.chart.axis import TimeAxis
 from widgets.chart.candles import CandleItem, VolumeItem
@@ -131,7 +131,7 @@ class ChartWidget(QtWidgets.QWidget):
         self._tf_group = QtWidgets.QButtonGroup(header)
         self._tf_group.setExclusive(True)
         self.timeframe_buttons: dict[str, QtWidgets.QToolButton] = {}
-        for tf in Timeframe:
+        for tf in LIVE_TIMEFRAMES:
             button = QtWidgets.QToolButton()
             button.setText(tf.value)
             button.setCheckable(True)

@@ -26,6 +26,7 @@ INTERVALS: dict[Timeframe, str] = {
     Timeframe.M1: "ONE_MINUTE",
     Timeframe.M5: "FIVE_MINUTE",
     Timeframe.M15: "FIFTEEN_MINUTE",
+    Timeframe.M30: "THIRTY_MINUTE",
     Timeframe.H1: "ONE_HOUR",
     Timeframe.D1: "ONE_DAY",
 }
@@ -33,6 +34,7 @@ DAYS_PER_CALL: dict[Timeframe, int] = {
     Timeframe.M1: 30,
     Timeframe.M5: 100,
     Timeframe.M15: 200,
+    Timeframe.M30: 200,
     Timeframe.H1: 400,
     Timeframe.D1: 2000,
 }

@@ -14,14 +14,15 @@ from datetime import datetime, timedelta
 
 from services.brokers.ports import Coverage, InstrumentMaster
 from services.clock import Clock
-from services.domain import Bar, Timeframe
+from services.domain import LIVE_TIMEFRAMES, Bar, Timeframe
 
 COVERAGE = Coverage(
-    intervals=frozenset(Timeframe),
+    intervals=frozenset(LIVE_TIMEFRAMES),  # Kite has no 1-second candles
     span_per_call={
         Timeframe.M1: timedelta(days=60),
         Timeframe.M5: timedelta(days=100),
         Timeframe.M15: timedelta(days=200),
+        Timeframe.M30: timedelta(days=200),
         Timeframe.H1: timedelta(days=400),
         Timeframe.D1: timedelta(days=2000),
     },

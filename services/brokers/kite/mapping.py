@@ -84,6 +84,7 @@ _INTERVALS: dict[Timeframe, str] = {
     Timeframe.M1: "minute",
     Timeframe.M5: "5minute",
     Timeframe.M15: "15minute",
+    Timeframe.M30: "30minute",
     Timeframe.H1: "60minute",
     Timeframe.D1: "day",
 }

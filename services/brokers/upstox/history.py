@@ -22,6 +22,7 @@ UNITS: dict[Timeframe, tuple[str, int]] = {
     Timeframe.M1: ("minutes", 1),
     Timeframe.M5: ("minutes", 5),
     Timeframe.M15: ("minutes", 15),
+    Timeframe.M30: ("minutes", 30),
     Timeframe.H1: ("hours", 1),
     Timeframe.D1: ("days", 1),
 }
@@ -37,6 +38,7 @@ def coverage(now: datetime) -> Coverage:
             Timeframe.M1: intraday,
             Timeframe.M5: intraday,
             Timeframe.M15: intraday,
+            Timeframe.M30: intraday,
             Timeframe.H1: intraday,
             Timeframe.D1: now - DAILY_SINCE,
         },
@@ -44,6 +46,7 @@ def coverage(now: datetime) -> Coverage:
             Timeframe.M1: timedelta(days=30),
             Timeframe.M5: timedelta(days=30),
             Timeframe.M15: timedelta(days=30),
+            Timeframe.M30: timedelta(days=90),
             Timeframe.H1: timedelta(days=90),
             Timeframe.D1: timedelta(days=3650),
         },

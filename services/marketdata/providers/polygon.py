@@ -40,17 +40,18 @@ _TWO_YEARS = timedelta(days=730)
 COVERAGE = ProviderCoverage(
     name=NAME,
     families=frozenset({US_EQUITY, FX, GLOBAL_INDEX}),
-    intervals={tf: Interval(lookback=_TWO_YEARS, span=timedelta(days=30 if tf is Timeframe.M1
-                                                                 else 365))
-               for tf in Timeframe},
+    # One answer holds at most 50,000 aggregates: a day of seconds, a month of minutes.
+    intervals={tf: Interval(lookback=_TWO_YEARS, span=timedelta(
+        days={Timeframe.S1: 1, Timeframe.M1: 30}.get(tf, 365))) for tf in Timeframe},
     delayed=True,
     auth=f"API key (credential store: {COMMAND})",
     rate=RateLimit(per_second=5 / 60, burst=1),
     notes="NO Indian markets (no NSE, BSE or F&O): US equities, FX and global indices only; "
           "free plan: end of day, 2 years",
 )
-_SPAN = {Timeframe.M1: (1, "minute"), Timeframe.M5: (5, "minute"),
-         Timeframe.M15: (15, "minute"), Timeframe.H1: (1, "hour"), Timeframe.D1: (1, "day")}
+_SPAN = {Timeframe.S1: (1, "second"), Timeframe.M1: (1, "minute"), Timeframe.M5: (5, "minute"),
+         Timeframe.M15: (15, "minute"), Timeframe.M30: (30, "minute"), Timeframe.H1: (1, "hour"),
+         Timeframe.D1: (1, "day")}
 _PREFIX = {US_EQUITY: "", FX: "C:", GLOBAL_INDEX: "I:"}
 
 

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from services.bars import aggregate
 from services.calendar import IST, REGULAR_OPEN
 from services.clock import Clock, SystemClock
 from services.domain import Bar, Timeframe
@@ -55,6 +56,7 @@ COVERAGE = ProviderCoverage(
         Timeframe.M1: Interval(lookback=timedelta(days=30), span=timedelta(days=8)),
         Timeframe.M5: Interval(lookback=timedelta(days=60), span=timedelta(days=60)),
         Timeframe.M15: Interval(lookback=timedelta(days=60), span=timedelta(days=60)),
+        Timeframe.M30: Interval(lookback=timedelta(days=60), span=timedelta(days=60)),
         Timeframe.H1: Interval(lookback=timedelta(days=730), span=timedelta(days=730)),
         Timeframe.D1: Interval(),
     },
@@ -164,10 +166,15 @@ class YahooProvider:
         interval = COVERAGE.intervals.get(timeframe)
         if interval is None:
             raise NotCovered(NAME, f"no {timeframe.value} candles")
+        # yfinance makes 30-minute bars by resampling 15-minute ones on the clock (09:00,
+        # 09:30, ...): NSE's 30-minute grid starts at the 09:15 open, so they are rolled up
+        # here from Yahoo's 15-minute bars instead.
+        source = Timeframe.M15 if timeframe is Timeframe.M30 else timeframe
         bars: list[Bar] = []
         for lo, hi in COVERAGE.chunks(timeframe, start, end):
-            frame = await asyncio.to_thread(self._download, symbol, timeframe, lo, hi)
-            bars.extend(self._to_bars(key, timeframe, frame, lo, hi))
+            frame = await asyncio.to_thread(self._download, symbol, source, lo, hi)
+            got = self._to_bars(key, source, frame, lo, hi)
+            bars.extend(aggregate(got, timeframe, hi) if source is not timeframe else got)
         return bars
 
     def _download(

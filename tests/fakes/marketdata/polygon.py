@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from tests.fakes.marketdata.server import FakeMarketData
 
 KEY = "PGFAKEKEY456"
-SPANS = {"minute": 60, "hour": 3600, "day": 86_400}
+SPANS = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
 PAGE = 5000
 
 
