@@ -128,7 +128,7 @@ class BreezeFeed:
             with contextlib.suppress(RuntimeError):
                 asyncio.get_running_loop().create_task(self._close(client))
 
-    async def aclose(self) -> None:
+    async def stopped(self) -> None:
         """Stop and wait until the socket is closed (tests, shutdown)."""
         task, self._task = self._task, None
         if task is not None:
