@@ -26,6 +26,7 @@ def endpoints_for(settings: Settings) -> AngelEndpoints:
         root=angel.api_root or default.root,
         stream=angel.stream_url or default.stream,
         scrip_master=angel.scrip_master_url or default.scrip_master,
+        order_stream=angel.order_stream_url or "",
     )
 
 
