@@ -112,6 +112,7 @@ def build(context: BrokerContext) -> BrokerParts:
         Masters,
         SecurityMaster,
     )
+    from services.brokers.breeze.order_stream import BreezeOrderStream
     from services.brokers.breeze.session import BreezeSecrets, BreezeSession
     from services.brokers.throttle import OrderThrottle
 
@@ -164,6 +165,14 @@ def build(context: BrokerContext) -> BrokerParts:
     session = BreezeSession(secrets, clock, endpoints=endpoints, api_key=configured)
     history = BreezeHistory(execution, masters, clock=clock)
     state: dict[str, SessionToken | None] = {"token": token}
+    execution.order_stream = BreezeOrderStream(
+        execution,
+        lambda: state["token"],
+        bus=context.bus,
+        endpoints=endpoints,
+        clock=clock,
+        on_session_expired=context.on_session_expired,
+    )
 
     def feed(master: InstrumentMaster) -> MarketDataFeed:
         if isinstance(master, SecurityMaster):
