@@ -46,7 +46,7 @@ from services.brokers.angelone.execution import AngelTokens
 from services.brokers.angelone.instruments import AngelInstruments
 from services.brokers.angelone.sdk import load_sdk
 from services.brokers.angelone.wire import EXCHANGE_TYPES, AngelTickDecoder, WireDecodeError
-from services.brokers.errors import CapacityExceeded, InstrumentUnknown
+from services.brokers.errors import CapacityExceeded, InstrumentUnknown, unsupported_mode
 from services.brokers.ports import FeedCapacity, FeedMode, FeedStatus
 from services.bus import CONNECTION, TICKS, EventBus
 from services.clock import IST
@@ -415,6 +415,8 @@ class AngelFeed:
             mode = FeedMode(mode)
         except ValueError:
             raise ValueError(f"unknown feed mode {mode!r} (ltp, quote or full)") from None
+        if mode not in MODES:
+            raise unsupported_mode("Angel One", mode)
         keys = list(dict.fromkeys(keys))
         limit = self.per_connection * self.max_connections
         with self._lock:

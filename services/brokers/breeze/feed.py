@@ -36,7 +36,7 @@ from typing import Any
 from services.brokers.breeze.config import LIMITS, NAME, BreezeEndpoints
 from services.brokers.breeze.instruments import BreezeContract, Masters
 from services.brokers.breeze.wire import StreamDecoder, WireError
-from services.brokers.errors import CapacityExceeded, InstrumentUnknown
+from services.brokers.errors import CapacityExceeded, InstrumentUnknown, unsupported_mode
 from services.brokers.ports import FeedCapacity, FeedMode, FeedStatus, SessionToken
 from services.bus import CONNECTION, TICKS, EventBus
 from services.clock import Clock, SystemClock
@@ -139,6 +139,8 @@ class BreezeFeed:
             await self._close(self._client)
 
     def subscribe(self, keys: Iterable[str], mode: FeedMode = FeedMode.QUOTE) -> None:
+        if mode is FeedMode.GREEKS:
+            raise unsupported_mode("Breeze", mode)
         wanted = list(dict.fromkeys(keys))
         after = set(self._subs) | set(wanted)
         limit = self.capacity.limit(mode)

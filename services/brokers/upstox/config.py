@@ -40,6 +40,7 @@ MARKET_PROTECTION_MAX = 25
 FEED_CONNECTIONS = 2
 FEED_LTPC_KEYS = 2_000
 FEED_FULL_KEYS = 1_500
+FEED_GREEKS_KEYS = 2_000  # option_greeks, combined across modes (wave2.md §1)
 
 # The access token is valid until 03:30 IST the next morning; there is no refresh token.
 TOKEN_EXPIRY = time(3, 30)
@@ -102,6 +103,7 @@ FEED_CAPACITY = FeedCapacity(
         FeedMode.LTP: FEED_LTPC_KEYS,
         FeedMode.QUOTE: FEED_FULL_KEYS,
         FeedMode.FULL: FEED_FULL_KEYS,
+        FeedMode.GREEKS: FEED_GREEKS_KEYS,
     },
 )
 API_WINDOWS = (RateWindow(OTHER_PER_SECOND, 1.0),)

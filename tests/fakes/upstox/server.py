@@ -362,6 +362,8 @@ class FakeUpstox:
         self.feed_requests: list[dict[str, Any]] = []
         self.answer_pings = True
         self.silent = False
+        # GET /v2/user/ip: the account's registered static IPs (None: not registered).
+        self.static_ips: dict[str, str | None] = {"primary_ip": "203.0.113.7", "secondary_ip": None}
         self._sends: set[asyncio.Future[None]] = set()
         self._last_feed_url = ""
         self.segment_status = {"NSE_EQ": pb.NORMAL_OPEN, "NSE_FO": pb.NORMAL_OPEN}
@@ -589,7 +591,9 @@ class FakeUpstox:
                 first.firstDepth.bidP = float(self.prices[key] - Decimal("0.05"))
                 first.firstDepth.askQ = 150
                 first.firstDepth.askP = float(self.prices[key] + Decimal("0.05"))
-                first.optionGreeks.delta = 0.52
+                greeks = first.optionGreeks
+                greeks.delta, greeks.gamma, greeks.theta = 0.52, 0.0021, -12.75
+                greeks.vega, greeks.rho = 18.4, 6.1
                 first.vtt = 10_000
                 first.oi = 5000.0
                 first.iv = 0.14
@@ -644,6 +648,7 @@ class FakeUpstox:
         r.add_delete("/v2/logout", self._logout)
         r.add_get("/market-quote/instruments/exchange/complete.json.gz", self._master)
         r.add_get("/v2/user/profile", self._profile)
+        r.add_get("/v2/user/ip", self._user_ips)
         r.add_get("/v2/user/get-funds-and-margin", self._funds)
         r.add_post("/v3/order/place", self._place)
         r.add_put("/v3/order/modify", self._modify)
@@ -811,6 +816,18 @@ class FakeUpstox:
         ]
         body = gzip.compress(json.dumps(records).encode())
         return web.Response(body=body, content_type="application/gzip")
+
+    async def _user_ips(self, request: web.Request) -> web.Response:
+        updated = "2026-11-02T10:15:00+05:30"
+        ips = dict(self.static_ips)
+        return _ok(
+            {
+                **ips,
+                "primary_ip_updated_at": updated if ips.get("primary_ip") else None,
+                "secondary_ip_updated_at": updated if ips.get("secondary_ip") else None,
+                "access_tokens_invalidated": False,
+            }
+        )
 
     async def _profile(self, request: web.Request) -> web.Response:
         return _ok(
