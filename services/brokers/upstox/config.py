@@ -183,10 +183,15 @@ def build(context: BrokerContext) -> BrokerParts:
         lookup_delay=float(options.get("lookup_delay", 0.5)),
         **sleep,
     )
+    from services.brokers.upstox.gtt import UpstoxGtt
+
     execution.order_stream = UpstoxOrderStream(
         api, context.bus, execution, clock=clock, **feed_options
     )
     sockets: list[UpstoxFeed | UpstoxOrderStream] = [execution.order_stream]
+    # Upstox's own single-trigger GTTs (services/brokers/upstox/gtt.py); the desktop's GTT
+    # panel still uses the terminal's book (services/gtt.py) on every broker.
+    execution.gtt = UpstoxGtt(execution)
 
     def feed(master: InstrumentMaster) -> MarketDataFeed:
         cache.set(master)

@@ -103,6 +103,7 @@ class UpstoxExecution:
         # The portfolio stream pushing this account's order updates (set by config.build;
         # the app starts it with the live session).
         self.order_stream: Any = None
+        self.gtt: Any = None  # UpstoxGtt, set by config.build
 
     # -- keys -------------------------------------------------------------------------------
 
