@@ -116,6 +116,8 @@ def test_angel_ticks_reach_the_watchlist_and_an_order_is_placed_and_cancelled(
             lambda: "connected" in w.status.connection_text("feed:angelone"),
             what="the status bar's Angel feed",
         )
+        # The live session also runs Angel's order-update socket (on the fake's host).
+        qloop.until(lambda: fake.order_socket_connects >= 1, what="the order-update socket")
     finally:
         qloop.run(w.stop())
         qloop.run(services.stop(), timeout=30)

@@ -113,6 +113,8 @@ def test_breeze_ticks_reach_the_watchlist_and_an_order_is_placed_and_cancelled(
         )
         assert fake.placed()[0]["status"] == "Cancelled"
         assert "connected" in w.status.connection_text("feed:breeze")
+        # The live session also joins ICICI's order notifications (a second connection).
+        qloop.until(lambda: fake.socket_connects >= 2, timeout=30, what="order notifications")
     finally:
         qloop.run(w.stop())
         qloop.run(services.stop(), timeout=30)
