@@ -249,6 +249,7 @@ def run_desktop(
     from PySide6.QtWidgets import QApplication
 
     from app.settings import APP_NAME
+    from app.watchlist_store import FileWatchlistStore, state_of
     from app.wiring import build_services
     from widgets.login_dialog import LoginDialog
     from widgets.main_window import MainWindow
@@ -275,10 +276,12 @@ def run_desktop(
             return
         services = build_services(settings, database=session.database, state_dir=session.state_dir)
         layouts = None if exit_after_paint else QSettings("dalal", APP_NAME)
+        lists = None if exit_after_paint else FileWatchlistStore(config_path)
         window = MainWindow(
             services,
-            settings.watchlist,
+            state_of(settings.watchlists),
             layouts,
+            watchlist_store=lists,
             gate=session.gate,
             idle_timeout=None if exit_after_paint else idle_lock_seconds(settings),
             session_note=session.note,
@@ -315,6 +318,8 @@ def run_desktop(
             await closed.wait()
         finally:
             await window.stop()
+            if lists is not None:
+                await asyncio.to_thread(lists.close)
             await services.stop()
             if session.database is not None:
                 await asyncio.to_thread(session.database.close)
