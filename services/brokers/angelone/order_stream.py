@@ -88,7 +88,8 @@ class AngelOrderStream:
         self.connected = False
         self.connects = 0
         self.updates = 0
-        self.reconciled = 0
+        self.reconciled = 0  # orders republished by the book reads after connecting
+        self.reconciles = 0  # book reads after connecting that completed
         self.refusals = 0
         self.detail = ""
 
@@ -238,6 +239,7 @@ class AngelOrderStream:
             log.warning("Angel order book after (re)connecting could not be read: %s", exc)
             return
         self.reconciled += len(orders)
+        self.reconciles += 1
 
     def _on_text(self, text: str) -> None:
         if text == "pong":

@@ -84,7 +84,8 @@ class BreezeOrderStream:
         self.connects = 0
         self.notices = 0
         self.reads = 0
-        self.reconciled = 0
+        self.reconciled = 0  # orders republished by the list reads after connecting
+        self.reconciles = 0  # list reads after connecting that completed
         self.refusals = 0
         self.malformed = 0
         self.detail = ""
@@ -220,6 +221,7 @@ class BreezeOrderStream:
             log.warning("Breeze order lists after (re)connecting could not be read: %s", exc)
             return
         self.reconciled += len(orders)
+        self.reconciles += 1
 
     def _on_order(self, payload: Any) -> None:
         self._touch()

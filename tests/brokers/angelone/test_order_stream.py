@@ -75,6 +75,8 @@ async def test_updates_arrive_and_a_fill_missed_while_down_is_reconciled(
     stream.start()
     try:
         await until(lambda: stream.connected, what="order socket connected")
+        # The book read after connecting is done before anything is counted below.
+        await until(lambda: stream.reconciles == 1, what="the first reconcile")
         tokens = execution.tokens
         assert tokens is not None
         assert fake.order_socket_headers[0] == {
@@ -87,6 +89,8 @@ async def test_updates_arrive_and_a_fill_missed_while_down_is_reconciled(
         await until(lambda: seen.status(a.order_id) is OrderStatus.OPEN, what="A open")
         await until(lambda: seen.status(b.order_id) is OrderStatus.OPEN, what="B open")
         await until(lambda: stream.updates >= 2, what="the placements pushed on the socket")
+        await until(lambda: fake.count("details") >= 2, what="both placements read back")
+        await asyncio.sleep(0.2)  # nothing else of the placements is still in flight
 
         # A fills at the exchange: nobody asks Angel, the socket says so.
         reads = fake.count("getOrderBook") + fake.count("details")
@@ -112,6 +116,7 @@ async def test_updates_arrive_and_a_fill_missed_while_down_is_reconciled(
         fake.refuse_order_sockets = False
         await until(lambda: stream.connects == 2, what="reconnected")
         await until(lambda: seen.status(b.order_id) is OrderStatus.FILLED, what="B reconciled")
+        await until(lambda: stream.reconciles == 2, what="the reconcile after the reconnect")
         assert stream.reconciled >= 2
     finally:
         await stream.stopped()

@@ -61,6 +61,7 @@ async def test_notifications_bring_orders_and_a_missed_fill_is_reconciled(
     execution, stream, seen = await started(rig)
     try:
         await until(lambda: stream.connected, what="order notifications connected")
+        await until(lambda: stream.reconciles == 1, what="the first reconcile")
         a = await execution.place_order(resting("1500.00"))
         b = await execution.place_order(resting("1499.00"))
         await until(lambda: seen.status(a.order_id) is OrderStatus.OPEN, what="A open")
@@ -88,7 +89,8 @@ async def test_notifications_bring_orders_and_a_missed_fill_is_reconciled(
         fake.refuse_sockets = False
         await until(lambda: stream.connects >= 2, within=15, what="reconnected")
         await until(lambda: seen.status(b.order_id) is OrderStatus.FILLED, what="B reconciled")
-        await until(lambda: stream.reconciled >= 2, what="the whole reconcile")
+        await until(lambda: stream.reconciles == 2, what="the reconcile after the reconnect")
+        assert stream.reconciled >= 2
     finally:
         await stream.stopped()
     assert not stream.running and not stream.connected
