@@ -9,12 +9,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from app.headless.broker_session import SessionRenewal, broker_session_probe
+from app.headless.broker_session import broker_session_probe
 from app.headless.order_node import build_node_controls
 from app.http.auth import AuditFn, KeyVerifier, log_audit
 from app.http.context import ApiContext, NodeControls
 from app.wiring import AppServices
 from services.apikeys import Failure, Verdict
+from services.brokers.live import SessionRenewal
 from services.health import (
     Check,
     DatabaseMonitor,
@@ -170,7 +171,7 @@ def build_runtime(
     renewal = None
     if services.live is not None:
         readiness.add("broker_session", broker_session_probe(services.live))
-        renewal = SessionRenewal(services, services.live)
+        renewal = SessionRenewal(services.live)
     readiness.add("services", services_probe("services", services.running, ["quotes", "bars"]))
     node_settings = services.settings.node
     readiness.add("egress", lambda: Check(

@@ -27,6 +27,8 @@ from urllib.parse import urlsplit, urlunsplit
 from services.brokers.ports import (
     BrokerLimits,
     FeedCapacity,
+    LoginField,
+    LoginSpec,
     ProtectionRange,
     RateWindow,
     SessionToken,
@@ -37,6 +39,19 @@ NAME = "angelone"
 TITLE = "Angel One"
 BROKER_ID = NAME
 DISPLAY_NAME = TITLE
+TOTP_FIELD = LoginField(
+    "totp",
+    "Angel One TOTP code (6 digits)",
+    "totp",
+    secret=True,
+    help="the six-digit code (default: generated from the stored totp_secret, or asked)",
+)
+LOGIN = LoginSpec(
+    help="Angel One: client code, PIN and TOTP (no browser); the session lasts until "
+    "midnight IST",
+    browser=False,
+    fields=(TOTP_FIELD,),
+)
 
 ORDER_WINDOWS = (RateWindow(9, 1.0), RateWindow(500, 60.0), RateWindow(1000, 3600.0))
 HISTORY_CALLS_PER_SECOND = 3.0
@@ -154,7 +169,7 @@ def build(context: BrokerContext) -> BrokerParts:
         bus=context.bus,
         **{k: v for k, v in options.items() if k in _EXECUTION_OPTIONS},
     )
-    execution.order_stream = AngelOrderStream(
+    order_stream = AngelOrderStream(
         execution,
         endpoints.order_updates_url(),
         bus=context.bus,
@@ -209,6 +224,7 @@ def build(context: BrokerContext) -> BrokerParts:
         execution=execution,
         history=history,
         feed=feed,
+        order_stream=order_stream,
         use_token=use_token,
         logged_in=tokens is not None,
     )

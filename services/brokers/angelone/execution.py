@@ -206,7 +206,6 @@ class AngelExecution:
         self._varieties: dict[str, str] = {}
         self._unique: dict[str, str] = {}
         self.placement_attempts = 0
-        self.order_stream: Any = None  # AngelOrderStream, set by config.build
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -453,7 +452,7 @@ class AngelExecution:
         a fill we had not seen also brings the trades and positions (``FILLS``,
         ``POSITIONS``). What we learn comes from what we ask (after each placement, change
         or cancel, and in every book read) and from Angel's order-update socket
-        (``order_stream``, which calls ``order_update``)."""
+        (``AngelOrderStream``, the parts' ``order_stream``, which calls ``order_update``)."""
         bus = self._bus
         if bus is None:
             return order

@@ -134,7 +134,6 @@ class BreezeExecution:
         self._refreshing: asyncio.Task[None] | None = None
         self._confirming: set[asyncio.Task[None]] = set()
         self.confirm_after = confirm_after
-        self.order_stream: Any = None  # BreezeOrderStream, set by config.build
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -218,7 +217,8 @@ class BreezeExecution:
         """Breeze is the source of truth: every state we learn goes on the bus (``ORDERS``);
         a fill we had not seen also brings the trades and positions (``FILLS``, ``POSITIONS``).
         What we learn comes from what we ask, and from the order-notification stream
-        (``order_stream``), which calls ``order_notified`` for each order that changed."""
+        (``BreezeOrderStream``, the parts' ``order_stream``), which calls ``order_notified``
+        for each order that changed."""
         bus = self._bus
         if bus is None:
             return order

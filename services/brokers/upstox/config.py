@@ -17,6 +17,7 @@ from services.brokers.ports import (
     FeedCapacity,
     FeedMode,
     InstrumentMaster,
+    LoginSpec,
     MarketDataFeed,
     ProtectionRange,
     RateWindow,
@@ -112,6 +113,7 @@ LIMITS = limits()
 
 NAME = BROKER
 TITLE = "Upstox"
+LOGIN = LoginSpec(help="Upstox: browser login (OAuth), token kept in the vault until 03:30 IST")
 
 
 def build(context: BrokerContext) -> BrokerParts:
@@ -145,7 +147,7 @@ def build(context: BrokerContext) -> BrokerParts:
         session = UpstoxSession(
             context.secrets,
             endpoints=endpoints,
-            redirect_uri=str(context.settings.get("redirect_uri") or "") or None,
+            redirect_uri=str(context.settings.get("redirect_url") or "") or None,
             clock=clock,
         )
     token = context.access_token
@@ -185,10 +187,8 @@ def build(context: BrokerContext) -> BrokerParts:
     )
     from services.brokers.upstox.gtt import UpstoxGtt
 
-    execution.order_stream = UpstoxOrderStream(
-        api, context.bus, execution, clock=clock, **feed_options
-    )
-    sockets: list[UpstoxFeed | UpstoxOrderStream] = [execution.order_stream]
+    order_stream = UpstoxOrderStream(api, context.bus, execution, clock=clock, **feed_options)
+    sockets: list[UpstoxFeed | UpstoxOrderStream] = [order_stream]
     # Upstox's own single-trigger GTTs (services/brokers/upstox/gtt.py); the desktop's GTT
     # panel still uses the terminal's book (services/gtt.py) on every broker.
     execution.gtt = UpstoxGtt(execution)
@@ -211,6 +211,7 @@ def build(context: BrokerContext) -> BrokerParts:
         execution=execution,
         history=UpstoxHistory(api, cache, clock=clock),
         feed=feed,
+        order_stream=order_stream,
         use_token=use_token,
         logged_in=token is not None,
     )

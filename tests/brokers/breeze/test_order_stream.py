@@ -48,9 +48,10 @@ class Seen:
 async def started(rig: Rig) -> tuple[BreezeExecution, BreezeOrderStream, Seen]:
     rig.bus.bind_loop(asyncio.get_running_loop())
     seen = Seen(rig.bus)
-    execution = await rig.execution()
-    stream = execution.order_stream
-    assert isinstance(stream, BreezeOrderStream)
+    await rig.execution()  # logs in (stores the session) if needed
+    parts = rig.parts()
+    execution, stream = parts.execution, parts.order_stream
+    assert isinstance(execution, BreezeExecution) and isinstance(stream, BreezeOrderStream)
     stream.start()
     return execution, stream, seen
 

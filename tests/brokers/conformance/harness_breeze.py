@@ -54,6 +54,8 @@ class Harness:
     features = frozenset(
         {
             Feature.ORDERS,
+            # No INTRADAY: ICICI closes its margin product to API orders; the adapter
+            # refuses MIS with that message (tests/brokers/breeze).
             Feature.PARTIAL_FILLS,
             Feature.OUTCOME_UNKNOWN,
             Feature.THROTTLE,

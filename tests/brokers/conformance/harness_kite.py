@@ -58,6 +58,7 @@ class Harness:
     features = frozenset(
         {
             Feature.ORDERS,
+            Feature.INTRADAY,
             Feature.PARTIAL_FILLS,
             Feature.OUTCOME_UNKNOWN,
             Feature.THROTTLE,

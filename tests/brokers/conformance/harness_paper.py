@@ -30,7 +30,7 @@ KEY = "NSE:RELIANCE"
 class Harness:
     name = "paper"
     features = frozenset(
-        {Feature.ORDERS, Feature.PARTIAL_FILLS, Feature.RESTART}
+        {Feature.ORDERS, Feature.INTRADAY, Feature.PARTIAL_FILLS, Feature.RESTART}
     )
     faults: frozenset[Fault] = frozenset()
     order_types = (OrderType.LIMIT, OrderType.SL, OrderType.SL_M, OrderType.MARKET)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -23,6 +24,7 @@ from services.domain import (
     OrderRequest,
     OrderStatus,
     OrderType,
+    Product,
     Side,
     Validity,
     round_to_tick,
@@ -168,6 +170,28 @@ async def test_partial_fills_show_in_order_fills_and_positions(harness: Harness)
     assert sum(f.quantity for f in fills) == req.quantity
     net = {(p.key, p.product): p.quantity for p in await client.positions()}
     assert net[(sample.key, sample.product)] == req.quantity
+
+
+async def test_an_intraday_order_keeps_its_product_in_the_book_and_positions(
+    harness: Harness,
+) -> None:
+    need(harness, Feature.INTRADAY)
+    client = harness.execution()
+    sample = next(s for s in harness.samples if s.product is Product.CNC)  # an equity
+    req = replace(request(sample, lots=2), product=Product.MIS)
+    ack = await client.place_order(req)
+    assert ack.status in ACKED
+    seen = await status(client, ack)
+    assert seen.request.product is Product.MIS
+    found = await client.order_by_tag(req.tag or "")
+    assert found is not None and found.request.product is Product.MIS
+    await harness.fill(ack, sample.lot)
+    net = {(p.key, p.product): p.quantity for p in await client.positions()}
+    assert net.get((sample.key, Product.MIS)) == sample.lot
+    assert (sample.key, Product.CNC) not in net  # not reported as a delivery position
+    cancelled = await client.cancel_order(ack.order_id)
+    assert cancelled.status is OrderStatus.CANCELLED
+    assert cancelled.request.product is Product.MIS
 
 
 # -- failures -------------------------------------------------------------------------------
