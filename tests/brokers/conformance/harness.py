@@ -31,6 +31,9 @@ class Feature(enum.StrEnum):
     # An intraday (MIS) equity order: its product survives the broker's own codes both ways
     # (Upstox "I", Angel "INTRADAY", ICICI "margin"), in the order book and in positions.
     INTRADAY = "intraday"
+    # An after-market order: sent as the broker's AMO (Kite's variety, Upstox's is_amo,
+    # Angel's AMO variety) and reported back as one, then cancelled.
+    AMO = "amo"
     PARTIAL_FILLS = "partial_fills"
     OUTCOME_UNKNOWN = "outcome_unknown"  # Fault.TIMEOUT_AFTER_SEND resolved by tag
     THROTTLE = "throttle"  # the broker's order windows spread a burst

@@ -29,6 +29,7 @@ KEY = "NSE:RELIANCE"
 
 class Harness:
     name = "paper"
+    # No AMO: the paper venue does not hold an after-market order for the next session.
     features = frozenset(
         {Feature.ORDERS, Feature.INTRADAY, Feature.PARTIAL_FILLS, Feature.RESTART}
     )

@@ -62,6 +62,7 @@ class Harness:
         {
             Feature.ORDERS,
             Feature.INTRADAY,
+            Feature.AMO,
             Feature.PARTIAL_FILLS,
             Feature.OUTCOME_UNKNOWN,
             Feature.THROTTLE,

@@ -194,6 +194,45 @@ async def test_an_intraday_order_keeps_its_product_in_the_book_and_positions(
     assert cancelled.request.product is Product.MIS
 
 
+async def test_an_after_market_order_is_sent_and_reported_as_one(harness: Harness) -> None:
+    need(harness, Feature.AMO)
+    client = harness.execution()
+    sample = harness.samples[0]
+    req = replace(request(sample), amo=True)
+    ack = await client.place_order(req)
+    assert ack.status in ACKED
+    seen = await status(client, ack)
+    assert seen.request.amo, "the broker's order book does not say after-market"
+    found = await client.order_by_tag(req.tag or "")
+    assert found is not None and found.request.amo
+    plain = await client.place_order(request(sample))
+    assert not (await status(client, plain)).request.amo  # only the one asked for
+    cancelled = await client.cancel_order(ack.order_id)
+    assert cancelled.status is OrderStatus.CANCELLED
+    await client.cancel_order(plain.order_id)
+
+
+async def test_a_validity_the_broker_lacks_is_refused_before_anything_is_sent(
+    harness: Harness,
+) -> None:
+    """TTL needs a duration no ticket sets: every venue that does not declare it refuses it
+    with a message (raised, or a REJECTED order as the paper venue answers), and no order
+    is working under its tag."""
+    need(harness, Feature.ORDERS)
+    if Validity.TTL in harness.validities:
+        pytest.skip(f"{harness.name} takes TTL orders (the round trip covers them)")
+    client = harness.execution()
+    req = request(harness.samples[0], validity=Validity.TTL)
+    outcome = await rejected(client, req)
+    if isinstance(outcome, Order):
+        assert outcome.status is OrderStatus.REJECTED, outcome
+        assert "TTL" in outcome.status_message
+    else:
+        assert isinstance(outcome, BrokerError) and "TTL" in str(outcome)
+    found = await client.order_by_tag(req.tag or "")
+    assert found is None or found.status is OrderStatus.REJECTED
+
+
 # -- failures -------------------------------------------------------------------------------
 
 
