@@ -99,6 +99,7 @@ class HeadlessRuntime:
 
     async def stop(self) -> None:
         self.readiness.stopping = True
+        await self.node.idempotency.settled()  # every answer given is stored before closing
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
         await self._flush_off_loop()

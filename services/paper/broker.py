@@ -716,6 +716,9 @@ class PaperBroker:
         self._bus.publish(ORDERS, order)
 
     def _entry_problem(self, request: OrderRequest, instrument: Instrument | None) -> str | None:
+        if request.validity is Validity.TTL:
+            # As every live adapter: a TTL order needs a duration the request cannot carry.
+            return "TTL validity needs a duration, which the order ticket does not set; use DAY"
         try:
             validate_order(request, instrument)
         except OrderValidationError as exc:

@@ -212,6 +212,27 @@ async def test_an_after_market_order_is_sent_and_reported_as_one(harness: Harnes
     await client.cancel_order(plain.order_id)
 
 
+async def test_a_validity_the_broker_lacks_is_refused_before_anything_is_sent(
+    harness: Harness,
+) -> None:
+    """TTL needs a duration no ticket sets: every venue that does not declare it refuses it
+    with a message (raised, or a REJECTED order as the paper venue answers), and no order
+    is working under its tag."""
+    need(harness, Feature.ORDERS)
+    if Validity.TTL in harness.validities:
+        pytest.skip(f"{harness.name} takes TTL orders (the round trip covers them)")
+    client = harness.execution()
+    req = request(harness.samples[0], validity=Validity.TTL)
+    outcome = await rejected(client, req)
+    if isinstance(outcome, Order):
+        assert outcome.status is OrderStatus.REJECTED, outcome
+        assert "TTL" in outcome.status_message
+    else:
+        assert isinstance(outcome, BrokerError) and "TTL" in str(outcome)
+    found = await client.order_by_tag(req.tag or "")
+    assert found is None or found.status is OrderStatus.REJECTED
+
+
 # -- failures -------------------------------------------------------------------------------
 
 
