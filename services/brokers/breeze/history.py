@@ -1,17 +1,9 @@
 """Candles from Breeze's historical API (v2), chunked to its 1,000-candle answers.
 
 Breeze serves 1-second, 1-minute, 5-minute, 30-minute and daily candles (``historicalcharts``
-v2, research/wave2.md §1); the terminal's timeframes it can take directly are 1m, 5m and 1d,
-so the coverage declares those (15m and 1h are not offered rather than rebuilt here).
-
-1 second and 30 minutes are not offered because the terminal has no such ``Timeframe``, and
-adding one is not local to Breeze: the bar builder and the models' runtime build *every*
-timeframe for every watched instrument (``tuple(Timeframe)``), so a 1-second timeframe would
-publish and record sixty bars for each 1-minute one; the chart and the models panel offer a
-button per timeframe, which other providers could not fill; and the Kite, Upstox, Angel One,
-Yahoo and Polygon interval tables are indexed by ``Timeframe`` without a default. When
-``Timeframe`` gains them, ``NATIVE`` below maps them at once, and a test fails until their
-span per call (1,000 candles) is declared. One
+v2, research/wave2.md §1), all of them timeframes of the terminal (1-second candles as fetched
+history only: the bar builder and the charts leave them out); 15m and 1h are not offered
+rather than rebuilt here. One
 answer holds at most 1,000 candles, so a range is asked in spans that cannot hold more: two
 calendar days of minutes (two sessions of 375), thirteen of 5-minute candles (13 x 75), 1,000
 days of daily candles. Prices are as traded: Breeze does **not** adjust for splits, bonuses
@@ -42,8 +34,10 @@ INTERVALS = {tf: NATIVE[tf.value] for tf in Timeframe if tf.value in NATIVE}
 COVERAGE = Coverage(
     intervals=frozenset(INTERVALS),
     span_per_call={
+        Timeframe.S1: timedelta(seconds=1000),  # 1,000 one-second candles: 16 min 40 s
         Timeframe.M1: timedelta(days=2),
         Timeframe.M5: timedelta(days=13),
+        Timeframe.M30: timedelta(days=76),  # 76 sessions of 13
         Timeframe.D1: timedelta(days=1000),
     },
     calls_per_second=1.5,  # ICICI is said to allow about 100 calls a minute (unverified)

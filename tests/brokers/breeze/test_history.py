@@ -60,17 +60,31 @@ async def test_what_breeze_does_not_offer_is_refused_before_any_request(rig: Rig
 
 
 def test_coverage_is_every_breeze_interval_the_terminal_has() -> None:
-    """Breeze's 1-second and 30-minute candles are not offered only because the terminal has
-    no such ``Timeframe`` (services/brokers/breeze/history.py says why); every timeframe
-    Breeze can serve is in the coverage with a span that keeps to 1,000 candles a call."""
+    """Every timeframe Breeze can serve is in the coverage (1 second and 30 minutes too),
+    with a span per call that keeps to 1,000 candles."""
     from services.brokers.breeze.history import COVERAGE, NATIVE
     from services.domain import Timeframe
 
     servable = {tf for tf in Timeframe if tf.value in NATIVE}
-    assert set(COVERAGE.intervals) == servable == {Timeframe.M1, Timeframe.M5, Timeframe.D1}
+    assert set(COVERAGE.intervals) == servable == {
+        Timeframe.S1, Timeframe.M1, Timeframe.M5, Timeframe.M30, Timeframe.D1}
     assert set(COVERAGE.span_per_call) == servable
     for tf, span in COVERAGE.span_per_call.items():
-        sessions = span.days if tf is not Timeframe.D1 else 0
-        per_session = {Timeframe.M1: 375, Timeframe.M5: 75}.get(tf, 0)
-        assert sessions * per_session <= 1000 or tf is Timeframe.D1
-    assert not {"1s", "30m"} & {tf.value for tf in Timeframe}
+        if tf is Timeframe.D1:
+            continue
+        # At most one session per calendar day, 375 minutes each.
+        candles = min(span.total_seconds(), span.days * 22_500 or span.total_seconds())
+        assert candles / tf.seconds <= 1000, tf
+
+
+async def test_thirty_minute_and_one_second_candles_through_the_sdk(rig: Rig) -> None:
+    provider = await history(rig)
+    start = datetime(2026, 11, 16, 9, 15, tzinfo=IST)  # Monday
+    halves = await provider.candles("NSE:RELIANCE", Timeframe.M30, start,
+                                    start + timedelta(days=1))
+    assert [b.start.strftime("%H:%M") for b in halves][:3] == ["09:15", "09:45", "10:15"]
+    assert len(halves) == 13
+    seconds = await provider.candles("NSE:RELIANCE", Timeframe.S1, start,
+                                     start + timedelta(minutes=40))
+    assert len(seconds) == 40 * 60  # three calls of at most 1,000 candles
+    assert [b.start for b in seconds] == [start + timedelta(seconds=i) for i in range(2400)]
