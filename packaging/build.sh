@@ -8,7 +8,8 @@
 # Usage: packaging/build.sh [--reuse-bundle]
 #   --reuse-bundle   skip PyInstaller when dist/pyinstaller/dalal-terminal already exists
 # Environment: PYTHON (default .venv/bin/python), DEB_COMPRESS (zstd|xz, default zstd),
-#   DALAL_BUNDLE_KITE=0 to leave the kiteconnect SDK out (see packaging/pyinstaller/dalal.spec).
+#   DALAL_BUNDLE_KITE=0 / DALAL_BUNDLE_UPSTOX=0 to leave the kiteconnect / upstox-python-sdk SDK
+#   out (see packaging/pyinstaller/dalal.spec).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
