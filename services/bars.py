@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from services.bar_history import ClosedBars
 from services.bus import BARS, TICKS, EventBus, SubscriberLagged
 from services.clock import IST, MARKET_CLOSE, MARKET_OPEN, Clock, is_trading_day, to_ist
 from services.domain import Bar, Tick, Timeframe
@@ -30,6 +31,9 @@ from services.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 SESSION_SECONDS = 22_500  # 09:15 to 15:30
+# Closed bars packed per tick batch (services/bar_history.py): a minute boundary closes a
+# bar for each of thousands of instruments, and packing them all at once stalled the loop.
+PACK_PER_BATCH = 32
 
 
 def _at(day: date, when: time) -> datetime:
@@ -206,7 +210,9 @@ class BarBuilder:
         self._clock = clock
         self._stale_check = stale_check_seconds
         self._live: dict[tuple[str, Timeframe], _LiveBar] = {}
-        self._history: dict[tuple[str, Timeframe], deque[Bar]] = {}
+        # Packed (services/bar_history.py): every ticking instrument keeps today's bars.
+        self._history: dict[tuple[str, Timeframe], ClosedBars] = {}
+        self._to_pack: deque[ClosedBars] = deque()
         self._cumulative: dict[str, tuple[date, int]] = {}
         self.dropped_ticks = 0
 
@@ -222,10 +228,10 @@ class BarBuilder:
             return min(tick.last_quantity, tick.volume) if tick.volume else tick.last_quantity
         return tick.volume - previous[1]
 
-    def _history_of(self, key: str, timeframe: Timeframe) -> deque[Bar]:
+    def _history_of(self, key: str, timeframe: Timeframe) -> ClosedBars:
         hist = self._history.get((key, timeframe))
         if hist is None:
-            hist = self._history[(key, timeframe)] = deque(maxlen=self._max_bars)
+            hist = self._history[(key, timeframe)] = ClosedBars(key, timeframe, self._max_bars)
         return hist
 
     def _apply(
@@ -256,12 +262,13 @@ class BarBuilder:
                 continue
             start = bucket_start(ts, tf)
             hist = self._history_of(tick.key, tf)
-            if hist and start <= hist[-1].start:
+            last = hist.last_start()
+            if last is not None and start <= last:
                 self.dropped_ticks += 1
                 continue
             if live is not None:
                 done = live.freeze(True)
-                hist.append(done)
+                self._keep(hist, done)
                 out[(tick.key, tf, done.start)] = done
             live = _LiveBar(
                 tick.key, tf, start, bucket_end(start, tf), price, price, price, price, delta
@@ -280,6 +287,25 @@ class BarBuilder:
         if out:
             bars = [b.freeze(False) if isinstance(b, _LiveBar) else b for b in out.values()]
             self._bus.publish_many(BARS, bars)
+        self.pack(PACK_PER_BATCH)
+
+    def _keep(self, hist: ClosedBars, bar: Bar) -> None:
+        hist.append(bar)
+        if not hist.queued:
+            hist.queued = True
+            self._to_pack.append(hist)
+
+    def pack(self, budget: int) -> int:
+        """Pack up to ``budget`` closed bars into their compact store; return how many."""
+        done = 0
+        queue = self._to_pack
+        while queue and done < budget:
+            hist = queue[0]
+            done += hist.pack(budget - done)
+            if not hist.unpacked:
+                hist.queued = False
+                queue.popleft()
+        return done
 
     def close_stale(self, now: datetime) -> list[Bar]:
         """Close and publish every live bar whose bucket ended by ``now``."""
@@ -287,7 +313,7 @@ class BarBuilder:
         for slot, live in list(self._live.items()):
             if live.end <= now:
                 bar = live.freeze(True)
-                self._history_of(*slot).append(bar)
+                self._keep(self._history_of(*slot), bar)
                 del self._live[slot]
                 closed.append(bar)
         if closed:
@@ -310,7 +336,8 @@ class BarBuilder:
             ordered = [b for b in ordered if b.start < live.start]
         hist = self._history_of(key, timeframe)
         hist.clear()
-        hist.extend(ordered)
+        for bar in ordered:
+            self._keep(hist, bar)
 
     async def _stale_loop(self, clock: Clock) -> None:
         while True:
