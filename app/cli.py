@@ -180,13 +180,19 @@ def load_cli_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 def _run_desktop(args: argparse.Namespace) -> int:
     settings = load_cli_settings(args)
+    import logging
+
     from app.desktop import run_desktop
+    from app.logs import configure_logging
+
+    configure_logging(logging.WARNING)
 
     return run_desktop(settings, started_at=IMPORTED_AT, config_path=args.config)
 
 
 def _run_headless(args: argparse.Namespace) -> int:
-    from app.headless import ListenError, check_exposure, configure_logging, parse_listen
+    from app.headless import ListenError, check_exposure, parse_listen
+    from app.logs import configure_logging
 
     try:
         tls = args.tls_cert is not None or args.tls_key is not None

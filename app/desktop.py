@@ -29,8 +29,9 @@ from app.settings import Settings
 
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
-    from PySide6.QtWidgets import QMainWindow
+    from PySide6.QtWidgets import QMainWindow, QMenu
 
+    from services.brokers.ports import SecretStore
     from services.security import Argon2Params, Vault
     from services.storage import Database, ProfilePaths
     from widgets.unlock_dialog import KeyringProblemDialog, UnlockDialog
@@ -208,7 +209,7 @@ def idle_lock_seconds(settings: Settings) -> float:
         return settings.idle_lock_seconds
 
 
-def add_settings_menu(window: QMainWindow, config_path: Path | None) -> None:
+def add_settings_menu(window: QMainWindow, config_path: Path | None) -> QMenu:
     """Settings… (Ctrl+,): the dialog edits the settings file this terminal started from."""
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QKeySequence
@@ -227,6 +228,30 @@ def add_settings_menu(window: QMainWindow, config_path: Path | None) -> None:
         dialog.open()
 
     action.triggered.connect(open_dialog)
+    return menu
+
+
+def add_node_menu(
+    window: QMainWindow, menus: list[QMenu], config_path: Path | None, secrets: SecretStore | None
+) -> None:
+    """Order node… in the given menus (Broker, Settings): pair the desktop with its node."""
+    from PySide6.QtCore import Qt
+
+    from app.node_pairing import NodePairingStore
+    from widgets.node_dialog import NodeDialog
+
+    pairing = NodePairingStore(config_path, secrets)
+
+    def open_dialog() -> None:
+        dialog = NodeDialog(pairing, window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    for menu in menus:
+        menu.addSeparator()
+        action = menu.addAction("Order node (static IP)…")
+        action.setObjectName("node:choose")
+        action.triggered.connect(open_dialog)
 
 
 def run_desktop(
@@ -249,6 +274,7 @@ def run_desktop(
     from PySide6.QtWidgets import QApplication
 
     from app.settings import APP_NAME
+    from app.watchlist_store import FileWatchlistStore, state_of
     from app.wiring import build_services
     from widgets.login_dialog import LoginDialog
     from widgets.main_window import MainWindow
@@ -275,10 +301,12 @@ def run_desktop(
             return
         services = build_services(settings, database=session.database, state_dir=session.state_dir)
         layouts = None if exit_after_paint else QSettings("dalal", APP_NAME)
+        lists = None if exit_after_paint else FileWatchlistStore(config_path)
         window = MainWindow(
             services,
-            settings.watchlist,
+            state_of(settings.watchlists),
             layouts,
+            watchlist_store=lists,
             gate=session.gate,
             idle_timeout=None if exit_after_paint else idle_lock_seconds(settings),
             session_note=session.note,
@@ -307,7 +335,15 @@ def run_desktop(
 
             window.firstTickPainted.connect(first_paint)
         await services.start()
-        add_settings_menu(window, config_path)
+        settings_menu = add_settings_menu(window, config_path)
+        secrets = services.secrets
+        if secrets is None and session.database is not None:
+            from services.security import CredentialStore
+
+            secrets = CredentialStore(settings.profile, session.database, actor="terminal")
+        broker_menu = getattr(window, "broker_menu", None)
+        add_node_menu(window, [m for m in (broker_menu, settings_menu) if m is not None],
+                      config_path, secrets)  # fmt: skip
         window.fit_to_screen()
         window.show()
         window.start()
@@ -315,6 +351,8 @@ def run_desktop(
             await closed.wait()
         finally:
             await window.stop()
+            if lists is not None:
+                await asyncio.to_thread(lists.close)
             await services.stop()
             if session.database is not None:
                 await asyncio.to_thread(session.database.close)

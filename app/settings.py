@@ -232,6 +232,59 @@ class UpstoxSettings(BaseModel):
         return UpstoxEndpoints.local(self.base_url) if self.base_url else UpstoxEndpoints()
 
 
+WatchlistColumn = Literal["bid", "ask", "open", "high", "low", "close", "oi"]
+
+
+class WatchlistEntry(BaseModel):
+    """One named watchlist: instrument keys (``NSE:INFY``) in the order they are shown."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=40)
+    keys: list[str] = Field(default_factory=list, max_length=5_000)
+
+    @field_validator("name")
+    @classmethod
+    def _trimmed(cls, value: str) -> str:
+        if value != value.strip() or not value:
+            raise ValueError("a list name has no leading or trailing spaces")
+        return value
+
+
+class WatchlistsSettings(BaseModel):
+    """The desktop's named watchlists, the one on screen and the extra columns shown.
+
+    The desktop saves this section whenever a list changes (``app/watchlist_store.py``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    lists: list[WatchlistEntry] = Field(
+        default_factory=lambda: [WatchlistEntry(name="Default", keys=list(DEFAULT_WATCHLIST))],
+        min_length=1,
+        max_length=100,
+    )
+    current: str = "Default"
+    columns: list[WatchlistColumn] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _names_unique_and_current_known(self) -> WatchlistsSettings:
+        seen: set[str] = set()
+        for entry in self.lists:
+            folded = entry.name.casefold()
+            if folded in seen:
+                raise ValueError(f"two lists are named {entry.name!r}")
+            seen.add(folded)
+        if self.current not in {entry.name for entry in self.lists}:
+            raise ValueError(f"current: no list is named {self.current!r}")
+        return self
+
+    def all_keys(self) -> list[str]:
+        """Every key in any list, the current list's first, each once."""
+        ordered = sorted(self.lists, key=lambda e: e.name != self.current)
+        return list(dict.fromkeys(k for entry in ordered for k in entry.keys))
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -254,7 +307,9 @@ class Settings(BaseModel):
     # Where parameter sweeps run (dalal backtest --grid): None here, "local:N" for N worker
     # processes, or a dask scheduler "tcp://host:8786" (docs/backtesting.md).
     cluster: str | None = Field(default=None, pattern=r"^(local:\d{1,3}|(tcp|tls)://\S{1,200})$")
-    watchlist: list[str] = Field(default_factory=lambda: list(DEFAULT_WATCHLIST))
+    # Named watchlists (``watchlists.lists``); a settings file from before named lists has one
+    # ``watchlist`` array, read as the list named "Default" (``_single_watchlist_is_default``).
+    watchlists: WatchlistsSettings = Field(default_factory=WatchlistsSettings)
     # The execution venue: "paper" (the built-in paper broker, no account) or a registered
     # live broker (services/brokers/registry.py), e.g. "kite" for real orders on Zerodha.
     broker: str = "paper"
@@ -289,6 +344,29 @@ class Settings(BaseModel):
     marketdata: MarketDataConfig = Field(default_factory=MarketDataConfig)
     # The desktop's look: "dark" (the terminal's own theme) or "system" (the platform's).
     theme: Literal["dark", "system"] = "dark"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_watchlist_is_default(cls, data: Any) -> Any:
+        """Migrate ``"watchlist": [keys]`` to one list named "Default", keeping every key."""
+        if not isinstance(data, Mapping) or "watchlist" not in data:
+            return data
+        if "watchlists" in data:
+            raise ValueError(
+                "watchlist: give the named lists in watchlists, or the older single watchlist, "
+                "not both"
+            )
+        migrated = {k: v for k, v in data.items() if k != "watchlist"}
+        migrated["watchlists"] = {
+            "lists": [{"name": "Default", "keys": data["watchlist"]}],
+            "current": "Default",
+        }
+        return migrated
+
+    @property
+    def watchlist(self) -> list[str]:
+        """Every watched key (the current list's first): what the feed subscribes to."""
+        return self.watchlists.all_keys()
 
     @field_validator("broker")
     @classmethod

@@ -474,6 +474,10 @@ class AppServices:
         bars = self.bars.bars(key, timeframe)
         if self.live is not None:
             self.live.watch([key])
+            if self._backfills():  # the broker's history through the router and the store
+                if len(bars) < count:
+                    self._request_history(key, timeframe, count)
+                return bars[-count:]
             if self.live.history_available or key not in self.references:
                 if len(bars) < count:
                     self.live.request_history(key, timeframe, count)
@@ -526,7 +530,8 @@ class AppServices:
         self, key: str, timeframe: Timeframe, count: int = HISTORY_BARS
     ) -> list[Bar]:
         """Like ``history``, but waits for the real history when there is a source of it."""
-        if self.live is not None and self.live.history_available:
+        if self.live is not None and self.live.history_available and not self._backfills():
+            # No profile database (no store, no router): straight from the broker.
             with contextlib.suppress(BrokerError):
                 return await self.live.load_history(key, timeframe, count)
         service = self.history_service
@@ -924,8 +929,9 @@ def _history_service(
     and the simulator's history where nothing real covers a chart."""
     router = None
     config = settings.marketdata
-    if broker_history is not None and not config.providers:
-        config = config.model_copy(update={"providers": ["broker"]})
+    if broker_history is not None and "broker" not in config.providers:
+        # The logged-in broker's own history comes first unless the trader placed it.
+        config = config.model_copy(update={"providers": ["broker", *config.providers]})
     if database is not None and config.providers:
         from services.marketdata.service import open_router
         from services.security import CredentialStore

@@ -177,6 +177,10 @@ class EventBus:
     def subscriber_count(self, topic: Topic[T]) -> int:
         return len(self._subs.get(topic, ()))
 
+    def subscribers(self, topic: Topic[T]) -> list[str]:
+        """The names of ``topic``'s subscribers (a started service has subscribed)."""
+        return [sub.name for sub in self._subs.get(topic, ())]
+
 
 def _tick_key(tick: Tick) -> str:
     return tick.key

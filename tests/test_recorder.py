@@ -97,7 +97,8 @@ async def test_recorder_follows_fills_order_updates_and_ticks(db: Database) -> N
     for _ in range(200):
         await asyncio.sleep(0.01)
         stored = db.orders.get(order.order_id)
-        if stored is not None and stored.status is OrderStatus.FILLED and db.fills.all():
+        if stored is not None and stored.status is OrderStatus.FILLED and db.fills.all() \
+                and len(db.ticks.latest(REL, 10)) == 2:  # ticks flush on their own timer
             break
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

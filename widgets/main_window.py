@@ -61,6 +61,7 @@ from widgets.signals_panel import SignalsPanel
 from widgets.status_bar import TerminalStatusBar
 from widgets.ui_pump import UiPump, spawn
 from widgets.watchlist import WatchlistWidget
+from widgets.watchlist_lists import WatchlistState, WatchlistStore
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +101,10 @@ class MainWindow(QMainWindow):
     def __init__(
         self,
         facade: TerminalFacade,
-        watchlist: Iterable[str],
+        watchlist: Iterable[str] | WatchlistState,
         layout_store: QSettings | None = None,
         *,
+        watchlist_store: WatchlistStore | None = None,
         gate: UnlockGate | None = None,
         idle_timeout: float | None = None,
         session_note: str = "",
@@ -126,7 +128,7 @@ class MainWindow(QMainWindow):
         self.chart = ChartWidget()
         self.charts = MultiChart(self.chart)  # 1 or 2x2; self.chart is always chart 0
         self.setCentralWidget(self.charts)
-        self.watchlist = WatchlistWidget(facade, watchlist)
+        self.watchlist = WatchlistWidget(facade, watchlist, store=watchlist_store)
         self.ticket = OrderTicket(facade)
         self.order_book = OrderBookWidget(facade)
         self.positions = PositionsWidget(facade)
@@ -254,10 +256,9 @@ class MainWindow(QMainWindow):
 
         self.watchlist.instrumentSelected.connect(self.show_instrument)
         for chart in self.charts.charts:
-            chart.timeframeChanged.connect(
-                lambda value, chart=chart: self._timeframe_changed(value, chart)
-            )
-            chart.studies.drawingsChanged.connect(self.facade.save_drawings)
+            self._wire_chart(chart)
+        self.charts.chartAdded.connect(self._wire_chart)
+        self.charts.layoutChanged.connect(self._charts_shown)
         self.ticket.orderPlaced.connect(self.order_book.select_order)
         self.depth_panel.priceClicked.connect(self._price_from_depth)
         self.option_chain.tradeRequested.connect(self.ticket_for_contract)
@@ -505,6 +506,20 @@ class MainWindow(QMainWindow):
         self.alerts_panel.set_symbol(key)
         for chart in self.charts.targets():
             self._load_chart(key, chart.timeframe, chart)
+
+    def _wire_chart(self, chart: ChartWidget) -> None:
+        chart.timeframeChanged.connect(
+            lambda value, chart=chart: self._timeframe_changed(value, chart)
+        )
+        chart.studies.drawingsChanged.connect(self.facade.save_drawings)
+
+    def _charts_shown(self, count: int) -> None:
+        """Linked charts shown for the first time take the primary chart's instrument."""
+        key = self.chart.key
+        if count > 1 and key and self.charts.link.isChecked():
+            for chart in self.charts.visible_charts():
+                if not chart.key:
+                    self._load_chart(key, chart.timeframe, chart)
 
     def _timeframe_changed(self, value: str, chart: ChartWidget | None = None) -> None:
         chart = chart or self.chart

@@ -1,9 +1,10 @@
-"""``dalal data fetch|candles|gaps|holidays``: market history from the configured providers.
+"""``dalal data fetch|quote|candles|gaps|holidays``: market data from the configured providers.
 
 ``fetch`` fills the profile's history store from the providers in ``marketdata.providers``
 (settings), with a progress bar; it resumes where an earlier run stopped and ``--repair``
-fetches the days that are short. ``candles`` exports what is stored (CSV or Parquet, exact
-prices, with provenance). ``gaps`` lists trading days short of their session's bars.
+fetches the days that are short. ``quote`` prints delayed snapshots. ``candles`` exports
+what is stored (CSV or Parquet, exact prices, with provenance). ``gaps`` lists trading days
+short of their session's bars.
 """
 
 from __future__ import annotations
@@ -92,6 +93,41 @@ def fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+@guarded
+def quote(args: argparse.Namespace) -> int:
+    """Delayed snapshot quotes from the configured providers (NSE's website, Yahoo)."""
+    from services.marketdata.errors import NoProvider
+
+    vault, db = unlock(args)
+    try:
+        router = _router(args, db, vault.paths.profile)
+
+        async def run() -> list[tuple[str, Any]]:
+            out: list[tuple[str, Any]] = []
+            try:
+                for key in args.symbols:
+                    try:
+                        out.append((key, await router.quote(key)))
+                    except NoProvider as exc:
+                        out.append((key, exc))
+            finally:
+                await router.close()
+            return out
+
+        answers = asyncio.run(run())
+        now = router.clock.now()
+    finally:
+        db.close()
+    failed = 0
+    for key, answer in answers:
+        if isinstance(answer, Exception):
+            failed += 1
+            print(f"{key}\t{answer}", file=sys.stderr)
+        else:
+            print(f"{key}\t{answer.label(now)}")
+    return 1 if failed else 0
+
+
 def _rows(args: argparse.Namespace) -> tuple[list[tuple[Any, ...]], str]:
     from services.domain import Timeframe
     from services.marketdata.service import day_range
@@ -157,6 +193,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="fetch every day again instead of resuming")
     add_profile_args(p)
     p.set_defaults(func=fetch)
+
+    p = sub.add_parser("quote", help="delayed snapshot quotes (NSE website, Yahoo); never "
+                                     "used to price an order")
+    p.add_argument("symbols", nargs="+", metavar="symbol", help="instrument key, e.g. NSE:INFY")
+    add_profile_args(p)
+    p.set_defaults(func=quote)
 
     p = sub.add_parser("candles", help="export stored candles as CSV or Parquet")
     p.add_argument("symbol")

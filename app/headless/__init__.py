@@ -22,7 +22,6 @@ from app.headless.broker_session import (
 from app.headless.lifecycle import (
     STOPPED_LINE,
     ServerOptions,
-    configure_logging,
     run_headless,
     serve,
 )
@@ -60,7 +59,6 @@ __all__ = [
     "broker_session_probe",
     "build_runtime",
     "check_exposure",
-    "configure_logging",
     "install_reload_signal",
     "is_loopback",
     "load_tls",

@@ -9,7 +9,6 @@ import asyncio
 import logging
 import signal
 import ssl
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,16 +179,6 @@ def _remove_handlers(loop: asyncio.AbstractEventLoop, handled: list[signal.Signa
 
 def _print_line(text: str) -> None:
     print(text, flush=True)
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-    )
-
 
 
 def run_headless(

@@ -7,6 +7,7 @@ rate per exchange and market protection, and the event journal behind ``/v1/stre
 from __future__ import annotations
 
 import asyncio
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -14,8 +15,9 @@ from app.http.context import NodeControls
 from app.wiring import AppServices
 from services.node.events import EventJournal
 from services.node.idempotency import IdempotentOrders, Ledger, MemoryLedger, SqlLedger
-from services.node.sebi import OrderRateGate
+from services.node.sebi import OrderRateGate, apply_algo_id
 
+log = logging.getLogger(__name__)
 
 def trading_state_of(services: AppServices) -> dict[str, Any]:
     return {"state": services.risk.state.value, "reason": services.risk.state_reason}
@@ -35,8 +37,8 @@ def build_node_controls(services: AppServices) -> NodeControls:
     handover = None
     live = services.live
     execution = live.execution if live is not None else None
-    if execution is not None and node.algo_id and hasattr(execution, "algo_id"):
-        execution.algo_id = node.algo_id  # the broker's form of the exchange's algo id
+    if execution is not None and node.algo_id:
+        log.info("SEBI: %s", apply_algo_id(execution, node.algo_id))
     store = getattr(live.session, "secrets", None) if live is not None else None
     if live is not None and store is not None and hasattr(store, "save_token"):
         saver = store

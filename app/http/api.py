@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from app.http.auth import API_KEY
 from app.http.context import (
     API_CONTEXT,
     ApiContext,
@@ -30,6 +31,7 @@ from app.http.endpoints import Endpoint, Param
 from app.http.problems import PROBLEM_TYPE, ApiProblem
 from app.http.schemas import (
     FundsOut,
+    KeyInfoOut,
     KillSwitchBody,
     KillSwitchOut,
     OrderBody,
@@ -253,6 +255,11 @@ def _plain(report: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(report, default=str))  # type: ignore[no-any-return]
 
 
+async def get_whoami(request: web.Request) -> web.Response:
+    key = request[API_KEY]
+    return json_response(KeyInfoOut(name=key.name, scopes=sorted(s.value for s in key.scopes)))
+
+
 async def post_resume(request: web.Request) -> web.Response:
     """Leave HALTED on a person's decision (the kill switch or a loss limit stopped trading)."""
     ctx = request.app[API_CONTEXT]
@@ -311,6 +318,10 @@ API_ENDPOINTS: list[Endpoint] = [
              "in the node's vault; audited, never logged)", scope=Scope.TRADE,
              body=SessionBody, response=SessionOut,
              errors=(400, 401, 403, 404, 408, 409, 413, 415, 422, 429), tags=("trade",)),
+    Endpoint("GET", "/v1/whoami", get_whoami, "whoAmI",
+             "The calling API key's name and scopes (a desktop pairing with the node checks "
+             "that its key may trade)", scope=Scope.READ, response=KeyInfoOut,
+             errors=(401, 403, 429), tags=("read",)),
     Endpoint("GET", "/v1/stream", get_stream, "stream",
              "WebSocket (subprotocol dalal.stream.v1): hello, then a snapshot or the events "
              "after ?since=SEQ&epoch=EPOCH, then every order, fill, position, funds, trading "

@@ -252,6 +252,13 @@ class TradingStateOut(BaseModel):
     reason: str
 
 
+class KeyInfoOut(BaseModel):
+    """The calling key as the node knows it: a desktop pairing checks the scopes it needs."""
+
+    name: str
+    scopes: list[str] = Field(description="read, trade, models")
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details."""
 

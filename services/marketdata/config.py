@@ -15,7 +15,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.clock import Clock
-from services.marketdata.providers.base import HistorySource, TickSize, default_tick
+from services.marketdata.providers.base import (
+    HistorySource,
+    QuoteSource,
+    TickSize,
+    default_tick,
+)
 from services.marketdata.providers.nse import NseEndpoints
 
 ProviderName = Literal["broker", "nse", "yfinance", "alphavantage", "polygon"]
@@ -96,6 +101,26 @@ def build_providers(
             out.append(PolygonProvider(_key(credentials, "polygon"),
                                        base_url=config.polygon_url, tick_size=tick_size,
                                        clock=clock))
+    return out
+
+
+def quote_sources(
+    config: MarketDataConfig, providers: Sequence[HistorySource]
+) -> list[QuoteSource]:
+    """The configured snapshot-quote providers, in the providers' priority order.
+
+    "nse" quotes from NSE's website JSON (a different host from its archives); "yfinance"
+    is the same provider object that serves history, so both share its circuit breaker.
+    """
+    out: list[QuoteSource] = []
+    yahoo = next((p for p in providers if p.name == "yfinance"), None)
+    for name in dict.fromkeys(config.providers):
+        if name == "nse":
+            from services.marketdata.providers.nse import NseWebsite
+
+            out.append(NseWebsite(config.nse.endpoints()))
+        elif name == "yfinance" and yahoo is not None:
+            out.append(yahoo)  # type: ignore[arg-type]  # YahooProvider serves both ports
     return out
 
 

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import cast
 
 from services.broker import BrokerError
 from services.brokers.errors import (
@@ -44,7 +45,8 @@ from services.marketdata.coverage import (
     family,
 )
 from services.marketdata.errors import NoData, NoProvider, ProviderError, QuotaExhausted
-from services.marketdata.providers.base import HistorySource
+from services.marketdata.providers.base import HistorySource, QuoteSource
+from services.marketdata.quotes import Snapshot
 from services.marketdata.store import BadHistory, HistoryStore
 
 log = logging.getLogger(__name__)
@@ -91,7 +93,7 @@ class FetchReport:
 
 @dataclass
 class _Slot:
-    source: HistorySource
+    source: HistorySource | QuoteSource
     breaker: CircuitBreaker
     bucket: TokenBucket
     requests: int = 0
@@ -110,6 +112,7 @@ class MarketDataRouter:
         breaker: Callable[[], CircuitBreaker] = CircuitBreaker,
         monotonic: Callable[[], float] = time.monotonic,
         rate: Callable[[RateLimit], RateLimit] | None = None,
+        quotes: Sequence[QuoteSource] = (),
     ) -> None:
         self.store = store
         self.clock = clock or SystemClock()
@@ -121,23 +124,35 @@ class MarketDataRouter:
                                             clock=monotonic))
             for p in providers
         ]
+        # Snapshot quotes, in their own priority; a provider serving both shares one
+        # breaker and one token bucket (Yahoo's 429 stops its history and quotes alike).
+        by_source = {id(s.source): s for s in self._slots}
+        self._quote_slots = [
+            by_source.get(id(q)) or _Slot(q, breaker(), TokenBucket(
+                rate(q.info.rate) if rate else q.info.rate, clock=monotonic))
+            for q in quotes
+        ]
 
     @property
     def providers(self) -> list[HistorySource]:
-        return [s.source for s in self._slots]
+        return [cast(HistorySource, s.source) for s in self._slots]
+
+    @property
+    def quote_sources(self) -> list[QuoteSource]:
+        return [cast(QuoteSource, s.source) for s in self._quote_slots]
 
     @property
     def configured(self) -> bool:
         return bool(self._slots)
 
     def breaker(self, name: str) -> CircuitBreaker:
-        for slot in self._slots:
+        for slot in self._unique_slots():
             if slot.source.name == name:
                 return slot.breaker
         raise KeyError(name)
 
     def health(self) -> list[ProviderHealth]:
-        return [self._health(s) for s in self._slots]
+        return [self._health(s) for s in self._unique_slots()]
 
     @staticmethod
     def _health(s: _Slot) -> ProviderHealth:
@@ -158,7 +173,7 @@ class MarketDataRouter:
     def observed_latencies(self) -> dict[str, list[float]]:
         """Per provider, the request latencies since the last call (for a histogram)."""
         out = {}
-        for slot in self._slots:
+        for slot in self._unique_slots():
             out[slot.source.name], slot.latencies = slot.latencies, []
         return out
 
@@ -281,7 +296,7 @@ class MarketDataRouter:
     ) -> list[Range]:
         """Fetch and store ``[lo, hi)`` chunk by chunk; return what is left for the next
         provider: from the first failed chunk on, and any trading day that came back empty."""
-        source = slot.source
+        source = cast(HistorySource, slot.source)
         store = self.store
         assert store is not None
         left: list[Range] = []
@@ -391,12 +406,61 @@ class MarketDataRouter:
             raise NoProvider(_unserved_text(key, timeframe, report))
         return have
 
+    # -- snapshot quotes ---------------------------------------------------------------------
+    async def quote(self, key: str) -> Snapshot:
+        """A delayed snapshot of ``key`` from the first quote provider that can give one.
+
+        Never a live price: ``require_live`` refuses it for orders and protection bands.
+        """
+        reasons: list[str] = []
+        for slot in self._quote_slots:
+            source = slot.source
+            if not slot.breaker.allow():
+                reasons.append(f"{source.name}: circuit open ({slot.breaker.reason})")
+                continue
+            today = self.clock.now().astimezone(IST).date().isoformat()
+            if not await slot.bucket.take(today):
+                reasons.append(f"{source.name}: the day's {source.info.rate.per_day} "
+                               "requests are used")
+                continue
+            slot.requests += 1
+            began = self._monotonic()
+            try:
+                snapshot = await cast(QuoteSource, source).quote(key)
+            except (HistoryNotCovered, NoData, InstrumentUnknown) as exc:
+                slot.breaker.release()
+                reasons.append(_named(source.name, exc))
+                continue
+            except BrokerError as exc:
+                report = FetchReport(key, Timeframe.D1)
+                self._failed(slot, exc, report)
+                reasons.extend(report.errors)
+                continue
+            finally:
+                slot.last_latency = self._monotonic() - began
+                slot.latencies.append(slot.last_latency)
+            before = slot.breaker.state
+            slot.breaker.success()
+            self._notify(slot, before)
+            return snapshot
+        if not self._quote_slots:
+            raise NoProvider("no quote provider configured: add nse or yfinance to "
+                             "marketdata.providers (docs/data.md)")
+        raise NoProvider(f"no quote for {key}: " + "; ".join(reasons))
+
     async def close(self) -> None:
-        for slot in self._slots:
+        for slot in self._unique_slots():
             try:
                 await slot.source.close()
             except Exception:  # closing is best effort
                 log.debug("closing %s failed", slot.source.name, exc_info=True)
+
+
+    def _unique_slots(self) -> list[_Slot]:
+        seen: dict[int, _Slot] = {}
+        for slot in [*self._slots, *self._quote_slots]:
+            seen.setdefault(id(slot), slot)
+        return list(seen.values())
 
 
 # A broker's answers that mean "stop asking for a while" (ours carry ``trips``).

@@ -19,7 +19,12 @@ from services.calendar import IST
 from services.clock import Clock, SystemClock
 from services.domain import Bar, ConnectionState, ConnectionStatus, Timeframe
 from services.marketdata.breaker import BreakerState
-from services.marketdata.config import Credentials, MarketDataConfig, build_providers
+from services.marketdata.config import (
+    Credentials,
+    MarketDataConfig,
+    build_providers,
+    quote_sources,
+)
 from services.marketdata.errors import NoProvider
 from services.marketdata.providers.base import HistorySource, TickSize, default_tick
 from services.marketdata.providers.nse import NseEndpoints
@@ -85,7 +90,8 @@ def open_router(
     providers = build_providers(config, credentials, cache_dir=cache_dir, broker=broker,
                                 tick_size=tick_size, clock=clock)
     store = HistoryStore(db) if db is not None else None
-    return MarketDataRouter(providers, store, clock=clock or SystemClock())
+    return MarketDataRouter(providers, store, clock=clock or SystemClock(),
+                            quotes=quote_sources(config, providers))
 
 
 class HistoryService:

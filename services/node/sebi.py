@@ -106,3 +106,23 @@ def ip_not_allowed_message(broker: str, registered: str | None, egress: str | No
         f"Register it as your static IP in {broker}'s developer console (it can be changed "
         f"once a week).{known}"
     )
+
+
+def apply_algo_id(execution: object, algo_id: str) -> str:
+    """Give the broker adapter the exchange's algo id in its own form; say how it travels.
+
+    Each adapter declares ``algo_form`` (Kite: the ``algo_id`` parameter; Upstox: the
+    ``X-Algo-Name`` header). A broker whose API has no such field (Angel One, Breeze) declares
+    ``None``: the id cannot be sent, the broker stamps its generic algo id, and the order is
+    known by its tag (``tag_field``). The returned sentence goes to the node's log.
+    """
+    name = getattr(execution, "name", type(execution).__name__)
+    if not hasattr(execution, "algo_form"):
+        return f"algo id {algo_id} not sent: the {name} venue takes none"
+    form = getattr(execution, "algo_form")  # noqa: B009 (declared per adapter, not typed)
+    if form is None:
+        tag = getattr(execution, "tag_field", "tag")
+        return (f"algo id {algo_id} not sent: {name}'s API has no field for it (the broker "
+                f"stamps its generic algo id); each order carries its tag as {tag}")  # fmt: skip
+    setattr(execution, "algo_id", algo_id)  # noqa: B010
+    return f"algo id {algo_id} sent as {form}"

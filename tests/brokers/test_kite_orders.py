@@ -387,7 +387,7 @@ async def test_quotes_ltp_instruments_and_history(fake: FakeKite, broker: KiteBr
     assert by_key["CDS:USDINRFUT"].tick_size == Decimal("0.0025")
     assert by_key["NFO:NIFTYFUT"].expiry is not None
     assert master.skipped == {"exchange BCD": 1}
-    start = datetime(2026, 11, 24, 9, 15, tzinfo=IST)
+    start = datetime(2026, 11, 23, 9, 15, tzinfo=IST)  # a Monday (the 24th is a holiday)
     bars = await broker.history(
         "NSE:INFY", 408065, Timeframe.M5, start, start + timedelta(minutes=25)
     )

@@ -92,6 +92,23 @@ def test_stt_on_futures_follows_the_budget_2026_change_on_1_april():
     assert stt(date(2026, 4, 1)) == D("1000.00")  # 0.05% from 1 Apr 2026
 
 
+def test_nse_transaction_charges_follow_their_three_dates():
+    def exchange(instrument, day):
+        return charges_for_order(
+            instrument=instrument, product=Product.NRML if instrument is not INFY else
+            Product.MIS, side=Side.BUY, turnover=D(10_000_000), day=day, broker="flat20",
+        ).exchange
+
+    # A crore of turnover: cash 0.00325% -> 0.00322% (1 Apr 2024) -> 0.00297% (1 Oct 2024).
+    assert [exchange(INFY, d) for d in (date(2024, 3, 28), date(2024, 6, 10),
+                                        date(2024, 10, 1))] == [D("325.00"), D("322.00"),
+                                                                 D("297.00")]
+    # Options on premium: 0.05% -> 0.0495% -> 0.03503%.
+    assert [exchange(NIFTY_CE, d) for d in (date(2024, 3, 28), date(2024, 6, 10),
+                                            date(2024, 10, 1))] == [D("5000.00"), D("4950.00"),
+                                                                     D("3503.00")]
+
+
 def test_intraday_brokerage_is_capped_per_order_across_partial_fills():
     ledger = OrderCharges("zerodha")
     day = date(2026, 6, 10)

@@ -32,6 +32,9 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from services.calendar import default_calendar
+from tests.fakes.loopback import LoopbackServer
+
 IST = ZoneInfo("Asia/Kolkata")
 TS = "%Y-%m-%d %H:%M:%S"
 
@@ -225,8 +228,10 @@ class Journal:
         return sum(1 for m, p, _ in self.requests if m == method and p.startswith(prefix))
 
 
-class FakeKite:
+class FakeKite(LoopbackServer):
     """The fake server and its OMS. Use as a context manager or call start()/stop()."""
+
+    label = "fake Kite"
 
     def __init__(
         self,
@@ -282,10 +287,6 @@ class FakeKite:
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
         self.sockets: list[_Socket] = []
         self.ws_commands: list[dict[str, Any]] = []
         self.ws_connects = 0
@@ -294,66 +295,10 @@ class FakeKite:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeKite:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake Kite did not start")
-        return self
-
-    def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-
-        async def boot() -> None:
-            app = web.Application(middlewares=[self._middleware])
-            self._routes(app)
-            self._runner = web.AppRunner(app, shutdown_timeout=0.5, handle_signals=False)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            server = site._server
-            assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-        loop.run_until_complete(boot())
-        ready.set()
-        loop.run_forever()
-        loop.close()
-
-    def stop(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        runner = self._runner
-
-        async def shutdown() -> None:
-            if runner is not None:
-                await runner.cleanup()
-            # Handlers still hanging for a timeout fault: end them before the loop stops.
-            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in others:
-                task.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
-
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(5)
-        self._loop = None
-
-    def __enter__(self) -> FakeKite:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        self._routes(app)
+        return app
 
     # -- test controls ----------------------------------------------------------------------
 
@@ -1198,7 +1143,15 @@ class FakeKite:
         t = start
         price = Decimal(1000 + token % 1000)
         n = 0
+        calendar = default_calendar()
         while t <= end and n < 2000:
+            # Like Kite: candles only inside the day's trading session (day candles at
+            # midnight of each trading day), nothing on weekends and holidays.
+            session = calendar.session(t.date())
+            if session is None or (step < timedelta(days=1)
+                                   and not session.open <= t.time() < session.close):
+                t += step
+                continue
             o = price
             c = o + Decimal((n * 37) % 11 - 5) / 4
             candles.append(

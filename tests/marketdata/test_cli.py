@@ -154,3 +154,19 @@ def test_holidays_are_fetched_from_nse_cached_and_used(  # type: ignore[no-untyp
             date(2027, 3, 10))
     finally:
         calendar.install(calendar.ExchangeCalendar())
+
+
+def test_quote_prints_delayed_snapshots_and_fails_clearly(  # type: ignore[no-untyped-def]
+    dalal, capsys: pytest.CaptureFixture[str], fake: FakeMarketData
+) -> None:
+    assert dalal("data", "quote", "NSE:INFY", "NSE:TCS", providers=["nse", "yfinance"]) == 0
+    out, _ = capsys.readouterr()
+    lines = out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["NSE:INFY", "NSE:TCS"]
+    assert all("(delayed" in line and "nse-website)" in line for line in lines), out
+    fake.fault("nse", "403", times=10)
+    assert dalal("data", "quote", "NSE:INFY", providers=["nse", "yfinance"]) == 0
+    assert "yfinance)" in capsys.readouterr().out
+    assert dalal("data", "quote", "US:AAPL", providers=["yfinance"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "US:AAPL" in err and "Traceback" not in err

@@ -7,6 +7,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -23,6 +24,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _unverified() -> ssl.SSLContext:
+    """Readiness only (the tests pin the certificate where it matters)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 @dataclass
 class NodeProcess:
     """One node profile on a fixed port; ``start``/``kill``/``stop`` it as often as needed."""
@@ -33,10 +42,11 @@ class NodeProcess:
     db_key: str = field(default_factory=lambda: secrets.token_bytes(32).hex())
     proc: subprocess.Popen[str] | None = None
     starts: int = 0
+    tls: tuple[Path, Path] | None = None  # (certificate, key): serve https
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def env(self) -> dict[str, str]:
@@ -70,11 +80,12 @@ class NodeProcess:
         config.write_text(json.dumps(self.settings))
         log = (self.root / f"node-{self.starts}.log").open("w")
         self.starts += 1
+        tls = ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])] if self.tls else []
         with self._key_file().open() as handed:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "app", "headless", "--listen", f"127.0.0.1:{self.port}",
                  "--config", str(config), "--ticks-per-second", "20",
-                 "--key-fd", str(handed.fileno())],
+                 "--key-fd", str(handed.fileno()), *tls],
                 cwd=REPO, env=self.env, stdout=subprocess.PIPE, stderr=log, text=True,
                 pass_fds=(handed.fileno(),),
             )  # fmt: skip
@@ -82,7 +93,8 @@ class NodeProcess:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log_tail()
             try:
-                with urllib.request.urlopen(self.base + "/readyz", timeout=2) as r:
+                with urllib.request.urlopen(self.base + "/readyz", timeout=2,
+                                            context=_unverified()) as r:  # fmt: skip
                     if r.status == 200:
                         return
             except OSError:

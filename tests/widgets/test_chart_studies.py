@@ -163,8 +163,13 @@ def test_two_by_two_charts_linked_and_independent(qtbot, running, qloop) -> None
     win.show()
     multi = win.charts
     assert multi.count == 1 and multi.visible_charts() == [win.chart]
+    assert multi.charts == [win.chart]  # the other three are made on first use (start-up)
+    win.show_instrument("NSE:RELIANCE")
     qtbot.mouseClick(multi.grid_button, Qt.MouseButton.LeftButton)
     assert multi.count == 4
+    # Linked: the new charts open on the instrument already shown, each at its timeframe.
+    assert [c.key for c in multi.charts] == ["NSE:RELIANCE"] * 4
+    assert all(len(c.series) > 0 for c in multi.charts)
     win.show_instrument("NSE:INFY")
     assert [c.key for c in multi.charts] == ["NSE:INFY"] * 4
     assert [c.timeframe.value for c in multi.charts] == ["1m", "5m", "15m", "1d"]

@@ -57,7 +57,9 @@ def test_good_values_are_saved_atomically_and_load_back(qtbot, tmp_path: Path) -
     path.write_text(json.dumps({"watchlist": ["NSE:TCS"], "seed": 5}))
     dialog = SettingsDialog(FileSettingsStore(path))
     qtbot.addWidget(dialog)
-    assert json.loads(dialog.other.toPlainText())["watchlist"] == ["NSE:TCS"]
+    # A file from before named watchlists shows its list as the one named "Default".
+    shown = json.loads(dialog.other.toPlainText())["watchlists"]["lists"]
+    assert shown == [{"name": "Default", "keys": ["NSE:TCS"]}]
     edit(dialog, "risk.daily_loss_limit").setText("30000")
     edit(dialog, "risk.max_drawdown").setText("")  # no limit
     always_open = dialog.inputs["always_open"]

@@ -227,14 +227,15 @@ def test_idle_lock_hides_data_until_the_passphrase_is_given(qtbot, qloop, servic
     gate = VaultGate(
         Vault(paths, keyring_backend=MemoryKeyring(), argon2=FAST_ARGON2), passphrase=True
     )
-    w = _window(qtbot, qloop, services, gate, timeout=0.6)
+    # A timeout long enough that a loaded machine's late timers do not count as idleness.
+    w = _window(qtbot, qloop, services, gate, timeout=2.0)
     try:
-        # Activity keeps it open: keys every 0.15 s for longer than the timeout.
-        for _ in range(6):
+        # Activity keeps it open: keys every 0.3 s for longer than the timeout.
+        for _ in range(10):
             qtbot.keyClick(w.watchlist.search, Qt.Key.Key_Shift)
-            qloop.for_seconds(0.15)
+            qloop.for_seconds(0.3)
         assert not w.locked
-        qloop.until(lambda: w.locked, timeout=3, what="the idle lock")
+        qloop.until(lambda: w.locked, timeout=10, what="the idle lock")
         overlay = w.lock_overlay
         assert overlay.isVisible() and overlay.geometry() == w.rect()
         assert all(not d.isEnabled() for d in w.docks.values())

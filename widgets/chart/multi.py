@@ -21,13 +21,14 @@ DEFAULT_TIMEFRAMES = (Timeframe.M1, Timeframe.M5, Timeframe.M15, Timeframe.D1)
 
 class MultiChart(QtWidgets.QWidget):
     layoutChanged = Signal(int)  # 1 or 4 charts
+    chartAdded = Signal(object)  # a ChartWidget made on the first 2x2 view
 
     def __init__(self, primary: ChartWidget) -> None:
         super().__init__()
-        self.charts: list[ChartWidget] = [primary] + [ChartWidget() for _ in range(3)]
-        for chart, timeframe in zip(self.charts, DEFAULT_TIMEFRAMES, strict=True):
-            chart.timeframe = timeframe
-            chart.timeframe_buttons[timeframe.value].setChecked(True)
+        # Charts 1-3 are made when the 2x2 view is first asked for: each costs about 0.15 s
+        # of start-up (four plots and their axes), which the single-chart default never uses.
+        self.charts: list[ChartWidget] = [primary]
+        self._set_timeframe(primary, DEFAULT_TIMEFRAMES[0])
         self.active = 0
         self.single_button = QtWidgets.QToolButton()
         self.single_button.setText("1 chart")
@@ -53,22 +54,39 @@ class MultiChart(QtWidgets.QWidget):
         grid = QtWidgets.QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(2)
+        self._grid = grid
         self._frames: list[QtWidgets.QFrame] = []
-        for i, chart in enumerate(self.charts):
-            frame = QtWidgets.QFrame()
-            frame.setObjectName("chartFrame")
-            inner = QtWidgets.QVBoxLayout(frame)
-            inner.setContentsMargins(1, 1, 1, 1)
-            inner.addWidget(chart)
-            grid.addWidget(frame, i // 2, i % 2)
-            self._frames.append(frame)
-            chart._graphics.viewport().installEventFilter(self)
+        self._add_frame(primary)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addLayout(bar)
         layout.addLayout(grid, 1)
         self.set_count(1)
+
+    @staticmethod
+    def _set_timeframe(chart: ChartWidget, timeframe: Timeframe) -> None:
+        chart.timeframe = timeframe
+        chart.timeframe_buttons[timeframe.value].setChecked(True)
+
+    def _add_frame(self, chart: ChartWidget) -> None:
+        i = len(self._frames)
+        frame = QtWidgets.QFrame()
+        frame.setObjectName("chartFrame")
+        inner = QtWidgets.QVBoxLayout(frame)
+        inner.setContentsMargins(1, 1, 1, 1)
+        inner.addWidget(chart)
+        self._grid.addWidget(frame, i // 2, i % 2)
+        self._frames.append(frame)
+        chart._graphics.viewport().installEventFilter(self)
+
+    def _ensure_four(self) -> None:
+        while len(self.charts) < 4:
+            chart = ChartWidget()
+            self._set_timeframe(chart, DEFAULT_TIMEFRAMES[len(self.charts)])
+            self.charts.append(chart)
+            self._add_frame(chart)
+            self.chartAdded.emit(chart)
 
     @property
     def count(self) -> int:
@@ -77,6 +95,8 @@ class MultiChart(QtWidgets.QWidget):
     def set_count(self, count: int) -> None:
         if count not in (1, 4):
             raise ValueError("a chart layout has 1 or 4 charts")
+        if count == 4:
+            self._ensure_four()
         for i, frame in enumerate(self._frames):
             frame.setVisible(i < count)
         (self.single_button if count == 1 else self.grid_button).setChecked(True)

@@ -154,6 +154,10 @@ class AngelExecution:
 
     name = BROKER_ID
     limits = LIMITS
+    # SmartAPI (smartapi-python 1.5.5, Angel's order docs) has no field for SEBI's algo id:
+    # Angel stamps its generic algo id on API orders; ours carry their tag as ``ordertag``.
+    algo_form: str | None = None
+    tag_field = "ordertag"
 
     def __init__(
         self,

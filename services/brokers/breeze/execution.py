@@ -80,6 +80,10 @@ class BreezeExecution:
 
     name = NAME
     limits: BrokerLimits = LIMITS
+    # Breeze (breeze-connect 1.0.69's place_order) has no field for SEBI's algo id: ICICI
+    # stamps its generic algo id on API orders; ours carry their tag as ``user_remark``.
+    algo_form: str | None = None
+    tag_field = "user_remark"
 
     def __init__(
         self,

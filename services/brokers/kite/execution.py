@@ -76,6 +76,8 @@ class KiteBroker:
 
     name = "zerodha"
     limits: BrokerLimits = LIMITS
+    # How SEBI's algo id travels (services.node.sebi.apply_algo_id): an order parameter.
+    algo_form: str | None = "Kite's algo_id order parameter"
 
     def __init__(
         self,

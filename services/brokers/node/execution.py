@@ -225,6 +225,20 @@ class NodeExecution:
     async def funds(self) -> Funds:
         return decode_funds(await self._get("/v1/funds"))
 
+    async def key_info(self) -> tuple[str, frozenset[str]]:
+        """The name and scopes the node knows this client's key by (``GET /v1/whoami``)."""
+        try:
+            status, body = await self._call("GET", "/v1/whoami")
+        except _Unreachable as e:
+            raise BrokerUnavailable(f"the order node at {self.url} is not reachable: {e}") from None
+        if status == 401:
+            raise PermissionDenied("the order node refused this API key (wrong, revoked or "
+                                   "expired)")  # fmt: skip
+        if status != 200 or not isinstance(body, dict):
+            raise BrokerUnavailable(f"the order node answered {status} for /v1/whoami: "
+                                    f"{_detail(body)}")  # fmt: skip
+        return str(body.get("name", "")), frozenset(str(s) for s in body.get("scopes") or ())
+
     # -- the node's kill switch --------------------------------------------------------------
     async def kill(self, *, square_off: bool, reason: str) -> dict[str, Any]:
         """Halt the node, cancel its open orders and optionally flatten (its kill switch)."""

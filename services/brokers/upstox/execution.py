@@ -69,6 +69,9 @@ class UpstoxExecution:
     """Upstox orders and account. ``name`` is ``"upstox"``."""
 
     name = BROKER
+    # How SEBI's algo id travels (services.node.sebi.apply_algo_id): Upstox wants the
+    # registered algo's name in a header on place, modify and cancel.
+    algo_form: str | None = "Upstox's X-Algo-Name header"
 
     def __init__(
         self,
@@ -125,6 +128,15 @@ class UpstoxExecution:
             return mapping.order_from_upstox(record, key, exchange)
         except mapping.MappingError as exc:
             raise BrokerError(f"read order {record.get('order_id')}: {exc}") from exc
+
+    @property
+    def algo_id(self) -> str | None:
+        """The order node's ``algo_id`` setting, in Upstox's form: the algo name header."""
+        return self.algo_name
+
+    @algo_id.setter
+    def algo_id(self, value: str | None) -> None:
+        self.algo_name = value or None
 
     def _algo(self) -> dict[str, str]:
         return {"algo_name": self.algo_name} if self.algo_name else {}

@@ -11,6 +11,7 @@ from typing import Protocol
 from services.domain import Bar, Timeframe, round_to_tick
 from services.marketdata.coverage import ProviderCoverage
 from services.marketdata.errors import GarbageAnswer, NotCovered
+from services.marketdata.quotes import Snapshot
 
 TickSize = Callable[[str], Decimal]
 DEFAULT_TICK = Decimal("0.01")
@@ -31,6 +32,18 @@ class HistorySource(Protocol):
     async def candles(
         self, key: str, timeframe: Timeframe, start: datetime, end: datetime
     ) -> list[Bar]: ...
+
+    async def close(self) -> None: ...
+
+
+class QuoteSource(Protocol):
+    """A snapshot-quote provider: the last price and its exchange time, marked delayed when
+    it is (``services.marketdata.quotes``), or a ``ProviderError`` subclass saying why not."""
+
+    name: str
+    info: ProviderCoverage
+
+    async def quote(self, key: str) -> Snapshot: ...
 
     async def close(self) -> None: ...
 

@@ -39,6 +39,7 @@ from services.marketdata.errors import (
     ProviderUnavailable,
 )
 from services.marketdata.providers.base import TickSize, check_coverage, default_tick, price, volume
+from services.marketdata.quotes import Snapshot
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -172,9 +173,12 @@ class YahooProvider:
     def _download(
         self, symbol: str, timeframe: Timeframe, start: datetime, end: datetime
     ) -> pd.DataFrame:
-        self._prepare()
+        return self._fetch(self._ticker(symbol), start=start, end=end,
+                           interval=_YF_INTERVAL[timeframe])
+
+    def _fetch(self, ticker: Any, *, interval: str, **span: Any) -> pd.DataFrame:
+        """``Ticker.history`` with yfinance's exceptions turned into provider errors."""
         import requests
-        import yfinance as yf
         from yfinance.exceptions import (
             YFException,
             YFPricesMissingError,
@@ -182,11 +186,11 @@ class YahooProvider:
             YFTzMissingError,
         )
 
-        ticker = yf.Ticker(symbol, session=self._session)
+        symbol = ticker.ticker
         try:
             frame: pd.DataFrame = ticker.history(
-                start=start, end=end, interval=_YF_INTERVAL[timeframe], auto_adjust=False,
-                actions=False, prepost=False, repair=False, timeout=20,
+                **span, interval=interval, auto_adjust=False, actions=False, prepost=False,
+                repair=False, timeout=20,
             )
         except YFRateLimitError:
             raise ProviderRateLimited(NAME, "Yahoo says too many requests (HTTP 429)") from None
@@ -196,7 +200,7 @@ class YahooProvider:
             text = str(exc)
             if "within the last" in text or "worth of" in text:
                 raise NotCovered(NAME, text.split(": ", 1)[-1]) from None
-            raise NoData(NAME, f"no {timeframe.value} prices for {symbol} ({text})") from None
+            raise NoData(NAME, f"no {interval} prices for {symbol} ({text})") from None
         except (requests.exceptions.JSONDecodeError, ValueError) as exc:
             forget_responses()  # yfinance caches past-range answers, bad ones too
             raise GarbageAnswer(NAME, f"not JSON from Yahoo for {symbol} (an HTML page?): "
@@ -206,6 +210,32 @@ class YahooProvider:
         except YFException as exc:
             raise ProviderUnavailable(NAME, str(exc)) from None
         return frame
+
+    async def quote(self, key: str) -> Snapshot:
+        """Yahoo's last regular-market price and time (the chart answer's ``meta``), delayed."""
+        symbol = yahoo_symbol(key)
+        meta = await asyncio.to_thread(self._meta, symbol)
+        stamp = meta.get("regularMarketTime")
+        last = meta.get("regularMarketPrice")
+        if stamp is None or last is None:
+            raise GarbageAnswer(NAME, f"Yahoo's answer for {symbol} lacks the last price or time")
+        when = stamp.to_pydatetime() if hasattr(stamp, "to_pydatetime") else stamp
+        if not isinstance(when, datetime) or when.tzinfo is None:
+            raise GarbageAnswer(NAME, f"Yahoo's time for {symbol} is not a time: {stamp!r}")
+        return Snapshot(key, price(NAME, key, last, self._tick(key)), when.astimezone(IST), NAME,
+                        delayed=True)
+
+    def _meta(self, symbol: str) -> dict[str, Any]:
+        # Today's bar through the same error handling as candles; the price comes with it.
+        ticker = self._ticker(symbol)
+        self._fetch(ticker, period="5d", interval="1d")
+        return dict(ticker.get_history_metadata())
+
+    def _ticker(self, symbol: str) -> Any:
+        self._prepare()
+        import yfinance as yf
+
+        return yf.Ticker(symbol, session=self._session)
 
     def _to_bars(
         self, key: str, timeframe: Timeframe, frame: pd.DataFrame, start: datetime,

@@ -33,6 +33,12 @@ class Feature(enum.StrEnum):
     THROTTLE = "throttle"  # the broker's order windows spread a burst
     SESSION_EXPIRY = "session_expiry"  # Fault.SESSION_EXPIRED mid-day, then a new login
     RESTART = "restart"  # a new adapter (after a crash) reports the same day
+    # The venue itself restarts (the order node's process): what it acknowledged is still
+    # reported, and an order sent again with the same tag is answered, not placed twice.
+    VENUE_RESTART = "venue_restart"
+    # The venue holds SEBI's orders-per-second rate per exchange (``order_rate``): a burst
+    # beyond it waits for the window, and every order is still placed exactly once.
+    ORDER_RATE = "order_rate"
     INSTRUMENTS = "instruments"
     FEED = "feed"
 
@@ -72,6 +78,7 @@ class Harness(Protocol):
     counts: MemoryCountStore  # the daily order counts the adapter's throttle persists
     session_expired_calls: int  # times the adapter called its on_session_expired callback
     samples: tuple[Sample, ...]  # at least an equity; a derivative when the broker trades them
+    order_rate: int | None  # ORDER_RATE: the venue's orders per second per exchange
 
     def start(self) -> None:
         """Start the fake venue (a fresh one per test)."""
@@ -91,6 +98,9 @@ class Harness(Protocol):
 
     def venue_orders(self, tag: str) -> int:
         """How many orders the venue itself holds with ``tag`` (duplicates show here)."""
+
+    def restart_venue(self) -> None:
+        """Stop the venue and start it again on the same address and state (VENUE_RESTART)."""
 
     def instruments(self) -> InstrumentProvider: ...
 

@@ -49,7 +49,7 @@ _FAULTS = {
 
 class Harness:
     name = "angelone"
-    features = frozenset(Feature)
+    features = frozenset(Feature) - {Feature.VENUE_RESTART, Feature.ORDER_RATE}  # node-only
     faults = frozenset({*_FAULTS, Fault.SESSION_EXPIRED})
     order_types = (OrderType.LIMIT, OrderType.SL, OrderType.SL_M, OrderType.MARKET)
     validities = (Validity.DAY, Validity.IOC)

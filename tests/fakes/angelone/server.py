@@ -38,6 +38,7 @@ import pyotp
 from aiohttp import WSMsgType, web
 
 from tests.fakes.angelone.packets import LTP, QUOTE, SNAP_QUOTE, Quote, encode, sample_quote
+from tests.fakes.loopback import LoopbackServer
 
 IST = ZoneInfo("Asia/Kolkata")
 PREFIX = "/rest/secure/angelbroking"
@@ -148,8 +149,10 @@ class _Socket:
         self.modes: dict[tuple[int, str], int] = {}
 
 
-class FakeAngel:
+class FakeAngel(LoopbackServer):
     """The fake server and its OMS. Use as a context manager or call start()/stop()."""
+
+    label = "fake Angel One"
 
     def __init__(
         self,
@@ -195,10 +198,6 @@ class FakeAngel:
         self._faults: deque[tuple[str, str]] = deque()
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
         self.sockets: list[_Socket] = []
         self.ws_connects = 0
         self.ws_refused = 0
@@ -211,10 +210,6 @@ class FakeAngel:
     # -- lifecycle --------------------------------------------------------------------------
 
     @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
     def stream_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/smart-stream"
 
@@ -225,64 +220,15 @@ class FakeAngel:
     def totp(self) -> str:
         return pyotp.TOTP(self.totp_secret).now()
 
-    def start(self) -> FakeAngel:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake Angel One did not start")
-        return self
+    def build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        self._routes(app)
+        return app
 
-    def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-
-        async def boot() -> None:
-            app = web.Application(middlewares=[self._middleware])
-            self._routes(app)
-            self._runner = web.AppRunner(app, shutdown_timeout=0.5, handle_signals=False)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            server = site._server
-            assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-        loop.run_until_complete(boot())
-        ready.set()
-        loop.run_forever()
-        loop.close()
-
-    def stop(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        runner = self._runner
-
-        async def shutdown() -> None:
-            for sock in list(self.sockets):
-                with contextlib.suppress(Exception):
-                    await sock.ws.close()
-            if runner is not None:
-                await runner.cleanup()
-            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in others:
-                task.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
-
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(5)
-        self._loop = None
-
-    def __enter__(self) -> FakeAngel:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    async def before_shutdown(self) -> None:
+        for sock in list(self.sockets):
+            with contextlib.suppress(Exception):
+                await sock.ws.close()
 
     # -- test controls ----------------------------------------------------------------------
 

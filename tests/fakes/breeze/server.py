@@ -48,6 +48,7 @@ from aiohttp import web
 
 from services.brokers.breeze.config import BreezeEndpoints
 from tests.fakes.breeze.master import Scrip, build_master_zip, default_scrips
+from tests.fakes.loopback import LoopbackServer
 
 IST = ZoneInfo("Asia/Kolkata")
 FAULTS = frozenset(
@@ -102,8 +103,10 @@ class Journal:
         return sum(1 for m, p, _, _ in self.requests if m == method and p.endswith(path_end))
 
 
-class FakeBreeze:
+class FakeBreeze(LoopbackServer):
     """The fake server, its OMS and its streams. A context manager, or start()/stop()."""
+
+    label = "fake Breeze"
 
     def __init__(
         self,
@@ -163,10 +166,6 @@ class FakeBreeze:
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
         self.sio: Any = None
         self.subscriptions: dict[str, set[str]] = {}
         self.socket_connects = 0
@@ -179,86 +178,29 @@ class FakeBreeze:
     # -- lifecycle --------------------------------------------------------------------------
 
     @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
     def endpoints(self) -> BreezeEndpoints:
         return BreezeEndpoints.local(self.base_url)
 
-    def start(self) -> FakeBreeze:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake Breeze did not start")
-        return self
+    def build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            logger=False,
+            engineio_logger=False,
+            ping_interval=self.ping_interval,
+        )
+        self.sio.attach(app)
+        self.sio.on("connect", self._sio_connect)
+        self.sio.on("disconnect", self._sio_disconnect)
+        self.sio.on("join", self._sio_join)
+        self.sio.on("leave", self._sio_leave)
+        self._routes(app)
+        return app
 
-    def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-
-        async def boot() -> None:
-            app = web.Application(middlewares=[self._middleware])
-            self.sio = socketio.AsyncServer(
-                async_mode="aiohttp",
-                logger=False,
-                engineio_logger=False,
-                ping_interval=self.ping_interval,
-            )
-            self.sio.attach(app)
-            self.sio.on("connect", self._sio_connect)
-            self.sio.on("disconnect", self._sio_disconnect)
-            self.sio.on("join", self._sio_join)
-            self.sio.on("leave", self._sio_leave)
-            self._routes(app)
-            self._runner = web.AppRunner(app, shutdown_timeout=0.5, handle_signals=False)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            server = site._server
-            assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-        loop.run_until_complete(boot())
-        ready.set()
-        loop.run_forever()
-        loop.close()
-
-    def stop(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        runner = self._runner
-
-        async def shutdown() -> None:
-            with contextlib.suppress(Exception):
-                for sid in list(self.subscriptions):
-                    await self.sio.disconnect(sid)
-            if runner is not None:
-                await runner.cleanup()
-            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in others:
-                task.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
-
+    async def before_shutdown(self) -> None:
         with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(5)
-        self._loop = None
-
-    def __enter__(self) -> FakeBreeze:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _on_loop(self, coro: Any, timeout: float = 10) -> Any:
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+            for sid in list(self.subscriptions):
+                await self.sio.disconnect(sid)
 
     # -- test controls ----------------------------------------------------------------------
 
@@ -1075,11 +1017,11 @@ class FakeBreeze:
                 await self.sio.emit("stock", self.tick_payload(token), room=token)
             return len(tokens)
 
-        result: int = self._on_loop(push())
+        result: int = self.on_loop(push(), 10)
         return result
 
     def emit_raw(self, token: str, payload: Any) -> None:
-        self._on_loop(self.sio.emit("stock", payload, room=token))
+        self.on_loop(self.sio.emit("stock", payload, room=token), 10)
 
     def drop_sockets(self) -> int:
         """Disconnect every stream client (as a network drop or a server restart would)."""
@@ -1091,7 +1033,7 @@ class FakeBreeze:
                 await self.sio.disconnect(sid)
             return len(sids)
 
-        result: int = self._on_loop(drop())
+        result: int = self.on_loop(drop(), 10)
         return result
 
     def silence(self, silent: bool) -> None:
@@ -1103,7 +1045,7 @@ class FakeBreeze:
             for sock in list(self.sio.eio.sockets.values()):
                 self._mute(sock)
 
-        self._on_loop(mute())
+        self.on_loop(mute(), 10)
 
     def _mute(self, sock: Any) -> None:
         if getattr(sock, "_fake_muted", False):

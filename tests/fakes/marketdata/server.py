@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import threading
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
@@ -13,11 +11,12 @@ from typing import Any
 from aiohttp import web
 
 from services.calendar import IST
+from tests.fakes.loopback import LoopbackServer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class FakeMarketData:
+class FakeMarketData(LoopbackServer):
     """Yahoo, NSE (website and archives), Alpha Vantage and Polygon on one port.
 
     ``now`` is the fake's wall clock (what "the last 30 days" is measured from).
@@ -26,16 +25,14 @@ class FakeMarketData:
     "garbage" (an unreadable body).
     """
 
+    label = "fake market data"
+
     def __init__(self, *, now: datetime | None = None) -> None:
         self.now = now or datetime(2026, 3, 20, 18, 0, tzinfo=IST)
         self.requests: Counter[str] = Counter()
         self.log: list[tuple[str, dict[str, str]]] = []
         self._faults: dict[str, deque[str]] = {}
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
         from tests.fakes.marketdata import alphavantage, nse, polygon, yahoo
 
         self.yahoo = yahoo.FakeYahoo(self)
@@ -64,57 +61,10 @@ class FakeMarketData:
         return sum(n for k, n in self.requests.items() if k.startswith(host) and path_part in k)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> FakeMarketData:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake market data did not start")
-        return self
-
-    def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-
-        async def boot() -> None:
-            app = web.Application()
-            app.router.add_route("*", "/{host}/{path:.*}", self._dispatch)
-            self._runner = web.AppRunner(app, shutdown_timeout=0.5, handle_signals=False)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            server = site._server
-            assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-        loop.run_until_complete(boot())
-        ready.set()
-        loop.run_forever()
-        loop.close()
-
-    def stop(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        runner = self._runner
-
-        async def shutdown() -> None:
-            if runner is not None:
-                await runner.cleanup()
-
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(5)
-        self._loop = None
-
-    def __enter__(self) -> FakeMarketData:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{host}/{path:.*}", self._dispatch)
+        return app
 
     # -- routing ---------------------------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:

@@ -44,6 +44,8 @@ from zoneinfo import ZoneInfo
 from aiohttp import WSMsgType, web
 from upstox_client.feeder.proto import MarketDataFeedV3_pb2 as pb
 
+from tests.fakes.loopback import LoopbackServer
+
 IST = ZoneInfo("Asia/Kolkata")
 TS = "%Y-%m-%d %H:%M:%S"
 
@@ -283,8 +285,10 @@ class _FeedSocket:
     modes: dict[str, str] = field(default_factory=dict)  # instrument key -> ltpc|full|...
 
 
-class FakeUpstox:
+class FakeUpstox(LoopbackServer):
     """The fake server and its OMS; a context manager, or call start()/stop()."""
+
+    label = "fake Upstox"
 
     def __init__(
         self,
@@ -346,10 +350,6 @@ class FakeUpstox:
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
         # Feed V3 and the portfolio stream.
         self.feed_codes: set[str] = set()
         self.portfolio_codes: set[str] = set()
@@ -369,10 +369,6 @@ class FakeUpstox:
     # -- lifecycle --------------------------------------------------------------------------
 
     @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
     def instruments_url(self) -> str:
         return f"{self.base_url}/market-quote/instruments/exchange/complete.json.gz"
 
@@ -380,68 +376,15 @@ class FakeUpstox:
     def login_url(self) -> str:
         return f"{self.base_url}/v2/login/authorization/dialog"
 
-    def start(self) -> FakeUpstox:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake Upstox did not start")
-        return self
+    def build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        self._routes(app)
+        return app
 
-    def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-
-        async def boot() -> None:
-            app = web.Application(middlewares=[self._middleware])
-            self._routes(app)
-            self._runner = web.AppRunner(app, shutdown_timeout=0.5, handle_signals=False)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            server = site._server
-            assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-        loop.run_until_complete(boot())
-        ready.set()
-        loop.run_forever()
-        loop.close()
-
-    def stop(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        runner = self._runner
-
-        async def shutdown() -> None:
-            for sock in [s.ws for s in self.feed_sockets] + self.portfolio_sockets:
-                with contextlib.suppress(Exception):
-                    await sock.close()
-            if runner is not None:
-                await runner.cleanup()
-            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in others:
-                task.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
-
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(5)
-        self._loop = None
-
-    def __enter__(self) -> FakeUpstox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _on_loop(self, coro: Any) -> Any:
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(5)
+    async def before_shutdown(self) -> None:
+        for sock in [s.ws for s in self.feed_sockets] + self.portfolio_sockets:
+            with contextlib.suppress(Exception):
+                await sock.close()
 
     # -- test controls ----------------------------------------------------------------------
 
@@ -515,7 +458,7 @@ class FakeUpstox:
                     sent += 1
             return sent
 
-        result: int = self._on_loop(send())
+        result: int = self.on_loop(send())
         return result
 
     def drop_feed(self) -> int:
@@ -530,7 +473,7 @@ class FakeUpstox:
                         transport.abort()
             return len(socks)
 
-        result: int = self._on_loop(drop())
+        result: int = self.on_loop(drop())
         return result
 
     def drop_portfolio(self) -> int:
@@ -543,7 +486,7 @@ class FakeUpstox:
                         transport.abort()
             return len(socks)
 
-        result: int = self._on_loop(drop())
+        result: int = self.on_loop(drop())
         return result
 
     def subscribed(self, *, newest: bool = False) -> dict[str, str]:
