@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -27,9 +27,11 @@ from services.alerts import Alert, AlertBook, AlertCondition
 from services.backtest.service import BacktestService
 from services.bars import BarBuilder
 from services.broker import BrokerError, OrderChange
+from services.brokers import registry
 from services.brokers.live import LiveBroker, LiveOptions, resolve_unacknowledged
-from services.brokers.ports import ExecutionClient, FeedMode
-from services.brokers.registry import DEFAULT_BROKERS, BrokerContext, Brokers
+from services.brokers.ports import ExecutionClient, FeedMode, LoginField, LoginPrompt
+from services.brokers.registry import DEFAULT_BROKERS, BrokerContext, Brokers, Role
+from services.brokers.standby import SessionFor, StandbyBroker, StandbyBrokers
 from services.bus import CONNECTION, EventBus
 from services.clock import Clock, SystemClock, to_ist
 from services.domain import (
@@ -57,13 +59,13 @@ from services.marketdata.service import (
 )
 from services.options.chain import OptionChain, option_expiries, option_underlyings
 from services.options.pricing import Model
+from services.order_path import build_order_path
 from services.orders import OrderManager
-from services.paper import PaperBroker, PaperMarginModel
+from services.paper import PaperBroker
 from services.quotes import QuoteBook
 from services.reconcile import Reconciler
 from services.recorder import Recorder
 from services.risk import (
-    CallbackContext,
     JsonFileStateStore,
     KillReport,
     KillSwitch,
@@ -138,6 +140,8 @@ class AppServices:
     # The simulator's past sessions as the profile keeps them (services.simulator.backfill).
     _kept_history: dict[tuple[str, Timeframe], list[Bar]] = field(default_factory=dict)
     _drawings: dict[str, list[dict[str, Any]]] | None = None
+    # Every other registered live broker, for the Broker menu (services.brokers.standby).
+    standby: StandbyBrokers = field(default_factory=lambda: StandbyBrokers({}))
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -284,6 +288,7 @@ class AppServices:
             await self.history_service.router.close()
         if self.live is not None:
             self.live.stop_stream()
+        await self.standby.close()
         if self.node is not None:
             await self.node.execution.close()
         if self.recorder is not None:
@@ -311,12 +316,23 @@ class AppServices:
             self.live.session_listeners.append(listener)
 
     async def broker_login(
-        self, open_browser: Callable[[str], object], name: str | None = None
+        self,
+        open_browser: Callable[[str], object],
+        name: str | None = None,
+        ask: Callable[[str, bool], Awaitable[str]] | None = None,
     ) -> None:
-        """Log in to a broker in the browser: the one in use resumes with the new session;
-        another keeps its token in the keyring for when the settings choose it."""
+        """Log in to a broker: the one in use resumes with the new session; another keeps
+        its token in the keyring for when the settings choose it. ``ask(label, secret)``
+        is the window's question for what a flow needs typed (a TOTP code)."""
+        prompt: LoginPrompt | None = None
+        if ask is not None:
+            question = ask
+
+            async def prompt(field: LoginField) -> str:
+                return await question(field.label, field.secret)
+
         if self.live is not None and name in (None, self.live.name):
-            stored = await self.live.login(open_browser)
+            stored = await self.live.login(open_browser, prompt=prompt)
             if self.node is not None:  # log in once: the order node gets the day's token too
                 await self.node.execution.hand_over_session(
                     self.live.name, stored.access_token
@@ -324,54 +340,41 @@ class AppServices:
             return
         if name is None:
             raise BrokerError("paper trading needs no login")
-        from services.brokers import registry
-        from services.brokers.live import interactive_login
+        await self._standby(name).login(open_browser, prompt)
 
-        section = self.settings.broker_section(name)
-        parts = registry.build(
-            name,
-            BrokerContext(self.clock, self.bus, secrets=self.secrets, settings=section),
-        )
-        redirect = section.get("redirect_url")
-        await interactive_login(
-            name, parts.session, open_browser, redirect_url=str(redirect) if redirect else None
-        )
+    def _standby(self, name: str) -> StandbyBroker:
+        if name not in self.standby:
+            raise BrokerError(f"{name} is not a broker you can log in to")
+        return self.standby.get(name)
 
     def broker_rows(self) -> list[BrokerRow]:
         """Every registered live broker, for the Broker menu."""
-        from services.brokers import registry
-
         rows = []
-        for entry in registry.entries():
-            if not entry.live:
-                continue
-            live = self.live if self.live is not None and self.live.name == entry.name else None
-            rows.append(
-                BrokerRow(
-                    entry.name,
-                    entry.title,
-                    live.session_state if live is not None else "not logged in",
-                    live is not None and live.feed_connected,
-                    live is not None,
+        for name in registry.names(Role.SESSION):
+            title = registry.entry(name).title
+            if self.live is not None and self.live.name == name:
+                live = self.live
+                rows.append(
+                    BrokerRow(name, title, live.session_state, live.feed_connected, True)
                 )
-            )
+            elif name in self.standby:
+                other = self.standby.get(name)
+                rows.append(BrokerRow(name, title, other.session_state, other.connected, False))
         return rows
 
-    def _not_in_use(self, name: str) -> str:
-        return (
-            f"{name} is not the broker in use: set \"feed\": \"{name}\" (and \"broker\" for "
-            "its orders) in the settings and restart"
-        )
+    async def refresh_brokers(self) -> None:
+        """Read every other broker's stored session again (for the Broker menu)."""
+        await self.standby.refresh()
 
-    def broker_connect(self, name: str) -> str:
-        if self.live is None or self.live.name != name:
-            return self._not_in_use(name)
-        return self.live.connect()
+    async def broker_connect(self, name: str) -> str:
+        if self.live is not None and self.live.name == name:
+            return self.live.connect()
+        return await self._standby(name).connect()
 
-    def broker_disconnect(self, name: str) -> str:
-        if self.live is None or self.live.name != name:
-            return self._not_in_use(name)
-        return self.live.disconnect()
+    async def broker_disconnect(self, name: str) -> str:
+        if self.live is not None and self.live.name == name:
+            return self.live.disconnect()
+        return await self._standby(name).disconnect()
 
     def session_renewed(self, access_token: str) -> None:
         """Resume the broker and the feed with a fresh access token after a re-login."""
@@ -703,11 +706,13 @@ def build_services(
     bars = BarBuilder(bus, clock=clock)
     live: LiveBroker | None = None
     broker: PaperBroker | ExecutionClient | None = None
-    if live_feed:
-        if secrets is None and database is not None:
-            from services.security import CredentialStore
+    if secrets is None and database is not None:
+        # The profile's keyring entries: the live broker's, and every other one's for the
+        # Broker menu (a login there keeps its token for when the settings choose it).
+        from services.security import CredentialStore
 
-            secrets = CredentialStore(settings.profile, database, actor="terminal")
+        secrets = CredentialStore(settings.profile, database, actor="terminal")
+    if live_feed:
         section = settings.broker_section(feed)
         live = LiveBroker(
             feed,
@@ -765,41 +770,30 @@ def build_services(
         broker_history = BrokerHistory(live.parts.name, live.parts.history)
     history_service = _history_service(settings, database, bus, clock, bars, simulator, live,
                                        broker_history)
-    orders = OrderManager(broker, instruments, quotes, bus, clock, journal=recorder)
-
-    def available_funds() -> Decimal | None:
-        funds = orders.funds()
-        if funds is not None:
-            return funds.available_cash
-        # A live broker's funds arrive with the first reconciliation; until then the check
-        # is open.
-        return None if not isinstance(broker, PaperBroker) else Decimal(settings.opening_balance)
-
-    context = CallbackContext(
-        clock=clock,
-        last_price_of=quotes.last_price,
-        open_orders_of=orders.open_orders,
-        positions_of=orders.positions,
-        funds_of=available_funds,
-        margin=PaperMarginModel(),
-    )
     store: StateStore = (
         JsonFileStateStore(state_dir / "risk_state.json")
         if state_dir is not None
         else MemoryStateStore()
     )
     audit = recorder.audit_nowait if recorder is not None else None
-    risk = RiskEngine(limits or settings.risk, context, store=store, audit=audit)
-
-    def admission() -> str | None:
-        if risk.state is TradingState.HALTED:
-            return f"trading_state: trading is HALTED ({risk.state_reason}); the order was not sent"
-        if node is not None:
-            return node.admission()
-        return None
-
-    orders.admission = admission
-    orders.checks.append(risk)
+    path = build_order_path(
+        broker,
+        instruments,
+        quotes,
+        bus,
+        clock,
+        limits or settings.risk,
+        # A live broker's funds arrive with the first reconciliation; until then the funds
+        # check is open.
+        funds_until_known=(
+            Decimal(settings.opening_balance) if isinstance(broker, PaperBroker) else None
+        ),
+        journal=recorder,
+        store=store,
+        audit=audit,
+        admission=node.admission if node is not None else None,
+    )
+    orders, risk = path.orders, path.risk
     kill_switch = KillSwitch(
         broker,
         risk,
@@ -890,6 +884,31 @@ def build_services(
         history_service=history_service,
         backtests=BacktestService(database),
         strategy_runners=_strategy_runners(settings, broker, orders, clock),
+        standby=_standby_brokers(settings, live, clock, bus, secrets, brokers),
+    )
+
+
+def _standby_brokers(
+    settings: Settings,
+    live: LiveBroker | None,
+    clock: Clock,
+    bus: EventBus,
+    secrets: SecretStore | None,
+    brokers: Brokers,
+) -> StandbyBrokers:
+    """Every registered live broker but the feed in use, for the Broker menu."""
+
+    def config_for(name: str) -> Callable[[], SessionFor]:
+        return lambda: SessionFor(settings.broker_section(name), secrets)
+
+    return StandbyBrokers(
+        {
+            name: StandbyBroker(
+                name, clock, bus, config_for(name), watch=settings.watchlist, brokers=brokers
+            )
+            for name in registry.names(Role.SESSION)
+            if live is None or name != live.name
+        }
     )
 
 

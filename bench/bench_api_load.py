@@ -48,7 +48,7 @@ TARGET_RATIO = 2.0  # the API's p95 over the bare aiohttp server's, same load, s
 PATHS = ("/v1/positions", "/v1/orders", "/v1/funds", "/livez")
 
 
-def serve(db: str) -> None:
+def serve(db: str, ticks_per_second: float) -> None:
     from app.headless import ServerOptions, parse_listen
     from app.headless import serve as run_server
     from app.settings import Settings
@@ -59,7 +59,7 @@ def serve(db: str) -> None:
     database = Database.open(Path(path), bytes.fromhex(key))
     store = ApiKeyStore(DatabaseConnection(database))  # the production store (SQLCipher)
     options = ServerOptions(keys=store, rate=1e9, burst=1e9)
-    settings = Settings(ticks_per_second=200, models_enabled=False)
+    settings = Settings(ticks_per_second=ticks_per_second, models_enabled=False)
     try:
         code = asyncio.run(run_server(settings, parse_listen("127.0.0.1:0"), options=options))
     finally:
@@ -240,9 +240,11 @@ def main() -> int:
     parser.add_argument(
         "--rate", type=float, default=10.0, help="requests/s per client; 0: flat out"
     )
+    parser.add_argument("--ticks-per-second", type=float, default=200.0,
+                        help="the node's simulator (on the API's loop): how much it costs")
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, args.ticks_per_second)
         return 0
     if args.serve_bare:
         serve_bare(args.serve_bare)
@@ -256,15 +258,17 @@ def main() -> int:
         key = os.urandom(32)
         with Database.open(path, key, create=True) as db:
             token = str(ApiKeyStore(DatabaseConnection(db)).create("bench", [Scope.READ]).token)
-        api = measure([sys.executable, __file__, "--serve", f"{path}#{key.hex()}"], token, args,
-                      tmp, server_p95=True)  # fmt: skip
+        api = measure([sys.executable, __file__, "--serve", f"{path}#{key.hex()}",
+                       "--ticks-per-second", str(args.ticks_per_second)], token, args, tmp,
+                      server_p95=True)  # fmt: skip
         bare = measure([sys.executable, __file__, "--serve-bare", token], token, args, tmp,
                        server_p95=False)  # fmt: skip
     use_wrk = shutil.which("wrk") is not None and not args.python
     generator = "wrk" if use_wrk else "python aiohttp clients (install wrk for a truer figure)"
     pace = f"{args.rate:g} req/s each" if args.rate else "back to back"
     print(f"load generator: {generator}")
-    print(f"clients: {args.clients} concurrent ({pace}) to {', '.join(PATHS)}")
+    print(f"clients: {args.clients} concurrent ({pace}) to {', '.join(PATHS)}; the node's "
+          f"simulator at {args.ticks_per_second:g} ticks/s")
     for name, m in (("dalal API", api), ("bare aiohttp", bare)):
         print(f"{name:>12}: {m['n']:.0f} requests, {m['errors']:.0f} errors, {m['rps']:.0f} "
               f"req/s; ms p50 {m['p50']:.2f}  p95 {m['p95']:.2f}  p99 {m['p99']:.2f}  "

@@ -54,11 +54,20 @@ class SubscriberLagged(Exception):
 
 
 class Subscription(Generic[T]):
-    def __init__(self, bus: EventBus, topic: Topic[T], name: str, *, lossless: bool) -> None:
+    def __init__(
+        self,
+        bus: EventBus,
+        topic: Topic[T],
+        name: str,
+        *,
+        lossless: bool,
+        accept: Callable[[T], bool] | None = None,
+    ) -> None:
         self._bus = bus
         self.topic = topic
         self.name = name
         self._key_fn = None if lossless else topic.coalesce_key
+        self._accept = accept
         self._coalesced: dict[Hashable, T] = {}
         self._queue: deque[T] = deque()
         self._ready = asyncio.Event()
@@ -68,6 +77,8 @@ class Subscription(Generic[T]):
         self.coalesced_away = 0
 
     def _offer(self, event: T) -> None:
+        if self._accept is not None and not self._accept(event):
+            return
         key_fn = self._key_fn
         if key_fn is not None:
             key = key_fn(event)
@@ -87,6 +98,46 @@ class Subscription(Generic[T]):
         else:
             self._queue.append(event)
         self._ready.set()
+
+    def _offer_many(self, events: list[T]) -> None:
+        """``_offer`` for a whole published batch: one call per subscriber, not per event.
+
+        At 50,000 ticks/s with five tick subscribers the per-event call was a quarter of a
+        million Python calls a second; a lossless mailbox now takes a batch in one ``extend``.
+        """
+        if self._accept is not None:
+            events = [e for e in events if self._accept(e)]
+            if not events:
+                return
+        key_fn = self._key_fn
+        if key_fn is not None:
+            coalesced = self._coalesced
+            away = 0
+            for event in events:
+                key = key_fn(event)
+                if key in coalesced:
+                    away += 1
+                    del coalesced[key]  # the newest moves to the end, as in _offer
+                coalesced[key] = event
+            self.coalesced_away += away
+            self._ready.set()
+            return
+        if self._lagged:
+            self._ready.set()
+            return
+        room = self.topic.maxsize - len(self._queue)
+        if len(events) <= room:
+            self._queue.extend(events)
+            self._ready.set()
+            return
+        self._queue.extend(events[:room])
+        self._offer(events[room])  # the one that does not fit marks the lag
+        # the rest are superseded by the resync, as in _offer
+
+    @property
+    def lagging(self) -> bool:
+        """Overrun, and not yet told so (its next read raises ``SubscriberLagged``)."""
+        return self._lagged
 
     def pending(self) -> int:
         return len(self._coalesced) + len(self._queue)
@@ -140,9 +191,21 @@ class EventBus:
         """Remember the loop that owns the bus, for ``publish_threadsafe``."""
         self._loop = loop
 
-    def subscribe(self, topic: Topic[T], name: str, *, lossless: bool = False) -> Subscription[T]:
-        """Return a new mailbox on ``topic``; ``lossless`` turns off coalescing for it."""
-        sub = Subscription(self, topic, name, lossless=lossless)
+    def subscribe(
+        self,
+        topic: Topic[T],
+        name: str,
+        *,
+        lossless: bool = False,
+        accept: Callable[[T], bool] | None = None,
+    ) -> Subscription[T]:
+        """Return a new mailbox on ``topic``; ``lossless`` turns off coalescing for it.
+
+        ``accept`` keeps only the events a subscriber wants out of its mailbox (the recorder
+        takes closed bars only): the live-bar updates it would discard cannot fill its
+        bounded mailbox and make it lag.
+        """
+        sub = Subscription(self, topic, name, lossless=lossless, accept=accept)
         self._subs.setdefault(topic, []).append(sub)
         return sub
 
@@ -159,8 +222,7 @@ class EventBus:
     def publish_many(self, topic: Topic[T], events: list[T]) -> None:
         self.published[topic.name] = self.published.get(topic.name, 0) + len(events)
         for sub in self._subs.get(topic, ()):
-            for event in events:
-                sub._offer(event)
+            sub._offer_many(events)
 
     def publish_threadsafe(self, topic: Topic[T], event: T) -> None:
         """Publish from a foreign thread (a broker SDK's socket thread)."""

@@ -40,7 +40,7 @@ class Recorder:
         bus: EventBus,
         *,
         record_ticks: bool = True,
-        tick_batch: int = 1000,
+        tick_batch: int = 20_000,
         flush_seconds: float = 1.0,
     ) -> None:
         self.db = db
@@ -55,7 +55,9 @@ class Recorder:
         self._orders = bus.subscribe(ORDERS, "recorder", lossless=True)
         self._fills = bus.subscribe(FILLS, "recorder", lossless=True)
         self._tick_sub = bus.subscribe(TICKS, "recorder", lossless=True) if record_ticks else None
-        self._bars = bus.subscribe(BARS, "recorder", lossless=True)
+        # Only closed bars are stored: live-bar updates (one per instrument and timeframe per
+        # tick batch) would fill the mailbox and make the recorder lag at a high tick rate.
+        self._bars = bus.subscribe(BARS, "recorder", lossless=True, accept=_closed)
         self.errors = 0
 
     async def _on(self, pool: ThreadPoolExecutor, fn: Callable[..., R], *args: Any) -> R:
@@ -130,7 +132,9 @@ class Recorder:
                 self.errors += 1
                 continue
             try:
-                await self._on(pool, write, batch)
+                # Shielded: a shutdown that cancels this task must not cancel a batch already
+                # taken from the mailbox before it reached the disk (close() flushes after it).
+                await asyncio.shield(self._on(pool, write, batch))
             except Exception:
                 # A full disk must not take the terminal down; it is counted and logged.
                 self.errors += 1
@@ -168,10 +172,28 @@ class Recorder:
         for sub in (self._orders, self._fills, self._tick_sub, self._bars):
             if sub is not None:
                 sub.close()
+        # What was published but not yet taken from the mailboxes is written too.
+        leftovers: list[tuple[Subscription[Any], Callable[[list[Any]], None], ThreadPoolExecutor]]
+        leftovers = [
+            (self._orders, self._write_orders, self._durable),
+            (self._fills, self._write_fills, self._durable),
+            (self._bars, self._write_bars, self._bulk),
+        ]
+        if self._tick_sub is not None:
+            leftovers.append((self._tick_sub, self._write_ticks, self._bulk))
+        for sub, write, pool in leftovers:
+            with contextlib.suppress(Exception):
+                batch = sub.drain()
+                if batch:
+                    await self._on(pool, write, batch)
         with contextlib.suppress(Exception):
             await self._on(self._bulk, self._flush_ticks)
         self._durable.shutdown(wait=True)
         self._bulk.shutdown(wait=True)
+
+
+def _closed(bar: Bar) -> bool:
+    return bar.closed
 
 
 def _log_failure(future: Future[Any]) -> None:

@@ -80,3 +80,44 @@ def test_closed_subscription_receives_nothing() -> None:
     bus.publish(TICKS, tick("NSE:SBIN", "950"))
     assert bus.subscriber_count(TICKS) == 0
     assert sub.pending() == 0
+
+
+def test_a_batch_fills_a_lossless_mailbox_to_the_brim_without_lagging() -> None:
+    bus = EventBus()
+    small: Topic[Tick] = Topic("small", coalesce_key=lambda t: t.key, maxsize=100)
+    sub = bus.subscribe(small, "recorder", lossless=True)
+    bus.publish_many(small, [tick("NSE:INFY", f"{100 + i}") for i in range(60)])
+    bus.publish_many(small, [tick("NSE:INFY", f"{200 + i}") for i in range(40)])  # exactly full
+    batch = sub.drain()
+    assert len(batch) == 100 and bus.lagged == {}
+    assert [str(t.last_price) for t in batch[58:62]] == ["158", "159", "200", "201"]
+
+
+def test_a_batch_that_overflows_marks_one_lag_and_the_subscriber_goes_on() -> None:
+    bus = EventBus()
+    small: Topic[Tick] = Topic("small", coalesce_key=lambda t: t.key, maxsize=100)
+    sub = bus.subscribe(small, "bars", lossless=True)
+    bus.publish_many(small, [tick("NSE:INFY", "1")] * 90)
+    bus.publish_many(small, [tick("NSE:INFY", "2")] * 20)  # 10 fit, the 11th overflows
+    bus.publish_many(small, [tick("NSE:INFY", "3")] * 5)  # superseded by the resync too
+    assert bus.lagged == {"bars": 1}
+    with pytest.raises(SubscriberLagged):
+        sub.drain()
+    bus.publish_many(small, [tick("NSE:INFY", "4")] * 3)
+    assert [str(t.last_price) for t in sub.drain()] == ["4", "4", "4"]
+    assert bus.lagged == {"bars": 1}
+
+
+def test_accept_keeps_unwanted_events_out_of_the_mailbox() -> None:
+    bus = EventBus()
+    small: Topic[Tick] = Topic("small", coalesce_key=lambda t: t.key, maxsize=10)
+    infy = bus.subscribe(small, "infy-only", lossless=True, accept=lambda t: t.key == "NSE:INFY")
+    everything = bus.subscribe(small, "view")
+    bus.publish_many(small, [tick("NSE:TCS", "1")] * 50 + [tick("NSE:INFY", "2")])
+    bus.publish(small, tick("NSE:TCS", "3"))
+    assert [t.key for t in infy.drain()] == ["NSE:INFY"]  # fifty others never filled it
+    assert bus.lagged == {}
+    assert [(t.key, str(t.last_price)) for t in everything.drain()] == [
+        ("NSE:INFY", "2"),
+        ("NSE:TCS", "3"),
+    ]

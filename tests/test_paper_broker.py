@@ -625,3 +625,28 @@ def test_a_resumed_session_charges_exactly_what_it_charged_before(env: Env) -> N
     # The order that filled in two parts paid one capped brokerage line, not two.
     first = fills[0].order_id
     assert resumed.order_charges(first) == env.broker.order_charges(first)
+
+
+def test_a_stop_touched_only_inside_a_batch_fills_and_the_batch_marks_once(env: Env) -> None:
+    """A burst arrives as one batch: the stop is checked on every tick (the dip to the
+    trigger is in the middle), while positions and funds are published once, at the last."""
+    env.prime()
+    env.place(req(REL, Side.BUY, 10, product=Product.CNC))
+    env.tick(REL, "1500", asks=[("1500", 10)])
+    stop = env.place(req(REL, Side.SELL, 10, OrderType.SL_M, Product.CNC, trigger="1490"))
+    env.positions_sub.drain()
+    funds_before = env.bus.published.get("funds", 0)
+    now = env.clock.now() + timedelta(seconds=1)
+    burst = [
+        make_tick(REL, "1495", now, bids=[("1494.95", 100)]),
+        make_tick(REL, "1490", now, bids=[("1489.95", 100)]),  # the only touch
+        make_tick(REL, "1496", now, bids=[("1495.95", 100)]),
+        make_tick(REL, "1497", now, bids=[("1496.95", 100)]),
+    ]
+    env.clock.advance(1)
+    env.broker.on_ticks(burst)
+    done = env.order(stop.order_id)
+    assert done.status is OrderStatus.FILLED and done.average_price == D("1489.95")
+    marks = env.positions_sub.drain()
+    assert marks[-1].quantity == 0 and marks[-1].last_price == D("1497")
+    assert env.bus.published["funds"] == funds_before + 1  # one figure for the whole batch

@@ -1,20 +1,23 @@
 """The Broker menu: per registered broker, log in, connect and disconnect.
 
 Each broker is a submenu whose title says its state ("logged in, streaming", "session
-expired", "not logged in"); the state is read again every time the menu opens. The verbs go
-through the facade (``widgets.ports.BrokerControls``); what they did is shown in the status
-bar. A broker that is not the one in use can still be logged in to (its token is kept for
-when the settings choose it); connecting it needs the settings' ``feed`` and a restart, and
-the menu says so instead of pretending.
+expired", "not logged in"). The titles show what is known at once when the menu opens, and
+are updated when the stored sessions have been read again (off the loop, through the
+facade). The verbs go through the facade (``widgets.ports.BrokerControls``) for every
+registered broker, the one in use or not: a broker that is not in use keeps its token for
+when the settings choose it, and connecting it runs its feed beside the one in use (its
+prices do not reach the views). What a verb did is shown in the status bar. A login that
+needs something typed (Angel One's TOTP code without a stored seed) asks in a dialog.
 """
 
 from __future__ import annotations
 
+import asyncio
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QMenu, QWidget
+from PySide6.QtWidgets import QInputDialog, QLineEdit, QMenu, QWidget
 
 from widgets.ports import BrokerControls, BrokerRow
 from widgets.ui_pump import spawn
@@ -23,6 +26,7 @@ SESSION_TEXT = {
     "valid": "logged in",
     "expired": "session expired",
     "not logged in": "not logged in",
+    "not set up": "no credentials stored",
 }
 
 
@@ -31,8 +35,37 @@ def describe(row: BrokerRow) -> str:
     if row.in_use:
         state += ", streaming" if row.connected else ", disconnected"
     else:
-        state += " (not in use)"
+        state += ", connected (not in use)" if row.connected else " (not in use)"
     return f"{row.title} — {state}"
+
+
+class TextQuestion:
+    """One question in a window-modal dialog, answered on the loop (no nested event loop)."""
+
+    def __init__(self, parent: QWidget | None) -> None:
+        self._parent = parent
+        self.dialog: QInputDialog | None = None  # the open question (tests answer it)
+
+    async def __call__(self, label: str, secret: bool) -> str:
+        dialog = QInputDialog(self._parent)
+        dialog.setWindowTitle("Broker login")
+        dialog.setLabelText(label)
+        dialog.setTextEchoMode(QLineEdit.EchoMode.Password if secret else QLineEdit.EchoMode.Normal)
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def finished(result: int) -> None:
+            if not answer.done():
+                accepted = result == QInputDialog.DialogCode.Accepted.value
+                answer.set_result(dialog.textValue() if accepted else "")
+
+        dialog.finished.connect(finished)
+        self.dialog = dialog
+        dialog.open()
+        try:
+            return await answer
+        finally:
+            self.dialog = None
+            dialog.deleteLater()
 
 
 class BrokerMenu(QMenu):
@@ -48,9 +81,21 @@ class BrokerMenu(QMenu):
         self._controls = controls
         self._say = say
         self._open_browser = open_browser
+        self.ask: Callable[[str, bool], Awaitable[str]] = TextQuestion(parent)
         self.submenus: dict[str, QMenu] = {}
-        self.aboutToShow.connect(self.refresh)
+        self.aboutToShow.connect(self._opening)
         self.refresh()
+
+    def _opening(self) -> None:
+        self.refresh()
+        spawn(self.reread(), name="broker-menu:refresh")
+
+    async def reread(self) -> None:
+        """Read the stored sessions again, then show them (a login elsewhere counts)."""
+        try:
+            await self._controls.refresh_brokers()
+        finally:
+            self.refresh()
 
     def refresh(self) -> None:
         rows = self._controls.broker_rows()
@@ -75,9 +120,9 @@ class BrokerMenu(QMenu):
             for action in sub.actions():
                 verb = action.objectName().rsplit(":", 1)[-1]
                 if verb == "connect":
-                    action.setEnabled(not row.in_use or not row.connected)
+                    action.setEnabled(not row.connected)
                 elif verb == "disconnect":
-                    action.setEnabled(row.in_use and row.connected)
+                    action.setEnabled(row.connected)
 
     def action(self, name: str, verb: str) -> QAction:
         for action in self.submenus[name].actions():
@@ -91,7 +136,7 @@ class BrokerMenu(QMenu):
 
     async def _run_login(self, name: str) -> None:
         try:
-            await self._controls.broker_login(self._open_browser, name)
+            await self._controls.broker_login(self._open_browser, name, self.ask)
         except Exception as exc:  # a refused or abandoned login is a message, not a crash
             self._say(f"login to {name} failed: {exc}")
         else:
@@ -99,9 +144,15 @@ class BrokerMenu(QMenu):
         self.refresh()
 
     def _connect(self, name: str) -> None:
-        self._say(self._controls.broker_connect(name))
-        self.refresh()
+        self._say(f"connecting to {name}…")
+        spawn(self._run(self._controls.broker_connect(name)), name=f"broker-connect:{name}")
 
     def _disconnect(self, name: str) -> None:
-        self._say(self._controls.broker_disconnect(name))
+        spawn(self._run(self._controls.broker_disconnect(name)), name=f"broker-disconnect:{name}")
+
+    async def _run(self, verb: Awaitable[str]) -> None:
+        try:
+            self._say(await verb)
+        except Exception as exc:  # a broker that fails to connect is a message, not a crash
+            self._say(f"broker: {exc}")
         self.refresh()

@@ -7,7 +7,7 @@ object with these methods. ``app.wiring.AppServices`` satisfies it structurally.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -130,21 +130,31 @@ class BrokerRow:
 
     name: str  # the registry name (``dalal login NAME``)
     title: str
-    session: str  # "valid", "expired", "not logged in"
+    session: str  # "valid", "expired", "not logged in", "not set up"
     connected: bool  # its feed is streaming
     in_use: bool  # the terminal's feed (and venue) right now
 
 
 @runtime_checkable
 class BrokerControls(Protocol):
-    """The Broker menu's verbs: log in, connect and disconnect, per registered broker."""
+    """The Broker menu's verbs: log in, connect and disconnect, per registered broker.
+
+    ``broker_rows`` is instant (what is known now); ``refresh_brokers`` reads the stored
+    sessions again off the loop. ``ask(label, secret)`` is how a login asks the trader for
+    something typed (a TOTP code). Connect and disconnect answer with what they did.
+    """
 
     def broker_rows(self) -> list[BrokerRow]: ...
 
+    async def refresh_brokers(self) -> None: ...
+
     async def broker_login(
-        self, open_browser: Callable[[str], object], name: str | None = None
+        self,
+        open_browser: Callable[[str], object],
+        name: str | None = None,
+        ask: Callable[[str, bool], Awaitable[str]] | None = None,
     ) -> None: ...
 
-    def broker_connect(self, name: str) -> str: ...
+    async def broker_connect(self, name: str) -> str: ...
 
-    def broker_disconnect(self, name: str) -> str: ...
+    async def broker_disconnect(self, name: str) -> str: ...

@@ -1,6 +1,11 @@
 """``dalal login BROKER``: the daily login of any registered live broker; the token goes to
 the keyring (or the profile's vault).
 
+One command for every broker: the flow is the broker's own (``services/brokers/<name>/
+session.py``), reached through the registry and ``services.brokers.live.interactive_login``;
+its options come from the broker's ``LoginSpec`` (a TOTP code, a pasted session). This
+module only reads the terminal: it hands the flow a prompt for what it needs.
+
 The API key and secret must be stored first (``dalal credentials set BROKER``). A token that
 is still valid is kept unless ``--force`` is given.
 """
@@ -13,8 +18,12 @@ import sys
 import webbrowser
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from app.commands.vault import add_profile_args, guarded, unlock
+from app.commands.vault import add_profile_args, guarded, prompt_secret, unlock
+
+if TYPE_CHECKING:
+    from services.brokers.ports import LoginField
 
 Opener = Callable[[str], object]
 
@@ -24,6 +33,20 @@ OPEN_BROWSER: Opener = webbrowser.open
 
 def _print_url(url: str) -> None:
     print(f"opening your browser on the broker's login page; if it does not open, visit:\n  {url}")
+
+
+def _ask(field: LoginField) -> str:
+    """One answer from the terminal (hidden for a secret); EOFError when stdin has ended."""
+    label = f"{field.label}: "
+    return (prompt_secret(label) if field.secret else input(label)).strip()
+
+
+async def _prompt(field: LoginField) -> str:
+    return await asyncio.to_thread(_ask, field)
+
+
+def _dest(field: LoginField) -> str:
+    return field.option.replace("-", "_")
 
 
 @guarded
@@ -39,9 +62,11 @@ def login_broker(args: argparse.Namespace) -> int:
     settings = load_cli_settings(args)
     name: str = args.login_broker
     title = registry.entry(name).title
+    spec = registry.login_spec(name)
     section = settings.broker_section(name)
-    if args.redirect_url:
+    if getattr(args, "redirect_url", None):
         section["redirect_url"] = args.redirect_url
+    values = {f.name: str(v) for f in spec.fields if (v := getattr(args, _dest(f), None))}
     clock = SystemClock()
     vault, db = unlock(args)
     try:
@@ -56,6 +81,12 @@ def login_broker(args: argparse.Namespace) -> int:
                 until = to_ist(current.expires_at)
                 print(f"already logged in to {title} until {until:%Y-%m-%d %H:%M} IST")
                 return 0
+            if getattr(args, "paste", False):
+                for field in spec.fields:
+                    if field.paste and field.name not in values:
+                        values[field.name] = _ask(field)
+                        if not values[field.name]:
+                            raise EOFError(f"no {field.name} given")
             redirect = section.get("redirect_url")
             token = asyncio.run(
                 interactive_login(
@@ -63,12 +94,14 @@ def login_broker(args: argparse.Namespace) -> int:
                     session,
                     OPEN_BROWSER,
                     redirect_url=str(redirect) if redirect else None,
-                    within=args.timeout,
+                    within=float(getattr(args, "timeout", 300.0)),
                     on_listening=_print_url,
+                    values=values,
+                    prompt=_prompt,
                 )
             )
-        except BrokerError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        except (BrokerError, EOFError) as exc:
+            print(f"error: {exc or 'no answer given'}", file=sys.stderr)
             return 1
     finally:
         db.close()
@@ -77,228 +110,43 @@ def login_broker(args: argparse.Namespace) -> int:
     return 0
 
 
-@guarded
-def login_breeze(args: argparse.Namespace) -> int:
-    """ICICI's login page posts ``API_Session`` to the loopback listener (or it is pasted);
-    the SDK's customerdetails exchange turns it into the day's session key, kept in the
-    vault until midnight IST."""
-    from app.cli import load_cli_settings
-    from services.brokers.breeze.session import BreezeSecrets, BreezeSession, LoginFailed
-    from services.brokers.errors import BrokerError
-    from services.clock import SystemClock, to_ist
-    from services.security import CredentialStore
-
-    settings = load_cli_settings(args)
-    clock = SystemClock()
-    vault, db = unlock(args)
-    try:
-        secrets = BreezeSecrets(CredentialStore(vault.paths.profile, db, actor="cli"))
-        session = BreezeSession(
-            secrets,
-            clock,
-            endpoints=settings.breeze.endpoints(),
-            redirect_url=args.redirect_url or settings.breeze.redirect_url,
-        )
-        current = session.current(clock.now())
-        if current is not None and not args.force:
-            print(
-                "already logged in to Breeze until "
-                f"{to_ist(current.expires_at):%Y-%m-%d %H:%M} IST"
-            )
-            return 0
-        try:
-            value = args.session
-            if args.paste:
-                value = input("API_Session from ICICI's redirect: ").strip()
-            if value:
-                stored = asyncio.run(session.complete_login({"API_Session": value}))
-            else:
-
-                def show(url: str) -> None:
-                    print(
-                        "opening your browser on ICICI's login page; if it does not open, "
-                        f"visit:\n  {url}"
-                    )
-
-                stored = asyncio.run(
-                    session.login(OPEN_BROWSER, within=args.timeout, on_listening=show)
-                )
-        except (LoginFailed, BrokerError, EOFError) as exc:
-            print(f"error: {exc or 'no API_Session given'}", file=sys.stderr)
-            return 1
-    finally:
-        db.close()
-    print(
-        "logged in to Breeze; the session lasts until "
-        f"{to_ist(stored.expires_at):%Y-%m-%d %H:%M} IST"
-    )
-    return 0
-
-
-@guarded
-def login_angelone(args: argparse.Namespace) -> int:
-    """Client code, PIN and TOTP: the code from the stored seed (pyotp), or typed."""
-    from app.angelone import build_parts
-    from app.cli import load_cli_settings
-    from app.commands.vault import prompt_secret
-    from services.broker import BrokerError
-    from services.brokers.angelone.session import AngelSession
-    from services.clock import SystemClock, to_ist
-    from services.security import CredentialStore
-
-    settings = load_cli_settings(args)
-    clock = SystemClock()
-    vault, db = unlock(args)
-    try:
-        store = CredentialStore(vault.paths.profile, db, actor="cli")
-        try:
-            session = build_parts(settings, store, clock).session
-            assert isinstance(session, AngelSession)
-            current = session.current(clock.now())
-            if current is not None and not args.force:
-                until = to_ist(current.expires_at)
-                print(f"already logged in to Angel One until {until:%Y-%m-%d %H:%M} IST")
-                return 0
-            session.login_url()  # the client code is stored: ask for a code only then
-            code = args.totp or ""
-            if not code and session.secrets.totp_secret() is None:
-                code = prompt_secret("Angel One TOTP code (6 digits): ").strip()
-            token = asyncio.run(session.complete_login({"totp": code}))
-        except BrokerError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-    finally:
-        db.close()
-    until = to_ist(token.expires_at)
-    print(f"logged in to Angel One; the session lasts until {until:%Y-%m-%d %H:%M} IST")
-    return 0
-
-
-@guarded
-def login_upstox(args: argparse.Namespace) -> int:
-    """Upstox's OAuth dialog in the browser, the redirect caught on 127.0.0.1 with its state
-    checked, the single-use code traded for the day's token (kept until 03:30 IST)."""
-    from app.cli import load_cli_settings
-    from services.brokers.errors import BrokerError
-    from services.brokers.upstox.session import UpstoxSession
-    from services.clock import SystemClock, to_ist
-    from services.security import CredentialStore
-
-    settings = load_cli_settings(args)
-    clock = SystemClock()
-    vault, db = unlock(args)
-    try:
-        session = UpstoxSession(
-            CredentialStore(vault.paths.profile, db, actor="cli"),
-            endpoints=settings.upstox.endpoints(),
-            redirect_uri=args.redirect_url or settings.upstox.redirect_url,
-            clock=clock,
-        )
-        current = session.current(clock.now())
-        if current is not None and not args.force:
-            print(
-                "already logged in to Upstox until "
-                f"{to_ist(current.expires_at):%Y-%m-%d %H:%M} IST"
-            )
-            return 0
-
-        def show(url: str) -> None:
-            print(
-                "opening your browser on Upstox's login page; if it does not open, visit:\n"
-                f"  {url}"
-            )
-
-        try:
-            stored = asyncio.run(
-                session.login(OPEN_BROWSER, within=args.timeout, on_listening=show)
-            )
-        except BrokerError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-    finally:
-        db.close()
-    print(
-        "logged in to Upstox; the session lasts until "
-        f"{to_ist(stored.expires_at):%Y-%m-%d %H:%M} IST"
-    )
-    return 0
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from services.brokers import registry
 
     parser = subparsers.add_parser("login", help="log in to a broker in the browser")
     sub = parser.add_subparsers(dest="login_broker", required=True)
-    # ICICI's login may be pasted and Angel One's takes a TOTP: each keeps a command of its
-    # own; every other registered broker gets the generic one (the loop below).
-    b = sub.add_parser(
-        "breeze",
-        help="ICICI Direct Breeze: browser login (or a pasted API_Session), session kept in "
-        "the vault until midnight IST",
-    )
-    b.add_argument(
-        "--redirect-url",
-        default=None,
-        metavar="URL",
-        help="your Breeze app's redirect URL, if it is a loopback one (default from settings, "
-        "http://127.0.0.1:5011/breeze/callback)",
-    )
-    how = b.add_mutually_exclusive_group()
-    how.add_argument("--paste", action="store_true", help="type the API_Session instead")
-    how.add_argument("--session", default=None, help=argparse.SUPPRESS)
-    b.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the login")
-    b.add_argument("--force", action="store_true", help="log in again even if still logged in")
-    b.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    add_profile_args(b)
-    b.set_defaults(func=login_breeze)
-    p = sub.add_parser(
-        "angelone",
-        help="Angel One: client code, PIN and TOTP (no browser); the session lasts until "
-        "midnight IST",
-    )
-    p.add_argument(
-        "--totp",
-        default=None,
-        metavar="CODE",
-        help="the six-digit code (default: generated from the stored totp_secret, or asked)",
-    )
-    p.add_argument("--force", action="store_true", help="log in again even if still logged in")
-    p.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    add_profile_args(p)
-    p.set_defaults(func=login_angelone)
-    u = sub.add_parser(
-        "upstox",
-        help="Upstox: browser login (OAuth), token kept in the vault until 03:30 IST",
-    )
-    u.add_argument(
-        "--redirect-url",
-        default=None,
-        metavar="URL",
-        help="your Upstox app's redirect URL (default from settings, "
-        "http://127.0.0.1:53682/cb/upstox)",
-    )
-    u.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the login")
-    u.add_argument("--force", action="store_true", help="log in again even if still logged in")
-    u.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    add_profile_args(u)
-    u.set_defaults(func=login_upstox)
     for entry in registry.entries(registry.Role.SESSION):
-        if entry.name in sub.choices:  # a broker with a login command of its own
-            continue
-        p = sub.add_parser(
-            entry.name,
-            help=f"{entry.title}: the day's login, token kept in the keyring until it expires",
-        )
-        p.add_argument(
-            "--redirect-url",
-            default=None,
-            metavar="URL",
-            help=f"your {entry.title} app's redirect URL (default from the settings' "
-            f"{entry.name} section)",
-        )
-        p.add_argument(
-            "--timeout", type=float, default=300.0, help="seconds to wait for the login"
-        )
+        spec = registry.login_spec(entry.name)
+        p = sub.add_parser(entry.name, help=spec.help)
+        if spec.browser:
+            p.add_argument(
+                "--redirect-url",
+                default=None,
+                metavar="URL",
+                help=f"your {entry.title} app's redirect URL, a loopback one (default from "
+                f"the settings' {entry.name} section)",
+            )
+            p.add_argument(
+                "--timeout", type=float, default=300.0, help="seconds to wait for the login"
+            )
+        pasted = [f for f in spec.fields if f.paste]
+        given = p.add_mutually_exclusive_group() if pasted else p
+        if pasted:
+            given.add_argument(
+                "--paste",
+                action="store_true",
+                help="type the " + " and ".join(f.name for f in pasted) + " instead",
+            )
+        for field in spec.fields:
+            # A pasted value on the command line would stay in the shell's history: hidden.
+            target = given if field.paste else p
+            target.add_argument(
+                f"--{field.option}",
+                dest=_dest(field),
+                default=None,
+                metavar="VALUE" if field.paste else "CODE",
+                help=argparse.SUPPRESS if field.paste else field.help,
+            )
         p.add_argument(
             "--force", action="store_true", help="log in again even if still logged in"
         )

@@ -1,9 +1,10 @@
-"""A live broker's day token in a long-running node: readiness, and taking a new token.
+"""A live broker's day token in a long-running node: readiness, and SIGHUP.
 
 Broker tokens die every day (at 06:00 IST for some). ``/readyz`` then reports ``broker_session``
 as expired, and the running process takes the token that the next ``dalal login BROKER``
-saves, without a restart: at once on SIGHUP, and by reading the credential store every
-minute (in a worker thread) while the session is expired.
+saves, without a restart: ``services.brokers.live.SessionRenewal`` (generic over brokers)
+polls the credential store while the session is expired, and SIGHUP (installed here, the
+process's signal) wakes it at once.
 """
 
 from __future__ import annotations
@@ -14,73 +15,21 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from services.brokers.live import SESSION_POLL_SECONDS, SessionRenewal
 from services.health import Check
 
 if TYPE_CHECKING:
-    from app.wiring import AppServices
     from services.brokers.live import LiveBroker
+
+__all__ = [
+    "SESSION_POLL_SECONDS",
+    "SessionRenewal",
+    "broker_session_probe",
+    "install_reload_signal",
+]
 
 log = logging.getLogger("dalal.headless")
 
-SESSION_POLL_SECONDS = 60.0  # how often an expired session looks for a new token
-
-
-class SessionRenewal:
-    """Takes a token saved by another process (``dalal login BROKER``) into this one.
-
-    ``wake`` (SIGHUP) checks at once; while the session is expired or missing the credential
-    store is read every ``poll_interval`` seconds. An expiry itself only starts the polling:
-    at that moment the stored token is the one the broker just refused. The read blocks (keyring,
-    database), so it runs in a worker thread. A stored token equal to the one in use is not
-    news.
-    """
-
-    def __init__(
-        self,
-        services: AppServices,
-        live: LiveBroker,
-        *,
-        poll_interval: float = SESSION_POLL_SECONDS,
-    ) -> None:
-        self._services = services
-        self._live = live
-        self.poll_interval = poll_interval
-        self._wake = asyncio.Event()
-        self._rearm = asyncio.Event()  # the session changed state: recompute the poll timeout
-        self.renewals = 0
-        services.on_session_expired(self._rearm.set)
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def check_now(self) -> bool:
-        """Resume with the stored token if it is new; True if it was taken."""
-        token = await asyncio.to_thread(self._live.stored_token)
-        if token is None or token == self._live.access_token:
-            return False
-        log.info("a new %s token was saved: resuming the broker session", self._live.title)
-        self._services.session_renewed(token)
-        self.renewals += 1
-        return True
-
-    async def run(self) -> None:
-        while True:
-            timeout = None if self._live.session_valid else self.poll_interval
-            waits = [asyncio.ensure_future(e.wait()) for e in (self._wake, self._rearm)]
-            try:
-                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waits:
-                    waiter.cancel()
-            if self._rearm.is_set() and not self._wake.is_set():
-                self._rearm.clear()
-                continue  # just expired: poll from now on, the stored token is the refused one
-            self._rearm.clear()
-            self._wake.clear()
-            try:
-                await self.check_now()
-            except Exception:  # a locked keyring must not end the watcher
-                log.exception("could not read the stored broker token")
 
 
 def broker_session_probe(live: LiveBroker) -> Callable[[], Check]:

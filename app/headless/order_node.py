@@ -13,6 +13,7 @@ from typing import Any
 
 from app.http.context import NodeControls
 from app.wiring import AppServices
+from services.brokers.ports import TokenHandover
 from services.node.events import EventJournal
 from services.node.idempotency import IdempotentOrders, Ledger, MemoryLedger, SqlLedger
 from services.node.sebi import OrderRateGate, apply_algo_id
@@ -39,14 +40,14 @@ def build_node_controls(services: AppServices) -> NodeControls:
     execution = live.execution if live is not None else None
     if execution is not None and node.algo_id:
         log.info("SEBI: %s", apply_algo_id(execution, node.algo_id))
-    store = getattr(live.session, "secrets", None) if live is not None else None
-    if live is not None and store is not None and hasattr(store, "save_token"):
-        saver = store
+    session = live.session if live is not None else None
+    if live is not None and isinstance(session, TokenHandover):
+        taker, receiver = session, live
         broker_name = live.name
 
         async def handover(token: str) -> None:
-            await asyncio.to_thread(saver.save_token, token, services.clock.now())
-            services.session_renewed(token)
+            stored = await asyncio.to_thread(taker.adopt, token, services.clock.now())
+            receiver.use_token(stored.access_token, stored.expires_at)
 
     return NodeControls(
         idempotency=idempotency,

@@ -9,12 +9,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from app.headless.broker_session import SessionRenewal, broker_session_probe
+from app.headless.broker_session import broker_session_probe
 from app.headless.order_node import build_node_controls
 from app.http.auth import AuditFn, KeyVerifier, log_audit
 from app.http.context import ApiContext, NodeControls
 from app.wiring import AppServices
 from services.apikeys import Failure, Verdict
+from services.brokers.live import SessionRenewal
 from services.health import (
     Check,
     DatabaseMonitor,
@@ -98,6 +99,7 @@ class HeadlessRuntime:
 
     async def stop(self) -> None:
         self.readiness.stopping = True
+        await self.node.idempotency.settled()  # every answer given is stored before closing
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
         await self._flush_off_loop()
@@ -170,7 +172,7 @@ def build_runtime(
     renewal = None
     if services.live is not None:
         readiness.add("broker_session", broker_session_probe(services.live))
-        renewal = SessionRenewal(services, services.live)
+        renewal = SessionRenewal(services.live)
     readiness.add("services", services_probe("services", services.running, ["quotes", "bars"]))
     node_settings = services.settings.node
     readiness.add("egress", lambda: Check(

@@ -1,9 +1,9 @@
 """The backtester: a simulated clock driving the terminal's own services.
 
 Nothing here re-implements trading. ``Backtest`` assembles the components the app runs live
-(``PaperBroker`` with its matching, charges and MIS square-off; ``OrderManager`` with the
-``RiskEngine``'s checks; ``StrategyRunner``; ``BarBuilder`` for recorded ticks) around a
-``ManualClock``, and feeds them market data in time order:
+(``PaperBroker`` with its matching, charges and MIS square-off; the order path of
+``services.order_path``, the same factory the app uses; ``StrategyRunner``; ``BarBuilder``
+for recorded ticks) around a ``ManualClock``, and feeds them market data in time order:
 
 * **Recorded ticks** go in exactly as the live feed delivered them: each tick to the quote
   book, the paper broker and the bar builder, then closed bars to the strategy. This is the
@@ -27,14 +27,10 @@ from services.bus import BARS, FILLS, EventBus
 from services.clock import ManualClock, to_ist
 from services.domain import Bar, Depth, DepthLevel, Fill, Funds, Order, Tick, Timeframe
 from services.instruments import InstrumentRegistry
-from services.orders import OrderManager
+from services.order_path import build_order_path
 from services.paper.broker import DEFAULT_SQUARE_OFF, PaperBroker
-from services.paper.margin import PaperMarginModel
 from services.quotes import QuoteBook
-from services.risk import RiskEngine, TradingState
-from services.risk.context import CallbackContext
 from services.risk.limits import RiskLimits
-from services.risk.state import MemoryStateStore
 from services.strategies.base import Strategy
 from services.strategies.runner import Refusal, StrategyRunner
 
@@ -95,18 +91,17 @@ class Backtest:
             square_off_at=self.config.square_off_at,
         )
         self.quotes = QuoteBook(self.bus)
-        self.orders = OrderManager(self.broker, instruments, self.quotes, self.bus, self.clock)
-        context = CallbackContext(
-            clock=self.clock,
-            last_price_of=self.quotes.last_price,
-            open_orders_of=self.orders.open_orders,
-            positions_of=self.orders.positions,
-            funds_of=self._available,
-            margin=PaperMarginModel(),
+        path = build_order_path(
+            self.broker,
+            instruments,
+            self.quotes,
+            self.bus,
+            self.clock,
+            self.config.limits,
+            funds_until_known=self.config.opening_balance,
         )
-        self.risk = RiskEngine(self.config.limits, context, store=MemoryStateStore())
-        self.orders.checks.append(self.risk)
-        self.orders.admission = self._admission
+        self.orders = path.orders
+        self.risk = path.risk
         self.strategy = strategy
         self.runner = StrategyRunner(strategy, self.orders, self.clock)
         self._fills = self.bus.subscribe(FILLS, "backtest", lossless=True)
@@ -116,15 +111,6 @@ class Backtest:
         self._last: dict[str, Tick] = {}
         self._closes: dict[str, dict[date, Decimal]] = {}
         self._bars = 0
-
-    def _available(self) -> Decimal | None:
-        funds = self.orders.funds()
-        return funds.available_cash if funds is not None else self.config.opening_balance
-
-    def _admission(self) -> str | None:
-        if self.risk.state is TradingState.HALTED:
-            return f"trading_state: trading is HALTED ({self.risk.state_reason})"
-        return None
 
     # -- replay --------------------------------------------------------------------------------
     async def run_bars(

@@ -8,7 +8,9 @@ it is also the execution venue, its orders). It owns what is the same for every 
   morning for a process left running;
 - the session: the day's token, its expiry (a token past ``expires_at`` is treated as
   expired before the broker has to refuse it), the "log in again" signal, the interactive
-  login, and taking a token saved by another process (headless: SIGHUP or polling);
+  login, and ``SessionRenewal``: a token saved by another process (``dalal login``) or
+  renewed without the trader (a stored TOTP seed) taken into a running one (headless:
+  SIGHUP or polling);
 - the feed: subscriptions from the views, the master's new tokens after a reload;
 - the portfolio: positions, funds and trades read back after every fill the broker reports
   (at most once a second, so a burst of partial fills costs one refresh), holdings at start,
@@ -28,9 +30,9 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.bars import BarBuilder
@@ -43,7 +45,9 @@ from services.brokers.ports import (
     FeedMode,
     InstrumentMaster,
     InteractiveSession,
+    LoginPrompt,
     MarketDataFeed,
+    OrderUpdateStream,
     SessionToken,
 )
 from services.bus import CONNECTION, FILLS, FUNDS, ORDERS, POSITIONS, SubscriberLagged
@@ -72,10 +76,18 @@ FILL_REFRESH_SECONDS = 1.0
 # Holdings are settled overnight and masters are published early; by 08:00 IST both are new.
 MORNING_RELOAD_AT = time(8, 0)
 RETRY_SECONDS = 60.0
+SESSION_POLL_SECONDS = 60.0  # how often an expired session looks for a new token
 
 
-def master_date_setting(name: str) -> str:
-    return f"{name}.instruments.date"
+# Which broker's master the profile's instruments table holds, and of which day:
+# ``"<broker> <YYYY-MM-DD>"``. One table serves every broker (their ids differ: Kite's int
+# tokens, Upstox's instrument keys), so a cache is only ever read back by the broker that
+# wrote it, on the day it was written.
+MASTER_CACHE_SETTING = "instruments.master"
+
+
+def master_stamp(name: str, day: date) -> str:
+    return f"{name} {day.isoformat()}"
 
 
 def seconds_to_morning(now: datetime) -> float:
@@ -158,6 +170,9 @@ class LiveBroker:
         self.portfolio_refreshes = 0
         self.master_loads = 0
 
+    def now(self) -> datetime:
+        return self._clock.now()
+
     @property
     def feed_component(self) -> str:
         return f"feed:{self.name}"
@@ -206,10 +221,15 @@ class LiveBroker:
 
     def stored_token(self) -> str | None:
         """The token saved by a login (this process or another) and still valid; blocking."""
+        current = self.stored_session()
+        return current.access_token if current is not None else None
+
+    def stored_session(self) -> SessionToken | None:
+        """The session saved by a login (this process or another), with its expiry; blocking
+        (the keyring and the profile database)."""
         if self.session is None:
             return None
-        current = self.session.current(self._clock.now())
-        return current.access_token if current is not None else None
+        return self.session.current(self._clock.now())
 
     def use_token(self, access_token: str, expires_at: datetime | None = None) -> None:
         """A new day's token (a login here or in another process): resume everything."""
@@ -234,6 +254,8 @@ class LiveBroker:
         *,
         within: float = 300.0,
         on_listening: Callable[[str], None] | None = None,
+        values: Mapping[str, str] | None = None,
+        prompt: LoginPrompt | None = None,
     ) -> SessionToken:
         """The interactive login (the desktop's dialog, ``dalal login``); resumes everything."""
         token = await interactive_login(
@@ -243,6 +265,8 @@ class LiveBroker:
             redirect_url=self.redirect_url,
             within=within,
             on_listening=on_listening,
+            values=values,
+            prompt=prompt,
         )
         self.use_token(token.access_token, token.expires_at)
         return token
@@ -271,8 +295,8 @@ class LiveBroker:
         master: InstrumentMaster | None = None
         cacheable = isinstance(provider, CachedMasterProvider)
         if db is not None and cacheable:
-            stamp = await asyncio.to_thread(db.settings.get, master_date_setting(self.name))
-            if stamp == today.isoformat():
+            stamp = await asyncio.to_thread(db.settings.get, MASTER_CACHE_SETTING)
+            if stamp == master_stamp(self.name, today):
                 cached = await asyncio.to_thread(db.instruments.all)
                 if cached:
                     assert isinstance(provider, CachedMasterProvider)
@@ -281,7 +305,7 @@ class LiveBroker:
             master = await provider.fetch_master()
             if db is not None and cacheable:
                 await asyncio.to_thread(
-                    self._store_master, db, master.instruments(), today.isoformat()
+                    self._store_master, db, master.instruments(), master_stamp(self.name, today)
                 )
         fresh = [i for i in master.instruments() if i.expiry is None or i.expiry >= today]
         self.master = master
@@ -292,8 +316,11 @@ class LiveBroker:
         return len(fresh)
 
     def _store_master(self, db: Database, instruments: list[Instrument], stamp: str) -> None:
-        db.instruments.upsert_many(instruments)
-        db.settings.set(master_date_setting(self.name), stamp)
+        # The stamp goes first and comes back last: a crash in between leaves no stamp, and
+        # the next start downloads, never reading rows under another broker's stamp.
+        db.settings.set(MASTER_CACHE_SETTING, "")
+        db.instruments.replace_all(instruments)
+        db.settings.set(MASTER_CACHE_SETTING, stamp)
 
     async def follow_master(self, retry: float = RETRY_SECONDS) -> None:
         """Reload the master every morning for a process left running: new contracts appear,
@@ -323,9 +350,8 @@ class LiveBroker:
         self.feed = self.parts.feed(self.master)
         self._subscribe(self._wanted)
         self.feed.start()
-        # An execution client whose order updates come on a socket of their own (not on the
-        # feed, as Kite's do) exposes it as ``order_stream`` with start/stop (Upstox).
-        order_stream = getattr(self.execution, "order_stream", None)
+        # Order updates on a socket of their own (Upstox), not on the feed (Kite).
+        order_stream = self._order_stream
         if order_stream is not None:
             order_stream.start()
 
@@ -361,8 +387,13 @@ class LiveBroker:
         )
         return f"disconnected from {self.title}"
 
+    @property
+    def _order_stream(self) -> OrderUpdateStream | None:
+        """The broker's order-update socket, when this process trades on it."""
+        return self.parts.order_stream if self.execution is not None else None
+
     def stop_stream(self) -> None:
-        order_stream = getattr(self.execution, "order_stream", None)
+        order_stream = self._order_stream
         if order_stream is not None:
             order_stream.stop()
         if self.feed is not None:
@@ -547,6 +578,70 @@ class LiveBroker:
             self._history_requests.discard((key, timeframe))
 
 
+class SessionRenewal:
+    """Takes a new day's token into a running process, for whichever broker is in use.
+
+    Broker tokens die every day (Kite 06:00 IST, Upstox 03:30, ICICI and Angel One at
+    midnight); a long-running process (headless, the order node) resumes without a restart:
+
+    - a token that ``dalal login BROKER`` saved in another process is taken at once on
+      ``wake`` (SIGHUP) and, while the session is expired or missing, by reading the
+      credential store every ``poll_interval`` seconds;
+    - a broker that can renew without the trader (Angel One with its TOTP seed stored:
+      ``BrokerSession.renew``) is renewed at the same moments.
+
+    An expiry itself only starts the polling: at that moment the stored token is the one the
+    broker just refused. The reads block (keyring, database), so they run in a worker
+    thread. A stored token equal to the one in use is not news.
+    """
+
+    def __init__(self, live: LiveBroker, *, poll_interval: float = SESSION_POLL_SECONDS) -> None:
+        self._live = live
+        self.poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._rearm = asyncio.Event()  # the session changed state: recompute the poll timeout
+        self.renewals = 0
+        live.session_listeners.append(self._rearm.set)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def check_now(self) -> bool:
+        """Resume with a stored token if it is new, else renew an expired session when the
+        broker allows it; True if a new token was taken."""
+        live = self._live
+        token = await asyncio.to_thread(live.stored_session)
+        if token is not None and token.access_token == live.access_token:
+            token = None
+        if token is None and not live.session_valid and live.session is not None:
+            token = await live.session.renew(live.now())
+        if token is None:
+            return False
+        log.info("a new %s token is here: resuming the broker session", live.title)
+        live.use_token(token.access_token, token.expires_at)
+        self.renewals += 1
+        return True
+
+    async def run(self) -> None:
+        while True:
+            timeout = None if self._live.session_valid else self.poll_interval
+            waits = [asyncio.ensure_future(e.wait()) for e in (self._wake, self._rearm)]
+            try:
+                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waits:
+                    waiter.cancel()
+            if self._rearm.is_set() and not self._wake.is_set():
+                self._rearm.clear()
+                continue  # just expired: poll from now on, the stored token is the refused one
+            self._rearm.clear()
+            self._wake.clear()
+            try:
+                await self.check_now()
+            except Exception:  # a locked keyring or a refused renewal must not end the watcher
+                log.exception("could not take a new %s session", self._live.title)
+
+
 async def interactive_login(
     name: str,
     session: BrokerSession | None,
@@ -555,12 +650,18 @@ async def interactive_login(
     redirect_url: str | None = None,
     within: float = 300.0,
     on_listening: Callable[[str], None] | None = None,
+    values: Mapping[str, str] | None = None,
+    prompt: LoginPrompt | None = None,
 ) -> SessionToken:
-    """Log in to broker ``name``: its own flow when it has one, else the generic redirect."""
+    """Log in to broker ``name``, the one entry for every broker (``dalal login``, the
+    desktop's Broker menu and dialog): its own flow when it has one, else the generic
+    redirect. ``values`` and ``prompt`` carry what the trader types (``InteractiveSession``)."""
     if session is None:
         raise BrokerError(f"{name}: no keyring is open for its credentials (unlock a profile)")
     if isinstance(session, InteractiveSession):
-        return await session.login(open_browser, within=within, on_listening=on_listening)
+        return await session.login(
+            open_browser, within=within, on_listening=on_listening, values=values, prompt=prompt
+        )
     from services.brokers.login import redirect_login
 
     return await redirect_login(

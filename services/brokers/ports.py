@@ -24,7 +24,7 @@ The contract tables in each docstring are what ``tests/brokers/conformance`` che
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -59,14 +59,19 @@ __all__ = [
     "InstrumentProvider",
     "InteractiveSession",
     "Listing",
+    "LoginField",
     "LoginKind",
+    "LoginPrompt",
+    "LoginSpec",
     "MarketDataFeed",
     "MarketProtection",
     "OrderChange",
+    "OrderUpdateStream",
     "ProtectionRange",
     "RateWindow",
     "SecretStore",
     "SessionToken",
+    "TokenHandover",
 ]
 
 # The broker's own id for an instrument: Kite's int token, Upstox's ``NSE_EQ|INE002A01018``,
@@ -161,6 +166,39 @@ class LoginKind(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class LoginField:
+    """A value a login flow may need from the trader: a TOTP code typed, a session pasted.
+
+    ``name`` is its key in ``complete_login``'s callback; ``option`` the ``dalal login``
+    flag that gives it (``--totp``); ``secret`` hides it while typed; ``paste`` makes it an
+    alternative to the browser (``dalal login BROKER --paste`` asks for it up front).
+    """
+
+    name: str
+    label: str
+    option: str
+    secret: bool = False
+    paste: bool = False
+    help: str = ""
+
+
+# What a flow calls when it needs a field the caller did not give (a terminal's prompt, a
+# desktop dialog); it returns the trader's answer.
+LoginPrompt = Callable[[LoginField], Awaitable[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class LoginSpec:
+    """How a broker's login looks from outside, read without building the broker (each
+    ``config.py`` has ``LOGIN``): the command's help, whether a browser is involved (a
+    redirect URL and a time limit then apply), and the fields the trader may supply."""
+
+    help: str = "the day's login, token kept in the keyring until it expires"
+    browser: bool = True
+    fields: tuple[LoginField, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SessionToken:
     """The day's session. ``extra`` holds other per-day secrets (a feed token, a user id)."""
 
@@ -234,10 +272,14 @@ class BrokerSession(Protocol):
 class InteractiveSession(BrokerSession, Protocol):
     """A session with its own interactive flow (Kite: a nonce in ``redirect_params``).
 
-    ``login(open_browser, within=, on_listening=)`` must do the whole flow: open the login
-    page with ``open_browser`` (or use the stored TOTP secret), store and return the token;
-    ``on_listening(url)`` tells a CLI what to print. Raises as ``complete_login``, plus
-    ``BrokerError`` when cancelled or not completed within ``within`` seconds.
+    ``login(open_browser, within=, on_listening=, values=, prompt=)`` must do the whole
+    flow: open the login page with ``open_browser`` (or use the stored TOTP secret), store
+    and return the token; ``on_listening(url)`` tells a CLI what to print. ``values`` are
+    the ``LoginField``s the caller already has (a code given on the command line, a pasted
+    session: then no browser); ``prompt`` asks the trader for one the flow needs and was not
+    given (without it, a missing field is ``CredentialsMissing``). The flow never reads a
+    terminal or shows a window itself. Raises as ``complete_login``, plus ``BrokerError``
+    when cancelled or not completed within ``within`` seconds.
     """
 
     async def login(
@@ -246,7 +288,31 @@ class InteractiveSession(BrokerSession, Protocol):
         *,
         within: float = 300.0,
         on_listening: Callable[[str], None] | None = None,
+        values: Mapping[str, str] | None = None,
+        prompt: LoginPrompt | None = None,
     ) -> SessionToken: ...
+
+
+@runtime_checkable
+class TokenHandover(Protocol):
+    """A session that takes the day's token from a login made elsewhere: the trader logs in
+    once on the desktop, which hands the token to its order node (``POST /v1/session/NAME``).
+
+    ===================  =====================================================================
+    call                 contract
+    ===================  =====================================================================
+    adopt(token, at)     must:   keep ``token`` as ``complete_login`` would have (same store,
+                                 the broker's expiry counted from ``at``), return it
+                         raises: never for a non-empty token (the broker judges it on the
+                                 next call, which raises SessionExpired if it is bad)
+                         timing: blocking (the keyring): call it off the loop
+    ===================  =====================================================================
+
+    A broker whose day's session is more than one token (ICICI's user id, Angel One's feed
+    token) cannot be handed over this way and does not implement it.
+    """
+
+    def adopt(self, access_token: str, login_at: datetime) -> SessionToken: ...
 
 
 # -- instruments ------------------------------------------------------------------------------
@@ -428,6 +494,31 @@ class ExecutionClient(Protocol):
 
 
 # -- market data ------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class OrderUpdateStream(Protocol):
+    """An execution client's own order-update socket, for a broker whose order updates do
+    not come on the market feed (Upstox's portfolio stream; Kite's come on the ticker).
+
+    ===================  =====================================================================
+    call                 contract
+    ===================  =====================================================================
+    start()              must:   connect and keep reconnecting (as a feed does); publish each
+                                 update as an ``Order`` on the ORDERS topic and its state on
+                                 CONNECTION (component ``orders:<broker>``)
+                         raises: never; timing: instant (the socket connects in the loop)
+    stop()               must:   close the socket and stop reconnecting
+                         raises: never; timing: instant
+    ===================  =====================================================================
+
+    ``BrokerParts.order_stream`` holds it; ``live.py`` starts and stops it with the feed,
+    and ``BrokerParts.use_token`` hands it a new day's token.
+    """
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

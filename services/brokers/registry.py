@@ -26,7 +26,9 @@ from services.brokers.ports import (
     HistoryProvider,
     InstrumentMaster,
     InstrumentProvider,
+    LoginSpec,
     MarketDataFeed,
+    OrderUpdateStream,
     SecretStore,
     SessionToken,
 )
@@ -125,6 +127,13 @@ def entry(name: str) -> BrokerEntry:
     raise UnknownBroker(name)
 
 
+def login_spec(name: str) -> LoginSpec:
+    """How broker ``name`` logs in (its ``config.LOGIN``), read without building it: the
+    command line makes ``dalal login NAME``'s options from it."""
+    spec = getattr(entry(name).module("config"), "LOGIN", None)
+    return spec if isinstance(spec, LoginSpec) else LoginSpec()
+
+
 @dataclass
 class BrokerContext:
     """What the app hands a broker's ``build``: shared services and that broker's settings.
@@ -167,6 +176,8 @@ class BrokerParts:
     execution: ExecutionClient | None = None
     history: HistoryProvider | None = None
     feed: FeedFactory | None = None
+    # Order updates on a socket of their own (not on the feed), started with the feed.
+    order_stream: OrderUpdateStream | None = None
     use_token: Callable[[SessionToken], None] = lambda token: None
     # The day's master, once loaded or reloaded, for parts that map keys (history).
     use_master: Callable[[InstrumentMaster], None] = lambda master: None

@@ -12,11 +12,18 @@ journal's synchronous=FULL connection); the answer is stored with them. A retry 
 * a refusal, when the same key comes with a different body.
 
 Keys are scoped by API key id, so two clients cannot collide, and are kept for a day.
+
+The answer is stored after it is sent, not before: the claim (with the tag) is what makes a
+retry safe, and it is durable before the broker is called. Until the answer is stored, a retry
+in this process waits for the first attempt, and one after a crash finds the order by its tag.
+On a profile database each stored answer is one more synchronous commit on the journal's
+thread; awaiting it cost the order path a median 3 ms (and its queue) per order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +33,8 @@ from services.orders import new_tag
 from services.storage import Database
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 KEEP_SECONDS = 24 * 3600
 MAX_KEY_LENGTH = 128
@@ -153,7 +162,26 @@ class IdempotentOrders:
         self._offload: Offload = offload or _inline
         self._now_ns = now_ns
         self._running: dict[tuple[str, str], asyncio.Future[Outcome]] = {}
+        self._storing: set[asyncio.Task[None]] = set()
         self.replays = 0
+
+    async def settled(self) -> None:
+        """Wait until every answer given so far is stored (tests, an orderly shutdown)."""
+        while self._storing:
+            await asyncio.gather(*self._storing, return_exceptions=True)
+
+    def _store_later(self, scope: str, key: str, outcome: Outcome) -> None:
+        """Store the answer on the ledger's thread, in order with what follows it there."""
+
+        async def store() -> None:
+            try:
+                await self._offload(lambda: self._ledger.complete(scope, key, outcome))
+            except Exception:  # the claim stays: a retry finds the order by its tag
+                log.exception("storing the answer for Idempotency-Key %r failed", key)
+
+        task = asyncio.get_running_loop().create_task(store(), name="idempotency-store")
+        self._storing.add(task)
+        task.add_done_callback(self._storing.discard)
 
     async def prune(self, keep_seconds: float = KEEP_SECONDS) -> int:
         before = self._now_ns() - int(keep_seconds * 1e9)
@@ -204,5 +232,5 @@ class IdempotentOrders:
                 return found, True
         outcome, final = await attempt(entry.tag)
         if final:
-            await self._offload(lambda: self._ledger.complete(scope, key, outcome))
+            self._store_later(scope, key, outcome)
         return outcome, False

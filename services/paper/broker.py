@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, time, timedelta
 from decimal import Decimal
@@ -216,8 +216,7 @@ class PaperBroker:
                 except SubscriberLagged:
                     log.warning("paper broker fell behind the feed; some ticks were skipped")
                     continue
-                for tick in batch:
-                    self.on_tick(tick)
+                self.on_ticks(batch)
         finally:
             sub.close()
             self._bus.publish(
@@ -228,34 +227,49 @@ class PaperBroker:
             )
 
     def on_tick(self, tick: Tick) -> None:
-        self._last_ticks[tick.key] = tick
+        self.on_ticks((tick,))
+
+    def on_ticks(self, ticks: Iterable[Tick]) -> None:
+        """Fold in a batch from the feed.
+
+        Every tick is matched against the orders resting on its instrument, in order, so a
+        stop-loss trigger is never skipped. Positions are marked and funds published once per
+        batch, at each instrument's last price: the intermediate marks of a burst were
+        superseded within the same loop iteration (and the topics coalesce them anyway).
+        """
         self._maybe_square_off()
-        marked = self._mark(tick)
-        ids = self._working_by_key.get(tick.key)
+        last = self._last_ticks
+        working = self._working_by_key
         changed = False
-        if ids and self._is_fresh(tick):
-            changed = self._trigger(tick, ids)
-            if tick.depth is not None:
-                book = TickBook(tick.depth)
-                for order_id in list(ids):
-                    changed |= self._match(order_id, book, tick)
+        for tick in ticks:
+            last[tick.key] = tick
+            ids = working.get(tick.key)
+            if ids and self._is_fresh(tick):
+                changed |= self._trigger(tick, ids)
+                if tick.depth is not None:
+                    book = TickBook(tick.depth)
+                    for order_id in list(ids):
+                        changed |= self._match(order_id, book, tick)
+        marked = self._mark_all() if self._positions else []
         for position in marked:
-            self._bus.publish(POSITIONS, self._positions[(position.key, position.product)])
+            self._bus.publish(POSITIONS, position)
         if marked or changed:
             self._bus.publish(FUNDS, self.current_funds())
 
+    def _mark_all(self) -> list[Position]:
+        """Mark every position whose instrument's last price moved; return those marked."""
+        last = self._last_ticks
+        marked: list[Position] = []
+        for slot, position in self._positions.items():
+            tick = last.get(slot[0])
+            if tick is not None and position.last_price != tick.last_price:
+                marked.append(replace(position, last_price=tick.last_price))
+        for position in marked:
+            self._positions[(position.key, position.product)] = position
+        return marked
+
     def _is_fresh(self, tick: Tick) -> bool:
         return self._clock.now() - tick.ts <= self.max_quote_age
-
-    def _mark(self, tick: Tick) -> list[Position]:
-        marked: list[Position] = []
-        for product in Product:
-            position = self._positions.get((tick.key, product))
-            if position is not None and position.last_price != tick.last_price:
-                position = replace(position, last_price=tick.last_price)
-                self._positions[(tick.key, product)] = position
-                marked.append(position)
-        return marked
 
     def _trigger(self, tick: Tick, ids: list[str]) -> bool:
         changed = False
@@ -702,6 +716,9 @@ class PaperBroker:
         self._bus.publish(ORDERS, order)
 
     def _entry_problem(self, request: OrderRequest, instrument: Instrument | None) -> str | None:
+        if request.validity is Validity.TTL:
+            # As every live adapter: a TTL order needs a duration the request cannot carry.
+            return "TTL validity needs a duration, which the order ticket does not set; use DAY"
         try:
             validate_order(request, instrument)
         except OrderValidationError as exc:

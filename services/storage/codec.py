@@ -35,13 +35,13 @@ from services.domain import (
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 
 
 def to_ns(ts: datetime) -> int:
     if ts.tzinfo is None:
         raise ValueError("naive datetime: storage only accepts timezone-aware times")
-    return ((ts - EPOCH) // _US) * 1000
+    d = ts - EPOCH  # integer arithmetic on the parts: exact, cheaper than a timedelta division
+    return (d.days * 86_400 + d.seconds) * 1_000_000_000 + d.microseconds * 1000
 
 
 def from_ns(ns: int) -> datetime:
@@ -102,10 +102,12 @@ def _depth_json(depth: Depth | None) -> str | None:
     if depth is None:
         return None
 
-    def side(levels: tuple[DepthLevel, ...]) -> list[list[Any]]:
-        return [[str(x.price), x.quantity, x.orders] for x in levels]
-
-    return json.dumps({"b": side(depth.bids), "a": side(depth.asks)}, separators=(",", ":"))
+    # The same text json.dumps gave (compact separators), built directly: a price's text is
+    # digits, sign, point and exponent only, so it needs no escaping. Every recorded tick
+    # carries a depth, and this took half of the tick's encoding time through json.dumps.
+    bids = ",".join([f'["{x.price}",{x.quantity},{x.orders}]' for x in depth.bids])
+    asks = ",".join([f'["{x.price}",{x.quantity},{x.orders}]' for x in depth.asks])
+    return f'{{"b":[{bids}],"a":[{asks}]}}'
 
 
 def _depth_from(text: str | None) -> Depth | None:

@@ -34,6 +34,14 @@ class InstrumentRepository(_Repository):
         with self._db.transaction() as c:
             c.executemany("INSERT OR REPLACE INTO instruments VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
 
+    def replace_all(self, instruments: Iterable[Instrument]) -> None:
+        """Make the table exactly ``instruments``, in one transaction (a broker's whole day's
+        master: nothing of another broker's, or of an earlier day's, survives)."""
+        rows = [codec.instrument_row(i) for i in instruments]
+        with self._db.transaction() as c:
+            c.execute("DELETE FROM instruments")
+            c.executemany("INSERT OR REPLACE INTO instruments VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+
     def get(self, key: str) -> Instrument | None:
         exchange, _, symbol = key.partition(":")
         rows = self._db.query(

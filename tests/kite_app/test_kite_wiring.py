@@ -131,3 +131,62 @@ async def test_instrument_master_cached_in_the_database_daily(
         await services.stop()
     finally:
         db.close()
+
+
+async def test_the_master_cache_belongs_to_the_broker_that_wrote_it(
+    fake: FakeKite, tmp_path: Path
+) -> None:
+    """One profile, two brokers on one day: each reads back only its own cached master
+    (Kite's int tokens are not Upstox's instrument keys), never the other's rows."""
+    from app.settings import UpstoxSettings
+    from tests.fakes.upstox import FakeUpstox
+
+    db = Database.open(tmp_path / "p.db", b"k" * 32, create=True)
+    later = (NOW + timedelta(hours=12)).astimezone(IST).isoformat()
+    try:
+        with FakeUpstox() as upstox:
+            clock = ManualClock(NOW)
+            kite = build_services(
+                kite_settings(fake), clock, database=db, secrets=secrets_for(fake)
+            )
+            assert kite.live is not None
+            await kite.live.load_instruments()
+            kite_downloads = fake.journal.count("GET", "/instruments")
+            secrets = MemorySecrets(
+                {
+                    "upstox": {"api_key": upstox.client_id, "api_secret": upstox.client_secret},
+                    "upstox-session": {"access_token": "fake-access-token", "expires_at": later},
+                }
+            )
+            settings = Settings(
+                broker="upstox",
+                watchlist=["NSE:INFY"],
+                upstox=UpstoxSettings(base_url=upstox.base_url),
+            )
+            on_upstox = build_services(settings, clock, database=db, secrets=secrets)
+            assert on_upstox.live is not None and on_upstox.live.master is None
+            await on_upstox.live.load_instruments()  # downloaded: the cache is Kite's
+            master = on_upstox.live.master
+            assert master is not None and master.broker == "upstox"
+            assert master.broker_id("NSE:INFY") == "NSE_EQ|INE009A01021"
+            # Back on Kite the same day: Upstox's rows are not read as Kite tokens.
+            again = build_services(
+                kite_settings(fake), clock, database=db, secrets=secrets_for(fake)
+            )
+            assert again.live is not None
+            await again.live.load_instruments()
+            assert fake.journal.count("GET", "/instruments") == kite_downloads + 1
+            assert again.live.master is not None
+            assert isinstance(again.live.master.broker_id("NSE:INFY"), int)
+            # And a second Kite start that day reads its own cache.
+            third = build_services(
+                kite_settings(fake), clock, database=db, secrets=secrets_for(fake)
+            )
+            assert third.live is not None
+            await third.live.load_instruments()
+            assert fake.journal.count("GET", "/instruments") == kite_downloads + 1
+            assert {i.key for i in db.instruments.all()} == {
+                i.key for i in again.live.master.instruments()
+            }
+    finally:
+        db.close()

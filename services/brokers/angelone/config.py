@@ -26,6 +26,8 @@ from typing import Any
 from services.brokers.ports import (
     BrokerLimits,
     FeedCapacity,
+    LoginField,
+    LoginSpec,
     ProtectionRange,
     RateWindow,
     SessionToken,
@@ -36,6 +38,19 @@ NAME = "angelone"
 TITLE = "Angel One"
 BROKER_ID = NAME
 DISPLAY_NAME = TITLE
+TOTP_FIELD = LoginField(
+    "totp",
+    "Angel One TOTP code (6 digits)",
+    "totp",
+    secret=True,
+    help="the six-digit code (default: generated from the stored totp_secret, or asked)",
+)
+LOGIN = LoginSpec(
+    help="Angel One: client code, PIN and TOTP (no browser); the session lasts until "
+    "midnight IST",
+    browser=False,
+    fields=(TOTP_FIELD,),
+)
 
 ORDER_WINDOWS = (RateWindow(9, 1.0), RateWindow(500, 60.0), RateWindow(1000, 3600.0))
 HISTORY_CALLS_PER_SECOND = 3.0

@@ -18,10 +18,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, time, timedelta
 
-from services.brokers.angelone.config import NAME, TITLE
+from services.brokers.angelone.config import NAME, TITLE, TOTP_FIELD
 from services.brokers.angelone.execution import AngelTokens
 from services.brokers.errors import CredentialsMissing, SessionExpired
-from services.brokers.ports import LoginKind, SecretStore, SessionToken
+from services.brokers.ports import LoginKind, LoginPrompt, SecretStore, SessionToken
 from services.clock import IST, Clock, to_ist
 
 CREDENTIALS = NAME  # ``dalal credentials set angelone``
@@ -149,10 +149,19 @@ class AngelSession:
         *,
         within: float = 300.0,
         on_listening: Callable[[str], None] | None = None,
+        values: Mapping[str, str] | None = None,
+        prompt: LoginPrompt | None = None,
     ) -> SessionToken:
-        """The ``InteractiveSession`` flow: no browser at Angel; the stored TOTP seed makes
-        the code (without one, ``complete_login({"totp": code})`` with a typed code)."""
-        return await asyncio.wait_for(self.complete_login({}), within)
+        """The ``InteractiveSession`` flow: no browser at Angel. The code is the one given
+        (``values["totp"]``), else one from the stored TOTP seed, else the trader's answer
+        to ``prompt``; the client code is checked first, before anyone types a code."""
+        self.login_url()
+        code = ((values or {}).get(TOTP_FIELD.name) or "").strip()
+        if not code and self.secrets.totp_secret() is None and prompt is not None:
+            code = (await prompt(TOTP_FIELD)).strip()
+            if not code:
+                raise SessionExpired(f"no {TITLE} TOTP code given; log in again")
+        return await asyncio.wait_for(self.complete_login({TOTP_FIELD.name: code}), within)
 
     def current(self, now: datetime) -> SessionToken | None:
         return self.secrets.current(now)

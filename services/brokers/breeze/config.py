@@ -16,6 +16,8 @@ from services.brokers.ports import (
     BrokerLimits,
     FeedCapacity,
     InstrumentMaster,
+    LoginField,
+    LoginSpec,
     MarketDataFeed,
     ProtectionRange,
     RateWindow,
@@ -25,6 +27,20 @@ from services.brokers.registry import BrokerContext, BrokerParts
 
 NAME = "breeze"
 TITLE = "ICICI Direct Breeze"
+# ICICI posts API_Session to the app's redirect URL; a trader whose app is registered on a
+# URL that is not loopback pastes it instead (``dalal login breeze --paste``).
+API_SESSION_FIELD = LoginField(
+    "API_Session",
+    "API_Session from ICICI's redirect",
+    "session",
+    paste=True,
+    help="the API_Session from ICICI's redirect (instead of the browser)",
+)
+LOGIN = LoginSpec(
+    help="ICICI Direct Breeze: browser login (or a pasted API_Session), session kept in "
+    "the vault until midnight IST",
+    fields=(API_SESSION_FIELD,),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +177,14 @@ def build(context: BrokerContext) -> BrokerParts:
         bus=context.bus,
         **options,
     )
-    session = BreezeSession(secrets, clock, endpoints=endpoints, api_key=configured)
+    redirect = context.settings.get("redirect_url")
+    session = BreezeSession(
+        secrets,
+        clock,
+        endpoints=endpoints,
+        api_key=configured,
+        **({"redirect_url": str(redirect)} if redirect else {}),
+    )
     history = BreezeHistory(execution, masters, clock=clock)
     state: dict[str, SessionToken | None] = {"token": token}
 

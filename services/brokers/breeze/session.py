@@ -26,7 +26,7 @@ from aiohttp import web
 from services.brokers.breeze.config import NAME, BreezeEndpoints
 from services.brokers.breeze.errors import map_exception
 from services.brokers.errors import BrokerError, CredentialsMissing, SessionExpired
-from services.brokers.ports import LoginKind, SecretStore, SessionToken
+from services.brokers.ports import LoginKind, LoginPrompt, SecretStore, SessionToken
 from services.clock import IST, Clock, to_ist
 
 CREDENTIALS = NAME  # api_key, api_secret: ``dalal credentials set breeze``
@@ -184,9 +184,15 @@ class BreezeSession:
         *,
         within: float = 300.0,
         on_listening: Callable[[str], None] | None = None,
+        values: Mapping[str, str] | None = None,
+        prompt: LoginPrompt | None = None,
     ) -> SessionToken:
         """The whole flow (``InteractiveSession``): ICICI's page, its form POST caught on the
-        loopback redirect, the exchange, the vault."""
+        loopback redirect, the exchange, the vault. A pasted ``API_Session`` in ``values``
+        (the trader's app redirects elsewhere) skips the browser."""
+        pasted = ((values or {}).get(FORM_FIELD) or "").strip()
+        if pasted:
+            return await self.complete_login({FORM_FIELD: pasted})
         value = await capture_api_session(
             self.login_url(),
             self.redirect_url,

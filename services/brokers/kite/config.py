@@ -18,6 +18,7 @@ from services.brokers.ports import (
     BrokerLimits,
     FeedCapacity,
     InstrumentMaster,
+    LoginSpec,
     ProtectionRange,
     RateWindow,
     SessionToken,
@@ -29,6 +30,9 @@ NAME = "kite"
 TITLE = "Zerodha Kite"
 # Must equal the redirect URL registered on the Kite Connect app, character for character.
 DEFAULT_REDIRECT = "http://127.0.0.1:5010/kite/callback"
+LOGIN = LoginSpec(
+    help="Zerodha Kite: browser login, the token kept in the keyring until 06:00 IST",
+)
 
 LIMITS = BrokerLimits(
     tag_max_length=20,

@@ -18,7 +18,7 @@ from datetime import datetime, time, timedelta
 from typing import Protocol
 
 from services.brokers.errors import CredentialsMissing, SessionExpired
-from services.brokers.ports import LoginKind, SecretStore, SessionToken
+from services.brokers.ports import LoginKind, LoginPrompt, SecretStore, SessionToken
 from services.clock import IST, Clock, to_ist
 
 
@@ -161,6 +161,11 @@ class KiteSession:
     async def renew(self, now: datetime) -> SessionToken | None:
         return None  # SEBI: Kite wants an interactive login every day
 
+    def adopt(self, access_token: str, login_at: datetime) -> SessionToken:
+        """``TokenHandover``: a token from the desktop's login, kept until 06:00 IST."""
+        stored = self.secrets.save_token(access_token, login_at)
+        return SessionToken(stored.access_token, stored.expires_at)
+
     def forget(self) -> None:
         self.secrets.forget_token()
 
@@ -170,6 +175,8 @@ class KiteSession:
         *,
         within: float = 300.0,
         on_listening: Callable[[str], None] | None = None,
+        values: Mapping[str, str] | None = None,
+        prompt: LoginPrompt | None = None,
     ) -> SessionToken:
         """The browser login, caught on the loopback redirect URL (``login.py``)."""
         from services.brokers.kite.login import login_and_store

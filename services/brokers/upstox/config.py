@@ -17,6 +17,7 @@ from services.brokers.ports import (
     FeedCapacity,
     FeedMode,
     InstrumentMaster,
+    LoginSpec,
     MarketDataFeed,
     ProtectionRange,
     RateWindow,
@@ -110,6 +111,7 @@ LIMITS = limits()
 
 NAME = BROKER
 TITLE = "Upstox"
+LOGIN = LoginSpec(help="Upstox: browser login (OAuth), token kept in the vault until 03:30 IST")
 
 
 def build(context: BrokerContext) -> BrokerParts:
@@ -143,7 +145,7 @@ def build(context: BrokerContext) -> BrokerParts:
         session = UpstoxSession(
             context.secrets,
             endpoints=endpoints,
-            redirect_uri=str(context.settings.get("redirect_uri") or "") or None,
+            redirect_uri=str(context.settings.get("redirect_url") or "") or None,
             clock=clock,
         )
     token = context.access_token
@@ -181,10 +183,8 @@ def build(context: BrokerContext) -> BrokerParts:
         lookup_delay=float(options.get("lookup_delay", 0.5)),
         **sleep,
     )
-    execution.order_stream = UpstoxOrderStream(
-        api, context.bus, execution, clock=clock, **feed_options
-    )
-    sockets: list[UpstoxFeed | UpstoxOrderStream] = [execution.order_stream]
+    order_stream = UpstoxOrderStream(api, context.bus, execution, clock=clock, **feed_options)
+    sockets: list[UpstoxFeed | UpstoxOrderStream] = [order_stream]
 
     def feed(master: InstrumentMaster) -> MarketDataFeed:
         cache.set(master)
@@ -204,6 +204,7 @@ def build(context: BrokerContext) -> BrokerParts:
         execution=execution,
         history=UpstoxHistory(api, cache, clock=clock),
         feed=feed,
+        order_stream=order_stream,
         use_token=use_token,
         logged_in=token is not None,
     )

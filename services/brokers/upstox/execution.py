@@ -103,9 +103,6 @@ class UpstoxExecution:
         # The latest record of every slice seen, to fold stream updates into one order.
         self._slice_orders: dict[str, Order] = {}
         self.placement_attempts = 0
-        # The portfolio stream pushing this account's order updates (set by config.build;
-        # the app starts it with the live session).
-        self.order_stream: Any = None
 
     # -- keys -------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from urllib.parse import urlencode, urlsplit
 from aiohttp import web
 
 from services.brokers.errors import CredentialsMissing, SessionExpired
-from services.brokers.ports import LoginKind, SecretStore, SessionToken
+from services.brokers.ports import LoginKind, LoginPrompt, SecretStore, SessionToken
 from services.brokers.upstox.config import API_VERSION, BROKER, TOKEN_EXPIRY, UpstoxEndpoints
 from services.brokers.upstox.errors import map_error
 from services.clock import IST, Clock, SystemClock, to_ist
@@ -200,6 +200,8 @@ class UpstoxSession:
         *,
         within: float = 300.0,
         on_listening: Callable[[str], None] | None = None,
+        values: Mapping[str, str] | None = None,
+        prompt: LoginPrompt | None = None,
     ) -> SessionToken:
         """The whole browser login: listen on the redirect URI, open the dialog, trade the code.
 
@@ -256,6 +258,14 @@ class UpstoxSession:
 
     async def renew(self, now: datetime) -> SessionToken | None:
         return None  # Upstox has no refresh token: the trader logs in again each day
+
+    def adopt(self, access_token: str, login_at: datetime) -> SessionToken:
+        """``TokenHandover``: a token from the desktop's login, kept until 03:30 IST."""
+        token = SessionToken(access_token, token_expiry(login_at))
+        self._store.set(
+            SESSION, {"access_token": access_token, "expires_at": token.expires_at.isoformat()}
+        )
+        return token
 
     def forget(self) -> None:
         self._store.delete(SESSION)

@@ -19,8 +19,9 @@ from tests.storage.conftest import FAST_ARGON2
 
 def args_for(tmp_path: Path, config: Path, **kw: object) -> argparse.Namespace:
     base: dict[str, object] = {
-        "profile": "test", "config": config, "data_dir": tmp_path / "data",
-        "cache_dir": tmp_path / "cache", "key_fd": None, "key_credential": None,
+        "login_broker": "angelone", "profile": "test", "config": config,
+        "data_dir": tmp_path / "data", "cache_dir": tmp_path / "cache",
+        "key_fd": None, "key_credential": None,
         "kdf_time_cost": 1, "totp": None, "force": False,
     }  # fmt: skip
     base.update(kw)
@@ -49,7 +50,7 @@ def test_login_with_the_stored_seed_then_already_logged_in(
     config.write_text(settings_for(fake).model_dump_json(), "utf-8")
     vault = setup(fake, tmp_path, memory_keyring, seed=True)
     args = args_for(tmp_path, config)
-    assert login_cmd.login_angelone(args) == 0
+    assert login_cmd.login_broker(args) == 0
     out = capsys.readouterr().out
     assert "logged in to Angel One" in out and "00:00 IST" in out
     db = vault.unlock(vault.keyring_source())
@@ -59,7 +60,7 @@ def test_login_with_the_stored_seed_then_already_logged_in(
         assert stored["access_token"] not in str(db.query("SELECT * FROM credential_meta"))
     finally:
         db.close()
-    assert login_cmd.login_angelone(args) == 0
+    assert login_cmd.login_broker(args) == 0
     assert "already logged in" in capsys.readouterr().out
     assert fake.count("loginByPassword") == 1
 
@@ -73,7 +74,7 @@ def test_a_wrong_typed_code_is_one_line_and_exit_1(
     config = tmp_path / "settings.json"
     config.write_text(settings_for(fake).model_dump_json(), "utf-8")
     setup(fake, tmp_path, memory_keyring, seed=False)
-    assert login_cmd.login_angelone(args_for(tmp_path, config, totp="000000")) == 1
+    assert login_cmd.login_broker(args_for(tmp_path, config, totp="000000")) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "Invalid totp" in err and "\n" not in err
-    assert login_cmd.login_angelone(args_for(tmp_path, config, totp=fake.totp())) == 0
+    assert login_cmd.login_broker(args_for(tmp_path, config, totp=fake.totp())) == 0

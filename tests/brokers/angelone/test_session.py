@@ -127,3 +127,32 @@ async def test_renewal_logs_in_again_from_the_seed(fake: FakeAngel) -> None:
     assert interactive.access_token in fake.jwts
     session.forget()
     assert session.current(NOON) is None
+
+
+async def test_the_generic_login_asks_for_the_code_only_without_a_seed(fake: FakeAngel) -> None:
+    """``interactive_login`` (the one entry of ``dalal login`` and the Broker menu) hands the
+    flow a prompt; Angel's flow asks it for the TOTP code only when no seed is stored."""
+    from services.brokers.live import interactive_login
+    from services.brokers.ports import LoginField
+
+    asked: list[LoginField] = []
+
+    async def answer(field: LoginField) -> str:
+        asked.append(field)
+        return fake.totp()
+
+    def no_browser(url: str) -> None:
+        raise AssertionError(f"Angel One has no login page, yet {url} was opened")
+
+    typed = build(fake, credentials(fake, seed=False), ManualClock(NOON)).session
+    token = await interactive_login("angelone", typed, no_browser, prompt=answer)
+    assert token.access_token in fake.jwts
+    assert [(f.name, f.secret) for f in asked] == [("totp", True)]
+    seeded = build(fake, credentials(fake), ManualClock(NOON)).session
+    await interactive_login("angelone", seeded, no_browser, prompt=answer)
+    assert len(asked) == 1  # the seed made the code
+    # Without a prompt and without a seed: the one-line "how to" message, no login call.
+    calls = fake.count("loginByPassword")
+    with pytest.raises(CredentialsMissing, match="six-digit TOTP"):
+        await interactive_login("angelone", typed, no_browser)
+    assert fake.count("loginByPassword") == calls

@@ -110,6 +110,7 @@ def test_dalal_login_breeze_stores_the_session_in_the_vault(
         db.close()
         monkeypatch.setattr(login_cmd, "OPEN_BROWSER", browser)
         args = argparse.Namespace(
+            login_broker="breeze",
             profile="test",
             config=config,
             data_dir=tmp_path / "data",
@@ -123,8 +124,8 @@ def test_dalal_login_breeze_stores_the_session_in_the_vault(
             timeout=20.0,
             force=False,
         )
-        assert login_cmd.login_breeze(args) == 0
-        assert "logged in to Breeze" in capsys.readouterr().out
+        assert login_cmd.login_broker(args) == 0
+        assert "logged in to ICICI Direct Breeze" in capsys.readouterr().out
         db = vault.unlock(vault.keyring_source())
         try:
             stored = BreezeSecrets(CredentialStore("test", db, memory_keyring)).token()
@@ -133,12 +134,12 @@ def test_dalal_login_breeze_stores_the_session_in_the_vault(
             assert stored.access_token not in str(db.query("SELECT * FROM credential_meta"))
         finally:
             db.close()
-        assert login_cmd.login_breeze(args) == 0
+        assert login_cmd.login_broker(args) == 0
         assert "already logged in" in capsys.readouterr().out
         assert fake.journal.count("GET", "/customerdetails") == 1
         assert any(u == f"broker:test:{SESSION}" for _, u in memory_keyring.store)
         # A pasted session that ICICI refuses: one clear line, exit 1, no traceback.
         args.force, args.session = True, "99999999"
-        assert login_cmd.login_breeze(args) == 1
+        assert login_cmd.login_broker(args) == 1
         err = capsys.readouterr().err
         assert err.startswith("error: ") and "Traceback" not in err and len(err.splitlines()) == 1

@@ -28,6 +28,12 @@ class Feature(enum.StrEnum):
     """What a harness can exercise; the suite skips the rest, naming what was skipped."""
 
     ORDERS = "orders"  # place / modify / cancel every declared type, product, validity
+    # An intraday (MIS) equity order: its product survives the broker's own codes both ways
+    # (Upstox "I", Angel "INTRADAY", ICICI "margin"), in the order book and in positions.
+    INTRADAY = "intraday"
+    # An after-market order: sent as the broker's AMO (Kite's variety, Upstox's is_amo,
+    # Angel's AMO variety) and reported back as one, then cancelled.
+    AMO = "amo"
     PARTIAL_FILLS = "partial_fills"
     OUTCOME_UNKNOWN = "outcome_unknown"  # Fault.TIMEOUT_AFTER_SEND resolved by tag
     THROTTLE = "throttle"  # the broker's order windows spread a burst

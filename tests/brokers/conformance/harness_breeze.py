@@ -54,6 +54,9 @@ class Harness:
     features = frozenset(
         {
             Feature.ORDERS,
+            # No INTRADAY: ICICI closes its margin product to API orders; the adapter
+            # refuses MIS with that message (tests/brokers/breeze). No AMO either: Breeze's
+            # API has no after-market flag, and the adapter refuses one.
             Feature.PARTIAL_FILLS,
             Feature.OUTCOME_UNKNOWN,
             Feature.THROTTLE,

@@ -61,6 +61,8 @@ class Harness:
     features = frozenset(
         {
             Feature.ORDERS,
+            Feature.INTRADAY,
+            Feature.AMO,
             Feature.PARTIAL_FILLS,
             Feature.OUTCOME_UNKNOWN,
             Feature.THROTTLE,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -23,6 +24,7 @@ from services.domain import (
     OrderRequest,
     OrderStatus,
     OrderType,
+    Product,
     Side,
     Validity,
     round_to_tick,
@@ -168,6 +170,67 @@ async def test_partial_fills_show_in_order_fills_and_positions(harness: Harness)
     assert sum(f.quantity for f in fills) == req.quantity
     net = {(p.key, p.product): p.quantity for p in await client.positions()}
     assert net[(sample.key, sample.product)] == req.quantity
+
+
+async def test_an_intraday_order_keeps_its_product_in_the_book_and_positions(
+    harness: Harness,
+) -> None:
+    need(harness, Feature.INTRADAY)
+    client = harness.execution()
+    sample = next(s for s in harness.samples if s.product is Product.CNC)  # an equity
+    req = replace(request(sample, lots=2), product=Product.MIS)
+    ack = await client.place_order(req)
+    assert ack.status in ACKED
+    seen = await status(client, ack)
+    assert seen.request.product is Product.MIS
+    found = await client.order_by_tag(req.tag or "")
+    assert found is not None and found.request.product is Product.MIS
+    await harness.fill(ack, sample.lot)
+    net = {(p.key, p.product): p.quantity for p in await client.positions()}
+    assert net.get((sample.key, Product.MIS)) == sample.lot
+    assert (sample.key, Product.CNC) not in net  # not reported as a delivery position
+    cancelled = await client.cancel_order(ack.order_id)
+    assert cancelled.status is OrderStatus.CANCELLED
+    assert cancelled.request.product is Product.MIS
+
+
+async def test_an_after_market_order_is_sent_and_reported_as_one(harness: Harness) -> None:
+    need(harness, Feature.AMO)
+    client = harness.execution()
+    sample = harness.samples[0]
+    req = replace(request(sample), amo=True)
+    ack = await client.place_order(req)
+    assert ack.status in ACKED
+    seen = await status(client, ack)
+    assert seen.request.amo, "the broker's order book does not say after-market"
+    found = await client.order_by_tag(req.tag or "")
+    assert found is not None and found.request.amo
+    plain = await client.place_order(request(sample))
+    assert not (await status(client, plain)).request.amo  # only the one asked for
+    cancelled = await client.cancel_order(ack.order_id)
+    assert cancelled.status is OrderStatus.CANCELLED
+    await client.cancel_order(plain.order_id)
+
+
+async def test_a_validity_the_broker_lacks_is_refused_before_anything_is_sent(
+    harness: Harness,
+) -> None:
+    """TTL needs a duration no ticket sets: every venue that does not declare it refuses it
+    with a message (raised, or a REJECTED order as the paper venue answers), and no order
+    is working under its tag."""
+    need(harness, Feature.ORDERS)
+    if Validity.TTL in harness.validities:
+        pytest.skip(f"{harness.name} takes TTL orders (the round trip covers them)")
+    client = harness.execution()
+    req = request(harness.samples[0], validity=Validity.TTL)
+    outcome = await rejected(client, req)
+    if isinstance(outcome, Order):
+        assert outcome.status is OrderStatus.REJECTED, outcome
+        assert "TTL" in outcome.status_message
+    else:
+        assert isinstance(outcome, BrokerError) and "TTL" in str(outcome)
+    found = await client.order_by_tag(req.tag or "")
+    assert found is None or found.status is OrderStatus.REJECTED
 
 
 # -- failures -------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ def test_dalal_login_upstox_stores_the_day_token_in_the_vault(
         db.close()
         monkeypatch.setattr(login_cmd, "OPEN_BROWSER", browser)
         args = argparse.Namespace(
+            login_broker="upstox",
             profile="test",
             config=config,
             data_dir=tmp_path / "data",
@@ -73,7 +74,7 @@ def test_dalal_login_upstox_stores_the_day_token_in_the_vault(
             timeout=20.0,
             force=False,
         )
-        assert login_cmd.login_upstox(args) == 0
+        assert login_cmd.login_broker(args) == 0
         out = capsys.readouterr().out
         assert "logged in to Upstox" in out and "03:30 IST" in out
         db = vault.unlock(vault.keyring_source())
@@ -85,12 +86,12 @@ def test_dalal_login_upstox_stores_the_day_token_in_the_vault(
             assert stored["access_token"] not in str(db.query("SELECT * FROM credential_meta"))
         finally:
             db.close()
-        assert login_cmd.login_upstox(args) == 0
+        assert login_cmd.login_broker(args) == 0
         assert "already logged in" in capsys.readouterr().out
         # Upstox refuses the app's secret: one clear line, exit 1, no traceback.
         fake.client_secret = "rotated"
         args.force = True
-        assert login_cmd.login_upstox(args) == 1
+        assert login_cmd.login_broker(args) == 1
         err = capsys.readouterr().err
         assert err.startswith("error: ") and "Traceback" not in err and len(err.splitlines()) == 1
         assert "start the login again" in err

@@ -1,0 +1,47 @@
+"""The tick encoding the recorder writes: the fast path gives exactly what json and timedelta
+arithmetic gave, so rows written before and after read back the same."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from services.clock import IST
+from services.domain import Depth, DepthLevel
+from services.storage import codec
+
+PRICES = ["1500", "1500.05", "0.05", "-3.25", "1E+3", "26000.000", "0"]
+
+
+def _reference_depth_json(depth: Depth) -> str:
+    def side(levels: tuple[DepthLevel, ...]) -> list[list[object]]:
+        return [[str(x.price), x.quantity, x.orders] for x in levels]
+
+    return json.dumps({"b": side(depth.bids), "a": side(depth.asks)}, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("levels", [0, 1, 5])
+def test_depth_text_is_the_json_it_always_was(levels: int) -> None:
+    bids = tuple(DepthLevel(Decimal(p), 10 * i + 1, i + 1) for i, p in enumerate(PRICES[:levels]))
+    asks = tuple(DepthLevel(Decimal(p), 7 + i, 1) for i, p in enumerate(reversed(PRICES[:levels])))
+    depth = Depth(bids, asks)
+    text = codec._depth_json(depth)
+    assert text == _reference_depth_json(depth)
+    assert codec._depth_from(text) == depth  # exact prices back
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        datetime(2026, 12, 2, 9, 15, 0, 123456, tzinfo=IST),
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),  # before the epoch
+        datetime(2099, 1, 1, tzinfo=timezone(timedelta(hours=-5))),
+    ],
+)
+def test_nanoseconds_are_exact_and_round_trip(ts: datetime) -> None:
+    ns = codec.to_ns(ts)
+    assert ns == ((ts - codec.EPOCH) // timedelta(microseconds=1)) * 1000
+    assert codec.from_ns(ns) == ts
