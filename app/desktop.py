@@ -276,6 +276,7 @@ def run_desktop(
     from app.settings import APP_NAME
     from app.watchlist_store import FileWatchlistStore, state_of
     from app.wiring import build_services
+    from widgets.broker_menu import TextQuestion
     from widgets.login_dialog import LoginDialog
     from widgets.main_window import MainWindow
     from widgets.theme import apply_dark_theme
@@ -322,7 +323,11 @@ def run_desktop(
             """The broker refused our token: ask for a new login instead of failing orders."""
             if any(d.isVisible() for d in login_dialogs):
                 return
-            dialog = LoginDialog(lambda: services.broker_login(webbrowser.open), window)
+            # A login that needs a code typed (Angel One without a stored seed) asks for it.
+            ask = TextQuestion(window)
+            dialog = LoginDialog(
+                lambda: services.broker_login(webbrowser.open, None, ask), window
+            )
             login_dialogs[:] = [dialog]
             dialog.show()
 

@@ -172,6 +172,7 @@ class AngelOneSettings(BaseModel):
     api_root: str | None = None
     stream_url: str | None = None
     scrip_master_url: str | None = None
+    order_stream_url: str | None = None  # None: Angel's, or the stream_url's host
 
 
 class StrategySettings(BaseModel):

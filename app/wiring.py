@@ -287,7 +287,9 @@ class AppServices:
         if self.history_service is not None and self.history_service.router is not None:
             await self.history_service.router.close()
         if self.live is not None:
+            feed, order_stream = self.live.feed, self.live.parts.order_stream
             self.live.stop_stream()
+            await _stopped(feed, order_stream)
         await self.standby.close()
         if self.node is not None:
             await self.node.execution.close()
@@ -652,6 +654,18 @@ class AppServices:
         if self.node is not None and self.node.stream.trading_state.get("state") == "HALTED":
             await self.node.execution.resume(reason)
         return state
+
+
+async def _stopped(*streams: object) -> None:
+    """Wait until each stopped stream has closed its sockets and ended its threads (an
+    adapter's ``stopped()``, bounded by the adapter): nothing of a broker outlives ``stop``."""
+    for stream in streams:
+        wait = getattr(stream, "stopped", None)
+        if wait is not None:
+            try:
+                await wait()
+            except Exception:
+                log.warning("a broker stream did not stop cleanly", exc_info=True)
 
 
 def _log_task_end(task: asyncio.Task[None]) -> None:

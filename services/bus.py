@@ -26,7 +26,16 @@ from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from services.domain import Bar, ConnectionState, Fill, Funds, Order, Position, Tick
+from services.domain import (
+    Bar,
+    ConnectionState,
+    Fill,
+    Funds,
+    OptionGreeks,
+    Order,
+    Position,
+    Tick,
+)
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +273,10 @@ def _connection_key(state: ConnectionState) -> str:
     return state.component
 
 
+def _greeks_key(greeks: OptionGreeks) -> str:
+    return greeks.key
+
+
 # A lossless tick subscriber (bar builder, paper broker, recorder, alerts, GTTs) may fall a
 # few seconds behind a 50,000 ticks/s burst while it waits on a disk write: 200,000 ticks of
 # mailbox (references to ticks every view holds anyway) before it must resync.
@@ -274,3 +287,4 @@ FILLS: Topic[Fill] = Topic("fills")
 POSITIONS: Topic[Position] = Topic("positions", coalesce_key=_position_key)
 FUNDS: Topic[Funds] = Topic("funds", coalesce_key=_constant_key)
 CONNECTION: Topic[ConnectionState] = Topic("connection", coalesce_key=_connection_key)
+GREEKS: Topic[OptionGreeks] = Topic("greeks", coalesce_key=_greeks_key)

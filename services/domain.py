@@ -276,6 +276,24 @@ class Tick:
 
 
 @dataclass(frozen=True, slots=True)
+class OptionGreeks:
+    """An option's sensitivities as the exchange feed computes them (Upstox's
+    ``option_greeks`` mode), beside the ``Tick`` of the same instant. Model outputs, not
+    money: floats. ``iv`` is implied volatility as the broker sends it (a fraction, 0.14 for
+    14 %). The option chain's own greeks come from ``services.options.pricing``."""
+
+    key: str
+    ts: datetime
+    delta: float
+    gamma: float
+    theta: float
+    vega: float
+    rho: float
+    iv: float
+    oi: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Bar:
     key: str
     timeframe: Timeframe

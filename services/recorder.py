@@ -155,8 +155,7 @@ class Recorder:
 
     def _write_ticks(self, ticks: list[Tick]) -> None:
         assert self._ticks is not None
-        for tick in ticks:
-            self._ticks.add(tick)
+        self._ticks.add_many(ticks)
 
     def _flush_ticks(self) -> None:
         if self._ticks is not None:

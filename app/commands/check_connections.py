@@ -119,6 +119,14 @@ async def check_live(
         checks.append(Check(name, "login", True, detail))
     except (BrokerError, TimeoutError) as exc:
         checks.append(Check(name, "login", False, expired if rejected else str(exc) or "timeout"))
+    # A broker that reports the static IPs registered for API orders (Upstox) says so.
+    static_ip = getattr(parts.execution, "static_ip_status", None)
+    if static_ip is not None and not rejected:
+        try:
+            ok, detail = await asyncio.wait_for(static_ip(), per_check)
+        except TimeoutError:
+            ok, detail = False, "the registered static IPs could not be read in time"
+        checks.append(Check(name, "static IP", ok, detail))
     master = None
     try:
         if parts.instruments is None:

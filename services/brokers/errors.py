@@ -29,7 +29,12 @@ HistoryNotCovered       interval/range outside the coverage        try another p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from services.broker import BrokerError, OrderNotFound, OrderRejected
+
+if TYPE_CHECKING:
+    from services.brokers.ports import FeedMode
 
 __all__ = [
     "BrokerError",
@@ -51,6 +56,7 @@ __all__ = [
     "SessionExpired",
     "ThrottleLimited",
     "outcome_unknown",
+    "unsupported_mode",
 ]
 
 
@@ -147,3 +153,11 @@ class ThrottleLimited(_Coded, OrderRejected):
 def outcome_unknown(error: BaseException) -> bool:
     """True when a failed placement may still have created an order at the broker."""
     return isinstance(error, OutcomeUnknown | BrokerUnavailable)
+
+
+def unsupported_mode(broker: str, mode: FeedMode) -> BrokerError:
+    """A feed mode this broker does not stream (option greeks outside Upstox): the
+    subscription is refused whole, nothing is sent."""
+    return BrokerError(
+        f"{broker} does not stream {mode.value} data; subscribe in ltp, quote or full mode"
+    )

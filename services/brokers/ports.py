@@ -110,11 +110,17 @@ class ProtectionRange:
 
 
 class FeedMode(enum.StrEnum):
-    """How much a subscription carries: last price, a quote with OHLC/volume, or full depth."""
+    """How much a subscription carries: last price, a quote with OHLC/volume, or full depth.
+
+    ``GREEKS`` is an option's last price and best bid/ask with the greeks its broker
+    computes (``OptionGreeks`` on the ``GREEKS`` topic): Upstox's ``option_greeks`` mode.
+    A broker that streams no greeks refuses it (``errors.unsupported_mode``).
+    """
 
     LTP = "ltp"
     QUOTE = "quote"
     FULL = "full"
+    GREEKS = "option_greeks"
 
 
 @dataclass(frozen=True, slots=True)

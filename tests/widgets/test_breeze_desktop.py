@@ -21,10 +21,8 @@ from services.clock import SystemClock
 from services.domain import OrderType, Product
 from tests.brokers.breeze.conftest import MemorySecrets
 from tests.fakes.breeze.server import FakeBreeze
-from tests.isolation import isolated
+from tests.threads import adapter_threads
 from widgets.main_window import MainWindow
-
-pytestmark = isolated
 
 WATCH = ["NSE:RELIANCE", "NSE:INFY"]
 
@@ -61,6 +59,7 @@ def test_breeze_ticks_reach_the_watchlist_and_an_order_is_placed_and_cancelled(
     settings = Settings(
         broker="breeze", watchlist=WATCH, breeze=BreezeSettings(base_url=fake.base_url)
     )
+    before = set(threading.enumerate())
     services = build_services(settings, secrets=secrets)
     # The window after the start: Breeze's instruments exist once the day's master is in.
     qloop.run(services.start(), timeout=30)
@@ -114,5 +113,10 @@ def test_breeze_ticks_reach_the_watchlist_and_an_order_is_placed_and_cancelled(
         )
         assert fake.placed()[0]["status"] == "Cancelled"
         assert "connected" in w.status.connection_text("feed:breeze")
+        # The live session also joins ICICI's order notifications (a second connection).
+        qloop.until(lambda: fake.socket_connects >= 2, timeout=30, what="order notifications")
     finally:
         qloop.run(w.stop())
+        qloop.run(services.stop(), timeout=30)
+    # Nothing the adapter started outlives the services' stop (the next test's window).
+    assert adapter_threads(before) == []

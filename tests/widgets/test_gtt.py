@@ -88,9 +88,11 @@ def test_gtt_panel_places_an_oco_and_shows_it_fire(qtbot, services, qloop, tmp_p
     win.show()
     win.start()
     try:
-        # The GTT book compares with the quote book's price, which follows the simulator's
-        # own last tick by a loop turn: wait for the one the panel will use.
-        qloop.until(lambda: services.quotes.last_price(KEY) is not None)
+        qloop.until(lambda: services.last_tick(KEY) is not None)
+        # The GTT book compares with the quote book's price, which the bus feeds (not the
+        # simulator's own last tick that last_tick falls back to): on a loaded machine it can
+        # come later.
+        qloop.until(lambda: services.quotes.last_price(KEY) is not None, what="a quote")
         win.ticket.set_symbol(KEY)
         win.show_gtt()
         panel = win.gtt_panel

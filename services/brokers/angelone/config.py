@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from services.brokers.ports import (
     BrokerLimits,
@@ -69,15 +70,36 @@ LIMITS = BrokerLimits(
 )
 
 
+STREAM = "wss://smartapisocket.angelone.in/smart-stream"
+
+
 @dataclass(frozen=True, slots=True)
 class AngelEndpoints:
-    """The SDK's REST root, the market-data socket, and the daily instrument master."""
+    """The SDK's REST root, the market-data socket, the daily instrument master, and the
+    order-update socket.
+
+    ``order_stream`` left empty follows ``stream``: Angel's own host when the market feed is
+    Angel's, otherwise the same host as the overridden feed (a local fake serves both), so
+    overriding the feed alone never leaves the order socket dialling Angel.
+    """
 
     root: str = "https://apiconnect.angelone.in"
-    stream: str = "wss://smartapisocket.angelone.in/smart-stream"
+    stream: str = STREAM
     scrip_master: str = (
         "https://margincalculator.angelone.in/OpenAPI_File/files/OpenAPIScripMaster.json"
     )
+    order_stream: str = ""
+
+    def order_updates_url(self) -> str:
+        if self.order_stream:
+            return self.order_stream
+        if self.stream == STREAM:
+            return ORDER_STREAM
+        parts = urlsplit(self.stream)
+        return urlunsplit((parts.scheme, parts.netloc, "/smart-order-update", "", ""))
+
+
+ORDER_STREAM = "wss://tns.angelone.in/smart-order-update"  # SmartWebSocketOrderUpdate's
 
 
 def endpoints_from(settings: Mapping[str, Any]) -> AngelEndpoints:
@@ -87,6 +109,7 @@ def endpoints_from(settings: Mapping[str, Any]) -> AngelEndpoints:
         root=str(settings.get("api_root") or default.root),
         stream=str(settings.get("stream_url") or default.stream),
         scrip_master=str(settings.get("scrip_master_url") or default.scrip_master),
+        order_stream=str(settings.get("order_stream_url") or ""),
     )
 
 
@@ -100,6 +123,7 @@ def build(context: BrokerContext) -> BrokerParts:
         AngelInstruments,
         ScripMasterCache,
     )
+    from services.brokers.angelone.order_stream import AngelOrderStream
     from services.brokers.angelone.session import AngelSecrets, AngelSession
     from services.brokers.ports import InstrumentMaster, MarketDataFeed
     from services.brokers.throttle import OrderThrottle
@@ -145,6 +169,17 @@ def build(context: BrokerContext) -> BrokerParts:
         bus=context.bus,
         **{k: v for k, v in options.items() if k in _EXECUTION_OPTIONS},
     )
+    order_stream = AngelOrderStream(
+        execution,
+        endpoints.order_updates_url(),
+        bus=context.bus,
+        on_session_expired=context.on_session_expired,
+        **{
+            name: options[key]
+            for key, name in _ORDER_STREAM_OPTIONS.items()
+            if key in options
+        },
+    )
     history = AngelHistory(
         execution,
         holder,
@@ -189,6 +224,7 @@ def build(context: BrokerContext) -> BrokerParts:
         execution=execution,
         history=history,
         feed=feed,
+        order_stream=order_stream,
         use_token=use_token,
         logged_in=tokens is not None,
     )
@@ -205,4 +241,9 @@ _EXECUTION_OPTIONS = frozenset(
         "confirm_after",
     }
 )
+_ORDER_STREAM_OPTIONS = {
+    "order_ping_every": "ping_every",
+    "order_stale_after": "stale_after",
+    "order_first_delay": "first_delay",
+}
 _FEED_OPTIONS = frozenset({"stale_after", "ping_every", "per_connection", "max_connections"})

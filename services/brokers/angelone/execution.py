@@ -430,11 +430,29 @@ class AngelExecution:
             raise OrderRejected(f"read order {row.get('orderid')}: {exc}", rule="mapping") from exc
         return self._publish(order)
 
+    def order_update(self, row: Mapping[str, Any]) -> Order | None:
+        """One order as the order-update socket pushed it (``orderData``: the order book's
+        record shape), mapped and published like a book read. An unmappable record is
+        logged and skipped: the next book read (every reconnect) has it again."""
+        order_id = str(row.get("orderid") or "")
+        if not order_id:
+            return None
+        if row.get("variety"):
+            self._varieties[order_id] = str(row["variety"])
+        if row.get("uniqueorderid"):
+            self._unique[order_id] = str(row["uniqueorderid"])
+        try:
+            return self._order(row)
+        except OrderRejected as exc:
+            log.warning("Angel order update skipped: %s", exc)
+            return None
+
     def _publish(self, order: Order) -> Order:
         """Angel is the source of truth: every state we learn goes on the bus (``ORDERS``);
         a fill we had not seen also brings the trades and positions (``FILLS``,
-        ``POSITIONS``). Angel's order-update socket is not read yet: what we learn is what
-        we ask (after each placement, change or cancel, and in every book read)."""
+        ``POSITIONS``). What we learn comes from what we ask (after each placement, change
+        or cancel, and in every book read) and from Angel's order-update socket
+        (``AngelOrderStream``, the parts' ``order_stream``, which calls ``order_update``)."""
         bus = self._bus
         if bus is None:
             return order

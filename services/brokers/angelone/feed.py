@@ -46,7 +46,7 @@ from services.brokers.angelone.execution import AngelTokens
 from services.brokers.angelone.instruments import AngelInstruments
 from services.brokers.angelone.sdk import load_sdk
 from services.brokers.angelone.wire import EXCHANGE_TYPES, AngelTickDecoder, WireDecodeError
-from services.brokers.errors import CapacityExceeded, InstrumentUnknown
+from services.brokers.errors import CapacityExceeded, InstrumentUnknown, unsupported_mode
 from services.brokers.ports import FeedCapacity, FeedMode, FeedStatus
 from services.bus import CONNECTION, TICKS, EventBus
 from services.clock import IST
@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 COMPONENT = f"feed:{BROKER_ID}"
 MODES = {FeedMode.LTP: 1, FeedMode.QUOTE: 2, FeedMode.FULL: 3}
 CHECK_EVERY = 0.25  # how often the stale timer looks
+JOIN_TIMEOUT = 5.0  # a stopped connection's threads end within this, or are reported
 INITIAL_DELAY = 0.2
 MAX_DELAY = 10.0
 
@@ -115,6 +116,7 @@ class _Connection:
         self.last_message = 0.0
         self.last_error = ""
         self._thread: threading.Thread | None = None
+        self._pinger_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._opened = threading.Event()
@@ -132,9 +134,19 @@ class _Connection:
         self._stop.set()
         self._wake.set()
         self._close_socket()
-        thread = self._thread
-        if wait and thread is not None and thread is not threading.current_thread():
-            thread.join(5)
+        if wait:
+            self.join(JOIN_TIMEOUT)
+
+    def threads(self) -> list[threading.Thread]:
+        return [t for t in (self._thread, self._pinger_thread) if t is not None]
+
+    def join(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds in all) for this connection's threads to end."""
+        deadline = time.monotonic() + timeout
+        for thread in self.threads():
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self.threads())
 
     def wake(self) -> None:
         """Cut a reconnection backoff short (a new session arrived)."""
@@ -143,6 +155,7 @@ class _Connection:
     def _run(self) -> None:
         delay = INITIAL_DELAY
         pinger = threading.Thread(target=self._pinger, name=f"angel-ping-{self.index}", daemon=True)
+        self._pinger_thread = pinger
         pinger.start()
         while not self._stop.is_set():
             feed = self.feed
@@ -160,6 +173,8 @@ class _Connection:
                 sock.ROOT_URI = feed.endpoints.stream
                 self.socket = sock
                 self._opened.clear()
+                if self._stop.is_set():  # stop() ran before this socket existed
+                    break
                 sock.connect()  # blocks until the socket closes
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}"
@@ -225,6 +240,9 @@ class _Connection:
     # -- SDK callbacks (connection thread) -------------------------------------------------
 
     def opened(self, sock: Any) -> None:
+        if self._stop.is_set():  # stopped while this socket was still dialling
+            self._close_socket()
+            return
         self.connected = True
         self.connects += 1
         self.last_message = time.monotonic()
@@ -272,6 +290,14 @@ class _Connection:
 
     def closed(self) -> None:
         self.connected = False
+
+
+def _join_all(pool: list[_Connection], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    ended = True
+    for conn in pool:  # every connection is joined, even after one that did not end
+        ended = conn.join(max(0.0, deadline - time.monotonic())) and ended
+    return ended
 
 
 class AngelFeed:
@@ -348,7 +374,8 @@ class AngelFeed:
             self._started = False
             pool = list(self.pool)
         # On the event loop nothing may block: the sockets are shut down (their threads end
-        # at once) and not joined; from any other thread, stop() waits for them.
+        # at once) and not joined here (``stopped`` awaits them); from any other thread,
+        # stop() waits for them.
         try:
             asyncio.get_running_loop()
             on_loop = True
@@ -357,6 +384,20 @@ class AngelFeed:
         for conn in pool:
             conn.stop(wait=not on_loop)
         self._state(ConnectionStatus.DISCONNECTED, "stopped")
+
+    async def stopped(self) -> None:
+        """``stop`` and wait, off the loop, until every socket thread has ended (shutdown,
+        tests): a thread left running would keep a socket to Angel open and publish into a
+        bus nobody reads. One still alive after ``JOIN_TIMEOUT`` seconds is logged, not waited for.
+        """
+        timeout = JOIN_TIMEOUT
+        self.stop()
+        with self._lock:
+            pool = list(self.pool)
+        ended = await asyncio.to_thread(_join_all, pool, timeout)
+        if not ended:
+            alive = [t.name for c in pool for t in c.threads() if t.is_alive()]
+            log.warning("Angel feed threads still running %.0f s after stop: %s", timeout, alive)
 
     def set_tokens(self, tokens: AngelTokens) -> None:
         """A new session: the next (re)connection of every socket carries it."""
@@ -374,6 +415,8 @@ class AngelFeed:
             mode = FeedMode(mode)
         except ValueError:
             raise ValueError(f"unknown feed mode {mode!r} (ltp, quote or full)") from None
+        if mode not in MODES:
+            raise unsupported_mode("Angel One", mode)
         keys = list(dict.fromkeys(keys))
         limit = self.per_connection * self.max_connections
         with self._lock:

@@ -128,6 +128,7 @@ def build(context: BrokerContext) -> BrokerParts:
         Masters,
         SecurityMaster,
     )
+    from services.brokers.breeze.order_stream import BreezeOrderStream
     from services.brokers.breeze.session import BreezeSecrets, BreezeSession
     from services.brokers.throttle import OrderThrottle
 
@@ -187,6 +188,14 @@ def build(context: BrokerContext) -> BrokerParts:
     )
     history = BreezeHistory(execution, masters, clock=clock)
     state: dict[str, SessionToken | None] = {"token": token}
+    order_stream = BreezeOrderStream(
+        execution,
+        lambda: state["token"],
+        bus=context.bus,
+        endpoints=endpoints,
+        clock=clock,
+        on_session_expired=context.on_session_expired,
+    )
 
     def feed(master: InstrumentMaster) -> MarketDataFeed:
         if isinstance(master, SecurityMaster):
@@ -211,6 +220,7 @@ def build(context: BrokerContext) -> BrokerParts:
         execution=execution,
         history=history,
         feed=feed,
+        order_stream=order_stream,
         use_token=use_token,
         logged_in=token is not None,
     )

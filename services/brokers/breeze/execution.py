@@ -216,7 +216,9 @@ class BreezeExecution:
     def _publish(self, order: Order) -> Order:
         """Breeze is the source of truth: every state we learn goes on the bus (``ORDERS``);
         a fill we had not seen also brings the trades and positions (``FILLS``, ``POSITIONS``).
-        The order-notification stream is not read yet, so what we learn is what we ask."""
+        What we learn comes from what we ask, and from the order-notification stream
+        (``BreezeOrderStream``, the parts' ``order_stream``), which calls ``order_notified``
+        for each order that changed."""
         bus = self._bus
         if bus is None:
             return order
@@ -450,6 +452,13 @@ class BreezeExecution:
                 self._exchanges[order_id] = exchange
                 return dict(rows[0])
         raise OrderNotFound(f"order {order_id} is not in Breeze's order book")
+
+    async def order_notified(self, order_id: str, exchange: str) -> Order:
+        """Breeze said ``order_id`` changed (its order-notification stream): read the order
+        (one call, on the exchange the notification named) and publish it."""
+        if exchange in EXCHANGES:
+            self._exchanges.setdefault(order_id, exchange)
+        return await self.order_status(order_id)
 
     async def order_status(self, order_id: str) -> Order:
         record = await self._detail(order_id)

@@ -36,7 +36,7 @@ from typing import Any
 from services.brokers.breeze.config import LIMITS, NAME, BreezeEndpoints
 from services.brokers.breeze.instruments import BreezeContract, Masters
 from services.brokers.breeze.wire import StreamDecoder, WireError
-from services.brokers.errors import CapacityExceeded, InstrumentUnknown
+from services.brokers.errors import CapacityExceeded, InstrumentUnknown, unsupported_mode
 from services.brokers.ports import FeedCapacity, FeedMode, FeedStatus, SessionToken
 from services.bus import CONNECTION, TICKS, EventBus
 from services.clock import Clock, SystemClock
@@ -128,7 +128,7 @@ class BreezeFeed:
             with contextlib.suppress(RuntimeError):
                 asyncio.get_running_loop().create_task(self._close(client))
 
-    async def aclose(self) -> None:
+    async def stopped(self) -> None:
         """Stop and wait until the socket is closed (tests, shutdown)."""
         task, self._task = self._task, None
         if task is not None:
@@ -139,6 +139,8 @@ class BreezeFeed:
             await self._close(self._client)
 
     def subscribe(self, keys: Iterable[str], mode: FeedMode = FeedMode.QUOTE) -> None:
+        if mode is FeedMode.GREEKS:
+            raise unsupported_mode("Breeze", mode)
         wanted = list(dict.fromkeys(keys))
         after = set(self._subs) | set(wanted)
         limit = self.capacity.limit(mode)

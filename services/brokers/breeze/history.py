@@ -2,7 +2,16 @@
 
 Breeze serves 1-second, 1-minute, 5-minute, 30-minute and daily candles (``historicalcharts``
 v2, research/wave2.md §1); the terminal's timeframes it can take directly are 1m, 5m and 1d,
-so the coverage declares those (15m and 1h are not offered rather than rebuilt here). One
+so the coverage declares those (15m and 1h are not offered rather than rebuilt here).
+
+1 second and 30 minutes are not offered because the terminal has no such ``Timeframe``, and
+adding one is not local to Breeze: the bar builder and the models' runtime build *every*
+timeframe for every watched instrument (``tuple(Timeframe)``), so a 1-second timeframe would
+publish and record sixty bars for each 1-minute one; the chart and the models panel offer a
+button per timeframe, which other providers could not fill; and the Kite, Upstox, Angel One,
+Yahoo and Polygon interval tables are indexed by ``Timeframe`` without a default. When
+``Timeframe`` gains them, ``NATIVE`` below maps them at once, and a test fails until their
+span per call (1,000 candles) is declared. One
 answer holds at most 1,000 candles, so a range is asked in spans that cannot hold more: two
 calendar days of minutes (two sessions of 375), thirteen of 5-minute candles (13 x 75), 1,000
 days of daily candles. Prices are as traded: Breeze does **not** adjust for splits, bonuses
@@ -27,7 +36,9 @@ from services.domain import Bar, Timeframe
 if TYPE_CHECKING:
     from services.brokers.breeze.execution import BreezeExecution
 
-INTERVALS = {Timeframe.M1: "1minute", Timeframe.M5: "5minute", Timeframe.D1: "1day"}
+# Every interval Breeze serves, by the terminal's name for that bar length.
+NATIVE = {"1s": "1second", "1m": "1minute", "5m": "5minute", "30m": "30minute", "1d": "1day"}
+INTERVALS = {tf: NATIVE[tf.value] for tf in Timeframe if tf.value in NATIVE}
 COVERAGE = Coverage(
     intervals=frozenset(INTERVALS),
     span_per_call={

@@ -205,3 +205,43 @@ class StreamDecoder:
         tick = replace(previous, ts=datetime.fromtimestamp(int(p[1]), IST), depth=depth)
         self._last[key] = tick
         return tick
+
+
+# -- order notifications (LIVE_FEEDS_URL, event ``order``) ------------------------------------
+
+# ``messageType`` (item 11) says which layout the rest of the list has
+# (``breeze_connect.parse_data``): '4'/'5' equity, '6'/'7' F&O. Other lists on that socket
+# (iClick tips: 19 items, strategies: 28) are not orders.
+_EQUITY_TYPES = ("4", "5")
+_FNO_TYPES = ("6", "7")
+_ORDER_ID = {"4": 23, "5": 23, "6": 26, "7": 26}  # orderReference
+_STATUS = {"4": 20, "5": 20, "6": 25, "7": 25}  # orderStatus (a TUX letter: O, E, C, P, J...)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderNotice:
+    """Which order changed, on which exchange, and Breeze's one-letter status for it."""
+
+    order_id: str
+    exchange: str
+    status: str
+
+
+def order_notice(payload: Any) -> OrderNotice | None:
+    """The order an ``order`` event is about, or None for a list that is not an order's
+    (an iClick tip, a strategy). A malformed order list raises ``WireError``."""
+    if not isinstance(payload, list) or len(payload) < 12:
+        return None
+    if not isinstance(payload[0], str) or "!" in payload[0]:
+        return None
+    kind = str(payload[11])
+    if kind not in _EQUITY_TYPES + _FNO_TYPES:
+        return None
+    at = _ORDER_ID[kind]
+    if len(payload) <= max(at, _STATUS[kind]):
+        raise WireError(f"order notification of type {kind} has {len(payload)} items")
+    order_id = str(payload[at] or "").strip()
+    if not order_id:
+        raise WireError("order notification without an order reference")
+    exchange = str(payload[13] or "").strip().upper()
+    return OrderNotice(order_id, exchange, str(payload[_STATUS[kind]]))

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from services.brokers.errors import CapacityExceeded
+from services.brokers.errors import CapacityExceeded, unsupported_mode
 from services.brokers.kite import mapping
 from services.brokers.kite.ticker_decode import MODE_FULL, MODE_LTP, MODE_QUOTE, TickDecoder
 from services.brokers.ports import FeedCapacity, FeedMode, FeedStatus, InstrumentMaster
@@ -311,6 +311,8 @@ class KiteFeed:
             self._stream.stop()
 
     def subscribe(self, keys: Iterable[str], mode: FeedMode = FeedMode.QUOTE) -> None:
+        if mode is FeedMode.GREEKS:
+            raise unsupported_mode("Kite", mode)
         keys = list(dict.fromkeys(keys))
         new = [k for k in keys if k not in self._wanted]
         limit = self.capacity.limit(mode)

@@ -1,8 +1,10 @@
 """What ``dalal check-connections`` asks of Upstox: is it usable now, and if not, why.
 
-Read-only: the session (a stored token that Upstox still accepts), the day's instrument
-master, and one tick from Market Data Feed V3 within the timeout. Nothing is ordered; the
-static-IP rule can only be seen on an order, so it is named in the result instead.
+Read-only: the session (a stored token that Upstox still accepts), the static IPs the
+account has registered for orders (``GET /v2/user/ip``), the day's instrument master, and
+one tick from Market Data Feed V3 within the timeout. Nothing is ordered. Whether *this*
+machine's public address is one of them is not checked: that would mean asking a service
+on the internet, and Upstox only says so on an order (UDAPI1154).
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ class Result:
     check: str
     ok: bool
     detail: str
+
+
+async def _static_ip(execution: object) -> Result:
+    """What Upstox has registered: orders from any other address are refused (UDAPI1154)."""
+    ok, detail = await execution.static_ip_status()  # type: ignore[attr-defined]
+    return Result("static IP", ok, detail)
 
 
 async def check_upstox(
@@ -75,6 +83,7 @@ async def check_upstox(
     except BrokerError as exc:
         results.append(Result("login", False, str(exc)))
         return results
+    results.append(await _static_ip(execution))
     if parts.instruments is None or parts.feed is None:
         return results
     try:

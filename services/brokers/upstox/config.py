@@ -41,6 +41,7 @@ MARKET_PROTECTION_MAX = 25
 FEED_CONNECTIONS = 2
 FEED_LTPC_KEYS = 2_000
 FEED_FULL_KEYS = 1_500
+FEED_GREEKS_KEYS = 2_000  # option_greeks, combined across modes (wave2.md §1)
 
 # The access token is valid until 03:30 IST the next morning; there is no refresh token.
 TOKEN_EXPIRY = time(3, 30)
@@ -103,6 +104,7 @@ FEED_CAPACITY = FeedCapacity(
         FeedMode.LTP: FEED_LTPC_KEYS,
         FeedMode.QUOTE: FEED_FULL_KEYS,
         FeedMode.FULL: FEED_FULL_KEYS,
+        FeedMode.GREEKS: FEED_GREEKS_KEYS,
     },
 )
 API_WINDOWS = (RateWindow(OTHER_PER_SECOND, 1.0),)
@@ -183,8 +185,13 @@ def build(context: BrokerContext) -> BrokerParts:
         lookup_delay=float(options.get("lookup_delay", 0.5)),
         **sleep,
     )
+    from services.brokers.upstox.gtt import UpstoxGtt
+
     order_stream = UpstoxOrderStream(api, context.bus, execution, clock=clock, **feed_options)
     sockets: list[UpstoxFeed | UpstoxOrderStream] = [order_stream]
+    # Upstox's own single-trigger GTTs (services/brokers/upstox/gtt.py); the desktop's GTT
+    # panel still uses the terminal's book (services/gtt.py) on every broker.
+    execution.gtt = UpstoxGtt(execution)
 
     def feed(master: InstrumentMaster) -> MarketDataFeed:
         cache.set(master)

@@ -103,6 +103,7 @@ class UpstoxExecution:
         # The latest record of every slice seen, to fold stream updates into one order.
         self._slice_orders: dict[str, Order] = {}
         self.placement_attempts = 0
+        self.gtt: Any = None  # UpstoxGtt, set by config.build
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -474,6 +475,36 @@ class UpstoxExecution:
         )
         data: dict[str, Any] = response.data.to_dict() if response.data else {}
         return data
+
+    async def static_ips(self) -> dict[str, Any]:
+        """The static IPs registered for orders on this account (``GET /v2/user/ip``):
+        ``primary_ip``, ``secondary_ip`` and when each was last changed."""
+        response = await self.api.call("read the registered static IPs", self.api.user.get_user_ips)
+        data: dict[str, Any] = response.data.to_dict() if response.data else {}
+        return data
+
+    async def static_ip_status(self) -> tuple[bool, str]:
+        """``dalal check-connections``' static-IP line: usable for orders, and why not.
+        Whether *this* machine's address is the registered one is not checked (that would
+        mean asking a service on the internet); Upstox says so on an order (UDAPI1154)."""
+        try:
+            ips = await self.static_ips()
+        except BrokerError as exc:
+            return False, f"could not read the registered static IPs: {exc}"
+        registered = [
+            f"{label} {ips[field]}"
+            for label, field in (("primary", "primary_ip"), ("secondary", "secondary_ip"))
+            if ips.get(field)
+        ]
+        if not registered:
+            return False, (
+                "no static IP registered: Upstox refuses every API order (UDAPI1154); register "
+                "this machine's public IP in the Upstox developer console (My Account -> Apps)"
+            )
+        return True, (
+            f"orders accepted only from {' and '.join(registered)} "
+            "(this machine's address is not checked)"
+        )
 
 
 def exchange_products(instrument: Instrument) -> frozenset[Product]:

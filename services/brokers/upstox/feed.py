@@ -46,10 +46,11 @@ from services.brokers.upstox.config import (
     FEED_CAPACITY,
     FEED_CONNECTIONS,
     FEED_FULL_KEYS,
+    FEED_GREEKS_KEYS,
     FEED_LTPC_KEYS,
 )
 from services.brokers.upstox.feed_decode import FeedDecoder
-from services.bus import CONNECTION, TICKS, EventBus
+from services.bus import CONNECTION, GREEKS, TICKS, EventBus
 from services.clock import Clock, SystemClock
 from services.domain import ConnectionState, ConnectionStatus
 
@@ -59,8 +60,13 @@ WIRE_MODE: dict[FeedMode, str] = {
     FeedMode.LTP: "ltpc",
     FeedMode.QUOTE: "full",
     FeedMode.FULL: "full",
+    FeedMode.GREEKS: "option_greeks",
 }
-WIRE_CAP: dict[str, int] = {"ltpc": FEED_LTPC_KEYS, "full": FEED_FULL_KEYS}
+WIRE_CAP: dict[str, int] = {
+    "ltpc": FEED_LTPC_KEYS,
+    "full": FEED_FULL_KEYS,
+    "option_greeks": FEED_GREEKS_KEYS,
+}
 
 
 class KeyResolver(Protocol):
@@ -394,3 +400,7 @@ class UpstoxFeed(ReconnectingSocket):
             return
         if ticks:
             self.bus.publish_many(TICKS, ticks)
+        greeks = self.decoder.greeks
+        if greeks:
+            self.decoder.greeks = []
+            self.bus.publish_many(GREEKS, greeks)

@@ -13,7 +13,10 @@ Per mode:
 * ``ltpc`` - last price, quantity and time, and the previous close (``cp``);
 * ``full`` (``marketFF``) - plus five levels of depth, the day's OHLC (the ``1d`` entry) and
   the day's volume (``vtt``); ``indexFF`` for indices has no depth or volume;
-* ``option_greeks`` (``firstLevelWithGreeks``) - the best bid and ask and the volume.
+* ``option_greeks`` (``firstLevelWithGreeks``) - the best bid and ask, the volume and open
+  interest, and the option's greeks (delta, gamma, theta, vega, rho) with its implied
+  volatility: those become an ``OptionGreeks`` each, collected in ``greeks`` for the feed
+  to publish beside the ticks.
 
 A ``market_info`` frame carries segment status only and yields no tick.
 """
@@ -26,7 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.clock import IST
-from services.domain import ZERO, Depth, DepthLevel, Tick
+from services.domain import ZERO, Depth, DepthLevel, OptionGreeks, Tick
 
 _CACHE_LIMIT = 200_000
 
@@ -130,6 +133,7 @@ class FeedDecoder:
         self._prices: dict[float, Decimal] = {}
         self.market_status: dict[str, str] = {}
         self.unknown_keys = 0
+        self.greeks: list[OptionGreeks] = []  # from option_greeks frames; the feed drains it
         self._last_millis = -1
         self._last_ts = self._now()
 
@@ -268,10 +272,12 @@ class FeedDecoder:
             elif kind == "firstLevelWithGreeks":
                 first = feed.firstLevelWithGreeks
                 ltpc = first.ltpc
+                ts = self._ts(ltpc.ltt)
+                oi = int(first.oi)
                 ticks.append(
                     fast_tick(
                         key,
-                        self._ts(ltpc.ltt),
+                        ts,
                         price(ltpc.ltp),
                         ltpc.ltq,
                         first.vtt,
@@ -280,8 +286,16 @@ class FeedDecoder:
                         ZERO,
                         price(ltpc.cp),
                         self._depth([first.firstDepth]) if first.HasField("firstDepth") else None,
+                        oi,
                     )
                 )
+                if first.HasField("optionGreeks"):
+                    g = first.optionGreeks
+                    self.greeks.append(
+                        OptionGreeks(
+                            key, ts, g.delta, g.gamma, g.theta, g.vega, g.rho, first.iv, oi
+                        )
+                    )
         return ticks
 
 

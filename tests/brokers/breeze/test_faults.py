@@ -141,4 +141,4 @@ async def test_the_stream_drops_and_comes_back_with_every_subscription(rig: Rig)
         parts.use_token(await rig.login())
         assert await until(lambda: feed.status().connected and feed.status().connects == 3)
     finally:
-        await feed.aclose()  # type: ignore[attr-defined]
+        await feed.stopped()  # type: ignore[attr-defined]

@@ -57,3 +57,20 @@ async def test_what_breeze_does_not_offer_is_refused_before_any_request(rig: Rig
     with pytest.raises(InstrumentUnknown):
         await provider.candles("NSE:NOPE", Timeframe.M1, start, start + timedelta(hours=1))
     assert len(rig.fake.journal.requests) == calls + 1  # only the master download
+
+
+def test_coverage_is_every_breeze_interval_the_terminal_has() -> None:
+    """Breeze's 1-second and 30-minute candles are not offered only because the terminal has
+    no such ``Timeframe`` (services/brokers/breeze/history.py says why); every timeframe
+    Breeze can serve is in the coverage with a span that keeps to 1,000 candles a call."""
+    from services.brokers.breeze.history import COVERAGE, NATIVE
+    from services.domain import Timeframe
+
+    servable = {tf for tf in Timeframe if tf.value in NATIVE}
+    assert set(COVERAGE.intervals) == servable == {Timeframe.M1, Timeframe.M5, Timeframe.D1}
+    assert set(COVERAGE.span_per_call) == servable
+    for tf, span in COVERAGE.span_per_call.items():
+        sessions = span.days if tf is not Timeframe.D1 else 0
+        per_session = {Timeframe.M1: 375, Timeframe.M5: 75}.get(tf, 0)
+        assert sessions * per_session <= 1000 or tf is Timeframe.D1
+    assert not {"1s", "30m"} & {tf.value for tf in Timeframe}

@@ -10,12 +10,14 @@ from decimal import Decimal
 
 import pytest
 
+from services.broker import BrokerError
 from services.brokers.errors import CapacityExceeded, InstrumentUnknown
 from services.brokers.ports import FeedMode
+from services.brokers.upstox.config import FEED_GREEKS_KEYS
 from services.brokers.upstox.feed import UpstoxFeed
-from services.bus import CONNECTION, TICKS, EventBus
+from services.bus import CONNECTION, GREEKS, TICKS, EventBus
 from services.clock import ManualClock
-from services.domain import ConnectionStatus, Tick
+from services.domain import ConnectionStatus, OptionGreeks, Tick
 from tests.brokers.upstox.conftest import make_api, master_for
 from tests.fakes.upstox import FakeUpstox
 
@@ -195,3 +197,62 @@ async def test_token_expiry_stops_redialling_until_a_new_token(
     fake.access_tokens.add("new-day-token")
     feed.renew("new-day-token")
     await until(lambda: fake.feed_connects == before + 1 and len(fake.subscribed()) == 1)
+
+
+async def test_option_greeks_mode_brings_the_exchange_greeks_beside_the_tick(
+    fake: FakeUpstox, clock: ManualClock, feed: UpstoxFeed, bus: EventBus
+) -> None:
+    """``FeedMode.GREEKS`` subscribes Upstox's ``option_greeks`` mode; each protobuf
+    ``firstLevelWithGreeks`` becomes a tick (best bid/ask, volume, OI) and an
+    ``OptionGreeks`` on the GREEKS topic, with the numbers the fake put in the frame."""
+    option = master_for(fake, clock).key_of("NSE_FO|35002")
+    ticks = bus.subscribe(TICKS, "test-ticks", lossless=True)
+    greeks_sub = bus.subscribe(GREEKS, "test-greeks", lossless=True)
+    feed.subscribe([option], FeedMode.GREEKS)
+    feed.start()
+    await until(lambda: fake.subscribed() == {"NSE_FO|35002": "option_greeks"})
+    fake.push("NSE_FO|35002", "101.25")
+    got: list[OptionGreeks] = []
+
+    def seen() -> bool:
+        got.extend(greeks_sub.drain())
+        return bool(got)
+
+    await until(seen)
+    g = got[-1]
+    assert g.key == option and g.ts.tzinfo is not None
+    assert (g.delta, g.gamma, g.theta, g.vega, g.rho) == (0.52, 0.0021, -12.75, 18.4, 6.1)
+    assert g.iv == pytest.approx(0.14) and g.oi == 5000
+    seen_ticks: list[Tick] = []
+
+    def pushed() -> bool:
+        seen_ticks.extend(t for t in ticks.drain() if t.key == option)
+        return any(t.last_price == Decimal("101.25") for t in seen_ticks)
+
+    await until(pushed)
+    tick = seen_ticks[-1]
+    assert tick.oi == 5000
+    assert tick.depth is not None
+    assert tick.depth.bids[0].price == Decimal("101.20")
+    assert tick.depth.asks[0].price == Decimal("101.30")
+    assert feed.subscriptions() == {option: FeedMode.GREEKS}
+
+
+async def test_option_greeks_have_their_own_cap(feed: UpstoxFeed, fake: FakeUpstox) -> None:
+    keys = [f"NSE:GREEKS{i}" for i in range(FEED_GREEKS_KEYS + 1)]
+    with pytest.raises(CapacityExceeded, match="option_greeks"):
+        feed.subscribe(keys, FeedMode.GREEKS)
+    assert feed.subscriptions() == {}
+
+
+def test_brokers_without_greeks_refuse_the_mode() -> None:
+    """Kite, Breeze and Angel One stream no greeks: the mode is refused by name, before
+    anything is looked up or sent."""
+    from services.brokers.angelone.feed import AngelFeed
+    from services.brokers.breeze.feed import BreezeFeed
+    from services.brokers.kite.feed import KiteFeed
+
+    for cls, name in ((KiteFeed, "Kite"), (BreezeFeed, "Breeze"), (AngelFeed, "Angel One")):
+        feed = object.__new__(cls)  # the refusal comes first: no connection, no master
+        with pytest.raises(BrokerError, match=f"{name} does not stream option_greeks"):
+            feed.subscribe(["NFO:NIFTY26DEC24500CE"], FeedMode.GREEKS)

@@ -15,6 +15,14 @@ last price. ``/smart-stream`` is a WebSocket that checks the four auth headers, 
 subscribe/unsubscribe JSON, answers the text ``ping`` with ``pong``, refuses more than
 ``tokens_per_connection`` subscriptions with error E1002, and sends one little-endian packet
 per message. Faults (``inject``) are one-shot per route.
+
+``/smart-order-update`` is the order-update socket (smartapi-python's
+``SmartWebSocketOrderUpdate``): it checks ``Authorization`` (the session's JWT, with or
+without ``Bearer``; 401 otherwise), greets with ``AB00`` and an empty ``orderData``, answers
+``ping`` with ``pong``, and pushes ``{"user-id", "status-code", "order-status", "error-message",
+"orderData"}`` with the order book's record on every placement, change, cancel and fill.
+``refuse_order_sockets`` answers its handshake with 503 (a socket that cannot come back), and
+``drop_order_sockets`` cuts it.
 """
 
 from __future__ import annotations
@@ -73,6 +81,15 @@ DURATIONS = ("DAY", "IOC")
 EXCHANGE_TYPES = {"NSE": 1, "NFO": 2, "BSE": 3, "BFO": 4, "MCX": 5}
 WORKING = ("open", "trigger pending", "after market order req received")
 MPP_PERCENT = Decimal("0.5")
+# The order-update socket's "order-status" codes (SmartAPI docs, WebSocket order status).
+ORDER_STATUS_CODES = {
+    "open": "AB01",
+    "cancelled": "AB02",
+    "rejected": "AB03",
+    "complete": "AB05",
+    "after market order req received": "AB06",
+    "trigger pending": "AB10",
+}
 BODY = web.RequestKey("body", dict)
 
 
@@ -205,6 +222,12 @@ class FakeAngel(LoopbackServer):
         self.ws_errors_sent: list[dict[str, Any]] = []
         self.answer_ping = True
         self.silent = False  # send nothing at all (ticks, snapshots, pongs)
+        self.order_sockets: list[_Socket] = []
+        self.order_socket_connects = 0
+        self.order_socket_refused = 0
+        self.order_socket_headers: list[dict[str, str]] = []
+        self.refuse_order_sockets = False
+        self.order_updates_sent: list[dict[str, Any]] = []
         self.sequence = itertools.count(1)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -212,6 +235,10 @@ class FakeAngel(LoopbackServer):
     @property
     def stream_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/smart-stream"
+
+    @property
+    def order_stream_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/smart-order-update"
 
     @property
     def master_url(self) -> str:
@@ -226,7 +253,7 @@ class FakeAngel(LoopbackServer):
         return app
 
     async def before_shutdown(self) -> None:
-        for sock in list(self.sockets):
+        for sock in [*self.sockets, *self.order_sockets]:
             with contextlib.suppress(Exception):
                 await sock.ws.close()
 
@@ -264,6 +291,7 @@ class FakeAngel(LoopbackServer):
             scrip = self.scrips[(order["exchange"], order["symboltoken"])]
             qty = quantity or int(order["unfilledshares"])
             self._fill(order, qty, Decimal(price or scrip.ltp))
+            self._notify(order)
 
     def live_orders(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -293,6 +321,7 @@ class FakeAngel(LoopbackServer):
         r.add_post(f"{PREFIX}/historical/v1/getCandleData", self._candles)
         r.add_get("/OpenAPI_File/files/OpenAPIScripMaster.json", self._master)
         r.add_get("/smart-stream", self._ws)
+        r.add_get("/smart-order-update", self._order_ws)
 
     @staticmethod
     def _route_of(request: web.Request) -> str:
@@ -324,7 +353,8 @@ class FakeAngel(LoopbackServer):
                 recent = sum(1 for t in self.order_sends if now - t < 1.0)
             if self.enforce_order_limit and recent > self.orders_per_second:
                 return web.Response(status=403, text=RATE_LIMIT_TEXT, content_type="text/plain")
-        if route not in ("loginByPassword", "OpenAPIScripMaster.json", "smart-stream"):
+        sockets = ("smart-stream", "smart-order-update")
+        if route not in ("loginByPassword", "OpenAPIScripMaster.json", *sockets):
             if request.headers.get("X-PrivateKey") != self.api_key:
                 return _fail("AG8004", "Invalid API Key", 401)
             auth = request.headers.get("Authorization", "")
@@ -510,6 +540,7 @@ class FakeAngel(LoopbackServer):
                 else:  # immediate or cancel: nothing to match now, so cancelled
                     order["status"] = order["orderstatus"] = "cancelled"
                     order["cancelsize"] = str(quantity)
+            self._notify(order)
         return _ok({"script": scrip.symbol, "orderid": order_id, "uniqueorderid": unique})
 
     def _fill(self, order: dict[str, Any], qty: int, price: Decimal) -> None:
@@ -562,6 +593,7 @@ class FakeAngel(LoopbackServer):
                 order["triggerprice"] = float(Decimal(str(body["triggerprice"])))
             order["updatetime"] = self._now()
             order["uniqueorderid"] = str(uuid.uuid4())
+            self._notify(order)
         return _ok({"orderid": order["orderid"], "uniqueorderid": order["uniqueorderid"]})
 
     async def _cancel(self, request: web.Request) -> web.StreamResponse:
@@ -571,6 +603,7 @@ class FakeAngel(LoopbackServer):
             order["status"] = order["orderstatus"] = "cancelled"
             order["cancelsize"] = order["unfilledshares"]
             order["updatetime"] = self._now()
+            self._notify(order)
         return _ok({"orderid": order["orderid"], "uniqueorderid": order["uniqueorderid"]})
 
     async def _order_book(self, request: web.Request) -> web.StreamResponse:
@@ -776,6 +809,79 @@ class FakeAngel(LoopbackServer):
             if sock in self.sockets:
                 self.sockets.remove(sock)
         return ws
+
+    # -- order-update socket ------------------------------------------------------------------
+
+    def _order_message(self, order: dict[str, Any] | None) -> dict[str, Any]:
+        status = "AB00" if order is None else ORDER_STATUS_CODES.get(order["orderstatus"], "AB04")
+        return {
+            "user-id": self.client_code,
+            "status-code": "200",
+            "order-status": status,
+            "error-message": "",
+            "orderData": dict(order) if order is not None else {"orderid": ""},
+        }
+
+    def _notify(self, order: dict[str, Any]) -> None:
+        """Push the order's record to every order socket (from any thread; lock held)."""
+        message = self._order_message(order)
+        loop = self._loop
+        if loop is None or not self.order_sockets:
+            return
+        self.order_updates_sent.append(message)
+        text = json.dumps(message)
+
+        async def send() -> None:
+            for sock in list(self.order_sockets):
+                if not sock.ws.closed:
+                    with contextlib.suppress(Exception):
+                        await sock.ws.send_str(text)
+
+        loop.call_soon_threadsafe(lambda: loop.create_task(send()))
+
+    async def _order_ws(self, request: web.Request) -> web.StreamResponse:
+        headers = request.headers
+        self.order_socket_headers.append(
+            {k: headers.get(k, "") for k in ("x-api-key", "x-client-code", "x-feed-token")}
+        )
+        if self.refuse_order_sockets:
+            self.order_socket_refused += 1
+            return web.Response(status=503, text="Service Unavailable", content_type="text/plain")
+        auth = headers.get("Authorization", "").removeprefix("Bearer ")
+        with self._lock:
+            ok = auth in self.jwts
+        if not ok:
+            self.order_socket_refused += 1
+            return web.Response(status=401, text="Unauthorized", content_type="text/plain")
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        sock = _Socket(ws, request)
+        self.order_socket_connects += 1
+        await ws.send_str(json.dumps(self._order_message(None)))
+        self.order_sockets.append(sock)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT and msg.data == "ping" and not self.silent:
+                    await ws.send_str("pong")
+        finally:
+            if sock in self.order_sockets:
+                self.order_sockets.remove(sock)
+        return ws
+
+    def drop_order_sockets(self) -> int:
+        """Cut every order-update connection without a close frame."""
+
+        async def drop() -> int:
+            dropped = 0
+            for sock in list(self.order_sockets):
+                transport = sock.request.transport
+                if transport is not None:
+                    transport.abort()  # type: ignore[attr-defined]
+                    dropped += 1
+            return dropped
+
+        result: int = self._on_loop(drop)
+        return result
 
     def _quote_for(self, exchange_type: int, token: str) -> Quote | None:
         exchange = next((e for e, t in EXCHANGE_TYPES.items() if t == exchange_type), None)

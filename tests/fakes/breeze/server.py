@@ -68,6 +68,12 @@ PRODUCTS = ("cash", "futures", "options", "mtf", "btst", "margin")
 ORDER_TYPES = ("limit", "market", "stoploss")
 VALIDITIES = ("day", "ioc", "vtc")
 WORKING = ("Ordered", "Requested", "Partially Executed")
+ORDER_ROOM = "order-notifications"
+# breeze_connect's TUX_TO_USER_MAP["orderStatus"], reversed: the letter a notification carries.
+STATUS_LETTERS = {
+    "Requested": "R", "Queued": "Q", "Ordered": "O", "Partially Executed": "P",
+    "Executed": "E", "Rejected": "J", "Expired": "X", "Cancelled": "C",
+}  # fmt: skip
 LIMIT_ERROR = "Limit exceed: API call per day: "
 _BODY = web.RequestKey("body", str)
 
@@ -174,6 +180,8 @@ class FakeBreeze(LoopbackServer):
         self.ping_interval = ping_interval
         self.silent = False
         self.newest_sid: str | None = None
+        self.refuse_sockets = False  # Socket.IO handshakes answered 503 (a server that is down)
+        self.order_notices: list[list[Any]] = []
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -242,6 +250,7 @@ class FakeBreeze(LoopbackServer):
             qty = quantity or int(order["pending_quantity"])
             at = Decimal(price) if price else Decimal(order["price"])
             self._fill(order, qty, at)
+            self._notify(order)
 
     def placed(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -308,6 +317,9 @@ class FakeBreeze(LoopbackServer):
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if request.path.startswith("/socket.io"):
+            if self.refuse_sockets:
+                self.socket_refusals += 1
+                return web.Response(status=503, text="Service Unavailable")
             result: web.StreamResponse = await handler(request)
             return result
         body = await request.text() if request.can_read_body else ""
@@ -676,6 +688,7 @@ class FakeBreeze(LoopbackServer):
             }
             self.orders[order_id] = order
             self._maybe_match(order)
+            self._notify(order)
         return _ok(
             {
                 "order_id": order_id,
@@ -787,6 +800,7 @@ class FakeBreeze(LoopbackServer):
                 order["order_type"] = self._word(str(data["order_type"]).lower())
             order["modification_number"] = str(int(order["modification_number"] or 0) + 1)
             self._maybe_match(order)
+            self._notify(order)
         return _ok({"message": "Successfully Modified the order", "order_id": order["order_id"]})
 
     async def _cancel(self, request: web.Request) -> web.StreamResponse:
@@ -800,6 +814,7 @@ class FakeBreeze(LoopbackServer):
             order["status"] = "Cancelled"
             order["cancelled_quantity"] = order["pending_quantity"]
             order["pending_quantity"] = "0"
+            self._notify(order)
         return _ok({"order_id": order["order_id"], "message": "Successfully cancelled the order"})
 
     async def _trades(self, request: web.Request) -> web.StreamResponse:
@@ -917,6 +932,8 @@ class FakeBreeze(LoopbackServer):
                 self.socket_refusals += 1
         if not ok:
             raise socketio.exceptions.ConnectionRefusedError("authentication failed")
+        # Order notifications go to every connection of the user, as ICICI's order feed does.
+        await self.sio.enter_room(sid, ORDER_ROOM)
         for sock in list(self.sio.eio.sockets.values()):
             self._mute(sock)
 
@@ -944,6 +961,53 @@ class FakeBreeze(LoopbackServer):
                 subs.discard(str(token))
         for token in tokens:
             await self.sio.leave_room(sid, str(token))
+
+    def order_notice(self, order: dict[str, Any]) -> list[Any]:
+        """The ``order`` event's positional list for ``order`` (breeze_connect.parse_data):
+        47 items, message type '4' for cash, '6' for F&O."""
+        now = datetime.now(IST)
+        quantity = int(order["quantity"])
+        pending = int(order["pending_quantity"])
+        cancelled = int(order["cancelled_quantity"])
+        flow = order["action"][0].upper()
+        kind = {"Limit": "L", "Market": "M", "StopLoss": "S"}.get(order["order_type"], "L")
+        validity = {"Day": "T", "IoC": "I", "VTC": "V"}.get(order["validity"], "T")
+        status = STATUS_LETTERS.get(order["status"], "O")
+        head: list[Any] = [
+            "1", "ORDER", self.user_id, "", "0", "order", "1",
+            now.strftime("%d-%b-%Y"), now.strftime("%H:%M:%S"), "ORDER", "1",
+        ]  # fmt: skip
+        if order["product_type"] in ("Futures", "Options"):
+            body: list[Any] = [
+                "6", "8500000000", order["exchange_code"], order["stock_code"],
+                order["product_type"][0], (order["right"] or "*")[0], "E",
+                order["strike_price"], order["expiry_date"], "", flow, kind, validity,
+                order["price"], status, order["order_id"], str(quantity),
+                str(order["_filled"]), str(cancelled), "0", order["stoploss"], "N", "1",
+                "API", "N", now.strftime("%d-%b-%Y"), "", "0", order["average_price"],
+                "N", "N", "N", "N", "N", "N", "",
+            ]  # fmt: skip
+        else:
+            body = [
+                "4", "8500000000", order["exchange_code"], order["stock_code"], flow, kind,
+                validity, order["price"], "C", status, now.strftime("%d-%b-%Y"),
+                now.strftime("%d-%b-%Y"), order["order_id"], str(quantity), str(pending),
+                str(order["_filled"]), str(cancelled), "0", "0", order["stoploss"], "N", "0",
+                "1", "API", "1", "1", "EQ", "N", "", "", "", order["average_price"], "N", "N",
+                "0", "",
+            ]  # fmt: skip
+        return head + body
+
+    def _notify(self, order: dict[str, Any]) -> None:
+        """Emit the order's notification to the user's connections (any thread; lock held)."""
+        loop, sio = self._loop, self.sio
+        if loop is None or sio is None:
+            return
+        payload = self.order_notice(order)
+        self.order_notices.append(payload)
+        loop.call_soon_threadsafe(
+            lambda: loop.create_task(sio.emit("order", payload, room=ORDER_ROOM))
+        )
 
     def _scrip_for_token(self, token: str) -> Scrip:
         prefix, _, scrip_token = token.partition("!")

@@ -362,6 +362,10 @@ class FakeUpstox(LoopbackServer):
         self.feed_requests: list[dict[str, Any]] = []
         self.answer_pings = True
         self.silent = False
+        self.gtts: dict[str, dict[str, Any]] = {}
+        self.gtt_requests: list[tuple[str, dict[str, Any]]] = []
+        # GET /v2/user/ip: the account's registered static IPs (None: not registered).
+        self.static_ips: dict[str, str | None] = {"primary_ip": "203.0.113.7", "secondary_ip": None}
         self._sends: set[asyncio.Future[None]] = set()
         self._last_feed_url = ""
         self.segment_status = {"NSE_EQ": pb.NORMAL_OPEN, "NSE_FO": pb.NORMAL_OPEN}
@@ -532,7 +536,9 @@ class FakeUpstox(LoopbackServer):
                 first.firstDepth.bidP = float(self.prices[key] - Decimal("0.05"))
                 first.firstDepth.askQ = 150
                 first.firstDepth.askP = float(self.prices[key] + Decimal("0.05"))
-                first.optionGreeks.delta = 0.52
+                greeks = first.optionGreeks
+                greeks.delta, greeks.gamma, greeks.theta = 0.52, 0.0021, -12.75
+                greeks.vega, greeks.rho = 18.4, 6.1
                 first.vtt = 10_000
                 first.oi = 5000.0
                 first.iv = 0.14
@@ -587,8 +593,13 @@ class FakeUpstox(LoopbackServer):
         r.add_delete("/v2/logout", self._logout)
         r.add_get("/market-quote/instruments/exchange/complete.json.gz", self._master)
         r.add_get("/v2/user/profile", self._profile)
+        r.add_get("/v2/user/ip", self._user_ips)
         r.add_get("/v2/user/get-funds-and-margin", self._funds)
         r.add_post("/v3/order/place", self._place)
+        r.add_post("/v3/order/gtt/place", self._gtt_place)
+        r.add_put("/v3/order/gtt/modify", self._gtt_modify)
+        r.add_delete("/v3/order/gtt/cancel", self._gtt_cancel)
+        r.add_get("/v3/order/gtt", self._gtt_get)
         r.add_put("/v3/order/modify", self._modify)
         r.add_delete("/v3/order/cancel", self._cancel)
         r.add_get("/v2/order/retrieve-all", self._book)
@@ -754,6 +765,18 @@ class FakeUpstox(LoopbackServer):
         ]
         body = gzip.compress(json.dumps(records).encode())
         return web.Response(body=body, content_type="application/gzip")
+
+    async def _user_ips(self, request: web.Request) -> web.Response:
+        updated = "2026-11-02T10:15:00+05:30"
+        ips = dict(self.static_ips)
+        return _ok(
+            {
+                **ips,
+                "primary_ip_updated_at": updated if ips.get("primary_ip") else None,
+                "secondary_ip_updated_at": updated if ips.get("secondary_ip") else None,
+                "access_tokens_invalidated": False,
+            }
+        )
 
     async def _profile(self, request: web.Request) -> web.Response:
         return _ok(
@@ -976,6 +999,126 @@ class FakeUpstox(LoopbackServer):
                 transport.abort()
             await asyncio.sleep(0.1)
         return _ok({"order_ids": ids}, metadata={"latency": 12})
+
+    # -- GTT (v3 /order/gtt): single-trigger rules held here, fired by trigger_gtts ---------
+
+    def _gtt_rules(self, body: dict[str, Any], side: str) -> list[dict[str, Any]]:
+        rules = body.get("rules")
+        if not isinstance(rules, list) or not rules:
+            raise UpstoxError(400, "UDAPI1087", "rules cannot be empty")
+        out = []
+        for rule in rules:
+            if rule.get("strategy") not in ("ENTRY", "STOPLOSS", "TARGET"):
+                raise UpstoxError(400, "UDAPI1088", "Invalid strategy")
+            if rule.get("trigger_type") not in ("ABOVE", "BELOW", "IMMEDIATE"):
+                raise UpstoxError(400, "UDAPI1089", "Invalid trigger_type")
+            price = rule.get("trigger_price")
+            if not isinstance(price, int | float) or price <= 0:
+                raise UpstoxError(400, "UDAPI1090", "trigger_price must be positive")
+            out.append(
+                {
+                    "strategy": rule["strategy"], "status": "SCHEDULED", "message": None,
+                    "trigger_type": rule["trigger_type"], "trigger_price": float(price),
+                    "transaction_type": side, "order_id": None,
+                    "trailing_gap": rule.get("trailing_gap"),
+                }
+            )  # fmt: skip
+        return out
+
+    async def _gtt_place(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        with self._lock:
+            self.gtt_requests.append(("place", dict(body)))
+            if body.get("type") != "SINGLE":
+                raise UpstoxError(400, "UDAPI1091", "this fake holds SINGLE GTTs only")
+            key = str(body.get("instrument_token"))
+            record = self.instruments.get(key)
+            if record is None:
+                raise UpstoxError(400, "UDAPI1004", "Invalid instrument key")
+            if body.get("product") not in ("I", "D", "MTF"):
+                raise UpstoxError(400, "UDAPI1092", "Invalid product")
+            side = body.get("transaction_type")
+            if side not in ("BUY", "SELL"):
+                raise UpstoxError(400, "UDAPI1093", "Invalid transaction_type")
+            quantity = int(body.get("quantity") or 0)
+            if quantity <= 0 or quantity % int(record.get("lot_size") or 1):
+                raise UpstoxError(400, "UDAPI1094", "quantity must be a multiple of the lot")
+            gtt_id = f"GTT-C{next(self._ids):011d}"
+            created = int(datetime.now(IST).timestamp() * 1000)
+            self.gtts[gtt_id] = {
+                "type": "SINGLE", "exchange": self._exchange_word(record), "quantity": quantity,
+                "product": body["product"], "rules": self._gtt_rules(body, side),
+                "trading_symbol": record["trading_symbol"], "instrument_token": key,
+                "gtt_order_id": gtt_id, "expires_at": created + 365 * 86_400_000,
+                "created_at": created,
+            }  # fmt: skip
+        return _ok({"gtt_order_ids": [gtt_id]}, metadata={"latency": 9})
+
+    def _gtt(self, gtt_id: str) -> dict[str, Any]:
+        gtt = self.gtts.get(gtt_id)
+        if gtt is None:
+            raise UpstoxError(400, "UDAPI1095", "GTT order not found")
+        if gtt["rules"][0]["status"] != "SCHEDULED":
+            raise UpstoxError(400, "UDAPI1096", f"GTT order is {gtt['rules'][0]['status']}")
+        return gtt
+
+    async def _gtt_modify(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        with self._lock:
+            self.gtt_requests.append(("modify", dict(body)))
+            gtt = self._gtt(str(body.get("gtt_order_id")))
+            side = gtt["rules"][0]["transaction_type"]
+            gtt["rules"] = self._gtt_rules(body, side)
+            if body.get("quantity"):
+                gtt["quantity"] = int(body["quantity"])
+        return _ok({"gtt_order_ids": [gtt["gtt_order_id"]]}, metadata={"latency": 9})
+
+    async def _gtt_cancel(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        with self._lock:
+            self.gtt_requests.append(("cancel", dict(body)))
+            gtt = self._gtt(str(body.get("gtt_order_id")))
+            for rule in gtt["rules"]:
+                rule["status"] = "CANCELLED"
+        return _ok({"gtt_order_ids": [gtt["gtt_order_id"]]}, metadata={"latency": 9})
+
+    async def _gtt_get(self, request: web.Request) -> web.Response:
+        wanted = request.query.get("gtt_order_id")
+        with self._lock:
+            rows = [dict(g, rules=[dict(r) for r in g["rules"]]) for g in self.gtts.values()]
+        if wanted:
+            rows = [r for r in rows if r["gtt_order_id"] == wanted]
+        return _ok(rows)
+
+    def trigger_gtts(self, key: str, price: str) -> list[str]:
+        """The price of ``key`` moves to ``price``: every scheduled rule it crosses places
+        its market order (with the rule's order id recorded); returns those order ids."""
+        placed = []
+        with self._lock:
+            self.prices[key] = Decimal(price)
+            record = self.instruments[key]
+            for gtt in self.gtts.values():
+                rule = gtt["rules"][0]
+                if gtt["instrument_token"] != key or rule["status"] != "SCHEDULED":
+                    continue
+                level = Decimal(str(rule["trigger_price"]))
+                if (rule["trigger_type"] == "ABOVE" and Decimal(price) < level) or (
+                    rule["trigger_type"] == "BELOW" and Decimal(price) > level
+                ):
+                    continue
+                body = {
+                    "order_type": "MARKET", "product": gtt["product"], "price": 0,
+                    "validity": "DAY", "trigger_price": 0, "disclosed_quantity": 0,
+                    "transaction_type": rule["transaction_type"], "instrument_token": key,
+                    "tag": gtt["gtt_order_id"],
+                }  # fmt: skip
+                order = self._new_order(body, record, gtt["quantity"], False)
+                self.orders[order["order_id"]] = order
+                self._record(order)
+                self._fill(order, gtt["quantity"], Decimal(price))
+                rule["status"], rule["order_id"] = "TRIGGERED", order["order_id"]
+                placed.append(order["order_id"])
+        return placed
 
     def _order(self, order_id: str) -> dict[str, Any]:
         order = self.orders.get(order_id)
