@@ -58,6 +58,7 @@ def main() -> int:
     app.processEvents()
     view = chart._graphics
     times: list[float] = []
+    cpu: list[float] = []
     left, right = float(BARS - 200), float(BARS)
     for n in range(args.frames):
         if n % 10 == 9:
@@ -66,12 +67,15 @@ def main() -> int:
             left = right - span * factor
         else:
             left, right = left - 7, right - 7
+        c0 = time.process_time()
         t0 = time.perf_counter()
         chart.price_plot.setXRange(left, right, padding=0)
         view.repaint()
         app.processEvents()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     times = times[10:]
+    cpu = cpu[10:]
     fps = 1.0 / statistics.median(times)
     slow = 1.0 / sorted(times)[int(0.99 * (len(times) - 1))]
     ok = fps >= TARGET_FPS
@@ -79,6 +83,10 @@ def main() -> int:
         f"{BARS:,} bars, {args.frames} pan/zoom frames: median {fps:.0f} fps, slowest 1% "
         f"{slow:.0f} fps (target >= {TARGET_FPS:.0f} fps) {'OK' if ok else 'MISS'}"
     )
+    # CPU time per frame: what the frame costs when the process has a core to itself (on a
+    # shared machine the wall-clock figure mostly measures the wait for one).
+    cpu_ms = 1000 * statistics.median(cpu)
+    print(f"CPU time per frame: median {cpu_ms:.1f} ms ({1000 / cpu_ms:.0f} fps of CPU)")
     return 0 if ok else 1
 
 

@@ -82,17 +82,27 @@ def main() -> int:
         chain.compute(book.get, NOW, rate=0.065)  # warm-up
     gc.collect()
     samples: list[float] = []
+    cpu: list[float] = []
     solved = 0
     for n in range(args.refreshes):
         book = books[n % len(books)]
+        c0 = time.process_time()
         t0 = time.perf_counter()
         snap = chain.compute(book.get, NOW, rate=0.065)
         samples.append((time.perf_counter() - t0) * 1000.0)
+        cpu.append((time.process_time() - c0) * 1000.0)
         solved = sum(1 for r in snap.rows for q in (r.call, r.put) if q and q.iv is not None)
     samples.sort()
     median = statistics.median(samples)
     p99 = samples[int(0.99 * (len(samples) - 1))]
     ok = p99 <= TARGET_MS
+    cpu.sort()
+    # CPU time per refresh: on a shared machine the wall-clock p99 is mostly time the
+    # process spent waiting for a core.
+    print(
+        f"CPU time per refresh: median {statistics.median(cpu):.2f} ms, "
+        f"p99 {cpu[int(0.99 * (len(cpu) - 1))]:.2f} ms"
+    )
     print(
         f"option chain refresh, {STRIKES} strikes ({2 * STRIKES} contracts, {solved} IVs solved): "
         f"median {median:.2f} ms, p99 {p99:.2f} ms (target p99 <= {TARGET_MS:.0f} ms) "

@@ -38,7 +38,7 @@ def pct(values: list[float], q: float) -> float:
 
 async def measure(
     seconds: float, rate: float, four_charts: bool = False
-) -> tuple[list[float], list[float], int, int]:
+) -> tuple[list[float], list[float], int, int, float]:
     from PySide6.QtCore import QTimer
 
     from app.settings import Settings
@@ -98,14 +98,26 @@ async def measure(
     timer.setInterval(10)
     timer.timeout.connect(beat)
     timer.start()
-    await asyncio.sleep(seconds + WARM_UP_S)
+    await asyncio.sleep(WARM_UP_S)
+    # CPU seconds the process spent per wall second of the measured part: on a shared
+    # machine the wall-clock latency mostly says how much of a core the process was given.
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    frames0 = window.pump.frames
+    await asyncio.sleep(seconds)
+    cpu = time.process_time() - cpu0
+    wall = time.perf_counter() - wall0
     timer.stop()
     published = services.bus.published.get("ticks", 0)
     frames = window.pump.frames
+    print(
+        f"CPU: {cpu / wall:.2f} of a core for the whole process, "
+        f"{1000 * cpu / max(1, frames - frames0):.1f} ms per UI frame "
+        f"({(frames - frames0) / wall:.1f} frames/s)"
+    )
     await window.stop()
     await services.stop()
     window.close()
-    return latencies, stalls, published, frames
+    return latencies, stalls, published, frames, cpu / wall
 
 
 def main() -> int:
@@ -121,7 +133,7 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([])
-    latencies, stalls, published, frames = _run(
+    latencies, stalls, published, frames, _cpu_share = _run(
         app, args.seconds, args.rate, args.four_charts_and_chain
     )
     span = args.seconds + WARM_UP_S
@@ -146,7 +158,7 @@ def main() -> int:
 
 def _run(
     app: object, seconds: float, rate: float, four_charts: bool = False
-) -> tuple[list[float], list[float], int, int]:
+) -> tuple[list[float], list[float], int, int, float]:
     import qasync
 
     loop = qasync.QEventLoop(app)

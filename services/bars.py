@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from services.bar_history import ClosedBars
 from services.bus import BARS, TICKS, EventBus, SubscriberLagged
 from services.clock import IST, MARKET_CLOSE, MARKET_OPEN, Clock, is_trading_day, to_ist
 from services.domain import LIVE_TIMEFRAMES, Bar, Tick, Timeframe
@@ -30,6 +31,9 @@ from services.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 SESSION_SECONDS = 22_500  # 09:15 to 15:30
+# Closed bars packed per tick batch (services/bar_history.py): a minute boundary closes a
+# bar for each of thousands of instruments, and packing them all at once stalled the loop.
+PACK_PER_BATCH = 32
 
 
 def _at(day: date, when: time) -> datetime:
@@ -210,7 +214,9 @@ class BarBuilder:
         # The same live bars per instrument, one slot per timeframe: one lookup per tick on
         # the hot path instead of one tuple-keyed lookup per timeframe.
         self._slots: dict[str, list[_LiveBar | None]] = {}
-        self._history: dict[tuple[str, Timeframe], deque[Bar]] = {}
+        # Packed (services/bar_history.py): every ticking instrument keeps today's bars.
+        self._history: dict[tuple[str, Timeframe], ClosedBars] = {}
+        self._to_pack: deque[ClosedBars] = deque()
         # Per instrument: the IST day's [start, end) and the last cumulative volume seen.
         self._cumulative: dict[str, list[object]] = {}
         self.dropped_ticks = 0
@@ -233,11 +239,29 @@ class BarBuilder:
         # The first tick of the day for this instrument, or a feed restart (volume went down).
         return min(tick.last_quantity, tick.volume) if tick.volume else tick.last_quantity
 
-    def _history_of(self, key: str, timeframe: Timeframe) -> deque[Bar]:
+    def _history_of(self, key: str, timeframe: Timeframe) -> ClosedBars:
         hist = self._history.get((key, timeframe))
         if hist is None:
-            hist = self._history[(key, timeframe)] = deque(maxlen=self._max_bars)
+            hist = self._history[(key, timeframe)] = ClosedBars(key, timeframe, self._max_bars)
         return hist
+
+    def _keep(self, hist: ClosedBars, bar: Bar) -> None:
+        hist.append(bar)
+        if not hist.queued:
+            hist.queued = True
+            self._to_pack.append(hist)
+
+    def pack(self, budget: int) -> int:
+        """Pack up to ``budget`` closed bars into their compact store; return how many."""
+        done = 0
+        queue = self._to_pack
+        while queue and done < budget:
+            hist = queue[0]
+            done += hist.pack(budget - done)
+            if not hist.unpacked:
+                hist.queued = False
+                queue.popleft()
+        return done
 
     def _set_live(self, key: str, timeframe: Timeframe, live: _LiveBar | None) -> None:
         slots = self._slots.get(key)
@@ -292,12 +316,13 @@ class BarBuilder:
             return
         start = bucket_start(ts, tf)
         hist = self._history_of(tick.key, tf)
-        if hist and start <= hist[-1].start:
+        last = hist.last_start()
+        if last is not None and start <= last:
             self.dropped_ticks += 1
             return
         if live is not None:
             done = live.freeze(True)
-            hist.append(done)
+            self._keep(hist, done)
             closed.append(done)
             touched.pop(id(live), None)  # its final state goes out as the closed bar
         end = bucket_end(start, tf)
@@ -319,6 +344,7 @@ class BarBuilder:
         if touched or closed:
             closed.extend([live.freeze(False) for live in touched.values()])
             self._bus.publish_many(BARS, closed)
+        self.pack(PACK_PER_BATCH)
 
     def close_stale(self, now: datetime) -> list[Bar]:
         """Close and publish every live bar whose bucket ended by ``now``."""
@@ -326,7 +352,7 @@ class BarBuilder:
         for slot, live in list(self._live.items()):
             if live.end <= now:
                 bar = live.freeze(True)
-                self._history_of(*slot).append(bar)
+                self._keep(self._history_of(*slot), bar)
                 self._set_live(*slot, None)
                 closed.append(bar)
         if closed:
@@ -349,7 +375,8 @@ class BarBuilder:
             ordered = [b for b in ordered if b.start < live.start]
         hist = self._history_of(key, timeframe)
         hist.clear()
-        hist.extend(ordered)
+        for bar in ordered:
+            self._keep(hist, bar)
 
     async def _stale_loop(self, clock: Clock) -> None:
         while True:

@@ -137,14 +137,30 @@ _ATM_BRUSH = QColor("#3a3320")
 _ITM_BRUSH = QColor("#1f2a36")
 
 
+_Cell = tuple[str, QColor | None, QColor | None]  # text, foreground, background
+
+
 class ChainModel(QAbstractTableModel):
-    """The visible window of a ``ChainSnapshot``: ``first`` .. ``first + count`` strikes."""
+    """The visible window of a ``ChainSnapshot``: ``first`` .. ``first + count`` strikes.
+
+    Each snapshot is formatted once, into a table of (text, colour, shading) per cell, and
+    only the cells that read differently from the last snapshot are announced: a refresh
+    costs two quotes per row rather than a quote per cell and role, and Qt repaints the
+    cells that moved rather than the whole window.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.snapshot: ChainSnapshot | None = None
         self.first = 0
         self.count = 0
+        self.cells_changed = 0  # cells announced by the last refresh (tests read it)
+        self._cells: list[list[_Cell]] = []
+        # Longest text per column so far: the view re-fits its columns only when one grew.
+        self._widest: list[int] = []
+        self.widths_grew = False
+        self._bold = QFont()
+        self._bold.setBold(True)
 
     def set_snapshot(self, snapshot: ChainSnapshot, first: int, count: int) -> None:
         same_shape = (
@@ -152,16 +168,62 @@ class ChainModel(QAbstractTableModel):
             and (first, count) == (self.first, self.count)
             and len(self.snapshot) == len(snapshot)
         )
-        if same_shape:
-            self.snapshot = snapshot
-            if count:
-                self.dataChanged.emit(
-                    self.index(0, 0), self.index(count - 1, self.columnCount() - 1)
-                )
+        cells = self._render(snapshot, first, count)
+        widest = [max((len(row[c][0]) for row in cells), default=0)
+                  for c in range(self.columnCount())]  # fmt: skip
+        self.widths_grew = not same_shape or any(
+            a > b for a, b in zip(widest, self._widest, strict=False)
+        )
+        self._widest = widest if not same_shape else list(map(max, widest, self._widest))
+        if not same_shape:
+            self.beginResetModel()
+            self.snapshot, self.first, self.count = snapshot, first, count
+            self._cells = cells
+            self.cells_changed = count * self.columnCount()
+            self.endResetModel()
             return
-        self.beginResetModel()
-        self.snapshot, self.first, self.count = snapshot, first, count
-        self.endResetModel()
+        old, self.snapshot, self._cells = self._cells, snapshot, cells
+        self.cells_changed = 0
+        for row, (before, after) in enumerate(zip(old, cells, strict=True)):
+            if before == after:
+                continue
+            changed = [c for c, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+            self.cells_changed += len(changed)
+            self.dataChanged.emit(self.index(row, changed[0]), self.index(row, changed[-1]))
+
+    @staticmethod
+    def _render(snap: ChainSnapshot, first: int, count: int) -> list[list[_Cell]]:
+        fwd, atm = snap.forward, snap.atm_strike
+        out: list[list[_Cell]] = []
+        for i in range(first, first + count):
+            strike = snap.strikes[i]
+            quotes = (snap.quote(i, call=True), snap.quote(i, call=False))
+            at_money = strike == atm
+            row: list[_Cell] = []
+            for col in range(2 * len(CALL_FIELDS) + 1):
+                if col == STRIKE_COLUMN:
+                    row.append((f"{strike.normalize():f}", None, _ATM_BRUSH if at_money else None))
+                    continue
+                call = col < STRIKE_COLUMN
+                background: QColor | None = None
+                if at_money:
+                    background = _ATM_BRUSH
+                elif fwd is not None:
+                    itm = float(strike) < fwd if call else float(strike) > fwd
+                    background = _ITM_BRUSH if itm else None
+                quote = quotes[0] if call else quotes[1]
+                if quote is None:
+                    row.append((DASH, None, background))
+                    continue
+                name = CALL_FIELDS[col] if call else PUT_FIELDS[col - STRIKE_COLUMN - 1]
+                field = FIELDS[name]
+                colour = None
+                if field.signed is not None:
+                    value = field.signed(quote)
+                    colour = None if value is None else theme.signed_colour(Decimal(value))
+                row.append((field.text(quote), colour, background))
+            out.append(row)
+        return out
 
     def strike_index(self, row: int) -> int:
         return self.first + row
@@ -189,39 +251,19 @@ class ChainModel(QAbstractTableModel):
         return self.snapshot.quote(self.first + row, call=column < STRIKE_COLUMN)
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        snap = self.snapshot
-        if snap is None or not index.isValid():
+        if not index.isValid() or self.snapshot is None:
             return None
-        row, col = index.row(), index.column()
-        strike = snap.strikes[self.first + row]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._cells[index.row()][col][0]
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return self._cells[index.row()][col][1]
+        if role == Qt.ItemDataRole.BackgroundRole:
+            return self._cells[index.row()][col][2]
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return _CENTER if col == STRIKE_COLUMN else _RIGHT
-        if role == Qt.ItemDataRole.BackgroundRole:
-            if strike == snap.atm_strike:
-                return _ATM_BRUSH
-            fwd = snap.forward
-            if fwd is not None and col != STRIKE_COLUMN:
-                itm = float(strike) < fwd if col < STRIKE_COLUMN else float(strike) > fwd
-                return _ITM_BRUSH if itm else None
-            return None
         if role == Qt.ItemDataRole.FontRole and col == STRIKE_COLUMN:
-            font = QFont()
-            font.setBold(True)
-            return font
-        if col == STRIKE_COLUMN:
-            return f"{strike.normalize():f}" if role == Qt.ItemDataRole.DisplayRole else None
-        name = CALL_FIELDS[col] if col < STRIKE_COLUMN else PUT_FIELDS[col - STRIKE_COLUMN - 1]
-        field = FIELDS[name]
-        if role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ForegroundRole):
-            return None
-        quote = snap.quote(self.first + row, call=col < STRIKE_COLUMN)
-        if quote is None:
-            return DASH if role == Qt.ItemDataRole.DisplayRole else None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return field.text(quote)
-        if field.signed is not None:
-            value = field.signed(quote)
-            return None if value is None else theme.signed_colour(Decimal(value))
+            return self._bold
         return None
 
 
@@ -267,7 +309,10 @@ class OptionChainPanel(QWidget):
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(22)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Fitted on demand (a new window of strikes, or a figure that got longer), not by
+        # ResizeToContents: that mode re-measured every cell of a column on every
+        # dataChanged, some 35,000 data() calls per refresh.
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setMinimumSectionSize(40)
         self.table.clicked.connect(self._clicked)
         self.table.activated.connect(self._clicked)
@@ -364,6 +409,8 @@ class OptionChainPanel(QWidget):
         first = max(0, centre - half)
         last = min(n, centre + half + 1)
         self.model.set_snapshot(snap, first, last - first)
+        if self.model.widths_grew:
+            self.table.resizeColumnsToContents()
         self.refreshes += 1
         self.summary.setText(self._summary(snap, rate, model))
         self.snapshotUpdated.emit()

@@ -3,7 +3,10 @@
 Rows are immutable records identified by a key (instrument, order id, position). Updates go
 through ``upsert``, which emits ``dataChanged`` only for the rows that actually changed, merged
 into contiguous spans: at a 5,000 ticks/s feed, a frame repaints the few visible rows that
-moved instead of resetting the whole view.
+moved instead of resetting the whole view. A model that ``follow_view``s its table announces
+only the changed rows the table shows: with 3,000 instruments ticking, a frame sent Qt
+hundreds of spans for rows nobody could see (the view reads those rows afresh when they
+scroll into sight).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from PySide6.QtCore import (
     Qt,
 )
 from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QTableView
 
 from services.domain import Tick
 
@@ -62,6 +66,8 @@ class RowTableModel(QAbstractTableModel, Generic[T]):
         self._newest_first = newest_first
         self._rows: list[T] = []
         self._index: dict[Hashable, int] = {}
+        self._view: QTableView | None = None
+        self.rows_announced = 0  # rows named in dataChanged so far (tests and benches read it)
 
     # -- Qt model interface -------------------------------------------------------------
     def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
@@ -174,14 +180,45 @@ class RowTableModel(QAbstractTableModel, Generic[T]):
         self._reindex()
         self.endResetModel()
 
+    def follow_view(self, view: QTableView) -> None:
+        """Announce changes only for rows ``view`` shows (none while it is hidden), as one
+        span per batch, and have the view fit its columns to the rows it shows.
+
+        Each ``dataChanged`` made a column in ResizeToContents mode measure itself again,
+        over up to 1,000 rows by default: with 3,000 instruments that was some 90,000
+        ``data()`` calls and 300 ms a frame.
+        """
+        self._view = view
+        view.horizontalHeader().setResizeContentsPrecision(0)
+
+    def shown_rows(self) -> range:
+        """Rows the followed view shows now; every row when no view is followed."""
+        view = self._view
+        n = len(self._rows)
+        if view is None:
+            return range(n)
+        if not view.isVisible() or n == 0:
+            return range(0)
+        top = view.rowAt(0)
+        bottom = view.rowAt(view.viewport().height() - 1)
+        return range(max(top, 0), n if bottom < 0 else bottom + 1)
+
     def emit_rows_changed(
         self, rows: Iterable[int], first_col: int = 0, last_col: int = -1
     ) -> None:
-        """Emit one ``dataChanged`` per run of adjacent changed rows."""
-        ordered = sorted(set(rows))
+        """Emit one ``dataChanged`` per run of adjacent changed rows; following a view, one
+        span from the first to the last changed row it shows."""
+        shown = self.shown_rows()
+        ordered = sorted({r for r in rows if r in shown})
         if not ordered:
             return
         last_col = len(self.columns) - 1 if last_col < 0 else last_col
+        if self._view is not None:
+            self.rows_announced += ordered[-1] - ordered[0] + 1
+            top, bottom = self.index(ordered[0], first_col), self.index(ordered[-1], last_col)
+            self.dataChanged.emit(top, bottom)
+            return
+        self.rows_announced += len(ordered)
         start = prev = ordered[0]
         for r in [*ordered[1:], None]:
             if r is not None and r == prev + 1:

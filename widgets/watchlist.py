@@ -278,6 +278,7 @@ class WatchlistWidget(QWidget):
 
         self.table = WatchlistTable()
         self.table.setModel(self.model)
+        self.model.follow_view(self.table)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)

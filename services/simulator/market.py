@@ -34,13 +34,14 @@ from services.domain import (
     ConnectionState,
     ConnectionStatus,
     Depth,
-    DepthLevel,
     Instrument,
     InstrumentKind,
     Tick,
     Timeframe,
 )
 from services.instruments import Reference
+from services.simulator.depth import BITS as DEPTH_BITS
+from services.simulator.depth import LazyDepth
 from services.simulator.history import backward_path, bar_shape, history_rng
 from services.simulator.pricing import (
     SECONDS_PER_YEAR,
@@ -53,7 +54,6 @@ from services.simulator.pricing import (
 )
 
 COMPONENT = "feed:simulator"
-LEVELS = 5
 _ROLE_SPOT, _ROLE_FUTURE, _ROLE_CALL, _ROLE_PUT = 0, 1, 2, 3
 _JUMPS_PER_SESSION = 3.0
 _JUMP_SHARE_OF_DAILY_SD = 0.15  # so jumps carry ~7% of the variance
@@ -436,7 +436,7 @@ class MarketSimulator:
         tick = s.tick
         if s.inst.kind is InstrumentKind.INDEX:
             n = self._to_steps(s, fair)
-            depth = None
+            depth: Depth | None = None
             quantity = 0
         else:
             spread = max(s.spread_min, int(fair * s.spread_frac / tick + 0.5))
@@ -449,7 +449,11 @@ class MarketSimulator:
             bid = max(bid, 1)
             ask = bid + spread
             n = ask if r() < 0.5 else bid
-            depth = self._depth(s, bid, ask)
+            # Drawn now (one call on the stream), built when read: see simulator/depth.py.
+            depth = LazyDepth(
+                self._rng.getrandbits(DEPTH_BITS), bid, ask, s.tick_dec, s.lot, s.depth_lots,
+                s.gap_max,
+            )
             lots = 1 + int(self._rng.expovariate(1.0 / (s.trade_lots * profile)))
             quantity = lots * s.lot
             s.volume += quantity
@@ -477,22 +481,6 @@ class MarketSimulator:
             oi=s.oi,
             oi_close=s.oi_close,
         )
-
-    def _depth(self, s: _State, bid: int, ask: int) -> Depth:
-        """Five levels a side; a bid ladder that would reach zero (a 0.05 option) stops short."""
-        r = self._rng.random
-        lot, tick_dec, max_lots, gap_max = s.lot, s.tick_dec, s.depth_lots, s.gap_max
-        bids: list[DepthLevel] = []
-        asks: list[DepthLevel] = []
-        for side, n, direction in ((bids, bid, -1), (asks, ask, 1)):
-            for _ in range(LEVELS):
-                if n < 1:
-                    break
-                lots = 1 + int(r() * max_lots)
-                orders = 1 + int(r() * min(lots, 25))
-                side.append(DepthLevel(tick_dec * n, lots * lot, min(orders, lots)))
-                n += direction * (1 + int(r() * gap_max))
-        return Depth(tuple(bids), tuple(asks))
 
     # -- public -------------------------------------------------------------------------
 

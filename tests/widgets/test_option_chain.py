@@ -160,3 +160,61 @@ def test_main_window_chain_click_prefills_the_ticket_with_contract_and_lot(
         assert win.docks["Basket"].isVisible() and len(win.basket.legs) == 2
     finally:
         qloop.run(win.stop())
+
+
+def test_a_refresh_announces_exactly_the_cells_that_read_differently(qtbot, services):
+    """The chain formats a snapshot once and tells Qt only about the cells that changed:
+    nothing when no tick arrived, and every changed cell (never a stale one) when some did."""
+    from datetime import datetime, timedelta
+
+    from services.clock import IST
+
+    panel = OptionChainPanel(services, strikes_around_atm=6)
+    qtbot.addWidget(panel)
+    panel.show()
+    assert panel.select(NIFTY, option_expiries(services.instruments, NIFTY)[-1])
+    sim = services.simulator
+    now = datetime.now(IST).replace(hour=11, minute=0, second=0, microsecond=0)
+    for n in range(400):  # not started: the test makes the ticks itself
+        sim.step(now + timedelta(milliseconds=15 * n), 200)
+    model = panel.model
+
+    roles = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ForegroundRole,
+             Qt.ItemDataRole.BackgroundRole)  # fmt: skip
+
+    def grid() -> list[list[str]]:
+        return [
+            [
+                "|".join(str(model.data(model.index(r, c), role)) for role in roles)
+                for c in range(model.columnCount())
+            ]
+            for r in range(model.rowCount())
+        ]
+
+    announced: list[tuple[int, int, int, int]] = []
+    model.dataChanged.connect(
+        lambda a, b, _roles=(): announced.append((a.row(), a.column(), b.row(), b.column()))
+    )
+    panel.refresh()
+    announced.clear()
+    before = grid()
+    panel.refresh()  # the same ticks: the same text everywhere
+    assert announced == [] and model.cells_changed == 0 and grid() == before
+
+    for n in range(40):
+        sim.step(now + timedelta(seconds=7, milliseconds=15 * n), 200)
+    first = model.first
+    panel.refresh()
+    assert model.first == first  # the ATM did not move: the same window, updated in place
+    after = grid()
+    changed = {
+        (r, c) for r, row in enumerate(after) for c, text in enumerate(row) if text != before[r][c]
+    }
+    assert changed, "forty steps of the market moved nothing in the chain"
+    covered = {
+        (r, c) for r0, c0, r1, c1 in announced for r in range(r0, r1 + 1) for c in range(c0, c1 + 1)
+    }
+    assert changed <= covered  # no cell left showing a stale figure
+    rows = {r for r, _ in changed}
+    assert {r for r, _ in covered} == rows  # rows that did not change are not repainted
+    assert len(covered) < model.rowCount() * model.columnCount()

@@ -9,6 +9,7 @@ Pens are cosmetic and 1 px wide: wider pens make Qt's line drawing an order of m
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from pyqtgraph.Qt import internals
 from PySide6 import QtCore, QtGui
 
 from widgets.chart import style
+from widgets.chart.indicators import FloatArray
 from widgets.chart.series import BarSeries
 
 
@@ -129,12 +131,31 @@ class _SeriesItem(pg.GraphicsObject):  # type: ignore[misc]
 
 
 class CandleItem(_SeriesItem):
+    """Candles; their y bounds also cover the lines drawn over them (``overlays``).
+
+    The price pane auto-ranges on this item alone: the overlay curves are added with
+    ``ignoreBounds``, because pyqtgraph asked each curve for its bounds several times per
+    pan frame (a third of the frame), while a min and max over the visible slice of each
+    overlay's values costs microseconds.
+    """
+
+    def __init__(self, series: BarSeries) -> None:
+        super().__init__(series)
+        self.overlays: Callable[[], Iterable[FloatArray]] = tuple
+
     def _y_range(self, rows: slice) -> tuple[float, float] | None:
         if rows.stop <= rows.start:
             return None
-        low = self.series.column("low")[rows]
-        high = self.series.column("high")[rows]
-        return (float(low.min()), float(high.max()))
+        lo = float(self.series.column("low")[rows].min())
+        hi = float(self.series.column("high")[rows].max())
+        for values in self.overlays():
+            part = values[rows]
+            if part.size:
+                # fmin/fmax skip NaN (a warm-up period) without the all-NaN warning.
+                low, high = float(np.fmin.reduce(part)), float(np.fmax.reduce(part))
+                if low == low:  # not NaN: some value in view
+                    lo, hi = min(lo, low), max(hi, high)
+        return (lo, hi)
 
     def _paint_group(self, p, rows, mask, x, colour):  # type: ignore[no-untyped-def]
         s = self.series

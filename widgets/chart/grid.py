@@ -13,6 +13,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
 from widgets.chart import style
+from widgets.chart.axis import TimeAxis
 
 
 class GridItem(pg.GraphicsObject):  # type: ignore[misc]
@@ -25,6 +26,10 @@ class GridItem(pg.GraphicsObject):  # type: ignore[misc]
         pen.setWidth(1)
         self._pen = pen
         self.setZValue(-100)
+        # The last answer per axis: a live bar repaints the pane without moving it, and
+        # pyqtgraph's own tickValues (the price axis) is not cached; it was a third of a
+        # live chart frame.
+        self._ticks: dict[int, tuple[tuple[float, float, float], list[float]]] = {}
 
     def boundingRect(self) -> QtCore.QRectF:
         rect = self.viewRect()
@@ -34,10 +39,15 @@ class GridItem(pg.GraphicsObject):  # type: ignore[misc]
         self.prepareGeometryChange()
         self.update()
 
-    @staticmethod
-    def _major(axis: pg.AxisItem, lo: float, hi: float, px: float) -> list[float]:
-        levels = axis.tickValues(lo, hi, px)
-        return list(levels[0][1]) if levels else []
+    def _major(self, axis: pg.AxisItem, lo: float, hi: float, px: float) -> list[float]:
+        key = (lo, hi, px)
+        cached = self._ticks.get(id(axis))
+        if cached is not None and cached[0] == key and not isinstance(axis, TimeAxis):
+            return cached[1]
+        levels = axis.tickValues(lo, hi, px)  # TimeAxis caches its own, by bar count too
+        major = list(levels[0][1]) if levels else []
+        self._ticks[id(axis)] = (key, major)
+        return major
 
     def paint(self, p: QtGui.QPainter, *args: Any) -> None:
         view = self.getViewBox()

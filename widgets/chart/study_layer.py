@@ -63,6 +63,7 @@ class Study:
     params: tuple[float, ...]
     items: list[pg.PlotDataItem] = field(default_factory=list)
     pane: pg.PlotItem | None = None
+    shown: list[FloatArray] = field(default_factory=list)  # the values the items draw
 
     @property
     def label(self) -> str:
@@ -88,11 +89,15 @@ class Study:
         return [line, signal, hist]
 
 
-def _curve(plot: pg.PlotItem, colour: str, width: float = 1.0) -> pg.PlotDataItem:
+def _curve(
+    plot: pg.PlotItem, colour: str, width: float = 1.0, *, in_bounds: bool = True
+) -> pg.PlotDataItem:
     pen = pg.mkPen(colour, width=width)
     pen.setCosmetic(True)
     item = pg.PlotDataItem(pen=pen)
-    plot.addItem(item)
+    # A price-pane line stays out of pyqtgraph's bounds: the candles' bounds cover it
+    # (``CandleItem.overlays``, from ``price_pane_values``), at a fraction of the cost.
+    plot.addItem(item, ignoreBounds=not in_bounds)
     item.setDownsampling(auto=True, method="peak")  # after addItem, which resets both
     item.setClipToView(True)
     return item
@@ -132,7 +137,10 @@ class StudyLayer(QtCore.QObject):
         else:
             target = chart.price_plot
         n = 3 if kind.name in ("Bollinger", "MACD") else 1
-        study.items = [_curve(target, colour if i == 0 else style.TEXT) for i in range(n)]
+        study.items = [
+            _curve(target, colour if i == 0 else style.TEXT, in_bounds=kind.pane)
+            for i in range(n)
+        ]
         if kind.name == "RSI" and study.pane is not None:
             for level in (30, 70):
                 study.pane.addItem(
@@ -140,6 +148,7 @@ class StudyLayer(QtCore.QObject):
                 )
         self.studies.append(study)
         self._push(study, self._columns())
+        chart.candles.data_changed()  # the price pane's y range covers a new overlay
         return study
 
     def remove(self, study: Study) -> None:
@@ -150,6 +159,11 @@ class StudyLayer(QtCore.QObject):
             for item in study.items:
                 chart.price_plot.removeItem(item)
         self.studies.remove(study)
+        chart.candles.data_changed()
+
+    def price_pane_values(self) -> list[FloatArray]:
+        """Values of the studies drawn over the candles, for the price pane's y range."""
+        return [v for s in self.studies if s.pane is None for v in s.shown]
 
     def _pane_count(self) -> int:
         return sum(1 for s in self.studies if s.pane is not None)
@@ -162,16 +176,20 @@ class StudyLayer(QtCore.QObject):
     def _push(self, study: Study, cols: dict[str, FloatArray]) -> None:
         x = cols["x"]
         if x.size == 0:
+            study.shown = []
             for item in study.items:
                 item.setData([], [])
             return
-        for item, values in zip(study.items, study.values(cols), strict=True):
+        study.shown = study.values(cols)
+        for item, values in zip(study.items, study.shown, strict=True):
             item.setData(x, values, connect="finite")
 
     def recompute(self) -> None:
         cols = self._columns()
         for study in self.studies:
             self._push(study, cols)
+        if self.studies:
+            self._chart.candles.data_changed()
         self._last_live = time.monotonic()
         self._place_drawings()
 

@@ -178,6 +178,9 @@ class ChartWidget(QtWidgets.QWidget):
                 axis.setPen(axis_pen)
                 axis.setTextPen(style.TEXT)
                 axis.setStyle(tickFont=font, tickLength=-4, autoExpandTextSpace=False)
+                # The axes carry no label, so no SI prefix to find; left on, every range
+                # change re-rendered the (hidden) label's HTML, on each axis, each pan frame.
+                axis.enableAutoSIPrefix(False)
             plot.getAxis("right").setWidth(70)
             vb = plot.getViewBox()
             vb.setMouseEnabled(x=True, y=False)
@@ -194,10 +197,14 @@ class ChartWidget(QtWidgets.QWidget):
         for plot in (self.price_plot, self.volume_plot):
             dress(plot)
         # The price pane's bottom axis stays as a bare line: the separator above the volume pane.
+        # It and the volume pane's right axis (kept for the width that lines the panes up)
+        # show no ticks, so they get none to compute: each pan frame worked them out anew.
         self.price_plot.getAxis("bottom").setStyle(showValues=False, tickLength=0)
         self.price_plot.getAxis("bottom").setHeight(1)
+        self.price_plot.getAxis("bottom").setTicks([])
         self.volume_plot.setXLink(self.price_plot)
         self.volume_plot.getAxis("right").setStyle(showValues=False, tickLength=0)
+        self.volume_plot.getAxis("right").setTicks([])
         self._graphics.ci.layout.setRowStretchFactor(0, 4)
         self._graphics.ci.layout.setRowStretchFactor(1, 1)
 
@@ -207,6 +214,7 @@ class ChartWidget(QtWidgets.QWidget):
         self.volume_plot.addItem(GridItem(self._time_axis, None), ignoreBounds=True)
 
         self._candles = CandleItem(self._series)
+        self._candles.overlays = self._price_pane_lines
         self._volume = VolumeItem(self._series)
         self.price_plot.addItem(self._candles)
         self.volume_plot.addItem(self._volume)
@@ -297,7 +305,7 @@ class ChartWidget(QtWidgets.QWidget):
         for i, (kind, period) in enumerate(specs):
             colour = style.OVERLAY_COLOURS[i % len(style.OVERLAY_COLOURS)]
             item = pg.PlotDataItem(pen=_pen(colour))
-            self.price_plot.addItem(item)
+            self.price_plot.addItem(item, ignoreBounds=True)  # the candles' bounds cover it
             # After addItem: PlotItem.addItem applies the plot's own (off) clip-to-view and
             # downsampling to the item, which made every frame draw all 100,000 points.
             item.setDownsampling(auto=True, method="peak")
@@ -407,6 +415,14 @@ class ChartWidget(QtWidgets.QWidget):
     def _at_right_edge(self) -> bool:
         right = float(self.price_plot.getViewBox().viewRange()[0][1])
         return right >= len(self._series) - 1
+
+    def _price_pane_lines(self) -> list[FloatArray]:
+        """Values of every line on the price pane, by bar index: the y range covers them."""
+        lines = [o.values for o in self._overlays]
+        studies = getattr(self, "studies", None)  # None while __init__ builds the plots
+        if studies is not None:
+            lines += studies.price_pane_values()
+        return lines
 
     def _recompute_overlays(self) -> None:
         closes = self._series.column("close")
