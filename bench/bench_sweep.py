@@ -12,12 +12,11 @@ import sys
 import time
 from datetime import date
 
-import joblib
-from distributed import Client, LocalCluster
+from distributed import LocalCluster
 
 from services.backtest.data import simulator_bars
 from services.backtest.engine import BacktestConfig
-from services.backtest.sweep import grid, run_config
+from services.backtest.sweep import grid, run_config, sweep
 from services.domain import Timeframe
 
 TARGET = 1.6
@@ -41,16 +40,12 @@ def main() -> int:
 
     serial_s = statistics.median(timed(serial) for _ in range(3))
     print(f"serial median {serial_s:.2f} s", flush=True)
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, \
-            Client(cluster):
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
 
         def clustered() -> None:
-            # joblib's dask backend scatters the (large) bars to the workers once per call.
-            with joblib.parallel_config(backend="dask", n_jobs=-1):
-                joblib.Parallel()(
-                    joblib.delayed(run_config)("sma_cross", p, common, bars, config)
-                    for p in configs
-                )
+            # The app's own sweep: the candles go to each worker once, then the 8 backtests.
+            sweep("sma_cross", configs, common, bars, config, cluster=address)
 
         clustered()  # warm the workers' imports
         cluster_s = statistics.median(timed(clustered) for _ in range(3))

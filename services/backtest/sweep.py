@@ -28,6 +28,18 @@ from services.domain import Bar
 from services.instruments import InstrumentRegistry, bundled_universe
 
 
+@dataclass(frozen=True)
+class Candles:
+    """The bars every configuration replays, as one object for transport.
+
+    A plain list is pickled into every task (joblib's dask backend scatters only
+    weak-referenceable objects, and ``client.scatter`` would split a list into one future per
+    bar); one boxed object is scattered to each worker once, before the tasks run.
+    """
+
+    bars: tuple[Bar, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class SweepResult:
     params: dict[str, int]
@@ -46,10 +58,12 @@ def run_config(
     strategy_name: str,
     params: dict[str, int],
     common: dict[str, Any],
-    bars: Sequence[Bar],
+    bars: Sequence[Bar] | Candles,
     config: BacktestConfig,
 ) -> SweepResult:
     """One backtest, start to end, in whatever process runs it."""
+    if isinstance(bars, Candles):
+        bars = bars.bars
     from services.strategies import build_strategy
 
     strategy = build_strategy(
@@ -62,12 +76,22 @@ def run_config(
 
 
 @contextlib.contextmanager
-def _backend(cluster: str | None, n_jobs: int) -> Iterator[tuple[str, int]]:
+def _backend(
+    cluster: str | None, n_jobs: int, payload: Candles
+) -> Iterator[tuple[dict[str, Any], Any]]:
+    """joblib's settings and what the tasks get for the candles (the payload, or its future)."""
     if cluster is None:
-        yield ("loky", n_jobs)
+        yield {"backend": "loky", "n_jobs": n_jobs}, payload
         return
     with dask_cluster(cluster):
-        yield ("dask", -1)
+        from distributed import get_client
+
+        # Sent to every worker once, unhashed: joblib's own scatter tokenizes the payload
+        # first, which takes longer than the transfer (1.5 s against 0.7 s for 13,500 bars).
+        future = get_client().scatter(  # type: ignore[no-untyped-call]  # distributed is untyped
+            payload, broadcast=True, hash=False
+        )
+        yield {"backend": "dask", "n_jobs": -1}, future
 
 def sweep(
     strategy_name: str,
@@ -83,11 +107,12 @@ def sweep(
     import joblib  # type: ignore[import-untyped,unused-ignore]
 
     config = config or BacktestConfig()
-    with _backend(cluster, n_jobs) as (backend, jobs), joblib.parallel_config(
-        backend=backend, n_jobs=jobs
+    payload = Candles(tuple(bars))
+    with _backend(cluster, n_jobs, payload) as (backend, candles), joblib.parallel_config(
+        **backend
     ):
         out = joblib.Parallel()(
-            joblib.delayed(run_config)(strategy_name, params, common, bars, config)
+            joblib.delayed(run_config)(strategy_name, params, common, candles, config)
             for params in configs
         )
     return list(out)
