@@ -312,7 +312,7 @@ class MarketDataRouter:
             if not await slot.bucket.take(today):
                 error: ProviderError = QuotaExhausted(
                     source.name, f"the day's {source.info.rate.per_day} requests are used")
-                self._failed(slot, error, report)
+                report.errors.append(self._failed(slot, error))
                 return [*left, (c_lo, hi)]
             slot.requests += 1
             began = self._monotonic()
@@ -324,7 +324,7 @@ class MarketDataRouter:
                 report.errors.append(_named(source.name, exc))
                 return [*left, (c_lo, hi)]
             except BrokerError as exc:  # ours and a broker HistoryProvider's alike
-                self._failed(slot, exc, report)
+                report.errors.append(self._failed(slot, exc))
                 return [*left, (c_lo, hi)]
             finally:
                 slot.last_latency = self._monotonic() - began
@@ -334,7 +334,8 @@ class MarketDataRouter:
                 stored = await asyncio.to_thread(
                     store.write, bars, source.name, self.clock.now(), days=chunk_days)
             except BadHistory as exc:
-                self._failed(slot, ProviderError(source.name, f"bad data: {exc}"), report)
+                report.errors.append(
+                    self._failed(slot, ProviderError(source.name, f"bad data: {exc}")))
                 return [*left, (c_lo, hi)]
             served = {b.start.astimezone(IST).date() for b in bars}
             for day in chunk_days:
@@ -351,7 +352,8 @@ class MarketDataRouter:
             advance(c_lo, c_hi, source.name)
         return left
 
-    def _failed(self, slot: _Slot, exc: BrokerError, report: FetchReport) -> None:
+    def _failed(self, slot: _Slot, exc: BrokerError) -> str:
+        """Count a failure on ``slot``'s breaker; return the message to report."""
         slot.failures += 1
         retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
         trips = getattr(exc, "trips", isinstance(exc, _TRIPS))
@@ -359,8 +361,8 @@ class MarketDataRouter:
         before = slot.breaker.state
         slot.breaker.failure(message, trips=trips, retry_after=retry_after)
         self._notify(slot, before)
-        report.errors.append(message)
         log.warning("market data: %s", message)
+        return message
 
     # -- reading with fetch ----------------------------------------------------------------
     async def candles(
@@ -433,9 +435,7 @@ class MarketDataRouter:
                 reasons.append(_named(source.name, exc))
                 continue
             except BrokerError as exc:
-                report = FetchReport(key, Timeframe.D1)
-                self._failed(slot, exc, report)
-                reasons.extend(report.errors)
+                reasons.append(self._failed(slot, exc))
                 continue
             finally:
                 slot.last_latency = self._monotonic() - began

@@ -43,6 +43,7 @@ from services.brokers.angelone.config import BROKER_ID
 from services.bus import CONNECTION, EventBus
 from services.clock import IST
 from services.domain import ConnectionState, ConnectionStatus
+from services.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from services.brokers.angelone.execution import AngelExecution, AngelTokens
@@ -108,9 +109,7 @@ class AngelOrderStream:
         """``stop`` and wait until the socket is closed (shutdown, tests)."""
         task = self._task
         self.stop()
-        if task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([task])
 
     @property
     def running(self) -> bool:
