@@ -243,6 +243,10 @@ class DepthLevel:
     orders: int
 
 
+# One depth level as stored: the price's exact decimal text, the quantity, the orders.
+LevelText = tuple[str, int, int]
+
+
 @dataclass(frozen=True, slots=True)
 class Depth:
     """Five levels a side, best first (highest bid, lowest ask)."""
@@ -257,6 +261,17 @@ class Depth:
     @property
     def best_ask(self) -> DepthLevel | None:
         return self.asks[0] if self.asks else None
+
+    def level_texts(self) -> tuple[list[LevelText], list[LevelText]]:
+        """Bids and asks as (price text, quantity, orders): what the recorder stores.
+
+        A book built on first read (the simulator's ``LazyDepth``) makes these from its own
+        integers instead, without building the levels nobody else may ever read.
+        """
+        return (
+            [(str(x.price), x.quantity, x.orders) for x in self.bids],
+            [(str(x.price), x.quantity, x.orders) for x in self.asks],
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,6 +88,17 @@ class PortfolioSource:
     holdings: Callable[[], Iterable[Holding]] = tuple
 
 
+@dataclass(frozen=True)
+class RecorderSource:
+    """The tick recorder's accounting (``services.recorder.Recorder``), read at scrape time:
+    how far behind the disk it is, rather than only the losses once it is too far."""
+
+    tick_backlog: Callable[[], int]
+    backlog_peak: Callable[[], int]
+    ticks_written: Callable[[], int]
+    errors: Callable[[], int]
+
+
 class ProviderStatus(Protocol):
     """One market-data provider's health (``services.marketdata.router.ProviderHealth``)."""
 
@@ -149,6 +160,28 @@ class _DataProviderCollector(Collector):
         yield from (up, requests, failures, latency, delayed)
 
 
+def _recorder_metrics(source: RecorderSource) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "dalal_recorder_tick_backlog",
+        "Ticks received by the recorder and not yet committed (mailbox and encoded).",
+        value=source.tick_backlog(),
+    )
+    yield GaugeMetricFamily(
+        "dalal_recorder_tick_backlog_peak",
+        "The largest tick backlog the recorder has had since it started.",
+        value=source.backlog_peak(),
+    )
+    yield CounterMetricFamily(
+        "dalal_recorder_ticks_written", "Ticks committed to the database.",
+        value=source.ticks_written(),
+    )  # fmt: skip
+    yield CounterMetricFamily(
+        "dalal_recorder_errors",
+        "Recorder writes that failed or events it missed by falling a mailbox behind.",
+        value=source.errors(),
+    )
+
+
 class _SnapshotCollector(Collector):
     """Builds the pulled metrics from whatever sources the runner attached."""
 
@@ -162,6 +195,7 @@ class _SnapshotCollector(Collector):
         self.risk: RiskSource | None = None
         self.portfolio: PortfolioSource | None = None
         self.model_accuracy: Callable[[], Mapping[tuple[str, int], float]] | None = None
+        self.recorder: RecorderSource | None = None
 
     def collect(self) -> Iterator[Metric]:
         yield from self._collect_security_and_health()
@@ -191,6 +225,8 @@ class _SnapshotCollector(Collector):
             for name, n in sorted(self.bus.lagged.items()):
                 lagged.add_metric([name], n)
             yield lagged
+        if self.recorder is not None:
+            yield from _recorder_metrics(self.recorder)
         if self.feeds:
             ticks = CounterMetricFamily(
                 "dalal_ticks_received", "Market data ticks received.", labels=["feed"]
@@ -412,6 +448,9 @@ class Metrics:
 
     def watch_bus(self, bus: EventBus) -> None:
         self._snapshot.bus = bus
+
+    def watch_recorder(self, recorder: RecorderSource) -> None:
+        self._snapshot.recorder = recorder
 
     def watch_feed(self, feed: FeedSource) -> None:
         self._snapshot.feeds[feed.name] = feed

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from services.bus import BARS, FILLS, ORDERS, TICKS, EventBus, SubscriberLagged, Subscription
 from services.clock import IST
 from services.domain import Bar, Fill, Order, Tick
+from services.metrics import RecorderSource
 from services.security.audit import AuditLog
 from services.storage import Database, OrderJournal, TickWriter
 
@@ -72,6 +73,7 @@ class Recorder:
         # tick batch) would fill the mailbox and make the recorder lag at a high tick rate.
         self._bars = bus.subscribe(BARS, "recorder", lossless=True, accept=_closed)
         self.errors = 0
+        self.tick_backlog_peak = 0
 
     async def _on(self, pool: ThreadPoolExecutor, fn: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
@@ -179,8 +181,18 @@ class Recorder:
         """Commit the ticks encoded so far (what the mailbox still holds is not waited for)."""
         await self._on(self._bulk, self._flush_ticks)
 
+    def metrics_source(self) -> RecorderSource:
+        return RecorderSource(
+            self.tick_backlog, lambda: self.tick_backlog_peak, lambda: self.ticks_written,
+            lambda: self.errors,
+        )  # fmt: skip
+
     def _write_ticks(self, ticks: list[Tick]) -> None:
         assert self._ticks is not None
+        # Backpressure accounting: what waits for the disk as this batch is taken.
+        backlog = len(ticks) + self.tick_backlog()
+        if backlog > self.tick_backlog_peak:
+            self.tick_backlog_peak = backlog
         self._ticks.add_many(ticks)
 
     def _flush_ticks(self) -> None:

@@ -13,6 +13,7 @@ import pytest
 from services.broker import OrderRejected
 from services.bus import TICKS
 from services.domain import Instrument, Order, OrderRequest, OrderStatus, OrderType, Product, Side
+from services.metrics import Metrics
 from services.orders import OrderManager
 from services.recorder import Recorder
 from services.security.audit import AuditLog
@@ -140,6 +141,12 @@ async def test_ticks_are_committed_within_the_flush_interval_without_a_shutdown(
             assert loop.time() < deadline, "ticks not committed while running"
             await asyncio.sleep(0.02)
         assert recorder.tick_backlog() == 0 and recorder.ticks_written == 30
+        metrics = Metrics(process=False)
+        metrics.watch_recorder(recorder.metrics_source())
+        assert metrics.sample("dalal_recorder_ticks_written_total") == 30
+        assert metrics.sample("dalal_recorder_tick_backlog") == 0
+        assert 1 <= (metrics.sample("dalal_recorder_tick_backlog_peak") or 0) <= 30
+        assert metrics.sample("dalal_recorder_errors_total") == 0
         assert [t.last_price for t in db.ticks.latest(REL, 2)] == [
             Decimal("2400.28"), Decimal("2400.29")
         ]

@@ -35,3 +35,24 @@ def test_a_lazy_book_is_a_depth_to_everyone_else() -> None:
     restored = pickle.loads(pickle.dumps(lazy))
     assert type(restored) is Depth and restored == plain
     assert lazy.best_bid == lazy.bids[0] and lazy.best_ask == lazy.asks[0]
+
+
+def test_a_lazy_books_stored_text_is_its_built_books_without_building_it() -> None:
+    from decimal import Decimal
+
+    from services.simulator.depth import _scale, _text
+    from services.storage.codec import _depth_json
+
+    ticks = run_steps(make_sim(seed=11), OPEN + timedelta(minutes=3), 30, 0.05, 40)
+    books = [b for b in _books(ticks) if isinstance(b, LazyDepth)]
+    assert len(books) > 100
+    texts = [_depth_json(b) for b in books]
+    assert all(b._book is None for b in books)  # the recorder's read built nothing
+    assert texts == [_depth_json(Depth(b.bids, b.asks)) for b in books]
+    assert [b.level_texts() for b in books] == [Depth(b.bids, b.asks).level_texts() for b in books]
+    # Any tick size: the text is str() of the Decimal price, never scientific notation.
+    for tick in ("0.05", "0.0025", "0.01", "0.1", "1", "5", "0.000001"):
+        step = Decimal(tick)
+        for n in (1, 2, 9, 10, 99, 100, 101, 12345, 10**7 + 3):
+            coefficient, exponent = _scale(step)
+            assert _text(coefficient * n, exponent) == str(step * n), (tick, n)

@@ -151,6 +151,8 @@ def build_runtime(
     if services.history_service is not None and services.history_service.router is not None:
         metrics.watch_data_providers(services.history_service.router.health)
     metrics.watch_bus(services.bus)
+    if services.recorder is not None:
+        metrics.watch_recorder(services.recorder.metrics_source())
     metrics.watch_feed(FeedSource(feed_name, lambda: feed.ticks_received, feed.last_tick_age))
     services.orders.on_ack = _chain(
         services.orders.on_ack, metrics.order_ack_observer(services.broker.name)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from services.domain import Depth, DepthLevel
+from services.domain import Depth, DepthLevel, LevelText
 
 LEVELS = 5
 _LOTS_BITS = 12
@@ -50,6 +50,64 @@ def build_book(
     return sides[0], sides[1]
 
 
+def book_texts(
+    bits: int, bid: int, ask: int, tick: Decimal, lot: int, max_lots: int, gap_max: int
+) -> tuple[list[LevelText], list[LevelText]]:
+    """``build_book`` as (price text, quantity, orders) per level, from integers only.
+
+    The recorder stores every simulated book as text; building ten ``DepthLevel`` records
+    and ``Decimal`` prices first cost it some 13 us a tick. The text is ``str(tick * n)``
+    exactly (tests/test_simulator_depth.py compares the two).
+    """
+    units, exponent = _scale(tick)
+    cents = exponent == -2  # every simulated tick size today: the text inlined
+    sides: list[list[LevelText]] = []
+    for n, direction in ((bid, -1), (ask, 1)):
+        levels: list[LevelText] = []
+        for _ in range(LEVELS):
+            if n < 1:
+                break
+            lots = 1 + ((bits & _LOTS_MASK) * max_lots >> _LOTS_BITS)
+            bits >>= _LOTS_BITS
+            orders = 1 + ((bits & _ORDERS_MASK) * (lots if lots < 25 else 25) >> _ORDERS_BITS)
+            bits >>= _ORDERS_BITS
+            if cents:
+                whole, part = divmod(units * n, 100)
+                price = f"{whole}.{part:02d}"
+            else:
+                price = _text(units * n, exponent)
+            levels.append((price, lots * lot, orders if orders < lots else lots))
+            n += direction * (1 + ((bits & _GAP_MASK) * gap_max >> _GAP_BITS))
+            bits >>= _GAP_BITS
+        sides.append(levels)
+    return sides[0], sides[1]
+
+
+_SCALES: dict[Decimal, tuple[int, int]] = {}
+
+
+def _scale(tick: Decimal) -> tuple[int, int]:
+    """A tick size as (integer coefficient, exponent): 0.05 is (5, -2)."""
+    scale = _SCALES.get(tick)
+    if scale is None:
+        _sign, digits, exponent = tick.as_tuple()
+        assert isinstance(exponent, int)  # a tick size is finite
+        scale = _SCALES[tick] = (int("".join(map(str, digits))), exponent)
+    return scale
+
+
+def _text(units: int, exponent: int) -> str:
+    """``str(Decimal((0, digits of units, exponent)))`` for a price (never scientific)."""
+    if exponent == -2:
+        whole, cents = divmod(units, 100)
+        return f"{whole}.{cents:02d}"
+    if exponent >= 0:
+        return str(Decimal(units).scaleb(exponent))
+    places = -exponent
+    digits = str(units).rjust(places + 1, "0")
+    return digits[:-places] + "." + digits[-places:]
+
+
 class LazyDepth(Depth):
     """A ``Depth`` whose levels are decoded from ``spec`` when first read.
 
@@ -80,6 +138,11 @@ class LazyDepth(Depth):
     @property
     def asks(self) -> tuple[DepthLevel, ...]:
         return self._levels()[1]
+
+    def level_texts(self) -> tuple[list[LevelText], list[LevelText]]:
+        if self._book is not None:  # already read: its levels are the cheaper way now
+            return Depth.level_texts(self)
+        return book_texts(*self._spec)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Depth):

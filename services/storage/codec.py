@@ -107,6 +107,11 @@ def _depth_json(depth: Depth | None) -> str | None:
     # carries a depth, and this took half of the tick's encoding time through json.dumps.
     # %-formatting: measured a quarter faster than f-strings here (Decimal.__format__).
     level = '["%s",%d,%d]'
+    if type(depth) is not Depth:  # a lazily built book knows a cheaper way to its text
+        bid_texts, ask_texts = depth.level_texts()
+        bids = ",".join([level % x for x in bid_texts])
+        asks = ",".join([level % x for x in ask_texts])
+        return '{"b":[' + bids + '],"a":[' + asks + "]}"
     bids = ",".join([level % (x.price, x.quantity, x.orders) for x in depth.bids])
     asks = ",".join([level % (x.price, x.quantity, x.orders) for x in depth.asks])
     return '{"b":[' + bids + '],"a":[' + asks + "]}"
