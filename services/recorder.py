@@ -29,6 +29,11 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+# Waits before writing a failed order, fill or bar batch again: past SQLite's own busy
+# timeout (services.storage.database), a locked file gets some 9 s more before a loss.
+RETRY_SECONDS = (0.2, 1.0, 3.0, 5.0)
+
+
 class Recorder:
     """The order journal, audit log and market-data recorder of one unlocked profile.
 
@@ -129,15 +134,28 @@ class Recorder:
     async def run(self) -> None:
         """Record order updates, fills, ticks and closed bars until cancelled."""
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._follow(self._orders, self._write_orders, self._durable))
-            group.create_task(self._follow(self._fills, self._write_fills, self._durable))
-            group.create_task(self._follow(self._bars, self._write_bars, self._bulk))
+            # Orders, fills and bars are upserts and idempotent inserts: a failed batch (the
+            # file locked past the busy timeout) is written again rather than dropped. A tick
+            # batch is not retried (it may be half in the writer's buffer).
+            group.create_task(
+                self._follow(self._orders, self._write_orders, self._durable, RETRY_SECONDS)
+            )
+            group.create_task(
+                self._follow(self._fills, self._write_fills, self._durable, RETRY_SECONDS)
+            )
+            group.create_task(
+                self._follow(self._bars, self._write_bars, self._bulk, RETRY_SECONDS)
+            )
             if self._tick_sub is not None:
                 group.create_task(self._follow(self._tick_sub, self._write_ticks, self._bulk))
                 group.create_task(self._flush_loop())
 
     async def _follow(
-        self, sub: Subscription[T], write: Callable[[list[T]], None], pool: ThreadPoolExecutor
+        self,
+        sub: Subscription[T],
+        write: Callable[[list[T]], None],
+        pool: ThreadPoolExecutor,
+        retries: tuple[float, ...] = (),
     ) -> None:
         while True:
             try:
@@ -146,14 +164,22 @@ class Recorder:
                 log.error("recorder fell behind on %s; some events were not recorded", sub.topic)
                 self.errors += 1
                 continue
-            try:
-                # Shielded: a shutdown that cancels this task must not cancel a batch already
-                # taken from the mailbox before it reached the disk (close() flushes after it).
-                await asyncio.shield(self._on(pool, write, batch))
-            except Exception:
-                # A full disk must not take the terminal down; it is counted and logged.
-                self.errors += 1
-                log.exception("recording %d %s events failed", len(batch), sub.topic.name)
+            for wait in (*retries, None):
+                try:
+                    # Shielded: a shutdown that cancels this task must not cancel a batch
+                    # already taken from the mailbox before it reached the disk (close()
+                    # flushes after it).
+                    await asyncio.shield(self._on(pool, write, batch))
+                    break
+                except Exception:
+                    if wait is not None:
+                        log.warning("recording %s events failed; again in %g s",
+                                    sub.topic.name, wait)  # fmt: skip
+                        await asyncio.sleep(wait)
+                        continue
+                    # A full disk must not take the terminal down; it is counted and logged.
+                    self.errors += 1
+                    log.exception("recording %d %s events failed", len(batch), sub.topic.name)
 
     async def _flush_loop(self) -> None:
         while True:

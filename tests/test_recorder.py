@@ -155,3 +155,41 @@ async def test_ticks_are_committed_within_the_flush_interval_without_a_shutdown(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await recorder.close()
+
+
+async def test_a_fill_written_while_the_file_is_locked_is_written_again_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal write that meets a lock held past the busy timeout is retried: the fill
+    reaches the file once the lock is gone, instead of being logged and dropped."""
+    import services.storage.database as database
+    from services.bus import FILLS
+    from services.storage.sqlcipher import connect_raw
+    from tests.storage.helpers import make_fill
+
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 50)  # a short wait for the lock
+    key = os.urandom(32)
+    db = Database.open(tmp_path / "locked.db", key, create=True)
+    env = Env()
+    recorder = Recorder(db, env.bus, record_ticks=False)
+    task = asyncio.create_task(recorder.run())
+    other = connect_raw(tmp_path / "locked.db", key)  # another writer holds the file
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        env.bus.publish(FILLS, make_fill("f-locked", "o-locked"))
+        await asyncio.sleep(0.6)  # the first attempt and a retry meet the lock
+        assert await asyncio.to_thread(db.fills.all) == []
+        other.execute("COMMIT")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while not await asyncio.to_thread(db.fills.all):
+            assert loop.time() < deadline, "the fill was dropped"
+            await asyncio.sleep(0.05)
+        assert [f.fill_id for f in db.fills.all()] == ["f-locked"] and recorder.errors == 0
+    finally:
+        other.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await recorder.close()
+        db.close()
