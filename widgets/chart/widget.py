@@ -245,6 +245,11 @@ class ChartWidget(QtWidgets.QWidget):
         """Paints of the candle item so far: benchmarks and tests use it to see a frame land."""
         return int(self._candles.paint_count)
 
+    def graphics_scene(self) -> QtWidgets.QGraphicsScene:
+        """The scene of every pane: the window paints once after it processed the frame."""
+        scene: QtWidgets.QGraphicsScene = self._graphics.scene()
+        return scene
+
     @property
     def candles(self) -> CandleItem:
         return self._candles
