@@ -265,8 +265,8 @@ def test_time_axis_labels_ist_clock_times(chart):
     assert all(int(s[3:]) % 5 == 0 for s in labels), labels
 
 
-def _change_pct(html: str) -> str:
-    return html.rsplit("(", 1)[1].split("%", 1)[0]
+def _change_pct(line: str) -> str:
+    return line.rsplit("(", 1)[1].split("%", 1)[0]
 
 
 def test_header_change_is_the_days_change_like_the_watchlist(chart, qtbot):
@@ -278,14 +278,14 @@ def test_header_change_is_the_days_change_like_the_watchlist(chart, qtbot):
     last = today[-1]
     # Today's change is measured from yesterday's last close...
     base = yesterday[-1].close
-    assert _change_pct(chart.readout_html_text()) == f"{(last.close - base) * 100 / base:+.2f}"
+    assert _change_pct(chart.readout_line()) == f"{(last.close - base) * 100 / base:+.2f}"
     # ...and once the feed says what the previous close was, from it: the watchlist's Chg %.
     prev_close = Decimal("1490.00")
     chart.set_previous_close(prev_close)
-    assert _change_pct(chart.readout_html_text()) == f"{(last.close - prev_close) * 100 / prev_close:+.2f}"  # noqa: E501
+    assert _change_pct(chart.readout_line()) == f"{(last.close - prev_close) * 100 / prev_close:+.2f}"  # noqa: E501
     tick = Tick(KEY, last.start, last.close, 1, 1, last.open, last.high, last.low, prev_close,
                 Depth((), ()))  # fmt: skip
-    assert _change_pct(chart.readout_html_text()) == f"{tick.change_percent:+.2f}"
+    assert _change_pct(chart.readout_line()) == f"{tick.change_percent:+.2f}"
 
 
 def replace_day(bar: Bar, days: int) -> Bar:

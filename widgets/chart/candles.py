@@ -38,6 +38,10 @@ class _SeriesItem(pg.GraphicsObject):  # type: ignore[misc]
         self.paint_count = 0
         self.painted_bars = 0  # bars drawn by the last paint: lets tests prove clipping
         self._rect = QtCore.QRectF()
+        # The y range of every row but the last, and what it was computed over: a live
+        # update changes the last row only, so it costs one row, not the whole history.
+        self._head_key: tuple[object, ...] = ()
+        self._head: tuple[float, float] | None = None
         self._lines = internals.PrimitiveArray(QtCore.QLineF, 4)
         self._rects = internals.PrimitiveArray(QtCore.QRectF, 4)
         up, down = QtGui.QColor(style.UP), QtGui.QColor(style.DOWN)
@@ -47,10 +51,26 @@ class _SeriesItem(pg.GraphicsObject):  # type: ignore[misc]
     def _y_range(self, rows: slice) -> tuple[float, float] | None:
         raise NotImplementedError
 
+    def _bounds_key(self) -> tuple[object, ...]:
+        """What else the y range is taken over; a change makes the cached range stale."""
+        return ()
+
+    def _full_y_range(self, n: int) -> tuple[float, float] | None:
+        if n == 0:
+            return None
+        key = (n, self.series.generation, *self._bounds_key())
+        if key != self._head_key:
+            self._head = self._y_range(slice(0, n - 1))
+            self._head_key = key
+        last = self._y_range(slice(n - 1, n))
+        if self._head is None or last is None:
+            return last or self._head
+        return (min(self._head[0], last[0]), max(self._head[1], last[1]))
+
     def data_changed(self) -> None:
         """Call after the series changed: refreshes bounds only when they grew or shrank."""
         n = len(self.series)
-        yr = self._y_range(slice(0, n)) if n else None
+        yr = self._full_y_range(n)
         if yr is None:
             rect = QtCore.QRectF()
         else:
@@ -142,6 +162,10 @@ class CandleItem(_SeriesItem):
     def __init__(self, series: BarSeries) -> None:
         super().__init__(series)
         self.overlays: Callable[[], Iterable[FloatArray]] = tuple
+
+    def _bounds_key(self) -> tuple[object, ...]:
+        # Overlay and study arrays are replaced, never rewritten, when recomputed whole.
+        return tuple(id(values) for values in self.overlays())
 
     def _y_range(self, rows: slice) -> tuple[float, float] | None:
         if rows.stop <= rows.start:
