@@ -294,6 +294,7 @@ class AppServices:
         if self.node is not None:
             await self.node.execution.close()
         if self.recorder is not None:
+            await self.orders.settle_journal()  # the acknowledgements queued behind answers
             await self.recorder.close()
 
     def running(self) -> dict[str, bool]:

@@ -43,6 +43,9 @@ async def test_order_is_journaled_before_sending_and_replaced_by_the_ack(db: Dat
     order = await env.manager.submit(req(REL, Side.BUY, 5, OrderType.LIMIT, price="2400.00"))
 
     assert seen_in_db_when_sent == [[OrderStatus.PENDING]]  # durable intent, before the broker
+    # The answer did not wait for the acknowledgement's commit; it is queued behind it.
+    assert [o.status for o in db.orders.all()] == [OrderStatus.PENDING]
+    await env.manager.settle_journal()
     stored = db.orders.all()
     assert [(o.order_id, o.status) for o in stored] == [(order.order_id, OrderStatus.OPEN)]
     assert stored[0].request.tag == order.request.tag and order.request.tag.startswith("dt")
