@@ -303,3 +303,45 @@ def test_crosshair_shows_price_and_time_on_the_axes(chart, qtbot):
     price, time = chart.crosshair_labels()
     assert price == "1501.37"
     assert time == f"{bars[250].start:%a %d %b %H:%M}"
+
+
+def test_a_live_bar_beyond_the_view_refits_it_and_one_inside_repaints_only_itself(chart, qtbot):
+    import dataclasses
+
+    from PySide6.QtWidgets import QApplication
+
+    bars = make_bars(300)
+    chart.set_bars(KEY, bars[0].timeframe, bars)
+    qtbot.waitUntil(lambda: chart.paint_count > 0)
+    for _ in range(5):
+        QApplication.processEvents()
+    vb = chart.price_plot.getViewBox()
+    viewport = chart._graphics.viewport()
+    painted: list[int] = []
+
+    class Areas(QtCore.QObject):
+        def eventFilter(self, watched, event):  # type: ignore[no-untyped-def]
+            if event.type() == QtCore.QEvent.Type.Paint:
+                painted.append(sum(r.width() * r.height() for r in event.region()))
+            return False
+
+    last = chart.series.bars[-1]
+    inside = dataclasses.replace(last, close=(last.high + last.low) / 2, volume=last.volume + 1)
+    assert chart.update_bar(inside)  # the first after the view moved: it re-fits, all of it
+    for _ in range(5):
+        QApplication.processEvents()
+    areas = Areas()
+    viewport.installEventFilter(areas)
+    inside = dataclasses.replace(inside, close=inside.close + Decimal("0.05"), volume=last.volume + 2)
+    assert chart.update_bar(inside)
+    qtbot.waitUntil(lambda: bool(painted))
+    assert max(painted) < 0.25 * viewport.width() * viewport.height()
+
+    low, high = vb.viewRange()[1]
+    top = Decimal(f"{high:.2f}") + 25
+    beyond = dataclasses.replace(inside, high=top, close=top)
+    assert chart.update_bar(beyond)
+    for _ in range(5):
+        QApplication.processEvents()
+    assert vb.viewRange()[1][1] >= float(top)  # the pane grew to show the new high
+    viewport.removeEventFilter(areas)

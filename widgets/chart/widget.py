@@ -228,11 +228,6 @@ class ChartWidget(QtWidgets.QWidget):
         self.price_plot.addItem(self._candles)
         self.volume_plot.addItem(self._volume)
 
-        self._last_line = pg.InfiniteLine(
-            angle=0, movable=False, pen=_pen(style.UP, QtCore.Qt.PenStyle.DotLine)
-        )
-        self._last_line.setVisible(False)
-        self.price_plot.addItem(self._last_line, ignoreBounds=True)
         self.last_badge = PriceBadge(self.price_plot.getViewBox())
         self.last_badge.setVisible(False)
         self.price_plot.addItem(self.last_badge, ignoreBounds=True)
@@ -293,8 +288,8 @@ class ChartWidget(QtWidgets.QWidget):
         for overlay in self._overlays:
             overlay.update_last(closes)
             self._push_overlay(overlay, live=change is Change.REPLACED)
-        self._candles.data_changed()
-        self._volume.data_changed()
+        self._candles.data_changed(last_row_only=change is Change.REPLACED)
+        self._volume.data_changed(last_row_only=change is Change.REPLACED)
         if change is Change.APPENDED:
             if self._markers:
                 self._refresh_markers()
@@ -464,16 +459,11 @@ class ChartWidget(QtWidgets.QWidget):
     def _refresh_last(self) -> None:
         n = len(self._series)
         if n == 0:
-            self._last_line.setVisible(False)
             self.last_badge.setVisible(False)
             self._set_readout(None)
             return
         last = self._series.bars[-1]
         colour = style.UP if last.close >= last.open else style.DOWN
-        if self._last_line.pen.color().name() != colour:
-            self._last_line.setPen(_pen(colour, QtCore.Qt.PenStyle.DotLine))
-        self._last_line.setVisible(True)
-        self._last_line.setValue(float(last.close))
         self.last_badge.setVisible(True)
         self.last_badge.set_price(float(last.close), format_price(last.close), colour)
         if self._hover_index is None or self._hover_index == n - 1:
