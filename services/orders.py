@@ -53,7 +53,11 @@ class OrderJournalPort(Protocol):
     """Durable records of the order path (the encrypted database's journal and audit log).
 
     ``record_intent`` must be durable when it returns: it runs before the broker is called, so
-    after a crash the terminal knows of every order it may have sent.
+    after a crash the terminal knows of every order it may have sent. What follows the
+    broker's answer (``record_ack``, the ``order_placed`` audit) is queued behind it instead
+    of awaited: the caller has its answer one or two synchronous commits sooner, and a crash
+    before they land leaves the intent, which the restart resolves by its tag at the broker
+    (``services.brokers.live.resolve_unacknowledged``).
     """
 
     async def record_intent(self, order: Order) -> None: ...
@@ -137,6 +141,9 @@ class OrderManager:
         self._in_flight: dict[str, Order] = {}
         self._in_flight_done: dict[str, asyncio.Event] = {}
         self._in_flight_seq = 0
+        # The journal writes after an acknowledgement, queued in order (``settle_journal``).
+        self._journal_writes: set[asyncio.Task[None]] = set()
+        self.journal_errors = 0
         # Subscribed now, not in run(), so events published before run() starts are kept.
         self._order_sub = bus.subscribe(ORDERS, "order-manager")
         self._fill_sub = bus.subscribe(FILLS, "order-manager")
@@ -228,13 +235,41 @@ class OrderManager:
             self.on_ack(elapsed)
         self._apply_order(order)
         if self.journal is not None:
-            await self.journal.record_ack(tag, order)
-            await self.journal.audit(
-                "order_placed",
-                request.source,
-                {**_describe(request), "order_id": order.order_id, "status": order.status},
-            )
+            self._journal_ack(self.journal, tag, request, order)
         return order
+
+    def _journal_ack(
+        self, journal: OrderJournalPort, tag: str, request: OrderRequest, order: Order
+    ) -> None:
+        """Queue the acknowledgement and its audit entry without making the caller wait.
+
+        Tasks start in the order they were created and each hands its write to the journal's
+        single thread at its first step, so the writes land in the order of the answers (the
+        ack before its audit entry). A failure is counted and logged, never raised: the
+        intent stays in the journal and a restart resolves it by its tag.
+        """
+        async def write() -> None:
+            try:
+                await journal.record_ack(tag, order)
+                await journal.audit(
+                    "order_placed",
+                    request.source,
+                    {**_describe(request), "order_id": order.order_id, "status": order.status},
+                )
+            except Exception:
+                self.journal_errors += 1
+                log.exception("journaling the acknowledgement of %s (tag %s) failed; the "
+                              "intent stays and is resolved by its tag on restart",
+                              order.order_id, tag)  # fmt: skip
+
+        task = asyncio.get_running_loop().create_task(write(), name=f"order-journal:{tag}")
+        self._journal_writes.add(task)
+        task.add_done_callback(self._journal_writes.discard)
+
+    async def settle_journal(self) -> None:
+        """Wait until every acknowledgement queued so far is written (shutdown, tests)."""
+        while self._journal_writes:
+            await asyncio.gather(*self._journal_writes, return_exceptions=True)
 
     async def modify(self, order_id: str, change: OrderChange) -> Order:
         """Modify a working order; the new order is validated here before the broker sees it."""
