@@ -332,12 +332,14 @@ def test_a_live_bar_beyond_the_view_refits_it_and_one_inside_repaints_only_itsel
         QApplication.processEvents()
     areas = Areas()
     viewport.installEventFilter(areas)
-    inside = dataclasses.replace(inside, close=inside.close + Decimal("0.05"), volume=last.volume + 2)
+    inside = dataclasses.replace(
+        inside, close=inside.close + Decimal("0.05"), volume=last.volume + 2
+    )
     assert chart.update_bar(inside)
     qtbot.waitUntil(lambda: bool(painted))
     assert max(painted) < 0.25 * viewport.width() * viewport.height()
 
-    low, high = vb.viewRange()[1]
+    high = vb.viewRange()[1][1]
     top = Decimal(f"{high:.2f}") + 25
     beyond = dataclasses.replace(inside, high=top, close=top)
     assert chart.update_bar(beyond)
