@@ -64,16 +64,25 @@ def test_oco_first_leg_wins_and_voids_the_other(running, qloop) -> None:
 
 
 def test_bad_gtts_are_refused_with_a_reason_and_can_be_cancelled(running, qloop) -> None:
-    ltp = running.last_tick(KEY).last_price
+    def at_price(place):  # the book's own price, read with no loop turn before the place
+        async def go():
+            ltp = running.quotes.last_price(KEY)
+            assert ltp is not None
+            return await place(ltp)
+
+        return qloop.run(go())
+
+    qloop.until(lambda: running.quotes.last_price(KEY) is not None, what="a quote")
+
     with pytest.raises(GttError, match="stop below and its target above"):
-        qloop.run(running.place_gtt_oco(
+        at_price(lambda ltp: running.place_gtt_oco(
             ltp + 1, _limit(Side.SELL, ltp), ltp + 2, _limit(Side.SELL, ltp)))
     with pytest.raises(GttError, match="equals the last price"):
-        qloop.run(running.place_gtt_single(ltp, _limit(Side.BUY, ltp)))
+        at_price(lambda ltp: running.place_gtt_single(ltp, _limit(Side.BUY, ltp)))
     with pytest.raises(GttError, match="no last price"):
         qloop.run(running.place_gtt_single(Decimal(1), OrderRequest(
             "NFO:NOSUCH", Side.BUY, 1, OrderType.LIMIT, Product.MIS, price=Decimal(1))))
-    gtt = qloop.run(running.place_gtt_single(ltp + 50, _limit(Side.SELL, ltp + 50)))
+    gtt = at_price(lambda ltp: running.place_gtt_single(ltp + 50, _limit(Side.SELL, ltp + 50)))
     assert qloop.run(running.cancel_gtt(gtt.gtt_id)).status is GttStatus.CANCELLED
     with pytest.raises(GttError, match="not active"):
         qloop.run(running.cancel_gtt(gtt.gtt_id))
