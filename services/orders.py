@@ -407,15 +407,44 @@ class OrderManager:
 
     async def resync(self) -> None:
         """Reload every snapshot from the broker, dropping events queued before the reload."""
+        self._drain()
+        self._replace(*(await _read(self._broker)))
+
+    @property
+    def venue(self) -> ExecutionClient:
+        """Where orders go now."""
+        return self._broker
+
+    def in_flight(self) -> list[Order]:
+        """Orders sent and not yet answered by the venue."""
+        return list(self._in_flight.values())
+
+    async def use_venue(self, venue: ExecutionClient) -> None:
+        """Send every order to ``venue`` from now on; the snapshots become its own.
+
+        Its orders, fills, positions and funds are read first, so a venue that cannot be read
+        raises here and nothing changes. Raises ``VenueBusy`` while an order is in flight: its
+        answer belongs to the venue it was sent to.
+        """
+        if self._in_flight:
+            raise VenueBusy(_busy(self._in_flight))
+        snapshot = await _read(venue)
+        if self._in_flight:  # sent while the new venue was being read
+            raise VenueBusy(_busy(self._in_flight))
+        self._broker = venue
+        self._drain()  # the old venue's events still queued
+        self._replace(*snapshot)
+
+    def _drain(self) -> None:
         for sub in (self._order_sub, self._fill_sub, self._position_sub, self._funds_sub):
             try:
                 sub.drain()
             except SubscriberLagged:
                 sub.drain()
-        orders = await self._broker.orders()
-        fills = await self._broker.fills()
-        positions = await self._broker.positions()
-        funds = await self._broker.funds()
+
+    def _replace(
+        self, orders: list[Order], fills: list[Fill], positions: list[Position], funds: Funds
+    ) -> None:
         self._orders = {o.order_id: o for o in sorted(orders, key=lambda o: o.placed_at)}
         self._fills = {f.fill_id: f for f in fills}
         self._positions = {(p.key, p.product): p for p in positions}
@@ -468,6 +497,24 @@ class OrderManager:
     def _apply_funds(self, funds: list[Funds]) -> None:
         if funds:
             self._funds = funds[-1]
+
+
+class VenueBusy(BrokerError):
+    """The venue cannot change now: an order sent to the current one has no answer yet."""
+
+
+def _busy(in_flight: dict[str, Order]) -> str:
+    first = next(iter(in_flight.values()))
+    return (f"{len(in_flight)} order(s) in flight ({first.key} {first.side.value} "
+            f"{first.quantity}, tag {first.order_id}): switch the venue once it has its "
+            "answer")  # fmt: skip
+
+
+async def _read(
+    venue: ExecutionClient,
+) -> tuple[list[Order], list[Fill], list[Position], Funds]:
+    """Everything the snapshots hold, as ``venue`` reports it now."""
+    return await venue.orders(), await venue.fills(), await venue.positions(), await venue.funds()
 
 
 def _never_sent(order: Order) -> bool:
