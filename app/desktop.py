@@ -381,6 +381,9 @@ def run_desktop(
 
             window.firstTickPainted.connect(first_paint)
         await services.start()
+        from app.heap import freeze_startup_heap
+
+        freeze_startup_heap()  # full GC passes then skip start-up's objects (app.heap)
         settings_menu = add_settings_menu(window, config_path)
         secrets = services.secrets
         if secrets is None and session.database is not None:
