@@ -269,15 +269,17 @@ class AppServices:
         placed; a live broker may have it, and its order replaces the intent).
         """
         day = to_ist(self.clock.now()).date()
+        waiting: list[Order] = []
         if isinstance(self.broker, PaperBroker):  # yesterday's holdings and carried positions
             earlier_orders, earlier_fills = await recorder.before(day)
             self.broker.carry_forward(
                 earlier_fills, day, [o.order_id for o in earlier_orders]
             )
+            waiting = self.broker.waiting_amos(earlier_orders, day)
         resumed = await resolve_unacknowledged(recorder, self.broker, day, self.clock.now)
         if isinstance(self.broker, PaperBroker):
             _, fills = await recorder.session(day)
-            self.broker.restore(resumed, fills)
+            self.broker.restore([*waiting, *resumed], fills)
             if resumed or fills:
                 log.info(
                     "resumed today's paper session: %d orders, %d fills", len(resumed), len(fills)

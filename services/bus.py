@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -47,12 +47,15 @@ class Topic(Generic[T]):
     """A named stream of events of one type.
 
     ``coalesce_key`` turns on per-key coalescing; leave it ``None`` for events that must all
-    be delivered. ``maxsize`` bounds a lossless subscriber's backlog.
+    be delivered. ``maxsize`` bounds a lossless subscriber's backlog. ``retain`` keeps the
+    newest event per key on the bus (a state, not a happening: a connection's status), so a
+    view that subscribes later can start from it (``subscribe(..., replay=True)``).
     """
 
     name: str
     coalesce_key: Callable[[T], Hashable] | None = None
     maxsize: int = 10_000
+    retain: bool = False
 
     def __repr__(self) -> str:
         return f"Topic({self.name!r})"
@@ -195,6 +198,7 @@ class EventBus:
         self.published: dict[str, int] = {}
         # Resyncs per subscriber name (service names, a fixed set): exported as a metric.
         self.lagged: dict[str, int] = {}
+        self._retained: dict[Topic[Any], dict[Hashable, Any]] = {}
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Remember the loop that owns the bus, for ``publish_threadsafe``."""
@@ -207,16 +211,26 @@ class EventBus:
         *,
         lossless: bool = False,
         accept: Callable[[T], bool] | None = None,
+        replay: bool = False,
     ) -> Subscription[T]:
         """Return a new mailbox on ``topic``; ``lossless`` turns off coalescing for it.
 
         ``accept`` keeps only the events a subscriber wants out of its mailbox (the recorder
         takes closed bars only): the live-bar updates it would discard cannot fill its
-        bounded mailbox and make it lag.
+        bounded mailbox and make it lag. ``replay`` starts the mailbox with what a retaining
+        topic holds (``latest``): a window built after a feed connected still shows it.
         """
         sub = Subscription(self, topic, name, lossless=lossless, accept=accept)
         self._subs.setdefault(topic, []).append(sub)
+        if replay:
+            held = self.latest(topic)
+            if held:
+                sub._offer_many(held)
         return sub
+
+    def latest(self, topic: Topic[T]) -> list[T]:
+        """The newest event per key of a retaining topic, in the order they were first seen."""
+        return list(self._retained.get(topic, {}).values())
 
     def _remove(self, sub: Subscription[T]) -> None:
         subs = self._subs.get(sub.topic)
@@ -225,13 +239,24 @@ class EventBus:
 
     def publish(self, topic: Topic[T], event: T) -> None:
         self.published[topic.name] = self.published.get(topic.name, 0) + 1
+        if topic.retain:
+            self._retain(topic, (event,))
         for sub in self._subs.get(topic, ()):
             sub._offer(event)
 
     def publish_many(self, topic: Topic[T], events: list[T]) -> None:
         self.published[topic.name] = self.published.get(topic.name, 0) + len(events)
+        if topic.retain:
+            self._retain(topic, events)
         for sub in self._subs.get(topic, ()):
             sub._offer_many(events)
+
+    def _retain(self, topic: Topic[T], events: Iterable[T]) -> None:
+        key = topic.coalesce_key
+        assert key is not None, f"{topic!r} retains per key: give it a coalesce_key"
+        held = self._retained.setdefault(topic, {})
+        for event in events:
+            held[key(event)] = event
 
     def publish_threadsafe(self, topic: Topic[T], event: T) -> None:
         """Publish from a foreign thread (a broker SDK's socket thread)."""
@@ -286,5 +311,7 @@ ORDERS: Topic[Order] = Topic("orders")
 FILLS: Topic[Fill] = Topic("fills")
 POSITIONS: Topic[Position] = Topic("positions", coalesce_key=_position_key)
 FUNDS: Topic[Funds] = Topic("funds", coalesce_key=_constant_key)
-CONNECTION: Topic[ConnectionState] = Topic("connection", coalesce_key=_connection_key)
+CONNECTION: Topic[ConnectionState] = Topic(
+    "connection", coalesce_key=_connection_key, retain=True
+)
 GREEKS: Topic[OptionGreeks] = Topic("greeks", coalesce_key=_greeks_key)

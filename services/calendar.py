@@ -230,6 +230,17 @@ class ExchangeCalendar:
             day += timedelta(days=1)
         return day
 
+    def next_open(self, after: datetime) -> datetime:
+        """The first session opening strictly after ``after``: where an after-market order
+        placed at ``after`` meets the market."""
+        day = after.astimezone(IST).date()
+        today = self.session(day)
+        if today is not None and after < today.opens_at:
+            return today.opens_at
+        following = self.session(self.next_trading_day(day))
+        assert following is not None  # next_trading_day returns a trading day
+        return following.opens_at
+
 
 # -- the process-wide calendar and its cache ------------------------------------------------
 

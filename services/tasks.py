@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 
@@ -20,3 +20,35 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any] | None]) -> None:
     for task in pending:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+class BackgroundTask:
+    """One named task on the running loop: started again only once it has ended, stopped by
+    cancelling it. The lifecycle every stream connection (feeds, order streams) shares."""
+
+    def __init__(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self.name = name
+        self._run = run
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> bool:
+        """Start the task unless it is running; say whether it was started."""
+        if self.running:
+            return False
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+        return True
+
+    def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+
+    async def stopped(self) -> None:
+        """``stop`` and wait until the task has unwound (its sockets closed)."""
+        task = self._task
+        self.stop()
+        await cancel_and_wait([task])
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()

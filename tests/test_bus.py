@@ -121,3 +121,21 @@ def test_accept_keeps_unwanted_events_out_of_the_mailbox() -> None:
         ("NSE:INFY", "2"),
         ("NSE:TCS", "3"),
     ]
+
+
+def test_a_late_view_starts_from_the_connection_states_already_published() -> None:
+    from services.bus import CONNECTION
+    from services.domain import ConnectionState, ConnectionStatus
+
+    bus = EventBus()
+    at = datetime(2026, 11, 25, 9, 0, tzinfo=IST)
+    bus.publish(CONNECTION, ConnectionState("feed:angelone", ConnectionStatus.CONNECTING, "", at))
+    bus.publish(CONNECTION, ConnectionState("broker:paper", ConnectionStatus.CONNECTED, "", at))
+    bus.publish(CONNECTION, ConnectionState("feed:angelone", ConnectionStatus.CONNECTED, "", at))
+    late = bus.subscribe(CONNECTION, "status-bar", replay=True)
+    assert [(s.component, s.status) for s in late.drain()] == [
+        ("feed:angelone", ConnectionStatus.CONNECTED), ("broker:paper", ConnectionStatus.CONNECTED)]
+    # Only a view that asks for the replay gets it; ticks are never retained.
+    assert bus.subscribe(CONNECTION, "reconciler").drain() == []
+    bus.publish(TICKS, tick("NSE:INFY", "1500"))
+    assert bus.latest(TICKS) == [] and bus.subscribe(TICKS, "chart", replay=True).drain() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal as D
 
@@ -143,3 +144,67 @@ def test_after_the_cut_off_mis_may_close_but_not_open() -> None:
     assert refused.status is OrderStatus.REJECTED
     assert "not accepted after the 15:20 square-off" in refused.status_message
     assert day.broker.place(req(REL, Side.BUY, 1, product=Product.CNC)).status is OrderStatus.OPEN
+
+
+# -- after-market orders ------------------------------------------------------------------------
+
+
+def amo(side: Side, qty: int, price: str, product: Product = Product.CNC):
+    return replace(req(REL, side, qty, OrderType.LIMIT, product, price=price), amo=True)
+
+
+def test_an_after_market_order_waits_for_the_next_session_and_then_fills() -> None:
+    day = Day(at(date(2026, 4, 2), 20, 0))  # Thursday evening; Friday 3 April is Good Friday
+    day.tick("1500", depth=False)
+    placed = day.broker.place(amo(Side.BUY, 10, "1500"))
+    assert placed.status is OrderStatus.OPEN and placed.request.amo
+    assert "09:15 on Mon 06 Apr" in placed.status_message
+    day.tick("1500", asks=[("1499", 1000)])  # an offer that would fill it now
+    assert day.fills == [] and day.broker.order(placed.order_id).status is OrderStatus.OPEN
+
+    day.clock.set(at(date(2026, 4, 6), 9, 14, 59))
+    day.tick("1500", seconds=0, asks=[("1499", 1000)])
+    assert day.fills == []  # one second before the open
+    day.tick("1500", seconds=1, asks=[("1499", 1000)])
+    assert [(f.quantity, f.price) for f in day.fills] == [(10, D("1499"))]
+    assert day.broker.order(placed.order_id).status is OrderStatus.FILLED
+
+
+def test_an_after_market_order_placed_in_the_session_is_for_tomorrow_and_survives_the_cut_off(
+) -> None:
+    day = Day(at(date(2026, 3, 10), 15, 19, 50))
+    day.tick("1500", depth=False)
+    placed = day.broker.place(amo(Side.BUY, 5, "1500", Product.MIS))
+    assert "09:15 on Wed 11 Mar" in placed.status_message
+    day.tick("1500", seconds=15, asks=[("1500", 100)])  # past the 15:20 MIS square-off
+    assert day.broker.order(placed.order_id).status is OrderStatus.OPEN
+    assert day.fills == []
+
+
+def test_a_restart_puts_yesterdays_waiting_after_market_order_back_on_the_book() -> None:
+    evening = Day(at(date(2026, 3, 10), 19, 0))
+    evening.tick("1500", depth=False)
+    waiting = evening.broker.place(amo(Side.BUY, 4, "1500"))
+    cancelled = evening.broker.cancel(evening.broker.place(amo(Side.BUY, 1, "1500")).order_id)
+    plain = evening.broker.place(req(REL, Side.BUY, 2, OrderType.LIMIT, Product.CNC, price="1400"))
+    earlier = [evening.broker.order(o) for o in (waiting.order_id, cancelled.order_id,
+                                                 plain.order_id)]
+
+    morning = Day(at(date(2026, 3, 11), 9, 0), [], [o.order_id for o in earlier])
+    kept = morning.broker.waiting_amos(earlier, date(2026, 3, 11))
+    assert [o.order_id for o in kept] == [waiting.order_id]  # not the cancelled, not the DAY
+    morning.broker.restore(kept, [])
+    morning.clock.set(at(date(2026, 3, 11), 9, 15))
+    morning.tick("1500", asks=[("1500", 100)])
+    assert [(f.order_id, f.quantity) for f in morning.fills] == [(waiting.order_id, 4)]
+    fresh = morning.broker.place(req(REL, Side.BUY, 1, product=Product.CNC))
+    assert fresh.order_id not in {o.order_id for o in earlier}  # ids carry on, never reused
+
+
+def test_next_open_skips_weekends_and_holidays() -> None:
+    from services.calendar import default_calendar
+
+    cal = default_calendar()
+    assert cal.next_open(at(date(2026, 3, 10), 8, 0)) == at(date(2026, 3, 10), 9, 15)
+    assert cal.next_open(at(date(2026, 3, 10), 9, 15)) == at(date(2026, 3, 11), 9, 15)
+    assert cal.next_open(at(date(2026, 4, 2), 16, 0)) == at(date(2026, 4, 6), 9, 15)

@@ -120,3 +120,31 @@ def test_manager_accepts_the_recorder_as_its_journal(db: Database) -> None:
     OrderManager(
         env.broker, env.instruments, env.quotes, env.bus, env.clock, journal=Recorder(db, env.bus)
     )
+
+
+async def test_ticks_are_committed_within_the_flush_interval_without_a_shutdown(
+    db: Database,
+) -> None:
+    """The crash window is the flush interval: ticks reach the file while the recorder runs,
+    not only when it closes (a killed process never closes)."""
+    env = Env()
+    recorder = Recorder(db, env.bus, tick_batch=1_000_000, flush_seconds=0.05)
+    task = asyncio.create_task(recorder.run())
+    try:
+        for i in range(30):
+            env.clock.advance(0.1)
+            env.bus.publish(TICKS, make_tick(REL, f"2400.{i:02d}", env.clock.now()))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while await asyncio.to_thread(db.ticks.count) < 30:
+            assert loop.time() < deadline, "ticks not committed while running"
+            await asyncio.sleep(0.02)
+        assert recorder.tick_backlog() == 0 and recorder.ticks_written == 30
+        assert [t.last_price for t in db.ticks.latest(REL, 2)] == [
+            Decimal("2400.28"), Decimal("2400.29")
+        ]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await recorder.close()

@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QFrame,
     QGridLayout,
@@ -113,6 +114,12 @@ class OrderTicket(QFrame):
         self.product.setCurrentText(Product.MIS.value)
         self.validity = QComboBox()
         self.validity.addItems([v.value for v in TICKET_VALIDITIES])
+        self.amo = QCheckBox("AMO")
+        self.amo.setToolTip(
+            "After-market order: it waits at the broker and goes to the exchange when the "
+            "next session opens"
+        )
+        self.amo.toggled.connect(lambda _on: self._label_button())
         self.price = QLineEdit()
         self.price.setPlaceholderText("price")
         self.price.setAlignment(Qt.AlignmentFlag.AlignRight)
@@ -149,7 +156,7 @@ class OrderTicket(QFrame):
             ("Qty", self.quantity, self.lot_label),
             ("Type", self.order_type, None),
             ("Product", self.product, None),
-            ("Validity", self.validity, None),
+            ("Validity", self.validity, self.amo),
             ("Price", self.price, None),
             ("Trigger", self.trigger, None),
         ]
@@ -178,10 +185,14 @@ class OrderTicket(QFrame):
     def set_side(self, side: Side) -> None:
         self.side = side
         (self.buy_button if side is Side.BUY else self.sell_button).setChecked(True)
-        self.place_button.setText(f"Place {side.value} order")
+        self._label_button()
         for widget in (self, self.place_button):
             widget.setProperty("side", side.value)
             _repolish(widget)
+
+    def _label_button(self) -> None:
+        kind = "AMO" if self.amo.isChecked() else "order"
+        self.place_button.setText(f"Place {self.side.value} {kind}")
 
     def focus_for(self, side: Side) -> None:
         """F1/F2: pick the side and put the cursor where the trader types next."""
@@ -240,6 +251,7 @@ class OrderTicket(QFrame):
             price=price,
             trigger_price=trigger,
             source=TICKET_SOURCE,
+            amo=self.amo.isChecked(),
         )
 
     def place(self) -> OrderRequest | None:
@@ -274,6 +286,7 @@ class OrderTicket(QFrame):
             order = seen
         self.last_order = order
         self._say_status(order)
+        self.amo.setChecked(False)  # one AMO at a time: the next order is a regular one
         self.orderPlaced.emit(order.order_id)
 
     def apply_orders(self, orders: list[Order]) -> None:
@@ -310,6 +323,8 @@ class OrderTicket(QFrame):
                      f"@ {fmt_price(order.average_price)}")  # fmt: skip
         elif status is OrderStatus.CANCELLED and order.status_message:
             text += f": {order.status_message}"
+        elif order.request.amo and status.is_working:
+            text += " (after-market: it goes to the exchange when the next session opens)"
         self._say(text, "ok")
 
     # -- feedback ------------------------------------------------------------------------

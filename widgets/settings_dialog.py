@@ -110,6 +110,29 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def rebase(base: Mapping[str, Any], mine: Mapping[str, Any], theirs: Mapping[str, Any]
+           ) -> dict[str, Any]:
+    """``mine`` (edited from ``base``) applied onto ``theirs`` (``base`` changed meanwhile by
+    someone else): every key ``mine`` left as it was takes ``theirs``; what ``mine`` changed,
+    added or removed wins."""
+    out = copy.deepcopy(dict(theirs))
+    for key in base.keys() - mine.keys():
+        out.pop(key, None)  # removed in the dialog
+    for key, value in mine.items():
+        before = base.get(key, _MISSING)
+        if value == before:
+            continue  # untouched here: the file's current value stands
+        now = out.get(key, _MISSING)
+        if isinstance(value, Mapping) and isinstance(before, Mapping) and isinstance(now, Mapping):
+            out[key] = rebase(before, value, now)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+_MISSING: Any = object()
+
+
 def without_form_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     """What the JSON page shows: everything the form pages do not."""
     rest = copy.deepcopy(dict(data))
@@ -236,9 +259,12 @@ class SettingsDialog(QDialog):
         return data
 
     def save(self) -> bool:
-        data = self.values()
-        if data is None:
+        edited = self.values()
+        if edited is None:
             return False
+        # The window saves watchlists (and a layout) to the same file while the dialog is
+        # open: only what the dialog changed is written over what the file holds now.
+        data = rebase(self._original, edited, self._store.load())
         problems = self._store.problems(data)
         if problems:
             self._show(problems)
@@ -271,4 +297,4 @@ class SettingsDialog(QDialog):
         return "" if self.errors.isHidden() else self.errors.text()
 
 
-__all__ = ["PAGES", "Field", "SettingsDialog", "SettingsStore"]
+__all__ = ["PAGES", "Field", "SettingsDialog", "SettingsStore", "rebase"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from importlib import resources
+from pathlib import Path
 
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
@@ -31,7 +32,11 @@ def signed_colour(value: Decimal | int | float) -> QColor:
 
 
 def style_sheet() -> str:
-    return resources.files("resources").joinpath("themes", "dark.qss").read_text("utf-8")
+    """The QSS, with ``@ICONS@`` made the icons' folder: a style sheet's ``url()`` is a file
+    path, and the folder moves with the install (a wheel, a frozen app)."""
+    sheet = resources.files("resources").joinpath("themes", "dark.qss").read_text("utf-8")
+    icons = Path(str(resources.files("resources").joinpath("icons"))).as_posix()
+    return sheet.replace("@ICONS@", icons)
 
 
 def apply_dark_theme(app: QApplication) -> None:

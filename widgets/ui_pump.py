@@ -52,8 +52,11 @@ class UiPump:
         handler: Callable[[list[T]], None],
         on_lagged: Callable[[], None] | None = None,
     ) -> None:
-        """Route ``topic`` batches to ``handler``; ``on_lagged`` resyncs from a snapshot."""
-        sub = self._bus.subscribe(topic, f"{self._name}:{topic.name}")
+        """Route ``topic`` batches to ``handler``; ``on_lagged`` resyncs from a snapshot.
+
+        A retaining topic's held states come first (a feed that connected before the window
+        was built still shows as connected)."""
+        sub = self._bus.subscribe(topic, f"{self._name}:{topic.name}", replay=True)
         self._routes.append(_Route(sub, handler, on_lagged))
 
     def start(self) -> asyncio.Task[None]:

@@ -232,9 +232,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = subparsers.add_parser(
         "check-connections",
-        help="check login, a quote and the ticker of each configured broker",
+        help="check the login, the instrument master and the ticker of each configured broker",
     )
-    p.add_argument("--symbol", default=None, help="instrument to quote (default: first watched)")
+    p.add_argument(
+        "--symbol", default=None, help="instrument to take a tick of (default: first watched)"
+    )
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per check (default 5)")
     p.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     add_profile_args(p)

@@ -65,6 +65,8 @@ class OrderBody(_Request):
     price: DecimalString | None = None
     trigger_price: DecimalString | None = None
     tag: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,20}$")] | None = None
+    amo: StrictBool = Field(
+        default=False, description="an after-market order, for the next session's open")
     market_protection: Annotated[str, StringConstraints(
         pattern=r"^(auto|[0-9]{1,3}(\.[0-9]{1,2})?)$")] | None = Field(
         default=None, description="MARKET/SL-M: 'auto' (the broker's) or a percentage above 0 "
@@ -89,6 +91,7 @@ class OrderBody(_Request):
             tag=self.tag,
             source=API_SOURCE,
             market_protection=_protection(self.market_protection),
+            amo=self.amo,
         )
 
 
@@ -156,6 +159,7 @@ class OrderOut(BaseModel):
     updated_at: str
     source: str
     tag: str | None
+    amo: bool = False
 
     @classmethod
     def of(cls, o: Order) -> OrderOut:
@@ -178,6 +182,7 @@ class OrderOut(BaseModel):
             updated_at=o.updated_at.isoformat(),
             source=r.source,
             tag=r.tag,
+            amo=r.amo,
         )
 
 

@@ -19,10 +19,11 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import cast
+from functools import partial
+from typing import TypeVar, cast
 
 from services.broker import BrokerError
 from services.brokers.errors import (
@@ -50,6 +51,7 @@ from services.marketdata.quotes import Snapshot
 from services.marketdata.store import BadHistory, HistoryStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # (done, total, message): days (or chunks) done of the request
 Progress = Callable[[int, int, str], None]
@@ -89,6 +91,13 @@ class FetchReport:
         if self.skipped:
             parts.append(f"{self.skipped} of {self.days} days already complete")
         return "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Declined:
+    """A provider that did not answer a request: the reason, as the report says it."""
+
+    message: str
 
 
 @dataclass
@@ -304,32 +313,11 @@ class MarketDataRouter:
             chunk_days = [d for d in days if c_lo <= _midnight(d) < c_hi]
             if days and not chunk_days:
                 continue  # only holidays and weekends: nothing to ask
-            if not slot.breaker.allow():
-                report.errors.append(f"{source.name}: circuit open ({slot.breaker.reason}); "
-                                     f"retry in {slot.breaker.retry_in():.0f} s")
+            answer = await self._ask(slot, partial(source.candles, key, timeframe, c_lo, c_hi))
+            if isinstance(answer, _Declined):
+                report.errors.append(answer.message)
                 return [*left, (c_lo, hi)]
-            today = self.clock.now().astimezone(IST).date().isoformat()
-            if not await slot.bucket.take(today):
-                error: ProviderError = QuotaExhausted(
-                    source.name, f"the day's {source.info.rate.per_day} requests are used")
-                report.errors.append(self._failed(slot, error))
-                return [*left, (c_lo, hi)]
-            slot.requests += 1
-            began = self._monotonic()
-            try:
-                bars = await source.candles(key, timeframe, c_lo, c_hi)
-            except (HistoryNotCovered, NoData, InstrumentUnknown) as exc:
-                # An answer, not a failure: the provider is healthy, the range passes on.
-                slot.breaker.release()
-                report.errors.append(_named(source.name, exc))
-                return [*left, (c_lo, hi)]
-            except BrokerError as exc:  # ours and a broker HistoryProvider's alike
-                report.errors.append(self._failed(slot, exc))
-                return [*left, (c_lo, hi)]
-            finally:
-                slot.last_latency = self._monotonic() - began
-                slot.latencies.append(slot.last_latency)
-            bars = [b for b in bars if c_lo <= b.start < c_hi]
+            bars = [b for b in answer if c_lo <= b.start < c_hi]
             try:
                 stored = await asyncio.to_thread(
                     store.write, bars, source.name, self.clock.now(), days=chunk_days)
@@ -343,14 +331,43 @@ class MarketDataRouter:
                     report.errors.append(f"{source.name}: nothing for {day.isoformat()}")
                     left.append((max(_midnight(day), c_lo),
                                  min(_midnight(day + timedelta(days=1)), c_hi)))
-            before = slot.breaker.state
-            slot.breaker.success()
-            self._notify(slot, before)
+            self._succeeded(slot)
             report.stored += stored
             if stored:
                 report.by_provider[source.name] += stored
             advance(c_lo, c_hi, source.name)
         return left
+
+    async def _ask(self, slot: _Slot, call: Callable[[], Awaitable[T]]) -> T | _Declined:
+        """One request to ``slot``'s provider behind its circuit breaker and daily quota,
+        with its latency kept. A refusal or failure comes back as the message to report;
+        success is the caller's to count (``_succeeded``), after it has checked the data."""
+        source = slot.source
+        if not slot.breaker.allow():
+            return _Declined(f"{source.name}: circuit open ({slot.breaker.reason}); "
+                             f"retry in {slot.breaker.retry_in():.0f} s")
+        today = self.clock.now().astimezone(IST).date().isoformat()
+        if not await slot.bucket.take(today):
+            return _Declined(self._failed(slot, QuotaExhausted(
+                source.name, f"the day's {source.info.rate.per_day} requests are used")))
+        slot.requests += 1
+        began = self._monotonic()
+        try:
+            return await call()
+        except (HistoryNotCovered, NoData, InstrumentUnknown) as exc:
+            # An answer, not a failure: the provider is healthy, the request passes on.
+            slot.breaker.release()
+            return _Declined(_named(source.name, exc))
+        except BrokerError as exc:  # ours and a broker provider's alike
+            return _Declined(self._failed(slot, exc))
+        finally:
+            slot.last_latency = self._monotonic() - began
+            slot.latencies.append(slot.last_latency)
+
+    def _succeeded(self, slot: _Slot) -> None:
+        before = slot.breaker.state
+        slot.breaker.success()
+        self._notify(slot, before)
 
     def _failed(self, slot: _Slot, exc: BrokerError) -> str:
         """Count a failure on ``slot``'s breaker; return the message to report."""
@@ -417,33 +434,13 @@ class MarketDataRouter:
         """
         reasons: list[str] = []
         for slot in self._quote_slots:
-            source = slot.source
-            if not slot.breaker.allow():
-                reasons.append(f"{source.name}: circuit open ({slot.breaker.reason})")
+            source = cast(QuoteSource, slot.source)
+            answer = await self._ask(slot, partial(source.quote, key))
+            if isinstance(answer, _Declined):
+                reasons.append(answer.message)
                 continue
-            today = self.clock.now().astimezone(IST).date().isoformat()
-            if not await slot.bucket.take(today):
-                reasons.append(f"{source.name}: the day's {source.info.rate.per_day} "
-                               "requests are used")
-                continue
-            slot.requests += 1
-            began = self._monotonic()
-            try:
-                snapshot = await cast(QuoteSource, source).quote(key)
-            except (HistoryNotCovered, NoData, InstrumentUnknown) as exc:
-                slot.breaker.release()
-                reasons.append(_named(source.name, exc))
-                continue
-            except BrokerError as exc:
-                reasons.append(self._failed(slot, exc))
-                continue
-            finally:
-                slot.last_latency = self._monotonic() - began
-                slot.latencies.append(slot.last_latency)
-            before = slot.breaker.state
-            slot.breaker.success()
-            self._notify(slot, before)
-            return snapshot
+            self._succeeded(slot)
+            return answer
         if not self._quote_slots:
             raise NoProvider("no quote provider configured: add nse or yfinance to "
                              "marketdata.providers (docs/data.md)")

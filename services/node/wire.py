@@ -70,6 +70,12 @@ def _protection(raw: Any) -> MarketProtection | None:
     return MarketProtection(_to_dec(raw, "market_protection"))
 
 
+def _flag(raw: Any, name: str) -> bool:
+    if not isinstance(raw, bool):
+        raise WireError(f"{name}: {raw!r} is not true or false")
+    return raw
+
+
 def encode_request(r: OrderRequest) -> dict[str, Any]:
     out: dict[str, Any] = {
         "key": r.key,
@@ -85,6 +91,8 @@ def encode_request(r: OrderRequest) -> dict[str, Any]:
     if r.market_protection is not None:
         percent = r.market_protection.percent
         out["market_protection"] = "auto" if percent is None else str(percent)
+    if r.amo:  # only when asked: a node that predates it refuses the field, never drops it
+        out["amo"] = True
     return out
 
 
@@ -102,6 +110,7 @@ def decode_request(raw: dict[str, Any], *, source: str = "node") -> OrderRequest
             tag=raw.get("tag"),
             source=str(raw.get("source", source)),
             market_protection=_protection(raw.get("market_protection")),
+            amo=_flag(raw.get("amo", False), "amo"),
         )
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, WireError):

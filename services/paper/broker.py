@@ -16,6 +16,10 @@ quote must not fill anything) and, for fills, carries a depth snapshot. On a usa
    price); a resting LIMIT order afterwards takes at most the touch when the touch crosses
    its price; an IOC order cancels whatever that first tick did not fill.
 
+An after-market order (``amo``) is accepted at once but rests untouched by ticks until the
+next session opens (``ExchangeCalendar.next_open``), as a broker holds an AMO for the exchange;
+a restart puts one that is still waiting back on the book (``waiting_amos``).
+
 Funds follow ``services.paper.margin``: margin is blocked on acceptance, moves from order to
 position as fills arrive, and is released on cancel, IOC remainder and when a position shrinks.
 
@@ -35,7 +39,7 @@ import itertools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from services.broker import BrokerError, OrderChange, OrderNotFound, OrderRejected
@@ -98,6 +102,12 @@ class _Working:
     cost: Decimal = ZERO  # sum of fill price x quantity, for the average price
     triggered: bool = False
     sweep: bool = True  # the next usable tick may walk the book (arrival, modify, trigger)
+    # An after-market order rests, untouched by ticks, until the session that opens here.
+    opens_at: datetime | None = None
+
+
+def _amo_note(opens_at: datetime) -> str:
+    return f"after-market order: goes to the exchange at {to_ist(opens_at):%H:%M on %a %d %b}"
 
 
 def _fmt_money(value: Decimal) -> str:
@@ -278,8 +288,10 @@ class PaperBroker:
             trigger = order.request.trigger_price
             if order.status is not OrderStatus.TRIGGER_PENDING or trigger is None:
                 continue
+            work = self._working[order_id]
+            if work.opens_at is not None and self._clock.now() < work.opens_at:
+                continue  # an after-market order: not at the exchange yet
             if trigger_touched(order.side, tick.last_price, trigger):
-                work = self._working[order_id]
                 work.triggered = True
                 work.sweep = True
                 self._update(
@@ -297,6 +309,8 @@ class PaperBroker:
         if order.status is OrderStatus.TRIGGER_PENDING:
             return False
         work = self._working[order_id]
+        if work.opens_at is not None and self._clock.now() < work.opens_at:
+            return False  # an after-market order: not at the exchange yet
         is_market = order.request.order_type in (OrderType.MARKET, OrderType.SL_M)
         limit = None if is_market else order.request.price
         takes = book.take(
@@ -384,6 +398,7 @@ class PaperBroker:
                 ),
                 cost=order.average_price * order.filled_quantity,
                 triggered=order.status is not OrderStatus.TRIGGER_PENDING,
+                opens_at=self._calendar.next_open(order.placed_at) if order.request.amo else None,
             )
             self._working_by_key.setdefault(order.key, []).append(order.order_id)
         self._order_seq = itertools.count(
@@ -513,6 +528,15 @@ class PaperBroker:
         self._order_seq = itertools.count(self._first_order_no)
         self._fill_seq = itertools.count(self._first_fill_no)
 
+    def waiting_amos(self, earlier_orders: Sequence[Order], today: date) -> list[Order]:
+        """The after-market orders of earlier days still waiting for a session that opens
+        today or later: a restart puts them back on the book (``restore``) with today's."""
+        return [
+            o for o in earlier_orders
+            if o.request.amo and o.status.is_working
+            and to_ist(self._calendar.next_open(o.placed_at)).date() >= today
+        ]
+
     def _add_holding(self, key: str, quantity: int, price: Decimal) -> None:
         held = self._holdings.get(key)
         if held is None or held.quantity == 0:
@@ -536,6 +560,9 @@ class PaperBroker:
         cancelled = placed = 0
         for order_id in list(self._working):
             order = self._orders[order_id]
+            opens_at = self._working[order_id].opens_at
+            if opens_at is not None and opens_at > self._clock.now():
+                continue  # an after-market order for a later session
             if order.request.product is Product.MIS:
                 self._update(
                     order.evolve(
@@ -612,13 +639,17 @@ class PaperBroker:
         status = (
             OrderStatus.TRIGGER_PENDING if request.order_type.needs_trigger else OrderStatus.OPEN
         )
+        opens_at = self._calendar.next_open(now) if request.amo else None
         self._working[order_id] = _Working(
             instrument=instrument,
             margin_price=margin_price,
             opening_quantity=opening,
+            opens_at=opens_at,
         )
         self._working_by_key.setdefault(request.key, []).append(order_id)
-        accepted = order.evolve(status, now)
+        accepted = order.evolve(
+            status, now, status_message="" if opens_at is None else _amo_note(opens_at)
+        )
         self._update(accepted)
         self._bus.publish(FUNDS, self.current_funds())
         return accepted

@@ -123,12 +123,15 @@ def _depth_from(text: str | None) -> Depth | None:
     return Depth(bids=side(raw["b"]), asks=side(raw["a"]))
 
 
-def tick_row(t: Tick, seq: int) -> tuple[Any, ...]:
-    """``seq`` orders ticks that share a timestamp (exchange times are often whole seconds)."""
+def tick_log_row(t: Tick, instrument: int) -> tuple[Any, ...]:
+    """A row of ``tick_log``; ``instrument`` is the tick key's id in ``tick_keys``.
+
+    Prices stay exact decimal text: ``str`` of a Decimal is measured cheaper than turning it
+    into integer paise (a multiply and an ``int``), and it is what every reader parses.
+    """
     return (
-        t.key,
+        instrument,
         to_ns(t.ts),
-        seq,
         str(t.last_price),
         t.last_quantity,
         t.volume,
@@ -136,8 +139,46 @@ def tick_row(t: Tick, seq: int) -> tuple[Any, ...]:
         str(t.high),
         str(t.low),
         str(t.close),
+        t.oi,
+        t.oi_close,
         _depth_json(t.depth),
     )
+
+
+def tick_log_rows(ticks: Iterable[Tick], ids: dict[str, int]) -> list[tuple[Any, ...]]:
+    """``tick_log_row`` for a whole batch in one loop (the recorder's per-tick cost).
+
+    Every tick's key must be in ``ids``. Ticks of one instant (a feed frame, a simulator
+    step) share their timestamp object, so its conversion is reused while it repeats.
+    """
+    depth_json = _depth_json
+    last_ts: datetime | None = None
+    ns = 0
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    for t in ticks:
+        ts = t.ts
+        if ts is not last_ts:
+            ns = to_ns(ts)
+            last_ts = ts
+        depth = t.depth
+        append(
+            (
+                ids[t.key],
+                ns,
+                str(t.last_price),
+                t.last_quantity,
+                t.volume,
+                str(t.open),
+                str(t.high),
+                str(t.low),
+                str(t.close),
+                t.oi,
+                t.oi_close,
+                None if depth is None else depth_json(depth),
+            )
+        )
+    return rows
 
 
 def _fast_ts(ns: int) -> datetime:
@@ -145,8 +186,8 @@ def _fast_ts(ns: int) -> datetime:
     return datetime.fromtimestamp(ns // 1000 / 1e6, UTC)
 
 
-def ticks_from(rows: Iterable[tuple[Any, ...]]) -> list[Tick]:
-    """Decode tick rows in one tight loop.
+def ticks_from(key: str, rows: Iterable[tuple[Any, ...]]) -> list[Tick]:
+    """Decode one instrument's ``tick_log`` rows (``TICK_LOG_COLUMNS``) in one tight loop.
 
     Prices are parsed once per distinct text: open/high/low/close repeat on almost every tick
     of a day and Decimal is immutable, so sharing them is safe; this keeps reading back a
@@ -162,7 +203,7 @@ def ticks_from(rows: Iterable[tuple[Any, ...]]) -> list[Tick]:
 
     fromtimestamp = datetime.fromtimestamp
     out: list[Tick] = []
-    for key, ns, _seq, last, last_qty, volume, open_, high, low, close, depth in rows:
+    for ns, last, last_qty, volume, open_, high, low, close, oi, oi_close, depth in rows:
         out.append(
             Tick(
                 key,
@@ -176,9 +217,17 @@ def ticks_from(rows: Iterable[tuple[Any, ...]]) -> list[Tick]:
                 d(low),
                 d(close),
                 None if depth is None else _depth_from(depth),
+                oi,
+                oi_close,
             )
         )
     return out
+
+
+# The columns ``ticks_from`` decodes, in its order.
+TICK_LOG_COLUMNS = (
+    "ts_ns, last_price, last_quantity, volume, open, high, low, close, oi, oi_close, depth"
+)
 
 
 def bar_row(b: Bar) -> tuple[Any, ...]:

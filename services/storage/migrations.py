@@ -293,8 +293,51 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_created ON idempotency_keys (created_ns);
 """
 
+# v10: recorded ticks in a compact log. The v1 table keyed every row by (instrument text,
+# time, seq) WITHOUT ROWID, so each insert placed a ~300-byte row inside the B-tree at
+# 3,000 different points per batch: about 14 us a tick of SQLCipher work at 50,000 ticks/s.
+# Here a row is appended in arrival order (the rowid is the arrival order that ``seq`` was)
+# with an integer instrument id, and only a small (instrument, time) index is kept for the
+# readers: half the cost. Open interest is now kept too. The old rows are copied in their
+# order, and ``ticks`` becomes a view with the old columns (plus oi), so an export still
+# carries a ``ticks.csv`` with the instrument's name on every row.
+_TICK_LOG = """
+CREATE TABLE tick_keys (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE
+);
+CREATE TABLE tick_log (
+    instrument INTEGER NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    last_price TEXT NOT NULL,
+    last_quantity INTEGER NOT NULL,
+    volume INTEGER NOT NULL,
+    open TEXT NOT NULL,
+    high TEXT NOT NULL,
+    low TEXT NOT NULL,
+    close TEXT NOT NULL,
+    oi INTEGER NOT NULL,
+    oi_close INTEGER NOT NULL,
+    depth TEXT
+);
+INSERT INTO tick_keys (key) SELECT DISTINCT key FROM ticks ORDER BY key;
+INSERT INTO tick_log
+    SELECT k.id, t.ts_ns, t.last_price, t.last_quantity, t.volume, t.open, t.high, t.low,
+           t.close, 0, 0, t.depth
+    FROM ticks t JOIN tick_keys k ON k.key = t.key ORDER BY t.key, t.ts_ns, t.seq;
+DROP TABLE ticks;
+CREATE INDEX tick_log_by_instrument ON tick_log (instrument, ts_ns);
+CREATE VIEW ticks AS
+    SELECT k.key AS key, l.ts_ns AS ts_ns, l.rowid AS seq, l.last_price AS last_price,
+           l.last_quantity AS last_quantity, l.volume AS volume, l.open AS open,
+           l.high AS high, l.low AS low, l.close AS close, l.depth AS depth, l.oi AS oi,
+           l.oi_close AS oi_close
+    FROM tick_log l JOIN tick_keys k ON k.id = l.instrument;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
-    _V1, _V2, _V3, _V4, _HISTORY, _ORDER_COUNTS, _VAULT_SECRETS, _BACKTESTS, _IDEMPOTENCY
+    _V1, _V2, _V3, _V4, _HISTORY, _ORDER_COUNTS, _VAULT_SECRETS, _BACKTESTS, _IDEMPOTENCY,
+    _TICK_LOG,
 )
 CURRENT_VERSION = len(MIGRATIONS)
 

@@ -6,9 +6,7 @@ Every value goes through a bound parameter; the SQL text is constant.
 
 from __future__ import annotations
 
-import itertools
 import json
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -55,46 +53,75 @@ class InstrumentRepository(_Repository):
         return [codec.instrument_from(r) for r in rows]
 
 
-_TICK_COLUMNS = "key, ts_ns, seq, last_price, last_quantity, volume, open, high, low, close, depth"
-_INSERT_TICK = f"INSERT INTO ticks ({_TICK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"  # noqa: S608
-# Unique within a process; seeded from the wall clock so a restarted process continues above.
-_TICK_SEQ = itertools.count(time.time_ns())
-
-
-def next_tick_seq() -> int:
-    return next(_TICK_SEQ)
+_INSERT_TICK = "INSERT INTO tick_log VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+_TICK_SELECT = (
+    f"SELECT {codec.TICK_LOG_COLUMNS} FROM tick_log "  # noqa: S608
+    "WHERE instrument = (SELECT id FROM tick_keys WHERE key = ?) "
+)
 
 
 class TickRepository(_Repository):
+    """Recorded ticks: ``tick_log`` rows, appended in arrival order, and their instruments.
+
+    Instrument ids are cached per database (both connections and every writer share one
+    ``Database``); a key is given its id in a transaction of its own before the first row
+    that uses it, so a tick batch that fails leaves at most an unused key behind.
+    """
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self._ids: dict[str, int] | None = None
+
+    def key_ids(self, keys: Iterable[str]) -> dict[str, int]:
+        """The id of every key (a new key gets one): the mapping ``codec.tick_log_rows`` takes.
+
+        Returns the shared cache itself; it only ever grows.
+        """
+        ids = self._ids
+        if ids is None:
+            ids = self._ids = {
+                k: i for i, k in self._db.query("SELECT id, key FROM tick_keys")
+            }
+        missing = set(keys).difference(ids)
+        if missing:
+            found: dict[str, int] = {}
+            with self._db.transaction() as c:
+                for key in sorted(missing):
+                    c.execute("INSERT OR IGNORE INTO tick_keys (key) VALUES (?)", (key,))
+                    row = c.execute("SELECT id FROM tick_keys WHERE key = ?", (key,)).fetchone()
+                    assert row is not None  # inserted just now, or before
+                    found[key] = row[0]
+            ids.update(found)  # only once committed
+        return ids
+
     def insert_rows(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert already-encoded rows inside the caller's transaction (the TickWriter's)."""
         conn.executemany(_INSERT_TICK, rows)
 
     def insert_many(self, ticks: Iterable[Tick]) -> None:
-        rows = [codec.tick_row(t, next_tick_seq()) for t in ticks]
+        ticks = list(ticks)
+        rows = codec.tick_log_rows(ticks, self.key_ids(t.key for t in ticks))
         with self._db.transaction() as c:
             self.insert_rows(c, rows)
 
     def latest(self, key: str, limit: int = 500) -> list[Tick]:
         """The newest ``limit`` ticks of one instrument, oldest first (ready to plot)."""
         rows = self._db.query(
-            f"SELECT {_TICK_COLUMNS} FROM ticks WHERE key = ? "  # noqa: S608
-            "ORDER BY ts_ns DESC, seq DESC LIMIT ?",
-            (key, limit),
+            _TICK_SELECT + "ORDER BY ts_ns DESC, rowid DESC LIMIT ?", (key, limit)
         )
         rows.reverse()
-        return codec.ticks_from(rows)
+        return codec.ticks_from(key, rows)
 
     def between(self, key: str, start: datetime, end: datetime) -> list[Tick]:
+        """One instrument's ticks in ``[start, end)``, in time and then arrival order."""
         rows = self._db.query(
-            f"SELECT {_TICK_COLUMNS} FROM ticks "  # noqa: S608
-            "WHERE key = ? AND ts_ns >= ? AND ts_ns < ? ORDER BY ts_ns, seq",
+            _TICK_SELECT + "AND ts_ns >= ? AND ts_ns < ? ORDER BY ts_ns, rowid",
             (key, codec.to_ns(start), codec.to_ns(end)),
         )
-        return codec.ticks_from(rows)
+        return codec.ticks_from(key, rows)
 
     def count(self) -> int:
-        return int(self._db.query("SELECT count(*) FROM ticks")[0][0])
+        return int(self._db.query("SELECT count(*) FROM tick_log")[0][0])
 
 
 class BarRepository(_Repository):

@@ -8,14 +8,12 @@ from decimal import Decimal
 
 import pytest
 
+from services.brokers.fast_build import fast_depth, fast_level, fast_tick
 from services.brokers.kite.ticker_decode import (
     TickDecoder,
     TickerDecodeError,
     build_frame,
     decode_packet,
-    fast_depth,
-    fast_level,
-    fast_tick,
     split_frame,
 )
 from services.clock import IST

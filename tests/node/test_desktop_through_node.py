@@ -11,6 +11,7 @@ import asyncio
 import json
 import urllib.request
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,10 @@ async def test_place_modify_cancel_through_the_node(
     await until(lambda: desktop.orders.order(placed.order_id) is not None
                 and desktop.orders.order(placed.order_id).status is OrderStatus.CANCELLED)
     assert await node_orders(process, token) == {placed.order_id: "CANCELLED"}
+    # An after-market order crosses to the node as one, and the node's venue holds it.
+    amo = await desktop.submit_order(replace(resting_buy(desktop), amo=True))
+    assert amo.request.amo and amo.status_message.startswith("after-market order")
+    await desktop.cancel_order(amo.order_id)
 
 
 @pytest.mark.timeout(300)

@@ -46,7 +46,7 @@ async def test_token_handover_and_one_kite_order_per_idempotency_key(
             assert r.status == 404
         async with http.post(url, json={"access_token": "handedtoken123"}, headers=headers) as r:
             assert r.status == 200, await r.text()
-        await wait_for_session(http, srv.base, "valid", within=15)
+        await wait_for_session(http, srv.base, "valid", within=45)
         assert secrets.entries[SESSION]["access_token"] == "handedtoken123"
         assert srv.events("api.session_handover") == [{"broker": "kite"}]
 

@@ -12,17 +12,15 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
 
 from app.settings import AngelOneSettings, Settings
 from app.wiring import build_services
 from services.brokers.angelone.session import CREDENTIALS, SESSION
 from services.clock import IST
-from services.domain import OrderType, Product
 from tests.fakes.angelone import FakeAngel
 from tests.kite_app.conftest import MemorySecrets
 from tests.threads import adapter_threads
-from widgets.main_window import MainWindow
+from tests.widgets.broker_window import cancel_in_book, open_window, place_limit_buy
 
 WATCH = ["NSE:SBIN", "NSE:INFY"]
 
@@ -74,12 +72,7 @@ def test_angel_ticks_reach_the_watchlist_and_an_order_is_placed_and_cancelled(
     before = set(threading.enumerate())
     services = build_services(settings, secrets=secrets)
     qloop.run(services.start(), timeout=30)
-    store = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(services, WATCH, store)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    w.start()
+    w = open_window(qtbot, services, WATCH, tmp_path)
     try:
         assert services.feed_name == "angelone"
         qloop.until(
@@ -90,27 +83,11 @@ def test_angel_ticks_reach_the_watchlist_and_an_order_is_placed_and_cancelled(
         qloop.until(lambda: w.watchlist.model.text("NSE:INFY", "LTP") == "1,510.05")
 
         # A limit buy below the market from the ticket rests OPEN at Angel.
-        w.watchlist.select_key("NSE:SBIN")
-        qtbot.keyClick(w, Qt.Key.Key_F1)
-        w.ticket.order_type.setCurrentText(OrderType.LIMIT.value)
-        w.ticket.product.setCurrentText(Product.CNC.value)
-        w.ticket.quantity.setValue(3)
-        w.ticket.price.setText("800.05")
-        qtbot.mouseClick(w.ticket.place_button, Qt.MouseButton.LeftButton)
-        try:
-            qloop.until(lambda: w.order_book.model.rowCount() == 1, what="order in the book")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; the ticket says {w.ticket.message.text()!r}") from exc
-        order_id = w.order_book.model.row_at(0).order_id
-        qloop.until(lambda: w.order_book.model.text(order_id, "Status") == "OPEN", what="OPEN")
+        order_id = place_limit_buy(w, qtbot, qloop, "NSE:SBIN", 3, "800.05")
         sent = fake.orders[order_id]
         assert (sent["tradingsymbol"], sent["price"], sent["quantity"]) == ("SBIN-EQ", 800.05, "3")
 
-        w.order_book.select_order(order_id)
-        w.order_book.cancel_selected()
-        qloop.until(
-            lambda: w.order_book.model.text(order_id, "Status") == "CANCELLED", what="CANCELLED"
-        )
+        cancel_in_book(w, qloop, order_id)
         assert fake.orders[order_id]["orderstatus"] == "cancelled"
         qloop.until(
             lambda: "connected" in w.status.connection_text("feed:angelone"),

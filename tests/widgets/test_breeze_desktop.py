@@ -12,17 +12,15 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
 
 from app.settings import BreezeSettings, Settings
 from app.wiring import build_services
 from services.brokers.breeze.session import BreezeSecrets, BreezeSession
 from services.clock import SystemClock
-from services.domain import OrderType, Product
 from tests.brokers.breeze.conftest import MemorySecrets
 from tests.fakes.breeze.server import FakeBreeze
 from tests.threads import adapter_threads
-from widgets.main_window import MainWindow
+from tests.widgets.broker_window import cancel_in_book, open_window, place_limit_buy
 
 WATCH = ["NSE:RELIANCE", "NSE:INFY"]
 
@@ -63,12 +61,7 @@ def test_breeze_ticks_reach_the_watchlist_and_an_order_is_placed_and_cancelled(
     services = build_services(settings, secrets=secrets)
     # The window after the start: Breeze's instruments exist once the day's master is in.
     qloop.run(services.start(), timeout=30)
-    store = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(services, WATCH, store)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    w.start()
+    w = open_window(qtbot, services, WATCH, tmp_path)
     try:
         assert services.feed_name == "breeze"
         # Breeze's prices, exactly as the fake streams them, in the watchlist.
@@ -80,23 +73,7 @@ def test_breeze_ticks_reach_the_watchlist_and_an_order_is_placed_and_cancelled(
         qloop.until(lambda: w.watchlist.model.text("NSE:INFY", "LTP") == "1,573.70", timeout=30)
 
         # A limit buy below the market from the ticket rests OPEN at Breeze.
-        w.watchlist.select_key("NSE:INFY")
-        qtbot.keyClick(w, Qt.Key.Key_F1)
-        w.ticket.order_type.setCurrentText(OrderType.LIMIT.value)
-        w.ticket.product.setCurrentText(Product.CNC.value)
-        w.ticket.quantity.setValue(3)
-        w.ticket.price.setText("1500.00")
-        qtbot.mouseClick(w.ticket.place_button, Qt.MouseButton.LeftButton)
-        try:
-            qloop.until(
-                lambda: w.order_book.model.rowCount() == 1, timeout=30, what="order in the book"
-            )
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; the ticket says {w.ticket.message.text()!r}") from exc
-        order_id = w.order_book.model.row_at(0).order_id
-        qloop.until(
-            lambda: w.order_book.model.text(order_id, "Status") == "OPEN", timeout=30, what="OPEN"
-        )
+        order_id = place_limit_buy(w, qtbot, qloop, "NSE:INFY", 3, "1500.00", timeout=30)
         placed = fake.placed()
         assert [(o["order_id"], o["stock_code"], o["price"]) for o in placed] == [
             (order_id, "INFTEC", "1500.00")
@@ -104,13 +81,7 @@ def test_breeze_ticks_reach_the_watchlist_and_an_order_is_placed_and_cancelled(
         assert w.order_book.model.get(order_id).request.price == Decimal("1500.00")
 
         # Cancelled from the order book: Breeze has it cancelled, the book says so.
-        w.order_book.select_order(order_id)
-        w.order_book.cancel_selected()
-        qloop.until(
-            lambda: w.order_book.model.text(order_id, "Status") == "CANCELLED",
-            timeout=30,
-            what="CANCELLED",
-        )
+        cancel_in_book(w, qloop, order_id, timeout=30)
         assert fake.placed()[0]["status"] == "Cancelled"
         assert "connected" in w.status.connection_text("feed:breeze")
         # The live session also joins ICICI's order notifications (a second connection).

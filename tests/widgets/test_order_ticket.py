@@ -111,3 +111,23 @@ def test_enter_places_and_f_keys_pick_the_side(qtbot, running, qloop):
     qloop.until(lambda: ticket.last_order is not None, what="order acknowledged")
     assert ticket.last_order.request.quantity == 3
     assert ticket.last_order.request.side is Side.BUY
+
+
+def test_an_after_market_order_is_placed_from_the_ticket_and_waits(qtbot, running, qloop):
+    ticket = _ticket(qtbot, running)
+    ticket.set_symbol("NSE:INFY")
+    ticket.set_side(Side.BUY)
+    ticket.amo.setChecked(True)
+    assert ticket.place_button.text() == "Place BUY AMO"
+    ticket.order_type.setCurrentText(OrderType.MARKET.value)
+    ticket.quantity.setValue(2)
+
+    assert ticket.place() is not None
+    qloop.until(lambda: ticket.last_order is not None, what="AMO acknowledged")
+    placed = ticket.last_order
+    assert placed.request.amo and placed.status is OrderStatus.OPEN
+    assert "after-market" in ticket.message.text()
+    (booked,) = [o for o in running.order_list() if o.order_id == placed.order_id]
+    assert booked.request.amo and "goes to the exchange at 09:15" in booked.status_message
+    # The next order is a regular one unless the trader asks again.
+    assert not ticket.amo.isChecked() and ticket.place_button.text() == "Place BUY order"

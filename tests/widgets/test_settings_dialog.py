@@ -9,7 +9,9 @@ from pathlib import Path
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit
 
 from app.settings import FileSettingsStore, load_settings
-from widgets.settings_dialog import PAGES, SettingsDialog
+from app.watchlist_store import FileWatchlistStore
+from widgets.settings_dialog import PAGES, SettingsDialog, rebase
+from widgets.watchlist_lists import NamedList, WatchlistState
 
 
 def edit(dialog: SettingsDialog, path: str) -> QLineEdit:
@@ -77,6 +79,33 @@ def test_good_values_are_saved_atomically_and_load_back(qtbot, tmp_path: Path) -
     assert saved.always_open is False and saved.theme == "system"
     assert saved.watchlist == ["NSE:TCS"] and saved.seed == 5  # the rest kept
     assert [p.name for p in tmp_path.iterdir()] == ["settings.json"]  # no temporary left
+
+
+def test_watchlists_saved_while_the_dialog_is_open_are_kept(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"watchlist": ["NSE:TCS"], "seed": 5}))
+    dialog = SettingsDialog(FileSettingsStore(path))
+    qtbot.addWidget(dialog)
+    # Meanwhile the window adds INFY to a new list and saves it to the same file.
+    lists = FileWatchlistStore(path)
+    lists.save(WatchlistState((NamedList("Default", ("NSE:TCS",)),
+                               NamedList("Banks", ("NSE:HDFCBANK",))), "Banks"))
+    lists.close()
+    edit(dialog, "risk.daily_loss_limit").setText("30000")
+    assert dialog.save() is True
+
+    saved = load_settings(path)
+    assert str(saved.risk.daily_loss_limit) == "30000"
+    assert [(e.name, e.keys) for e in saved.watchlists.lists] == [
+        ("Default", ["NSE:TCS"]), ("Banks", ["NSE:HDFCBANK"])]
+    assert saved.watchlists.current == "Banks" and saved.seed == 5
+
+
+def test_rebase_keeps_their_changes_where_mine_did_not_touch() -> None:
+    base = {"a": 1, "b": {"x": 1, "y": 2}, "gone": 1, "kept": 1}
+    mine = {"a": 2, "b": {"x": 1, "y": 3}, "kept": 1}  # a and b.y edited, "gone" removed
+    theirs = {"a": 1, "b": {"x": 9, "y": 2}, "gone": 1, "kept": 5, "new": 7}
+    assert rebase(base, mine, theirs) == {"a": 2, "b": {"x": 9, "y": 3}, "kept": 5, "new": 7}
 
 
 def test_the_desktop_menu_opens_the_dialog_on_the_settings_file(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

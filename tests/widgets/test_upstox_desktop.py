@@ -15,16 +15,14 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
 
 from app.settings import Settings, UpstoxSettings
 from app.wiring import build_services
 from services.brokers.upstox.session import UpstoxSession
 from services.clock import SystemClock
-from services.domain import OrderType, Product
 from tests.brokers.upstox.test_upstox_session_stream import Store, free_port
 from tests.fakes.upstox import FakeUpstox
-from widgets.main_window import MainWindow
+from tests.widgets.broker_window import cancel_in_book, open_window, place_limit_buy
 
 WATCH = ["NSE:INFY", "NSE:SBIN"]
 INFY = "NSE_EQ|INE009A01021"
@@ -84,12 +82,7 @@ def test_upstox_login_ticks_to_watchlist_and_chart_and_an_order_placed_and_cance
     settings = Settings(broker="upstox", watchlist=WATCH, upstox=upstox)
     services = build_services(settings, secrets=secrets)
     qloop.run(services.start(), timeout=30)
-    store = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(services, WATCH, store)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    w.start()
+    w = open_window(qtbot, services, WATCH, tmp_path)
     try:
         assert services.feed_name == "upstox"
         fake.set_price(INFY, "1575.35")
@@ -108,18 +101,7 @@ def test_upstox_login_ticks_to_watchlist_and_chart_and_an_order_placed_and_cance
         )
 
         # A limit buy below the market from the ticket rests OPEN at Upstox.
-        qtbot.keyClick(w, Qt.Key.Key_F1)
-        w.ticket.order_type.setCurrentText(OrderType.LIMIT.value)
-        w.ticket.product.setCurrentText(Product.CNC.value)
-        w.ticket.quantity.setValue(3)
-        w.ticket.price.setText("1500.00")
-        qtbot.mouseClick(w.ticket.place_button, Qt.MouseButton.LeftButton)
-        try:
-            qloop.until(lambda: w.order_book.model.rowCount() == 1, what="order in the book")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; the ticket says {w.ticket.message.text()!r}") from exc
-        order_id = w.order_book.model.row_at(0).order_id
-        qloop.until(lambda: w.order_book.model.text(order_id, "Status") == "OPEN", what="OPEN")
+        order_id = place_limit_buy(w, qtbot, qloop, "NSE:INFY", 3, "1500.00")
         assert [(o["order_id"], o["price"], o["quantity"]) for o in fake.live_orders()] == [
             (order_id, 1500.0, 3)
         ]
@@ -127,18 +109,18 @@ def test_upstox_login_ticks_to_watchlist_and_chart_and_an_order_placed_and_cance
         assert w.order_book.model.get(order_id).request.price == Decimal("1500.00")
 
         # Cancelled from the order book: Upstox has it cancelled, the book says so.
-        w.order_book.select_order(order_id)
-        w.order_book.cancel_selected()
-        qloop.until(
-            lambda: w.order_book.model.text(order_id, "Status") == "CANCELLED", what="CANCELLED"
-        )
+        cancel_in_book(w, qloop, order_id)
         assert fake.orders[order_id]["status"] == "cancelled"
-        # The status bar follows the feed. The first CONNECTED may come while services start,
-        # before the window subscribes (a state published then is not replayed), so the
-        # exchange drops the socket and the bar must show the reconnection.
+        # The status bar follows the feed: connected (a state from before the window is
+        # replayed to it), then reconnected after the exchange drops the socket.
+        assert w.status.connection_text("feed:upstox").endswith("feed upstox connected")
+        assert services.live is not None
+        feed = services.live.feed
+        connects = feed.status().connects
         fake.drop_feed()
         qloop.until(
-            lambda: w.status.connection_text("feed:upstox").endswith("feed upstox connected"),
+            lambda: feed.status().connects > connects
+            and w.status.connection_text("feed:upstox").endswith("feed upstox connected"),
             timeout=30,
             what="the status bar showing the Upstox feed reconnected",
         )

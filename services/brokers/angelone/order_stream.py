@@ -43,7 +43,7 @@ from services.brokers.angelone.config import BROKER_ID
 from services.bus import CONNECTION, EventBus
 from services.clock import IST
 from services.domain import ConnectionState, ConnectionStatus
-from services.tasks import cancel_and_wait
+from services.tasks import BackgroundTask
 
 if TYPE_CHECKING:
     from services.brokers.angelone.execution import AngelExecution, AngelTokens
@@ -83,7 +83,7 @@ class AngelOrderStream:
         self.first_delay = first_delay
         self.max_delay = max_delay
         self.connect_timeout = connect_timeout
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(COMPONENT, self._run)
         self._last: float | None = None
         self._refused: AngelTokens | None = None
         self.connected = False
@@ -97,23 +97,18 @@ class AngelOrderStream:
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=COMPONENT)
+        self._task.start()
 
     def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
+        self._task.stop()
 
     async def stopped(self) -> None:
         """``stop`` and wait until the socket is closed (shutdown, tests)."""
-        task = self._task
-        self.stop()
-        await cancel_and_wait([task])
+        await self._task.stopped()
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._task.running
 
     # -- plumbing -----------------------------------------------------------------------
 

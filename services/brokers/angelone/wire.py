@@ -39,7 +39,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from services.brokers.kite.ticker_decode import fast_depth, fast_level, fast_tick
+from services.brokers.fast_build import fast_depth, fast_level, fast_tick
 from services.clock import IST
 from services.domain import ZERO, Depth, DepthLevel, Tick
 

@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
+from services.brokers.fast_build import fast_depth, fast_level, fast_tick
 from services.clock import IST
 from services.domain import ZERO, Depth, DepthLevel, Tick
 
@@ -191,100 +191,6 @@ def decode_packet(packet: bytes) -> KitePacket:
             depth=_depth(packet, div),
         )
     raise TickerDecodeError(f"unknown packet length {n}")
-
-
-# Frozen slotted dataclasses build themselves through ``object.__setattr__`` once per field,
-# which made construction most of a full-depth packet's decode time. These builders write
-# the same slots directly (no validation is skipped: the dataclasses have none), which is
-# about twice as fast. They must list every field of the class; a test compares the result
-# with the normal constructor so a new field in the domain type cannot be missed silently.
-_new = object.__new__
-
-
-def _setter(cls: type, name: str) -> Callable[[Any, Any], None]:
-    setter: Callable[[Any, Any], None] = cls.__dict__[name].__set__
-    return setter
-
-
-_dl_price = _setter(DepthLevel, "price")
-_dl_qty = _setter(DepthLevel, "quantity")
-_dl_orders = _setter(DepthLevel, "orders")
-_dp_bids = _setter(Depth, "bids")
-_dp_asks = _setter(Depth, "asks")
-(
-    _t_key,
-    _t_ts,
-    _t_ltp,
-    _t_ltq,
-    _t_vol,
-    _t_open,
-    _t_high,
-    _t_low,
-    _t_close,
-    _t_depth,
-    _t_oi,
-    _t_oi_close,
-) = (
-    _setter(Tick, name)
-    for name in (
-        "key",
-        "ts",
-        "last_price",
-        "last_quantity",
-        "volume",
-        "open",
-        "high",
-        "low",
-        "close",
-        "depth",
-        "oi",
-        "oi_close",
-    )
-)
-
-
-def fast_level(price: Decimal, quantity: int, orders: int) -> DepthLevel:
-    level: DepthLevel = _new(DepthLevel)
-    _dl_price(level, price)
-    _dl_qty(level, quantity)
-    _dl_orders(level, orders)
-    return level
-
-
-def fast_depth(bids: tuple[DepthLevel, ...], asks: tuple[DepthLevel, ...]) -> Depth:
-    depth: Depth = _new(Depth)
-    _dp_bids(depth, bids)
-    _dp_asks(depth, asks)
-    return depth
-
-
-def fast_tick(
-    key: str,
-    ts: datetime,
-    last_price: Decimal,
-    last_quantity: int,
-    volume: int,
-    open_: Decimal,
-    high: Decimal,
-    low: Decimal,
-    close: Decimal,
-    depth: Depth | None,
-    oi: int = 0,
-) -> Tick:
-    tick: Tick = _new(Tick)
-    _t_key(tick, key)
-    _t_ts(tick, ts)
-    _t_ltp(tick, last_price)
-    _t_ltq(tick, last_quantity)
-    _t_vol(tick, volume)
-    _t_open(tick, open_)
-    _t_high(tick, high)
-    _t_low(tick, low)
-    _t_close(tick, close)
-    _t_depth(tick, depth)
-    _t_oi(tick, oi)
-    _t_oi_close(tick, 0)  # Kite sends no previous-day OI; the chain counts from first seen
-    return tick
 
 
 class TickDecoder:

@@ -62,6 +62,9 @@ class UpstoxApi:
         config.access_token = access_token or ""
         self.configuration = config
         self.client: Any = upstox_client.ApiClient(config)
+        # The SDK starts a thread pool per client for ``async_req`` calls, which we never make
+        # (blocking calls go to our executor): one thread per core, idle, for each client.
+        self.close()
         self.orders_v3: Any = upstox_client.OrderApiV3(self.client)
         self.orders: Any = upstox_client.OrderApi(self.client)
         self.portfolio: Any = upstox_client.PortfolioApi(self.client)
@@ -114,10 +117,11 @@ class UpstoxApi:
         return error
 
     def close(self) -> None:
-        """Stop the SDK's thread pool (it would otherwise live until garbage collection).
+        """Stop the SDK's thread pool (done at once in ``__init__``).
 
-        ``ApiClient.__del__`` closes and joins it again and prints any error to stdout, so
-        the closed pool is swapped for one with nothing left to close.
+        ``ApiClient.__del__`` closes and joins it again and prints any error to stdout (at
+        interpreter exit, "Bad file descriptor"), so the closed pool is swapped for one with
+        nothing left to close.
         """
         pool = getattr(self.client, "pool", None)
         if pool is not None and not isinstance(pool, _ClosedPool):

@@ -53,6 +53,7 @@ from services.brokers.upstox.feed_decode import FeedDecoder
 from services.bus import CONNECTION, GREEKS, TICKS, EventBus
 from services.clock import Clock, SystemClock
 from services.domain import ConnectionState, ConnectionStatus
+from services.tasks import BackgroundTask
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class ReconnectingSocket:
         self.session_retry = session_retry
         self.connect_timeout = connect_timeout
         self._rng = rng or random.Random()  # noqa: S311  (jitter, not a secret)
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self.component, self._run)
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._renewed = asyncio.Event()
         self.connects = 0
@@ -120,27 +121,21 @@ class ReconnectingSocket:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is not None and not self._task.done():
+        if self._task.running:
             return
         self._renewed = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.component)
+        self._task.start()
 
     def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
+        self._task.stop()
 
     async def stopped(self) -> None:
         """``stop`` and wait for the socket to be closed (tests, shutdown)."""
-        task = self._task
-        self.stop()
-        if task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stopped()
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._task.running
 
     def renew(self, access_token: str) -> None:
         """A new day's token: redial at once if the old one had stopped the socket."""

@@ -28,92 +28,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from services.brokers import fast_build
+from services.brokers.fast_build import fast_tick
 from services.clock import IST
 from services.domain import ZERO, Depth, DepthLevel, OptionGreeks, Tick
 
 _CACHE_LIMIT = 200_000
-
-# Ticks arrive by the tens of thousands a second; a frozen dataclass's __init__ goes through
-# object.__setattr__ per field, so the hot path fills the slots directly (as the Kite decoder
-# does). The field lists are spelled out so a new field in a domain type fails loudly here.
-_new = object.__new__
-
-
-def _setter(cls: type, name: str) -> Callable[[Any, Any], None]:
-    setter: Callable[[Any, Any], None] = cls.__dict__[name].__set__
-    return setter
-
-
-_dl_price, _dl_qty, _dl_orders = (_setter(DepthLevel, n) for n in ("price", "quantity", "orders"))
-_dp_bids, _dp_asks = (_setter(Depth, n) for n in ("bids", "asks"))
-_TICK_FIELDS = (
-    "key",
-    "ts",
-    "last_price",
-    "last_quantity",
-    "volume",
-    "open",
-    "high",
-    "low",
-    "close",
-    "depth",
-    "oi",
-    "oi_close",
-)
-assert tuple(Tick.__slots__) == _TICK_FIELDS, "Tick changed: update the fast constructor"
-(
-    _t_key,
-    _t_ts,
-    _t_ltp,
-    _t_ltq,
-    _t_vol,
-    _t_open,
-    _t_high,
-    _t_low,
-    _t_close,
-    _t_depth,
-    _t_oi,
-    _t_oi_close,
-) = (_setter(Tick, n) for n in _TICK_FIELDS)
-
-
-def fast_level(price: Decimal, quantity: int) -> DepthLevel:
-    level: DepthLevel = _new(DepthLevel)
-    _dl_price(level, price)
-    _dl_qty(level, quantity)
-    _dl_orders(level, 0)  # Upstox's depth has no order counts
-    return level
-
-
-def fast_tick(
-    key: str,
-    ts: datetime,
-    last_price: Decimal,
-    last_quantity: int,
-    volume: int,
-    open_: Decimal,
-    high: Decimal,
-    low: Decimal,
-    close: Decimal,
-    depth: Depth | None,
-    oi: int = 0,
-) -> Tick:
-    """``Tick(...)`` without the frozen dataclass's per-field ``object.__setattr__``."""
-    tick: Tick = _new(Tick)
-    _t_key(tick, key)
-    _t_ts(tick, ts)
-    _t_ltp(tick, last_price)
-    _t_ltq(tick, last_quantity)
-    _t_vol(tick, volume)
-    _t_open(tick, open_)
-    _t_high(tick, high)
-    _t_low(tick, low)
-    _t_close(tick, close)
-    _t_depth(tick, depth)
-    _t_oi(tick, oi)
-    _t_oi_close(tick, 0)  # not in the feed; the chain counts change in OI from first seen
-    return tick
-
 
 def _pb() -> Any:
     from upstox_client.feeder.proto import MarketDataFeedV3_pb2  # type: ignore[import-untyped]
@@ -160,8 +80,10 @@ class FeedDecoder:
             return None
         cache = self._prices
         price = self.price
-        new = _new
-        set_price, set_qty, set_orders = _dl_price, _dl_qty, _dl_orders
+        new = fast_build.new
+        set_price = fast_build.set_level_price
+        set_qty = fast_build.set_level_quantity
+        set_orders = fast_build.set_level_orders
         bids: list[DepthLevel] = []
         asks: list[DepthLevel] = []
         for quote in quotes:
@@ -180,8 +102,8 @@ class FeedDecoder:
                 set_orders(level, 0)
                 asks.append(level)
         depth: Depth = new(Depth)
-        _dp_bids(depth, tuple(bids))
-        _dp_asks(depth, tuple(asks))
+        fast_build.set_bids(depth, tuple(bids))
+        fast_build.set_asks(depth, tuple(asks))
         return depth
 
     def decode(self, frame: bytes) -> list[Tick]:

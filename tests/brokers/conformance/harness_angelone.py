@@ -13,7 +13,7 @@ import asyncio
 import shutil
 import tempfile
 from collections.abc import Callable, Coroutine
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,24 +21,20 @@ from services.brokers import registry
 from services.brokers.angelone.config import AngelEndpoints
 from services.brokers.angelone.wire import EXCHANGE_TYPES
 from services.brokers.ports import (
-    ExecutionClient,
     FeedMode,
     InstrumentMaster,
-    InstrumentProvider,
     MarketDataFeed,
     SessionToken,
 )
-from services.brokers.throttle import MemoryCountStore
 from services.bus import EventBus
-from services.clock import IST, ManualClock
-from services.domain import Order, OrderType, Product, Validity
+from services.domain import OrderType, Product, Validity
 from tests.brokers.conformance.harness import Fault, Feature, FeedControl, Sample
+from tests.brokers.conformance.live_harness import Advance, LiveHarness
 from tests.fakes.angelone import FakeAngel
 
-MARKET_HOURS = datetime(2026, 11, 25, 10, 0, 0, tzinfo=IST)  # a Wednesday, session open
 MODES = {1: FeedMode.LTP, 2: FeedMode.QUOTE, 3: FeedMode.FULL}
 
-_FAULTS = {
+FAULTS = {
     Fault.TIMEOUT_AFTER_SEND: ("placeOrder", "timeout_after"),
     Fault.DROP_AFTER_SEND: ("placeOrder", "drop_after"),
     Fault.RATE_LIMITED: ("placeOrder", "rate_limit"),
@@ -47,10 +43,11 @@ _FAULTS = {
 }
 
 
-class Harness:
+class Harness(LiveHarness):
     name = "angelone"
+    FAULTS = FAULTS
     features = frozenset(Feature) - {Feature.VENUE_RESTART, Feature.ORDER_RATE}  # node-only
-    faults = frozenset({*_FAULTS, Fault.SESSION_EXPIRED})
+    faults = frozenset({*FAULTS, Fault.SESSION_EXPIRED})
     order_types = (OrderType.LIMIT, OrderType.SL, OrderType.SL_M, OrderType.MARKET)
     validities = (Validity.DAY, Validity.IOC)
     samples = (
@@ -59,30 +56,26 @@ class Harness:
     )
 
     def __init__(self) -> None:
-        self.clock = ManualClock(MARKET_HOURS)
-        self.counts = MemoryCountStore()
-        self.session_expired_calls = 0
-        self.bus = EventBus()
+        super().__init__()
         self.fake = FakeAngel(hang_seconds=1.0)
-        self._parts: list[registry.BrokerParts] = []
         self._cache = tempfile.mkdtemp(prefix="dalal-angel-master-")
         self._session: SessionToken | None = None
 
     def start(self) -> None:
-        self.fake.start()
+        super().start()
+        self._session = self._new_session()
+
+    def stop(self) -> None:
+        super().stop()
+        shutil.rmtree(self._cache, ignore_errors=True)
+
+    def _new_session(self) -> SessionToken:
         jwt, refresh, feed = self.fake.issue_session()
-        self._session = SessionToken(
+        return SessionToken(
             jwt,
             self.clock.now() + timedelta(hours=14),
             {"refresh_token": refresh, "feed_token": feed, "client_code": self.fake.client_code},
         )
-
-    def stop(self) -> None:
-        self.fake.stop()
-        shutil.rmtree(self._cache, ignore_errors=True)
-
-    def _expired(self) -> None:
-        self.session_expired_calls += 1
 
     def endpoints(self) -> AngelEndpoints:
         fake = self.fake
@@ -90,69 +83,38 @@ class Harness:
             root=fake.base_url, stream=fake.stream_url, scrip_master=fake.master_url
         )
 
-    def build(self, **options: Any) -> registry.BrokerParts:
-        async def advance(seconds: float) -> None:
-            self.clock.advance(seconds)
-
+    def _context(
+        self, bus: EventBus, advance: Advance, options: dict[str, Any]
+    ) -> registry.BrokerContext:
         session = self._session
         assert session is not None, "start() first"
-        parts = registry.build(
-            "angelone",
-            registry.BrokerContext(
-                self.clock,
-                self.bus,
-                counts=self.counts,
-                endpoints=self.endpoints(),
-                settings={"api_key": self.fake.api_key, "cache_dir": self._cache},
-                access_token=session.access_token,
-                on_session_expired=self._expired,
-                options={
-                    "timeout": 0.4,
-                    "lookup_delay": 0.0,
-                    "book_interval": 0.0,
-                    "sleep": advance,
-                    "session": dict(session.extra),
-                    **options,
-                },
-            ),
+        return registry.BrokerContext(
+            self.clock,
+            bus,
+            counts=self.counts,
+            endpoints=self.endpoints(),
+            settings={"api_key": self.fake.api_key, "cache_dir": self._cache},
+            access_token=session.access_token,
+            on_session_expired=self._expired,
+            options={
+                "timeout": 0.4,
+                "lookup_delay": 0.0,
+                "book_interval": 0.0,
+                "sleep": advance,
+                "session": dict(session.extra),
+                **options,
+            },
         )
-        self._parts.append(parts)
-        return parts
 
-    def execution(self) -> ExecutionClient:
-        client = self.build().execution
-        assert client is not None
-        return client
-
-    async def fill(self, order: Order, quantity: int) -> None:
-        price = order.request.price
-        self.fake.fill(order.order_id, quantity, str(price) if price is not None else None)
-
-    def inject(self, fault: Fault) -> None:
-        if fault is Fault.SESSION_EXPIRED:
-            self.fake.expire_sessions()
-            return
-        route, kind = _FAULTS[fault]
-        self.fake.inject(route, kind)
+    def _expire_session(self) -> None:
+        self.fake.expire_sessions()
 
     def restore_session(self) -> None:
-        jwt, refresh, feed = self.fake.issue_session()
-        token = SessionToken(
-            jwt,
-            self.clock.now() + timedelta(hours=14),
-            {"refresh_token": refresh, "feed_token": feed, "client_code": self.fake.client_code},
-        )
-        self._session = token
-        for parts in self._parts:
-            parts.use_token(token)
+        self._session = self._new_session()
+        self._hand_out(self._session)
 
     def venue_orders(self, tag: str) -> int:
         return sum(1 for o in self.fake.orders.values() if o.get("ordertag") == tag)
-
-    def instruments(self) -> InstrumentProvider:
-        provider = self.build().instruments
-        assert provider is not None
-        return provider
 
     def feed_control(self) -> AngelFeedControl:
         return AngelFeedControl(self)
@@ -170,7 +132,7 @@ class AngelFeedControl:
     def __init__(self, harness: Harness) -> None:
         self.harness = harness
         self.bus = harness.bus  # the registry context's bus: the feed publishes there
-        parts = harness.build()
+        parts = harness._build()
         assert parts.instruments is not None and parts.feed is not None
         self._parts = parts
         # The master is plain data: load it once, outside the scenario's loop.

@@ -15,7 +15,6 @@ import shutil
 import tempfile
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,24 +23,20 @@ from services.brokers import registry
 from services.brokers.breeze.instruments import SecurityMaster
 from services.brokers.breeze.session import BreezeSecrets, BreezeSession
 from services.brokers.ports import (
-    ExecutionClient,
     FeedMode,
-    InstrumentProvider,
     MarketDataFeed,
 )
-from services.brokers.throttle import MemoryCountStore
 from services.bus import EventBus
-from services.clock import IST, ManualClock
-from services.domain import Order, OrderType, Product, Validity
+from services.domain import OrderType, Product, Validity
 from tests.brokers.breeze.conftest import MemorySecrets
 from tests.brokers.conformance.harness import Fault, Feature, FeedControl, Sample
+from tests.brokers.conformance.live_harness import MARKET_HOURS, Advance, LiveHarness
 from tests.fakes.breeze.master import monthly_expiry
 from tests.fakes.breeze.server import FakeBreeze
 
-MARKET_HOURS = datetime(2026, 11, 25, 10, 0, 0, tzinfo=IST)  # a Wednesday, session open
 _FUTURE = f"NFO:NIFTY{MARKET_HOURS.year % 100}{monthly_expiry(MARKET_HOURS.date()):%b}FUT"
 
-_FAULTS = {
+FAULTS = {
     Fault.TIMEOUT_AFTER_SEND: ("place", "timeout_after"),
     Fault.DROP_AFTER_SEND: ("place", "drop_after"),
     Fault.RATE_LIMITED: ("place", "limit"),
@@ -49,8 +44,9 @@ _FAULTS = {
 }
 
 
-class Harness:
+class Harness(LiveHarness):
     name = "breeze"
+    FAULTS = FAULTS
     features = frozenset(
         {
             Feature.ORDERS,
@@ -66,7 +62,7 @@ class Harness:
             Feature.FEED,
         }
     )
-    faults = frozenset({*_FAULTS, Fault.SESSION_EXPIRED})
+    faults = frozenset({*FAULTS, Fault.SESSION_EXPIRED})
     order_types = (OrderType.LIMIT, OrderType.SL, OrderType.MARKET)  # no SL-M at Breeze
     validities = (Validity.DAY, Validity.IOC)
     samples = (
@@ -75,24 +71,20 @@ class Harness:
     )
 
     def __init__(self) -> None:
-        self.clock = ManualClock(MARKET_HOURS)
-        self.counts = MemoryCountStore()
-        self.session_expired_calls = 0
-        self.bus = EventBus()
+        super().__init__()
         self.fake = FakeBreeze(hang_seconds=1.0, today=MARKET_HOURS.date())
         self.secrets = MemorySecrets()
-        self._parts: list[registry.BrokerParts] = []
         self._cache = Path(tempfile.mkdtemp(prefix="breeze-master-"))
 
     def start(self) -> None:
-        self.fake.start()
+        super().start()
         self.secrets.set(
             "breeze", {"api_key": self.fake.api_key, "api_secret": self.fake.api_secret}
         )
         self._login()
 
     def stop(self) -> None:
-        self.fake.stop()
+        super().stop()
         shutil.rmtree(self._cache, ignore_errors=True)
 
     def _login(self) -> None:
@@ -103,62 +95,32 @@ class Harness:
         # restore_session is called from inside the suite's event loop: log in on another.
         with ThreadPoolExecutor(1) as pool:
             token = pool.submit(asyncio.run, login).result(30)
-        for parts in self._parts:
-            parts.use_token(token)
+        self._hand_out(token)
 
-    def _expired(self) -> None:
-        self.session_expired_calls += 1
-
-    def _build(self) -> registry.BrokerParts:
-        async def advance(seconds: float) -> None:
-            self.clock.advance(seconds)
-
-        parts = registry.build(
-            "breeze",
-            registry.BrokerContext(
-                self.clock,
-                self.bus,
-                secrets=self.secrets,
-                counts=self.counts,
-                endpoints=self.fake.endpoints,
-                on_session_expired=self._expired,
-                options={
-                    "timeout": 0.5,
-                    "lookup_delay": 0.0,
-                    "sleep": advance,
-                    "cache_dir": self._cache,
-                },
-            ),
+    def _context(
+        self, bus: EventBus, advance: Advance, options: dict[str, Any]
+    ) -> registry.BrokerContext:
+        return registry.BrokerContext(
+            self.clock,
+            bus,
+            secrets=self.secrets,
+            counts=self.counts,
+            endpoints=self.fake.endpoints,
+            on_session_expired=self._expired,
+            options={
+                "timeout": 0.5,
+                "lookup_delay": 0.0,
+                "sleep": advance,
+                "cache_dir": self._cache,
+                **options,
+            },
         )
-        self._parts.append(parts)
-        return parts
-
-    def execution(self) -> ExecutionClient:
-        client = self._build().execution
-        assert client is not None
-        return client
-
-    async def fill(self, order: Order, quantity: int) -> None:
-        price = order.request.price
-        self.fake.fill(order.order_id, quantity, str(price) if price is not None else None)
-
-    def inject(self, fault: Fault) -> None:
-        if fault is Fault.SESSION_EXPIRED:
-            self.fake.expire_session()
-            return
-        route, kind = _FAULTS[fault]
-        self.fake.inject(route, kind)
 
     def restore_session(self) -> None:
         self._login()
 
     def venue_orders(self, tag: str) -> int:
         return sum(1 for o in self.fake.placed() if o.get("user_remark") == tag)
-
-    def instruments(self) -> InstrumentProvider:
-        provider = self._build().instruments
-        assert provider is not None
-        return provider
 
     def run_feed(
         self, scenario: Callable[[FeedControl], Coroutine[Any, Any, dict[str, Any]]]

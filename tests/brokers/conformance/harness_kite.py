@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Coroutine
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,31 +20,26 @@ from typing import Any
 from services.brokers import registry
 from services.brokers.kite.config import KiteEndpoints
 from services.brokers.ports import (
-    ExecutionClient,
     FeedMode,
-    InstrumentProvider,
     MarketDataFeed,
     SessionToken,
 )
-from services.brokers.throttle import MemoryCountStore
 from services.bus import EventBus
-from services.clock import IST, ManualClock
 from services.domain import (
     Exchange,
     Instrument,
     InstrumentKind,
-    Order,
     OrderType,
     Product,
     Validity,
 )
 from tests.brokers.conformance.harness import Fault, Feature, FeedControl, Sample
+from tests.brokers.conformance.live_harness import Advance, LiveHarness
 from tests.fakes.kite_server import FakeKite
 
-MARKET_HOURS = datetime(2026, 11, 25, 10, 0, 0, tzinfo=IST)  # a Wednesday, session open
 REPO = Path(__file__).resolve().parents[3]
 
-_FAULTS = {
+FAULTS = {
     Fault.TIMEOUT_AFTER_SEND: ("place", "timeout_after"),
     Fault.DROP_AFTER_SEND: ("place", "drop_after"),
     Fault.RATE_LIMITED: ("place", "429"),
@@ -53,8 +48,9 @@ _FAULTS = {
 }
 
 
-class Harness:
+class Harness(LiveHarness):
     name = "kite"
+    FAULTS = FAULTS
     features = frozenset(
         {
             Feature.ORDERS,
@@ -69,7 +65,7 @@ class Harness:
             Feature.FEED,
         }
     )
-    faults = frozenset({*_FAULTS, Fault.SESSION_EXPIRED})
+    faults = frozenset({*FAULTS, Fault.SESSION_EXPIRED})
     order_types = (OrderType.LIMIT, OrderType.SL, OrderType.SL_M, OrderType.MARKET)
     validities = (Validity.DAY, Validity.IOC)
     samples = (
@@ -78,75 +74,34 @@ class Harness:
     )
 
     def __init__(self) -> None:
-        self.clock = ManualClock(MARKET_HOURS)
-        self.counts = MemoryCountStore()
-        self.session_expired_calls = 0
-        self.bus = EventBus()
+        super().__init__()
         self.fake = FakeKite(hang_seconds=1.0)
-        self._parts: list[registry.BrokerParts] = []
 
-    def start(self) -> None:
-        self.fake.start()
-
-    def stop(self) -> None:
-        self.fake.stop()
-
-    def _expired(self) -> None:
-        self.session_expired_calls += 1
-
-    def _build(self) -> registry.BrokerParts:
-        async def advance(seconds: float) -> None:
-            self.clock.advance(seconds)
-
-        parts = registry.build(
-            "kite",
-            registry.BrokerContext(
-                self.clock,
-                self.bus,
-                counts=self.counts,
-                endpoints=KiteEndpoints(
-                    root=self.fake.base_url,
-                    login=f"{self.fake.base_url}/connect/login",
-                    ticker=f"ws://127.0.0.1:{self.fake.port}/ws",
-                ),
-                settings={"api_key": self.fake.api_key},
-                access_token="fakeaccesstoken",
-                on_session_expired=self._expired,
-                options={"timeout": 0.4, "lookup_delay": 0.0, "sleep": advance},
+    def _context(
+        self, bus: EventBus, advance: Advance, options: dict[str, Any]
+    ) -> registry.BrokerContext:
+        return registry.BrokerContext(
+            self.clock,
+            bus,
+            counts=self.counts,
+            endpoints=KiteEndpoints(
+                root=self.fake.base_url,
+                login=f"{self.fake.base_url}/connect/login",
+                ticker=f"ws://127.0.0.1:{self.fake.port}/ws",
             ),
+            settings={"api_key": self.fake.api_key},
+            access_token="fakeaccesstoken",
+            on_session_expired=self._expired,
+            options={"timeout": 0.4, "lookup_delay": 0.0, "sleep": advance, **options},
         )
-        self._parts.append(parts)
-        return parts
-
-    def execution(self) -> ExecutionClient:
-        client = self._build().execution
-        assert client is not None
-        return client
-
-    async def fill(self, order: Order, quantity: int) -> None:
-        price = order.request.price
-        self.fake.fill(order.order_id, quantity, str(price) if price is not None else None)
-
-    def inject(self, fault: Fault) -> None:
-        if fault is Fault.SESSION_EXPIRED:
-            self.fake.expire_session()
-            return
-        route, kind = _FAULTS[fault]
-        self.fake.inject(route, kind)
 
     def restore_session(self) -> None:
         token = "freshaccesstoken"
         self.fake.access_tokens.add(token)
-        for parts in self._parts:
-            parts.use_token(SessionToken(token, self.clock.now() + timedelta(hours=20)))
+        self._hand_out(SessionToken(token, self.clock.now() + timedelta(hours=20)))
 
     def venue_orders(self, tag: str) -> int:
         return sum(1 for o in self.fake.live_orders() if o.get("tag") == tag)
-
-    def instruments(self) -> InstrumentProvider:
-        provider = self._build().instruments
-        assert provider is not None
-        return provider
 
     def feed_control(self) -> KiteFeedControl:
         return KiteFeedControl(self)

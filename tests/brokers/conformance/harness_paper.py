@@ -29,9 +29,9 @@ KEY = "NSE:RELIANCE"
 
 class Harness:
     name = "paper"
-    # No AMO: the paper venue does not hold an after-market order for the next session.
+    # An after-market order rests until the next session opens (services.paper.broker).
     features = frozenset(
-        {Feature.ORDERS, Feature.INTRADAY, Feature.PARTIAL_FILLS, Feature.RESTART}
+        {Feature.ORDERS, Feature.INTRADAY, Feature.PARTIAL_FILLS, Feature.RESTART, Feature.AMO}
     )
     faults: frozenset[Fault] = frozenset()
     order_types = (OrderType.LIMIT, OrderType.SL, OrderType.SL_M, OrderType.MARKET)

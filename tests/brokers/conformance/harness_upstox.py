@@ -11,31 +11,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from services.brokers import registry
 from services.brokers.ports import (
-    ExecutionClient,
     FeedMode,
     InstrumentMaster,
-    InstrumentProvider,
     MarketDataFeed,
     SessionToken,
 )
-from services.brokers.throttle import MemoryCountStore
 from services.brokers.upstox.instruments import contract_symbol, expiry_date
 from services.bus import EventBus
-from services.clock import IST, ManualClock
-from services.domain import InstrumentKind, Order, OrderType, Product, Validity
+from services.domain import InstrumentKind, OrderType, Product, Validity
 from tests.brokers.conformance.harness import Fault, Feature, FeedControl, Sample
+from tests.brokers.conformance.live_harness import MARKET_HOURS, Advance, LiveHarness
 from tests.brokers.upstox.conftest import endpoints_for
 from tests.fakes.upstox import FakeUpstox, default_instruments
 
-MARKET_HOURS = datetime(2026, 11, 25, 10, 0, 0, tzinfo=IST)  # a Wednesday, session open
-
-_FAULTS = {
+FAULTS = {
     Fault.TIMEOUT_AFTER_SEND: ("place", "timeout_after"),
     Fault.DROP_AFTER_SEND: ("place", "drop_after"),
     Fault.RATE_LIMITED: ("place", "429"),
@@ -56,8 +51,9 @@ def _future_key() -> str:
     return "NFO:" + contract_symbol("NIFTY", InstrumentKind.FUTURE, expiry, None, False)
 
 
-class Harness:
+class Harness(LiveHarness):
     name = "upstox"
+    FAULTS = FAULTS
     features = frozenset(
         {
             Feature.ORDERS,
@@ -72,7 +68,7 @@ class Harness:
             Feature.FEED,
         }
     )
-    faults = frozenset({*_FAULTS, Fault.SESSION_EXPIRED})
+    faults = frozenset({*FAULTS, Fault.SESSION_EXPIRED})
     order_types = (OrderType.LIMIT, OrderType.SL, OrderType.SL_M, OrderType.MARKET)
     validities = (Validity.DAY, Validity.IOC)
     samples = (
@@ -81,77 +77,37 @@ class Harness:
     )
 
     def __init__(self) -> None:
-        self.clock = ManualClock(MARKET_HOURS)
-        self.counts = MemoryCountStore()
-        self.session_expired_calls = 0
-        self.bus = EventBus()
+        super().__init__()
         self.fake = FakeUpstox(
             hang_seconds=1.0, instruments=default_instruments(MARKET_HOURS.date())
         )
-        self._parts: list[registry.BrokerParts] = []
 
-    def start(self) -> None:
-        self.fake.start()
-
-    def stop(self) -> None:
-        self.fake.stop()
-
-    def _expired(self) -> None:
-        self.session_expired_calls += 1
-
-    def _build(self, bus: EventBus | None = None) -> registry.BrokerParts:
-        async def advance(seconds: float) -> None:
-            self.clock.advance(seconds)
-
-        parts = registry.build(
-            "upstox",
-            registry.BrokerContext(
-                self.clock,
-                bus or self.bus,
-                counts=self.counts,
-                endpoints=endpoints_for(self.fake),
-                access_token="fake-access-token",
-                on_session_expired=self._expired,
-                options={
-                    "timeout": 0.4,
-                    "lookup_delay": 0.0,
-                    "sleep": advance,
-                    "feed": {"backoff_initial": 0.05, "backoff_max": 0.5},
-                },
-            ),
+    def _context(
+        self, bus: EventBus, advance: Advance, options: dict[str, Any]
+    ) -> registry.BrokerContext:
+        return registry.BrokerContext(
+            self.clock,
+            bus,
+            counts=self.counts,
+            endpoints=endpoints_for(self.fake),
+            access_token="fake-access-token",
+            on_session_expired=self._expired,
+            options={
+                "timeout": 0.4,
+                "lookup_delay": 0.0,
+                "sleep": advance,
+                "feed": {"backoff_initial": 0.05, "backoff_max": 0.5},
+                **options,
+            },
         )
-        self._parts.append(parts)
-        return parts
-
-    def execution(self) -> ExecutionClient:
-        client = self._build().execution
-        assert client is not None
-        return client
-
-    async def fill(self, order: Order, quantity: int) -> None:
-        price = order.request.price
-        self.fake.fill(order.order_id, quantity, str(price) if price is not None else None)
-
-    def inject(self, fault: Fault) -> None:
-        if fault is Fault.SESSION_EXPIRED:
-            self.fake.expire_session()
-            return
-        route, kind = _FAULTS[fault]
-        self.fake.inject(route, kind)
 
     def restore_session(self) -> None:
         token = "fresh-access-token"
         self.fake.access_tokens.add(token)
-        for parts in self._parts:
-            parts.use_token(SessionToken(token, self.clock.now() + timedelta(hours=17)))
+        self._hand_out(SessionToken(token, self.clock.now() + timedelta(hours=17)))
 
     def venue_orders(self, tag: str) -> int:
         return len(self.fake.orders_with_tag(tag))
-
-    def instruments(self) -> InstrumentProvider:
-        provider = self._build().instruments
-        assert provider is not None
-        return provider
 
     def run_feed(
         self, scenario: Callable[[FeedControl], Coroutine[Any, Any, dict[str, Any]]]
