@@ -89,7 +89,8 @@ async def switch_venue(services: AppServices, name: str) -> str:
         # new paper orders would reuse today's ids and overwrite the journal's rows.
         raise VenueSwitchRefused(
             f"{_title(name)} was not opened in this session (the terminal started with the "
-            "order node): choose it and restart the terminal to trade there"
+            'order node): set node.venue to "broker" in the settings and restart the terminal '
+            "to trade there"
         )
     return await _to_home(services, services.node)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from app.settings import SIMULATOR, NodeSettings, Settings, config_dir
-from app.venue_switch import NODE, NodeGate, switch_venue, venue_names
+from app.venue_switch import NODE, NodeGate, VenueSwitchRefused, switch_venue, venue_names
 from services.alerts import Alert, AlertBook, AlertCondition
 from services.backtest.service import BacktestService
 from services.bars import BarBuilder
@@ -153,6 +153,7 @@ class AppServices:
     node_settings: Callable[[], NodeSettings] = field(default=lambda: NodeSettings())
     # Told the venue's name after a switch (the desktop keeps the choice in the settings file).
     on_venue_switched: Callable[[Literal["broker", "node"]], None] | None = None
+    _switching: bool = False
 
     def __post_init__(self) -> None:
         if self.home_venue is None:
@@ -316,7 +317,13 @@ class AppServices:
         Raises ``VenueSwitchRefused`` (nothing changed) while an order is in flight, or when
         the venue cannot be used now.
         """
-        said = await switch_venue(self, name)
+        if self._switching:  # a second click while the first switch reads the new venue
+            raise VenueSwitchRefused("the venue is being switched already; wait for it")
+        self._switching = True
+        try:
+            said = await switch_venue(self, name)
+        finally:
+            self._switching = False
         if self.on_venue_switched is not None:
             self.on_venue_switched(NODE if self.node is not None else "broker")
         return said
