@@ -67,9 +67,14 @@ class BrokerageRule:
 
 @dataclass(frozen=True, slots=True)
 class Tariff:
+    """One broker's tariff from ``effective_from``. ``unverified`` names the figures (segment
+    names, ``dp_charge``) that no stored copy of the broker's own page confirms, so a user
+    (and the docs) can tell a checked rate from a best reading of third-party summaries."""
+
     broker: str
     effective_from: date
     source: str
+    unverified: tuple[str, ...]
     rules: dict[Segment, BrokerageRule]
     dp_charge: Decimal
     stt_to_rupee: bool
@@ -143,11 +148,19 @@ def _rule(raw: dict[str, str]) -> BrokerageRule:
     )
 
 
+_CHECKABLE = frozenset({*(seg.value for seg in Segment), "dp_charge"})
+
+
 def _tariff(broker: str, raw: dict[str, Any]) -> Tariff:
+    unverified = tuple(raw["unverified"])
+    unknown = set(unverified) - _CHECKABLE
+    if unknown:
+        raise ValueError(f"the {broker} tariff marks unknown figures unverified: {sorted(unknown)}")
     return Tariff(
         broker=broker,
         effective_from=date.fromisoformat(raw["effective_from"]),
         source=raw["source"],
+        unverified=unverified,
         rules={seg: _rule(raw[seg.value]) for seg in Segment},
         dp_charge=Decimal(raw["dp_charge"]),
         stt_to_rupee=raw["stt_rounding"] == "rupee",

@@ -21,6 +21,9 @@ NIFTY_CE = Instrument(
     Exchange.NFO, "NIFTY26JUN25000CE", "2", "NIFTY", InstrumentKind.CALL, D("0.05"), 75,
     expiry=date(2026, 6, 30), strike=D(25000),
 )
+RELIANCE = Instrument(
+    Exchange.NSE, "RELIANCE", "738561", "RELIANCE", InstrumentKind.EQUITY, D("0.05"), 1
+)
 SENSEX = Instrument(Exchange.BSE, "SENSEX", "3", "SENSEX", InstrumentKind.INDEX, D("0.01"), 1)
 
 
@@ -78,6 +81,66 @@ def test_zerodha_delivery_dp_charge_is_the_published_15_34_once_per_scrip_per_da
     assert first.dp == D("15.34")
     assert second.dp == 0
     assert first.brokerage == 0  # delivery is free at Zerodha
+
+
+def _dp_for_a_day(broker: str, day: date, sells: list[Instrument]) -> list[Decimal]:
+    """The DP charge each delivery sell of the day adds, in order."""
+    ledger = OrderCharges(broker)
+    return [
+        ledger.on_fill(
+            order_id=f"S{i}", instrument=instrument, product=Product.CNC, side=Side.SELL,
+            quantity=50, price=D(1200), day=day,
+        ).dp
+        for i, instrument in enumerate(sells)
+    ]
+
+
+def test_zerodhas_published_dp_scenarios_to_the_paisa():
+    # support.zerodha.com/category/account-opening/charges-at-zerodha/articles/
+    # what-do-dp-charges-mean: "50 shares of Reliance are sold at 10:00 AM, and another 50 are
+    # sold at 2:00 PM. The total DP charges for the day would be Rs 13 + 18% GST"; Reliance and
+    # Infosys sold the same day: "Rs 26 + 18% GST". 13 x 1.18 = 15.34.
+    day = date(2026, 6, 10)
+    assert _dp_for_a_day("zerodha", day, [RELIANCE, RELIANCE]) == [D("15.34"), 0]
+    assert sum(_dp_for_a_day("zerodha", day, [RELIANCE, INFY])) == D("30.68")
+
+
+def test_upstoxs_published_dp_charge_to_the_paisa():
+    # upstox.com/help-center/account-opening/brokerage-and-account-opening-charges-account-
+    # opening-1/11560-dp-transaction-charges-2/: "Rs.18.5 + GST (18%) = 21.83 ... per scrip".
+    assert _dp_for_a_day("upstox", date(2026, 6, 10), [INFY, INFY]) == [D("21.83"), 0]
+
+
+def test_angel_ones_published_dp_charge():
+    # angelone.in/blog/pricing-update-2024-for-i-trade: "Equity ISINs: INR 20 + GST" per
+    # debit (INR 3.5 CDSL + INR 16.5 Angel One). 20 x 1.18 = 23.60.
+    assert _dp_for_a_day("angelone", date(2026, 6, 10), [INFY, INFY]) == [D("23.60"), 0]
+
+
+def test_icici_directs_published_dp_example():
+    # icicidirect.com/faqs/stocks/difference-between-prime-plan-and-ivalue-plan: Tata Motors
+    # sold several times in a day is one debit instruction, "only Rs 20 will be charged"; two
+    # companies' shares the same day are "Rs 20*2 = Rs 40" (plus GST: 23.60 each).
+    day = date(2026, 6, 10)
+    assert _dp_for_a_day("breeze", day, [RELIANCE, RELIANCE, RELIANCE]) == [D("23.60"), 0, 0]
+    assert sum(_dp_for_a_day("breeze", day, [RELIANCE, INFY])) == D("47.20")
+
+
+# The figures the tests above (and the calculator example) pin to a broker's own page; the
+# tariff file must not call them unverified, and must call everything else so.
+CHECKED_AGAINST_THE_BROKER = {
+    "zerodha": {"EQ_DELIVERY", "EQ_INTRADAY", "dp_charge"},
+    "upstox": {"EQ_INTRADAY", "FUTURES", "OPTIONS", "dp_charge"},
+    "angelone": {"dp_charge"},
+    "breeze": {"dp_charge"},
+}
+
+
+def test_the_tariff_file_marks_exactly_the_unchecked_figures_unverified():
+    every = {"EQ_DELIVERY", "EQ_INTRADAY", "FUTURES", "OPTIONS", "dp_charge"}
+    for broker, checked in CHECKED_AGAINST_THE_BROKER.items():
+        tariff = load_schedule().tariff_on(broker, date(2026, 6, 10))
+        assert set(tariff.unverified) == every - checked, broker
 
 
 def test_stt_on_futures_follows_the_budget_2026_change_on_1_april():
