@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from app.settings import SIMULATOR, Settings, config_dir
+from app.settings import SIMULATOR, NodeSettings, Settings, config_dir
+from app.venue_switch import NODE, NodeGate, VenueSwitchRefused, switch_venue, venue_names
 from services.alerts import Alert, AlertBook, AlertCondition
 from services.backtest.service import BacktestService
 from services.bars import BarBuilder
@@ -142,6 +143,21 @@ class AppServices:
     _drawings: dict[str, list[dict[str, Any]]] | None = None
     # Every other registered live broker, for the Broker menu (services.brokers.standby).
     standby: StandbyBrokers = field(default_factory=lambda: StandbyBrokers({}))
+    # The venue settings.broker names (paper, or a live broker's): where orders go when they
+    # do not go through the node; the Broker menu switches between the two (app.venue_switch).
+    home_venue: ExecutionClient = field(default=None)  # type: ignore[assignment]
+    node_gate: NodeGate = field(default_factory=lambda: NodeGate(None))
+    # The home venue's book was restored from the profile at the start (it was the venue).
+    home_restored: bool = True
+    # The node's address and pin as the settings file has them now (pairing writes there).
+    node_settings: Callable[[], NodeSettings] = field(default=lambda: NodeSettings())
+    # Told the venue's name after a switch (the desktop keeps the choice in the settings file).
+    on_venue_switched: Callable[[Literal["broker", "node"]], None] | None = None
+    _switching: bool = False
+
+    def __post_init__(self) -> None:
+        if self.home_venue is None:
+            self.home_venue = self.broker
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -276,6 +292,41 @@ class AppServices:
         task = asyncio.get_running_loop().create_task(coro, name=f"dalal:{name}")
         task.add_done_callback(_log_task_end)
         self._tasks.append(task)
+
+    def spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a background service until ``stop`` (or ``cancel_task(name)``)."""
+        self._spawn(name, coro)
+
+    def has_task(self, name: str) -> bool:
+        return any(t.get_name() == f"dalal:{name}" and not t.done() for t in self._tasks)
+
+    async def cancel_task(self, name: str) -> None:
+        """Stop the background service ``name`` and wait until it has stopped."""
+        tasks = [t for t in self._tasks if t.get_name() == f"dalal:{name}"]
+        self._tasks = [t for t in self._tasks if t not in tasks]
+        await cancel_and_wait(tasks)
+
+    # -- the order venue (app.venue_switch) ------------------------------------------------
+    def venues(self) -> list[tuple[str, str, bool]]:
+        """(name, title, in use) of each venue orders can go to."""
+        return venue_names(self)
+
+    async def switch_venue(self, name: str) -> str:
+        """Send orders to ``name`` from now on, without a restart; say what changed.
+
+        Raises ``VenueSwitchRefused`` (nothing changed) while an order is in flight, or when
+        the venue cannot be used now.
+        """
+        if self._switching:  # a second click while the first switch reads the new venue
+            raise VenueSwitchRefused("the venue is being switched already; wait for it")
+        self._switching = True
+        try:
+            said = await switch_venue(self, name)
+        finally:
+            self._switching = False
+        if self.on_venue_switched is not None:
+            self.on_venue_switched(NODE if self.node is not None else "broker")
+        return said
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
@@ -751,6 +802,12 @@ def build_services(
             brokers=brokers,
         )
         broker = live.execution
+    if broker is None and settings.node.venue == "node":
+        # The venue orders go to when the Broker menu switches away from the node.
+        home = brokers.build(settings.broker, _paper_context(settings, clock, bus, instruments))
+        assert home.execution is not None
+        broker = home.execution
+    home_venue = broker
     node: NodeVenue | None = None
     if settings.node.venue == "node":
         # Orders leave from the node's static IP; the data feed stays as configured.
@@ -763,20 +820,7 @@ def build_services(
         node = build_venue(settings.node.url, settings.node.fingerprint, secrets, bus, clock)
         broker = node.execution
     if broker is None:
-        venue = brokers.build(
-            settings.broker,
-            BrokerContext(
-                clock,
-                bus,
-                instruments=instruments,
-                settings={
-                    "opening_balance": settings.opening_balance,
-                    "tariff": settings.paper_tariff,
-                    # A simulated market that never closes has no cut-off to square MIS off at.
-                    "square_off_at": None if settings.always_open else settings.paper_square_off_at,
-                },
-            ),
-        )
+        venue = brokers.build(settings.broker, _paper_context(settings, clock, bus, instruments))
         assert venue.execution is not None
         broker = venue.execution
     recorder = Recorder(database, bus) if database is not None else None
@@ -793,6 +837,7 @@ def build_services(
         else MemoryStateStore()
     )
     audit = recorder.audit_nowait if recorder is not None else None
+    node_gate = NodeGate(node)
     path = build_order_path(
         broker,
         instruments,
@@ -808,7 +853,7 @@ def build_services(
         journal=recorder,
         store=store,
         audit=audit,
-        admission=node.admission if node is not None else None,
+        admission=node_gate,
     )
     orders, risk = path.orders, path.risk
     kill_switch = KillSwitch(
@@ -898,10 +943,30 @@ def build_services(
         reconciler=reconciler,
         models=models,
         node=node,
+        home_venue=home_venue if home_venue is not None else broker,
+        home_restored=node is None,
+        node_gate=node_gate,
+        node_settings=lambda: settings.node,
         history_service=history_service,
         backtests=BacktestService(database),
         strategy_runners=_strategy_runners(settings, broker, orders, clock),
         standby=_standby_brokers(settings, live, clock, bus, secrets, brokers),
+    )
+
+
+def _paper_context(
+    settings: Settings, clock: Clock, bus: EventBus, instruments: InstrumentRegistry
+) -> BrokerContext:
+    return BrokerContext(
+        clock,
+        bus,
+        instruments=instruments,
+        settings={
+            "opening_balance": settings.opening_balance,
+            "tariff": settings.paper_tariff,
+            # A simulated market that never closes has no cut-off to square MIS off at.
+            "square_off_at": None if settings.always_open else settings.paper_square_off_at,
+        },
     )
 
 

@@ -158,3 +158,18 @@ class BrokerControls(Protocol):
     async def broker_connect(self, name: str) -> str: ...
 
     async def broker_disconnect(self, name: str) -> str: ...
+
+
+@runtime_checkable
+class VenueControls(Protocol):
+    """Where orders go (the Broker menu's "Send orders to"): the terminal's own venue or the
+    order node, switched without a restart.
+
+    ``venues`` is (name, title, in use) per venue; ``switch_venue`` answers with what changed
+    and raises with a message for the trader when it did not switch (an order in flight, the
+    node unreachable).
+    """
+
+    def venues(self) -> list[tuple[str, str, bool]]: ...
+
+    async def switch_venue(self, name: str) -> str: ...
