@@ -81,10 +81,12 @@ class TerminalFacade(Protocol):
 
     def save_drawings(self, key: str, drawings: list[dict[str, Any]]) -> None: ...
 
-    # -- GTT orders --
-    def place_gtt_single(self, trigger: Decimal, order: OrderRequest) -> Gtt: ...
+    # -- GTT orders (at the broker when it holds them, else the terminal's book) --
+    def gtt_held_at(self) -> str | None: ...
 
-    def place_gtt_oco(
+    async def place_gtt_single(self, trigger: Decimal, order: OrderRequest) -> Gtt: ...
+
+    async def place_gtt_oco(
         self,
         stop_trigger: Decimal,
         stop_order: OrderRequest,
@@ -92,9 +94,9 @@ class TerminalFacade(Protocol):
         target_order: OrderRequest,
     ) -> Gtt: ...
 
-    def cancel_gtt(self, gtt_id: int) -> Gtt: ...
+    async def cancel_gtt(self, gtt_id: int | str) -> Gtt: ...
 
-    def gtt_list(self) -> list[Gtt]: ...
+    async def gtt_list(self) -> list[Gtt]: ...
 
     # -- options (the chain panel) --
     def option_underlyings(self) -> list[str]: ...
@@ -158,3 +160,18 @@ class BrokerControls(Protocol):
     async def broker_connect(self, name: str) -> str: ...
 
     async def broker_disconnect(self, name: str) -> str: ...
+
+
+@runtime_checkable
+class VenueControls(Protocol):
+    """Where orders go (the Broker menu's "Send orders to"): the terminal's own venue or the
+    order node, switched without a restart.
+
+    ``venues`` is (name, title, in use) per venue; ``switch_venue`` answers with what changed
+    and raises with a message for the trader when it did not switch (an order in flight, the
+    node unreachable).
+    """
+
+    def venues(self) -> list[tuple[str, str, bool]]: ...
+
+    async def switch_venue(self, name: str) -> str: ...
