@@ -30,7 +30,13 @@ from services.bars import BarBuilder
 from services.broker import BrokerError, OrderChange
 from services.brokers import registry
 from services.brokers.live import LiveBroker, LiveOptions, resolve_unacknowledged
-from services.brokers.ports import ExecutionClient, FeedMode, LoginField, LoginPrompt
+from services.brokers.ports import (
+    ExecutionClient,
+    FeedMode,
+    GttVenue,
+    LoginField,
+    LoginPrompt,
+)
 from services.brokers.registry import DEFAULT_BROKERS, BrokerContext, Brokers, Role
 from services.brokers.standby import SessionFor, StandbyBroker, StandbyBrokers
 from services.bus import CONNECTION, EventBus
@@ -444,22 +450,62 @@ class AppServices:
     def instrument(self, key: str) -> Instrument | None:
         return self.instruments.get(key)
 
-    def place_gtt_single(self, trigger: Decimal, order: OrderRequest) -> Gtt:
-        return self._gtt_book().place_single(trigger, order)
+    # GTTs go to the broker when the venue holds them there (BrokerParts.gtt: Kite, Upstox),
+    # so they fire with the terminal closed; otherwise (paper, the order node) to the book.
+    def _gtt_venue(self) -> GttVenue | None:
+        if self.node is None and self.live is not None and self.live.execution is not None:
+            return self.live.parts.gtt
+        return None
 
-    def place_gtt_oco(
+    def gtt_held_at(self) -> str | None:
+        """The broker holding this session's GTTs ("Zerodha"), or None: this terminal."""
+        venue = self._gtt_venue()
+        return None if venue is None else venue.title
+
+    def gtt_offers_oco(self) -> bool:
+        """False where the broker holding the GTTs has no OCO (Upstox); the book has one."""
+        venue = self._gtt_venue()
+        return venue is None or venue.oco
+
+    def _gtt_price(self, key: str) -> Decimal:
+        price = self.quotes.last_price(key)
+        if price is None:
+            raise GttError(f"no last price for {key}: a trigger needs one to compare with")
+        return price
+
+    async def place_gtt_single(self, trigger: Decimal, order: OrderRequest) -> Gtt:
+        venue = self._gtt_venue()
+        if venue is None:
+            return self._gtt_book().place_single(trigger, order)
+        return await venue.place_single(trigger, order, self._gtt_price(order.key))
+
+    async def place_gtt_oco(
         self,
         stop_trigger: Decimal,
         stop_order: OrderRequest,
         target_trigger: Decimal,
         target_order: OrderRequest,
     ) -> Gtt:
-        return self._gtt_book().place_oco(stop_trigger, stop_order, target_trigger, target_order)
+        venue = self._gtt_venue()
+        if venue is None:
+            return self._gtt_book().place_oco(
+                stop_trigger, stop_order, target_trigger, target_order
+            )
+        return await venue.place_oco(
+            stop_trigger, stop_order, target_trigger, target_order,
+            self._gtt_price(stop_order.key),
+        )  # fmt: skip
 
-    def cancel_gtt(self, gtt_id: int) -> Gtt:
-        return self._gtt_book().cancel(gtt_id)
+    async def cancel_gtt(self, gtt_id: int | str) -> Gtt:
+        venue = self._gtt_venue()
+        if venue is None:
+            return self._gtt_book().cancel(gtt_id)
+        return await venue.cancel(gtt_id)
 
-    def gtt_list(self) -> list[Gtt]:
+    async def gtt_list(self) -> list[Gtt]:
+        venue = self._gtt_venue()
+        if venue is not None:
+            return await venue.gtts()
         return [] if self.gtt is None else self.gtt.gtts()
 
     def _gtt_book(self) -> GttBook:
