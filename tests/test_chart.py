@@ -265,8 +265,8 @@ def test_time_axis_labels_ist_clock_times(chart):
     assert all(int(s[3:]) % 5 == 0 for s in labels), labels
 
 
-def _change_pct(html: str) -> str:
-    return html.rsplit("(", 1)[1].split("%", 1)[0]
+def _change_pct(line: str) -> str:
+    return line.rsplit("(", 1)[1].split("%", 1)[0]
 
 
 def test_header_change_is_the_days_change_like_the_watchlist(chart, qtbot):
@@ -278,14 +278,14 @@ def test_header_change_is_the_days_change_like_the_watchlist(chart, qtbot):
     last = today[-1]
     # Today's change is measured from yesterday's last close...
     base = yesterday[-1].close
-    assert _change_pct(chart.readout_html_text()) == f"{(last.close - base) * 100 / base:+.2f}"
+    assert _change_pct(chart.readout_line()) == f"{(last.close - base) * 100 / base:+.2f}"
     # ...and once the feed says what the previous close was, from it: the watchlist's Chg %.
     prev_close = Decimal("1490.00")
     chart.set_previous_close(prev_close)
-    assert _change_pct(chart.readout_html_text()) == f"{(last.close - prev_close) * 100 / prev_close:+.2f}"  # noqa: E501
+    assert _change_pct(chart.readout_line()) == f"{(last.close - prev_close) * 100 / prev_close:+.2f}"  # noqa: E501
     tick = Tick(KEY, last.start, last.close, 1, 1, last.open, last.high, last.low, prev_close,
                 Depth((), ()))  # fmt: skip
-    assert _change_pct(chart.readout_html_text()) == f"{tick.change_percent:+.2f}"
+    assert _change_pct(chart.readout_line()) == f"{tick.change_percent:+.2f}"
 
 
 def replace_day(bar: Bar, days: int) -> Bar:
@@ -303,3 +303,47 @@ def test_crosshair_shows_price_and_time_on_the_axes(chart, qtbot):
     price, time = chart.crosshair_labels()
     assert price == "1501.37"
     assert time == f"{bars[250].start:%a %d %b %H:%M}"
+
+
+def test_a_live_bar_beyond_the_view_refits_it_and_one_inside_repaints_only_itself(chart, qtbot):
+    import dataclasses
+
+    from PySide6.QtWidgets import QApplication
+
+    bars = make_bars(300)
+    chart.set_bars(KEY, bars[0].timeframe, bars)
+    qtbot.waitUntil(lambda: chart.paint_count > 0)
+    for _ in range(5):
+        QApplication.processEvents()
+    vb = chart.price_plot.getViewBox()
+    viewport = chart._graphics.viewport()
+    painted: list[int] = []
+
+    class Areas(QtCore.QObject):
+        def eventFilter(self, watched, event):  # type: ignore[no-untyped-def]
+            if event.type() == QtCore.QEvent.Type.Paint:
+                painted.append(sum(r.width() * r.height() for r in event.region()))
+            return False
+
+    last = chart.series.bars[-1]
+    inside = dataclasses.replace(last, close=(last.high + last.low) / 2, volume=last.volume + 1)
+    assert chart.update_bar(inside)  # the first after the view moved: it re-fits, all of it
+    for _ in range(5):
+        QApplication.processEvents()
+    areas = Areas()
+    viewport.installEventFilter(areas)
+    inside = dataclasses.replace(
+        inside, close=inside.close + Decimal("0.05"), volume=last.volume + 2
+    )
+    assert chart.update_bar(inside)
+    qtbot.waitUntil(lambda: bool(painted))
+    assert max(painted) < 0.25 * viewport.width() * viewport.height()
+
+    high = vb.viewRange()[1][1]
+    top = Decimal(f"{high:.2f}") + 25
+    beyond = dataclasses.replace(inside, high=top, close=top)
+    assert chart.update_bar(beyond)
+    for _ in range(5):
+        QApplication.processEvents()
+    assert vb.viewRange()[1][1] >= float(top)  # the pane grew to show the new high
+    viewport.removeEventFilter(areas)

@@ -45,6 +45,7 @@ from widgets.broker_menu import BrokerMenu
 from widgets.chart import ChartWidget
 from widgets.chart.multi import MultiChart
 from widgets.depth import DepthPanel
+from widgets.frame import FramePresenter
 from widgets.funds_panel import FundsPanel
 from widgets.gtt_panel import GttPanel
 from widgets.holdings import HoldingsWidget
@@ -280,6 +281,11 @@ class MainWindow(QMainWindow):
         self.pump.on(SIGNALS, self._on_signals)
         self.pump.on(ALERTS, self._on_alerts, on_lagged=self.alerts_panel.refresh)
         self.pump.on(GTTS, self.gtt_panel.apply_gtts, on_lagged=self.gtt_panel.refresh)
+        # The window paints once per frame, at its end, however many charts it shows.
+        self.presenter = FramePresenter(
+            self, lambda: [c.graphics_scene() for c in self.charts.visible_charts()]
+        )
+        self.pump.after_frame(self.presenter.present)
         self.restore_last_layout()
         # Before the first show the layout's minimum still holds the sum of the docks'
         # requested widths, which would push the window past a 1366-pixel screen.

@@ -32,7 +32,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QColor, QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -59,6 +59,7 @@ DASH = "—"
 AnyIndex = QModelIndex | QPersistentModelIndex
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _CENTER = Qt.AlignmentFlag.AlignCenter
+_CELL_PADDING = 14  # the item view's margins around a cell's text
 
 
 class OptionChainPort(Protocol):
@@ -157,24 +158,33 @@ class ChainModel(QAbstractTableModel):
         self.cells_changed = 0  # cells announced by the last refresh (tests read it)
         self._cells: list[list[_Cell]] = []
         # Longest text per column so far: the view re-fits its columns only when one grew.
-        self._widest: list[int] = []
+        self._widest: list[str] = []
         self.widths_grew = False
-        self._bold = QFont()
-        self._bold.setBold(True)
+        self.bold_font = QFont()
+        self.bold_font.setBold(True)
 
     def set_snapshot(self, snapshot: ChainSnapshot, first: int, count: int) -> None:
+        # The same number of rows of the same chain is an update in place, also when the ATM
+        # moved the window a strike up or down: resetting the model re-laid the whole table.
         same_shape = (
             self.snapshot is not None
-            and (first, count) == (self.first, self.count)
+            and count == self.count
             and len(self.snapshot) == len(snapshot)
+            and self.snapshot.underlying == snapshot.underlying
+            and self.snapshot.expiry == snapshot.expiry
         )
         cells = self._render(snapshot, first, count)
-        widest = [max((len(row[c][0]) for row in cells), default=0)
+        widest = [max((row[c][0] for row in cells), key=len, default="")
                   for c in range(self.columnCount())]  # fmt: skip
-        self.widths_grew = not same_shape or any(
-            a > b for a, b in zip(widest, self._widest, strict=False)
-        )
-        self._widest = widest if not same_shape else list(map(max, widest, self._widest))
+        if not same_shape:
+            self._widest = widest
+            self.widths_grew = True
+        else:  # the longest text per column so far: columns only ever widen
+            self.widths_grew = False
+            for c, text in enumerate(widest):
+                if len(text) > len(self._widest[c]):
+                    self._widest[c] = text
+                    self.widths_grew = True
         if not same_shape:
             self.beginResetModel()
             self.snapshot, self.first, self.count = snapshot, first, count
@@ -182,7 +192,8 @@ class ChainModel(QAbstractTableModel):
             self.cells_changed = count * self.columnCount()
             self.endResetModel()
             return
-        old, self.snapshot, self._cells = self._cells, snapshot, cells
+        old, self._cells = self._cells, cells
+        self.snapshot, self.first = snapshot, first
         self.cells_changed = 0
         for row, (before, after) in enumerate(zip(old, cells, strict=True)):
             if before == after:
@@ -190,6 +201,10 @@ class ChainModel(QAbstractTableModel):
             changed = [c for c, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
             self.cells_changed += len(changed)
             self.dataChanged.emit(self.index(row, changed[0]), self.index(row, changed[-1]))
+
+    def widest_texts(self) -> list[str]:
+        """The longest text each column has shown since the chain was picked."""
+        return list(self._widest)
 
     @staticmethod
     def _render(snap: ChainSnapshot, first: int, count: int) -> list[list[_Cell]]:
@@ -263,7 +278,7 @@ class ChainModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return _CENTER if col == STRIKE_COLUMN else _RIGHT
         if role == Qt.ItemDataRole.FontRole and col == STRIKE_COLUMN:
-            return self._bold
+            return self.bold_font
         return None
 
 
@@ -410,10 +425,27 @@ class OptionChainPanel(QWidget):
         last = min(n, centre + half + 1)
         self.model.set_snapshot(snap, first, last - first)
         if self.model.widths_grew:
-            self.table.resizeColumnsToContents()
+            self.fit_columns()
         self.refreshes += 1
         self.summary.setText(self._summary(snap, rate, model))
         self.snapshotUpdated.emit()
+
+    def fit_columns(self) -> None:
+        """Each column as wide as its header or the longest figure it has shown.
+
+        Measured from the model's longest texts with the font's metrics: the view's
+        ``resizeColumnsToContents`` asked every cell for its size hint, some 16 ms a time,
+        and the ATM moving a strike re-fitted the table several times a second.
+        """
+        header = self.table.horizontalHeader()
+        plain = self.table.fontMetrics()
+        bold = QFontMetrics(self.model.bold_font)
+        for column, text in enumerate(self.model.widest_texts()):
+            metrics = bold if column == STRIKE_COLUMN else plain
+            width = max(metrics.horizontalAdvance(text) + _CELL_PADDING,
+                        header.sectionSizeHint(column))  # fmt: skip
+            if header.sectionSize(column) != width:
+                header.resizeSection(column, width)
 
     @staticmethod
     def _summary(snap: ChainSnapshot, rate: float, model: Model) -> str:

@@ -1,7 +1,8 @@
 """The one coroutine per window that moves bus events into views, at most once per frame.
 
 Views never subscribe to the bus themselves: the pump waits for any subscription to have a
-batch, hands every waiting batch to its handlers, then sleeps for the rest of the frame. Ticks
+batch, hands every waiting batch to its handlers, has the window paint what they changed
+(``after_frame``: ``widgets.frame.FramePresenter``), then sleeps for the rest of the frame. Ticks
 are coalesced per instrument by the bus while the pump sleeps, so however fast the feed runs a
 frame costs one model update per visible instrument, and the Qt loop (which is also the asyncio
 loop, through qasync) always has time left to paint and handle input.
@@ -42,6 +43,7 @@ class UiPump:
         self._name = name
         self.frame_seconds = frame_seconds
         self._routes: list[_Route[Any]] = []
+        self._after_frame: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self.frames = 0
         self.events = 0
@@ -58,6 +60,10 @@ class UiPump:
         was built still shows as connected)."""
         sub = self._bus.subscribe(topic, f"{self._name}:{topic.name}", replay=True)
         self._routes.append(_Route(sub, handler, on_lagged))
+
+    def after_frame(self, present: Callable[[], None]) -> None:
+        """Call ``present`` after every frame that delivered something (the window's paint)."""
+        self._after_frame.append(present)
 
     def start(self) -> asyncio.Task[None]:
         if self._task is None:
@@ -86,6 +92,7 @@ class UiPump:
                         waiting[i] = loop.create_task(route.sub.next_batch())
                 await asyncio.wait(waiting.values(), return_when=asyncio.FIRST_COMPLETED)
                 started = time.perf_counter()
+                delivered = False
                 for i, route in enumerate(self._routes):
                     task = waiting[i]
                     lagged = False
@@ -98,7 +105,9 @@ class UiPump:
                             batch = route.sub.drain()
                     except SubscriberLagged:
                         lagged = True
-                    self._deliver(route, batch, lagged)
+                    delivered = self._deliver(route, batch, lagged) or delivered
+                if delivered:
+                    self._present()
                 self.frames += 1
                 spent = time.perf_counter() - started
                 await asyncio.sleep(max(0.004, self.frame_seconds - spent))
@@ -106,17 +115,28 @@ class UiPump:
             for task in waiting.values():
                 task.cancel()
 
-    def _deliver(self, route: _Route[Any], batch: list[Any], lagged: bool) -> None:
+    def _deliver(self, route: _Route[Any], batch: list[Any], lagged: bool) -> bool:
         try:
             if lagged:
                 if route.on_lagged is not None:
                     route.on_lagged()
-            elif batch:
+                return True
+            if batch:
                 self.events += len(batch)
                 route.handler(batch)
+                return True
         except Exception:
             # A bug in one view must not freeze every other panel.
             log.exception("view handler for %s failed", route.sub.name)
+            return True
+        return False
+
+    def _present(self) -> None:
+        for present in self._after_frame:
+            try:
+                present()
+            except Exception:
+                log.exception("painting the %s frame failed", self._name)
 
 
 _background: set[asyncio.Task[Any]] = set()

@@ -218,3 +218,35 @@ def test_a_refresh_announces_exactly_the_cells_that_read_differently(qtbot, serv
     rows = {r for r, _ in changed}
     assert {r for r, _ in covered} == rows  # rows that did not change are not repainted
     assert len(covered) < model.rowCount() * model.columnCount()
+
+
+def test_columns_fit_their_longest_text_and_a_moved_window_is_updated_in_place(
+    qtbot, services
+):
+    """Columns are fitted from the longest texts (Qt's per-cell measure agrees), and a
+    window of the same size a strike further along is an update, not a model reset."""
+    from datetime import datetime, timedelta
+
+    from services.clock import IST
+
+    panel = OptionChainPanel(services, strikes_around_atm=6)
+    qtbot.addWidget(panel)
+    panel.resize(1400, 500)
+    panel.show()
+    assert panel.select(NIFTY, option_expiries(services.instruments, NIFTY)[-1])
+    sim = services.simulator
+    now = datetime.now(IST).replace(hour=11, minute=0, second=0, microsecond=0)
+    for n in range(400):
+        sim.step(now + timedelta(milliseconds=15 * n), 200)
+    panel.refresh()
+    table, model = panel.table, panel.model
+    for column in range(model.columnCount()):
+        assert table.columnWidth(column) >= table.sizeHintForColumn(column), column
+    resets: list[int] = []
+    model.modelReset.connect(lambda: resets.append(1))
+    snap = panel.snapshot
+    assert snap is not None
+    first = model.first
+    model.set_snapshot(snap, first + 1, model.count)  # the ATM moved a strike up
+    assert resets == [] and model.first == first + 1
+    assert model.data(model.index(0, STRIKE_COLUMN)) == f"{snap.strikes[first + 1].normalize():f}"

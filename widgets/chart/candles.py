@@ -38,6 +38,12 @@ class _SeriesItem(pg.GraphicsObject):  # type: ignore[misc]
         self.paint_count = 0
         self.painted_bars = 0  # bars drawn by the last paint: lets tests prove clipping
         self._rect = QtCore.QRectF()
+        # The y range of every row but the last, and what it was computed over: a live
+        # update changes the last row only, so it costs one row, not the whole history.
+        self._head_key: tuple[object, ...] = ()
+        self._head: tuple[float, float] | None = None
+        self._last_row = QtCore.QRectF()  # the last bar as last drawn
+        self._told_view: tuple[float, float] | None = None  # y range in sight the view knows
         self._lines = internals.PrimitiveArray(QtCore.QLineF, 4)
         self._rects = internals.PrimitiveArray(QtCore.QRectF, 4)
         up, down = QtGui.QColor(style.UP), QtGui.QColor(style.DOWN)
@@ -47,19 +53,61 @@ class _SeriesItem(pg.GraphicsObject):  # type: ignore[misc]
     def _y_range(self, rows: slice) -> tuple[float, float] | None:
         raise NotImplementedError
 
-    def data_changed(self) -> None:
-        """Call after the series changed: refreshes bounds only when they grew or shrank."""
+    def _bounds_key(self) -> tuple[object, ...]:
+        """What else the y range is taken over; a change makes the cached range stale."""
+        return ()
+
+    def _full_y_range(self, n: int) -> tuple[float, float] | None:
+        if n == 0:
+            return None
+        key = (n, self.series.generation, *self._bounds_key())
+        if key != self._head_key:
+            self._head = self._y_range(slice(0, n - 1))
+            self._head_key = key
+        last = self._y_range(slice(n - 1, n))
+        if self._head is None or last is None:
+            return last or self._head
+        return (min(self._head[0], last[0]), max(self._head[1], last[1]))
+
+    def _row_rect(self, row: int) -> QtCore.QRectF:
+        """Where one bar is drawn, in view coordinates."""
+        raise NotImplementedError
+
+    def data_changed(self, last_row_only: bool = False) -> None:
+        """Call after the series changed: refreshes bounds only when they grew or shrank.
+
+        ``last_row_only``: only the last bar changed (a live update of it). Unless the bounds
+        moved, only where that bar was and is drawn is repainted, not the whole pane.
+        """
         n = len(self.series)
-        yr = self._y_range(slice(0, n)) if n else None
+        yr = self._full_y_range(n)
         if yr is None:
             rect = QtCore.QRectF()
         else:
             rect = QtCore.QRectF(-0.5, yr[0], float(n), yr[1] - yr[0])
+        last_row = self._row_rect(n - 1) if n else QtCore.QRectF()
         if rect != self._rect:
             self.prepareGeometryChange()
             self._rect = rect
-        self.informViewBoundsChanged()
-        self.update()
+            self.update()
+        elif last_row_only and n:
+            self.update(last_row.united(self._last_row) if self._last_row.isValid() else last_row)
+        else:
+            self.update()
+        self._last_row = last_row
+        # The view re-fits its y range to the bars in sight, and being told repaints the whole
+        # pane: tell it only when what it fits to moved.
+        in_view = self._in_view_y_range()
+        if not last_row_only or in_view != self._told_view:
+            self._told_view = in_view
+            self.informViewBoundsChanged()
+
+    def _in_view_y_range(self) -> tuple[float, float] | None:
+        vb = self.getViewBox()
+        if vb is None:
+            return None
+        left, right = vb.viewRange()[0]
+        return self._y_range(self.series.visible_slice(left, right))
 
     def boundingRect(self) -> QtCore.QRectF:
         return QtCore.QRectF(self._rect)
@@ -143,6 +191,10 @@ class CandleItem(_SeriesItem):
         super().__init__(series)
         self.overlays: Callable[[], Iterable[FloatArray]] = tuple
 
+    def _bounds_key(self) -> tuple[object, ...]:
+        # Overlay and study arrays are replaced, never rewritten, when recomputed whole.
+        return tuple(id(values) for values in self.overlays())
+
     def _y_range(self, rows: slice) -> tuple[float, float] | None:
         if rows.stop <= rows.start:
             return None
@@ -156,6 +208,11 @@ class CandleItem(_SeriesItem):
                 if low == low:  # not NaN: some value in view
                     lo, hi = min(lo, low), max(hi, high)
         return (lo, hi)
+
+    def _row_rect(self, row: int) -> QtCore.QRectF:
+        s = self.series
+        low, high = float(s.column("low")[row]), float(s.column("high")[row])
+        return QtCore.QRectF(row - 0.5, low, 1.0, high - low)
 
     def _paint_group(self, p, rows, mask, x, colour):  # type: ignore[no-untyped-def]
         s = self.series
@@ -194,6 +251,9 @@ class VolumeItem(_SeriesItem):
         if rows.stop <= rows.start:
             return None
         return (0.0, float(self.series.column("volume")[rows].max()) or 1.0)
+
+    def _row_rect(self, row: int) -> QtCore.QRectF:
+        return QtCore.QRectF(row - 0.5, 0.0, 1.0, float(self.series.column("volume")[row]))
 
     def _paint_group(self, p, rows, mask, x, colour):  # type: ignore[no-untyped-def]
         vol = self.series.column("volume")[rows][mask]

@@ -11,6 +11,7 @@ from PySide6 import QtCore, QtGui
 from services.clock import to_ist
 from services.domain import Bar, Timeframe
 from widgets.chart import style
+from widgets.chart.legend import Group, Run
 
 
 def format_price(price: Decimal) -> str:
@@ -61,28 +62,28 @@ def day_reference(bars: Sequence[Bar], index: int, previous_close: Decimal | Non
     return bars[i - 1].close if i > 0 else bars[i].open
 
 
-def readout_html(bar: Bar, reference: Decimal | None = None) -> str:
-    """The same read-out with the values in the candle's colour, labels muted; the change is
-    the day's (from ``reference``, see ``day_reference``), as in the watchlist."""
+def readout_groups(bar: Bar, reference: Decimal | None = None) -> tuple[Group, ...]:
+    """The read-out as coloured runs: OHLC in the candle's colour with muted labels, the
+    day's change (from ``reference``, see ``day_reference``, as in the watchlist), then the
+    volume; a narrow chart drops groups from the end."""
     colour = style.UP if bar.close >= bar.open else style.DOWN
-    parts = []
+    ohlc: list[Run] = []
     for name, value in (
-        ("O", format_price(bar.open)),
-        ("H", format_price(bar.high)),
-        ("L", format_price(bar.low)),
-        ("C", format_price(bar.close)),
-        ("V", format_volume(bar.volume)),
+        ("O", bar.open),
+        ("H", bar.high),
+        ("L", bar.low),
+        ("C", bar.close),
     ):
-        parts.append(
-            f'<span style="color:{style.TEXT}">{name}</span>&nbsp;'
-            f'<span style="color:{colour}">{value}</span>'
-        )
+        ohlc += [(f"{' ' if ohlc else ''}{name} ", style.TEXT), (format_price(value), colour)]
     base = bar.open if reference is None else reference
     change = bar.close - base
     pct = change * 100 / base if base else Decimal(0)
     tone = style.UP if change >= 0 else style.DOWN
-    parts.append(f'<span style="color:{tone}">{change:+.2f} ({pct:+.2f}%)</span>')
-    return "&nbsp;&nbsp;".join(parts)
+    return (
+        tuple(ohlc),
+        ((f"{change:+.2f} ({pct:+.2f}%)", tone),),
+        (("V ", style.TEXT), (format_volume(bar.volume), colour)),
+    )
 
 
 class Crosshair:

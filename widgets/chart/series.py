@@ -28,6 +28,7 @@ _COLUMNS = ("start", "open", "high", "low", "close", "volume")
 class BarSeries:
     def __init__(self) -> None:
         self.bars: list[Bar] = []
+        self.generation = 0  # bumped by ``replace``: caches over old rows are stale
         self._capacity = 0
         self._cols: dict[str, FloatArray] = {}
         self._alloc(256)
@@ -50,6 +51,7 @@ class BarSeries:
 
     def replace(self, bars: Sequence[Bar]) -> None:
         ordered = sorted(bars, key=lambda b: b.start)
+        self.generation += 1
         self.bars = []
         if len(ordered) > self._capacity:
             self._alloc(max(256, 2 * len(ordered)))

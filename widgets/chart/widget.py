@@ -25,13 +25,20 @@ from services.clock import to_ist
 from services.domain import LIVE_TIMEFRAMES, Bar, Timeframe
 from widgets.chart import style
 from widgets.chart.axis import TimeAxis
+from widgets.chart.badge import PriceBadge
 from widgets.chart.candles import CandleItem, VolumeItem
-from widgets.chart.crosshair import Crosshair, day_reference, readout, readout_html
+from widgets.chart.crosshair import (
+    Crosshair,
+    day_reference,
+    format_price,
+    readout,
+    readout_groups,
+)
 from widgets.chart.grid import GridItem
 from widgets.chart.indicators import FloatArray, ema, ema_at, sma, sma_at
+from widgets.chart.legend import Group, ReadoutStrip
 from widgets.chart.series import BarSeries, Change
 from widgets.chart.study_layer import StudyLayer, position_of
-from widgets.narrow import yield_width
 
 
 @dataclass
@@ -40,6 +47,8 @@ class _Overlay:
     period: int
     item: pg.PlotDataItem
     values: FloatArray
+    colour: str
+    drawn: tuple[int, float] = (0, math.nan)  # bars and last value the curve was given
 
     def recompute(self, closes: FloatArray, capacity: int) -> None:
         full = sma(closes, self.period) if self.kind == "SMA" else ema(closes, self.period)
@@ -80,6 +89,7 @@ class ChartWidget(QtWidgets.QWidget):
         self._readout = ""
         self._previous_close: Decimal | None = None
         self._readout_shown: tuple[str, Decimal] | None = None
+        self._readout_groups: tuple[Group, ...] = ()
 
         self.setObjectName("ChartWidget")
         self.setAutoFillBackground(True)
@@ -119,9 +129,12 @@ class ChartWidget(QtWidgets.QWidget):
             f"#ChartHeader QToolButton:hover {{ background: {style.PANEL}; }}"
             f"#ChartHeader QToolButton:checked {{ color: #2962ff; background: {style.PANEL}; }}"
         )
-        row = QtWidgets.QHBoxLayout(header)
-        row.setContentsMargins(8, 4, 8, 4)
+        rows = QtWidgets.QVBoxLayout(header)
+        rows.setContentsMargins(8, 4, 8, 2)
+        rows.setSpacing(0)
+        row = QtWidgets.QHBoxLayout()
         row.setSpacing(4)
+        rows.addLayout(row)
         self._symbol_label = QtWidgets.QLabel("")
         font = self._symbol_label.font()
         font.setBold(True)
@@ -145,22 +158,18 @@ class ChartWidget(QtWidgets.QWidget):
                 lambda _=False, value=tf.value: self.timeframeChanged.emit(value)
             )
         self.timeframe_buttons[self.timeframe.value].setChecked(True)
-        row.addSpacing(16)
-        self._readout_label = QtWidgets.QLabel("")
-        self._readout_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
-        row.addWidget(self._readout_label)
+        row.addStretch(1)
         self.indicators_button = QtWidgets.QToolButton()
         self.indicators_button.setText("Indicators")
         self.indicators_button.setPopupMode(QtWidgets.QToolButton.ToolButtonPopupMode.InstantPopup)
         self.indicators_button.setMenu(QtWidgets.QMenu(self.indicators_button))
         self.indicators_button.menu().aboutToShow.connect(self._fill_indicators_menu)
         row.addWidget(self.indicators_button)
-        row.addStretch(1)
-        self._overlay_label = QtWidgets.QLabel("")
-        self._overlay_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
-        row.addWidget(self._overlay_label)
-        # The read-outs show what fits beside the symbol; they never widen the window.
-        yield_width(self._readout_label, self._overlay_label)
+        # Its own row, the chart's full width: beside the timeframes a laptop's chart had
+        # room for "O 1499.25 H 1499.35 L 1" and nothing more. It never widens the window.
+        self._readout_strip = ReadoutStrip()
+        self._readout_strip.setObjectName("chartReadout")
+        rows.addWidget(self._readout_strip)
         return header
 
     def _build_plots(self) -> None:
@@ -219,20 +228,9 @@ class ChartWidget(QtWidgets.QWidget):
         self.price_plot.addItem(self._candles)
         self.volume_plot.addItem(self._volume)
 
-        self._last_line = pg.InfiniteLine(
-            angle=0,
-            movable=False,
-            pen=_pen(style.UP, QtCore.Qt.PenStyle.DotLine),
-            label="{value:.2f}",
-            labelOpts={
-                "position": 0.995,
-                "color": "#ffffff",
-                "fill": style.UP,
-                "anchors": [(1, 0.5), (1, 0.5)],
-            },
-        )
-        self._last_line.setVisible(False)
-        self.price_plot.addItem(self._last_line, ignoreBounds=True)
+        self.last_badge = PriceBadge(self.price_plot.getViewBox())
+        self.last_badge.setVisible(False)
+        self.price_plot.addItem(self.last_badge, ignoreBounds=True)
 
         self._markers_item = pg.ScatterPlotItem(pxMode=True, size=11)
         self.price_plot.addItem(self._markers_item, ignoreBounds=True)
@@ -244,6 +242,11 @@ class ChartWidget(QtWidgets.QWidget):
     def paint_count(self) -> int:
         """Paints of the candle item so far: benchmarks and tests use it to see a frame land."""
         return int(self._candles.paint_count)
+
+    def graphics_scene(self) -> QtWidgets.QGraphicsScene:
+        """The scene of every pane: the window paints once after it processed the frame."""
+        scene: QtWidgets.QGraphicsScene = self._graphics.scene()
+        return scene
 
     @property
     def candles(self) -> CandleItem:
@@ -284,9 +287,9 @@ class ChartWidget(QtWidgets.QWidget):
         closes = self._series.column("close")
         for overlay in self._overlays:
             overlay.update_last(closes)
-            self._push_overlay(overlay)
-        self._candles.data_changed()
-        self._volume.data_changed()
+            self._push_overlay(overlay, live=change is Change.REPLACED)
+        self._candles.data_changed(last_row_only=change is Change.REPLACED)
+        self._volume.data_changed(last_row_only=change is Change.REPLACED)
         if change is Change.APPENDED:
             if self._markers:
                 self._refresh_markers()
@@ -310,7 +313,7 @@ class ChartWidget(QtWidgets.QWidget):
             # downsampling to the item, which made every frame draw all 100,000 points.
             item.setDownsampling(auto=True, method="peak")
             item.setClipToView(True)
-            self._overlays.append(_Overlay(kind, period, item, np.full(16, np.nan)))
+            self._overlays.append(_Overlay(kind, period, item, np.full(16, np.nan), colour))
         self._recompute_overlays()
 
     def overlay_values(self) -> dict[str, FloatArray]:
@@ -335,8 +338,9 @@ class ChartWidget(QtWidgets.QWidget):
     def readout_text(self) -> str:
         return self._readout
 
-    def readout_html_text(self) -> str:
-        return self._readout_label.text()
+    def readout_line(self) -> str:
+        """The read-out line as shown: OHLC, the day's change, volume, overlay values."""
+        return self._readout_strip.text()
 
     def set_previous_close(self, price: Decimal | None) -> None:
         """The feed's previous close of the shown instrument: today's change is measured
@@ -430,36 +434,47 @@ class ChartWidget(QtWidgets.QWidget):
             overlay.recompute(closes, len(closes) * 2)
             self._push_overlay(overlay)
 
-    def _push_overlay(self, overlay: _Overlay) -> None:
+    def _push_overlay(self, overlay: _Overlay, live: bool = False) -> None:
+        """Hand the curve its values; a live change of the last value by less than half a
+        pixel is left out: rebuilding the curve cost more than the rest of a chart's
+        update (the read-out shows the exact value either way)."""
         n = len(self._series)
         if n == 0:
             overlay.item.setData([], [])
+            overlay.drawn = (0, math.nan)
+            return
+        last = float(overlay.values[n - 1])
+        if live and overlay.drawn[0] == n and abs(last - overlay.drawn[1]) < self._half_pixel():
             return
         overlay.item.setData(self._series.column("x"), overlay.values[:n])
+        overlay.drawn = (n, last)
+
+    def _half_pixel(self) -> float:
+        """Half a screen pixel of the price pane, in price (0 before the pane has a size)."""
+        vb = self.price_plot.getViewBox()
+        low, high = vb.viewRange()[1]
+        height = vb.height()
+        return 0.5 * (high - low) / height if height > 0 else 0.0
 
     def _refresh_last(self) -> None:
         n = len(self._series)
         if n == 0:
-            self._last_line.setVisible(False)
+            self.last_badge.setVisible(False)
             self._set_readout(None)
             return
         last = self._series.bars[-1]
         colour = style.UP if last.close >= last.open else style.DOWN
-        if self._last_line.pen.color().name() != colour:
-            self._last_line.setPen(_pen(colour, QtCore.Qt.PenStyle.DotLine))
-            self._last_line.label.fill = pg.mkBrush(colour)
-            self._last_line.label.update()
-        # Visible first: the line's label skips re-formatting its text while hidden.
-        self._last_line.setVisible(True)
-        self._last_line.setValue(float(last.close))
+        self.last_badge.setVisible(True)
+        self.last_badge.set_price(float(last.close), format_price(last.close), colour)
         if self._hover_index is None or self._hover_index == n - 1:
             self._set_readout(n - 1)
 
     def _set_readout(self, index: int | None) -> None:
         if index is None or not 0 <= index < len(self._series):
             self._readout = ""
-            self._readout_label.setText("")
-            self._overlay_label.setText("")
+            self._readout_shown = None
+            self._readout_groups = ()
+            self._readout_strip.set_groups(())
             return
         bars = self._series.bars
         bar = bars[index]
@@ -468,15 +483,13 @@ class ChartWidget(QtWidgets.QWidget):
         if (text, reference) != self._readout_shown:
             self._readout = text
             self._readout_shown = (text, reference)
-            self._readout_label.setText(readout_html(bar, reference))
-        parts = []
+            self._readout_groups = readout_groups(bar, reference)
+        overlays: list[Group] = []
         for overlay in self._overlays:
             value = overlay.values[index] if index < len(overlay.values) else math.nan
             shown = "—" if math.isnan(value) else f"{value:.2f}"
-            colour = overlay.item.opts["pen"].color().name()
-            name = f"{overlay.kind} {overlay.period}"
-            parts.append(f'<span style="color:{colour}">{name} {shown}</span>')
-        self._overlay_label.setText("&nbsp;&nbsp;".join(parts))
+            overlays.append(((f"{overlay.kind} {overlay.period} {shown}", overlay.colour),))
+        self._readout_strip.set_groups((*self._readout_groups, *overlays))
 
     def _refresh_markers(self) -> None:
         points: list[tuple[float, float, str]] = []
