@@ -21,9 +21,10 @@ import os
 import sys
 import time
 import webbrowser
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from app.settings import Settings
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
     from PySide6.QtWidgets import QMainWindow, QMenu
 
+    from app.settings import NodeSettings
+    from app.wiring import AppServices
     from services.brokers.ports import SecretStore
     from services.security import Argon2Params, Vault
     from services.storage import Database, ProfilePaths
@@ -232,7 +235,11 @@ def add_settings_menu(window: QMainWindow, config_path: Path | None) -> QMenu:
 
 
 def add_node_menu(
-    window: QMainWindow, menus: list[QMenu], config_path: Path | None, secrets: SecretStore | None
+    window: QMainWindow,
+    menus: list[QMenu],
+    config_path: Path | None,
+    secrets: SecretStore | None,
+    on_paired: Callable[[str], None] | None = None,
 ) -> None:
     """Order node… in the given menus (Broker, Settings): pair the desktop with its node."""
     from PySide6.QtCore import Qt
@@ -243,7 +250,7 @@ def add_node_menu(
     pairing = NodePairingStore(config_path, secrets)
 
     def open_dialog() -> None:
-        dialog = NodeDialog(pairing, window)
+        dialog = NodeDialog(pairing, window, on_paired=on_paired)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
 
@@ -252,6 +259,40 @@ def add_node_menu(
         action = menu.addAction("Order node (static IP)…")
         action.setObjectName("node:choose")
         action.triggered.connect(open_dialog)
+
+
+def follow_venue_setting(services: AppServices, config_path: Path | None) -> None:
+    """The venue switch reads the node's address and pin from the settings file (pairing
+    writes them there) and keeps the trader's choice there for the next start."""
+    from app.settings import SettingsError, load_settings, save_settings
+
+    def node_settings() -> NodeSettings:
+        try:
+            return load_settings(config_path).node
+        except SettingsError:
+            return services.settings.node
+
+    def write(venue: Literal["broker", "node"]) -> None:
+        try:
+            settings = load_settings(config_path)
+            node = settings.node.model_copy(update={"venue": venue})
+            save_settings(settings.model_copy(update={"node": node}), config_path)
+        except (SettingsError, OSError) as e:
+            log.warning("the venue choice was not saved for the next start: %s", e)
+
+    def keep(venue: Literal["broker", "node"]) -> None:  # a file write: off the loop
+        asyncio.get_running_loop().run_in_executor(None, write, venue)
+
+    services.node_settings = node_settings
+    services.on_venue_switched = keep
+
+
+async def _say_switch(window: QMainWindow, switch: Awaitable[str]) -> None:
+    try:
+        text = await switch
+    except Exception as e:  # refused: an order in flight, the node down; nothing changed
+        text = f"Orders were not switched to the order node: {e}"
+    window.statusBar().showMessage(text, 15_000)
 
 
 def run_desktop(
@@ -340,6 +381,9 @@ def run_desktop(
 
             window.firstTickPainted.connect(first_paint)
         await services.start()
+        from app.heap import freeze_startup_heap
+
+        freeze_startup_heap()  # full GC passes then skip start-up's objects (app.heap)
         settings_menu = add_settings_menu(window, config_path)
         secrets = services.secrets
         if secrets is None and session.database is not None:
@@ -347,8 +391,15 @@ def run_desktop(
 
             secrets = CredentialStore(settings.profile, session.database, actor="terminal")
         broker_menu = getattr(window, "broker_menu", None)
+        follow_venue_setting(services, config_path)
+
+        def paired(_text: str) -> None:  # the node becomes the venue now, not at a restart
+            from widgets.ui_pump import spawn
+
+            spawn(_say_switch(window, services.switch_venue("node")), name="venue:node")
+
         add_node_menu(window, [m for m in (broker_menu, settings_menu) if m is not None],
-                      config_path, secrets)  # fmt: skip
+                      config_path, secrets, paired)  # fmt: skip
         window.fit_to_screen()
         window.show()
         window.start()

@@ -3,7 +3,8 @@
 The same steps as ``dalal node pair``: the checks are ``services.brokers.node.pairing``; this
 only stores what they accepted (the key in the profile's credential store, off the event
 loop; the address and pin in the settings file, written atomically) and selects the node as
-the execution venue, which the terminal builds at its next start.
+the execution venue: the desktop then switches its orders to it at once
+(``app.venue_switch``); ``dalal node pair`` takes effect at the terminal's next start.
 """
 
 from __future__ import annotations
@@ -50,5 +51,4 @@ class NodePairingStore:
         await asyncio.to_thread(save_settings, settings.model_copy(update={"node": node}),
                                 self._path)  # fmt: skip
         pinned = " with its certificate pinned" if fingerprint else ""
-        return (f"Paired{pinned} (key {name!r}). Orders go through {url} from the next start "
-                "of the terminal.")  # fmt: skip
+        return f"Paired{pinned} (key {name!r}) with the order node at {url}."

@@ -13,11 +13,12 @@ import tempfile
 from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -33,6 +34,21 @@ from services.risk.limits import RiskLimits
 if TYPE_CHECKING:
     from services.brokers.breeze.config import BreezeEndpoints
     from services.brokers.upstox.config import UpstoxEndpoints
+
+
+def _loopback_only(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not parts.port:
+        raise ValueError(
+            "must be http://127.0.0.1:<port>/<path>: the login listener only binds the "
+            "loopback address"
+        )
+    return value
+
+
+# A broker login's redirect URL: our listener catches the browser there, on loopback only.
+LoopbackUrl = Annotated[str, AfterValidator(_loopback_only)]
+
 
 APP_NAME = "dalal-terminal"
 
@@ -66,23 +82,12 @@ class KiteSettings(BaseModel):
     # empty, the key stored in the keyring with the secret is used.
     api_key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,64}$")
     # Must equal the redirect URL registered on the Kite Connect app, character for character.
-    redirect_url: str = DEFAULT_KITE_REDIRECT
+    redirect_url: LoopbackUrl = DEFAULT_KITE_REDIRECT
     ticker_mode: Literal["ltp", "quote", "full"] = "full"
     # Endpoint overrides, for tests against a local fake Kite; None means Zerodha's servers.
     api_root: str | None = None
     login_url: str | None = None
     ticker_url: str | None = None
-
-    @field_validator("redirect_url")
-    @classmethod
-    def _loopback_only(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not parts.port:
-            raise ValueError(
-                "must be http://127.0.0.1:<port>/<path>: the login listener only binds the "
-                "loopback address"
-            )
-        return value
 
 
 class OptionsSettings(BaseModel):
@@ -138,21 +143,10 @@ class BreezeSettings(BaseModel):
 
     # Where ICICI's login page posts the API_Session: the redirect URL registered on the
     # Breeze app. A loopback one lets ``dalal login breeze`` catch it; otherwise paste it.
-    redirect_url: str = DEFAULT_BREEZE_REDIRECT
+    redirect_url: LoopbackUrl = DEFAULT_BREEZE_REDIRECT
     # One local server standing in for every Breeze URL (tests, a recording proxy); None
     # means ICICI's servers.
     base_url: str | None = None
-
-    @field_validator("redirect_url")
-    @classmethod
-    def _loopback_only(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not parts.port:
-            raise ValueError(
-                "must be http://127.0.0.1:<port>/<path>: the login listener only binds the "
-                "loopback address"
-            )
-        return value
 
     def endpoints(self) -> BreezeEndpoints:
         from services.brokers.breeze.config import BreezeEndpoints
@@ -209,23 +203,12 @@ class UpstoxSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Must equal the redirect URL registered on the Upstox app, character for character.
-    redirect_url: str = DEFAULT_UPSTOX_REDIRECT
+    redirect_url: LoopbackUrl = DEFAULT_UPSTOX_REDIRECT
     # The exchange-registered algo name sent as X-Algo-Name (registered strategies only;
     # empty for manual trading, when Upstox stamps its generic algo id).
     algo_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9 _.-]{1,64}$")
     # One local server standing in for every Upstox URL (tests); None means Upstox's servers.
     base_url: str | None = None
-
-    @field_validator("redirect_url")
-    @classmethod
-    def _loopback_only(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not parts.port:
-            raise ValueError(
-                "must be http://127.0.0.1:<port>/<path>: the login listener only binds the "
-                "loopback address"
-            )
-        return value
 
     def endpoints(self) -> UpstoxEndpoints:
         from services.brokers.upstox.config import UpstoxEndpoints

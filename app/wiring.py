@@ -20,16 +20,23 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from app.settings import SIMULATOR, Settings, config_dir
+from app.settings import SIMULATOR, NodeSettings, Settings, config_dir
+from app.venue_switch import NODE, NodeGate, VenueSwitchRefused, switch_venue, venue_names
 from services.alerts import Alert, AlertBook, AlertCondition
 from services.backtest.service import BacktestService
 from services.bars import BarBuilder
 from services.broker import BrokerError, OrderChange
 from services.brokers import registry
 from services.brokers.live import LiveBroker, LiveOptions, resolve_unacknowledged
-from services.brokers.ports import ExecutionClient, FeedMode, LoginField, LoginPrompt
+from services.brokers.ports import (
+    ExecutionClient,
+    FeedMode,
+    GttVenue,
+    LoginField,
+    LoginPrompt,
+)
 from services.brokers.registry import DEFAULT_BROKERS, BrokerContext, Brokers, Role
 from services.brokers.standby import SessionFor, StandbyBroker, StandbyBrokers
 from services.bus import CONNECTION, EventBus
@@ -142,6 +149,21 @@ class AppServices:
     _drawings: dict[str, list[dict[str, Any]]] | None = None
     # Every other registered live broker, for the Broker menu (services.brokers.standby).
     standby: StandbyBrokers = field(default_factory=lambda: StandbyBrokers({}))
+    # The venue settings.broker names (paper, or a live broker's): where orders go when they
+    # do not go through the node; the Broker menu switches between the two (app.venue_switch).
+    home_venue: ExecutionClient = field(default=None)  # type: ignore[assignment]
+    node_gate: NodeGate = field(default_factory=lambda: NodeGate(None))
+    # The home venue's book was restored from the profile at the start (it was the venue).
+    home_restored: bool = True
+    # The node's address and pin as the settings file has them now (pairing writes there).
+    node_settings: Callable[[], NodeSettings] = field(default=lambda: NodeSettings())
+    # Told the venue's name after a switch (the desktop keeps the choice in the settings file).
+    on_venue_switched: Callable[[Literal["broker", "node"]], None] | None = None
+    _switching: bool = False
+
+    def __post_init__(self) -> None:
+        if self.home_venue is None:
+            self.home_venue = self.broker
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -277,6 +299,41 @@ class AppServices:
         task.add_done_callback(_log_task_end)
         self._tasks.append(task)
 
+    def spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a background service until ``stop`` (or ``cancel_task(name)``)."""
+        self._spawn(name, coro)
+
+    def has_task(self, name: str) -> bool:
+        return any(t.get_name() == f"dalal:{name}" and not t.done() for t in self._tasks)
+
+    async def cancel_task(self, name: str) -> None:
+        """Stop the background service ``name`` and wait until it has stopped."""
+        tasks = [t for t in self._tasks if t.get_name() == f"dalal:{name}"]
+        self._tasks = [t for t in self._tasks if t not in tasks]
+        await cancel_and_wait(tasks)
+
+    # -- the order venue (app.venue_switch) ------------------------------------------------
+    def venues(self) -> list[tuple[str, str, bool]]:
+        """(name, title, in use) of each venue orders can go to."""
+        return venue_names(self)
+
+    async def switch_venue(self, name: str) -> str:
+        """Send orders to ``name`` from now on, without a restart; say what changed.
+
+        Raises ``VenueSwitchRefused`` (nothing changed) while an order is in flight, or when
+        the venue cannot be used now.
+        """
+        if self._switching:  # a second click while the first switch reads the new venue
+            raise VenueSwitchRefused("the venue is being switched already; wait for it")
+        self._switching = True
+        try:
+            said = await switch_venue(self, name)
+        finally:
+            self._switching = False
+        if self.on_venue_switched is not None:
+            self.on_venue_switched(NODE if self.node is not None else "broker")
+        return said
+
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
@@ -393,22 +450,62 @@ class AppServices:
     def instrument(self, key: str) -> Instrument | None:
         return self.instruments.get(key)
 
-    def place_gtt_single(self, trigger: Decimal, order: OrderRequest) -> Gtt:
-        return self._gtt_book().place_single(trigger, order)
+    # GTTs go to the broker when the venue holds them there (BrokerParts.gtt: Kite, Upstox),
+    # so they fire with the terminal closed; otherwise (paper, the order node) to the book.
+    def _gtt_venue(self) -> GttVenue | None:
+        if self.node is None and self.live is not None and self.live.execution is not None:
+            return self.live.parts.gtt
+        return None
 
-    def place_gtt_oco(
+    def gtt_held_at(self) -> str | None:
+        """The broker holding this session's GTTs ("Zerodha"), or None: this terminal."""
+        venue = self._gtt_venue()
+        return None if venue is None else venue.title
+
+    def gtt_offers_oco(self) -> bool:
+        """False where the broker holding the GTTs has no OCO (Upstox); the book has one."""
+        venue = self._gtt_venue()
+        return venue is None or venue.oco
+
+    def _gtt_price(self, key: str) -> Decimal:
+        price = self.quotes.last_price(key)
+        if price is None:
+            raise GttError(f"no last price for {key}: a trigger needs one to compare with")
+        return price
+
+    async def place_gtt_single(self, trigger: Decimal, order: OrderRequest) -> Gtt:
+        venue = self._gtt_venue()
+        if venue is None:
+            return self._gtt_book().place_single(trigger, order)
+        return await venue.place_single(trigger, order, self._gtt_price(order.key))
+
+    async def place_gtt_oco(
         self,
         stop_trigger: Decimal,
         stop_order: OrderRequest,
         target_trigger: Decimal,
         target_order: OrderRequest,
     ) -> Gtt:
-        return self._gtt_book().place_oco(stop_trigger, stop_order, target_trigger, target_order)
+        venue = self._gtt_venue()
+        if venue is None:
+            return self._gtt_book().place_oco(
+                stop_trigger, stop_order, target_trigger, target_order
+            )
+        return await venue.place_oco(
+            stop_trigger, stop_order, target_trigger, target_order,
+            self._gtt_price(stop_order.key),
+        )  # fmt: skip
 
-    def cancel_gtt(self, gtt_id: int) -> Gtt:
-        return self._gtt_book().cancel(gtt_id)
+    async def cancel_gtt(self, gtt_id: int | str) -> Gtt:
+        venue = self._gtt_venue()
+        if venue is None:
+            return self._gtt_book().cancel(gtt_id)
+        return await venue.cancel(gtt_id)
 
-    def gtt_list(self) -> list[Gtt]:
+    async def gtt_list(self) -> list[Gtt]:
+        venue = self._gtt_venue()
+        if venue is not None:
+            return await venue.gtts()
         return [] if self.gtt is None else self.gtt.gtts()
 
     def _gtt_book(self) -> GttBook:
@@ -751,6 +848,12 @@ def build_services(
             brokers=brokers,
         )
         broker = live.execution
+    if broker is None and settings.node.venue == "node":
+        # The venue orders go to when the Broker menu switches away from the node.
+        home = brokers.build(settings.broker, _paper_context(settings, clock, bus, instruments))
+        assert home.execution is not None
+        broker = home.execution
+    home_venue = broker
     node: NodeVenue | None = None
     if settings.node.venue == "node":
         # Orders leave from the node's static IP; the data feed stays as configured.
@@ -763,20 +866,7 @@ def build_services(
         node = build_venue(settings.node.url, settings.node.fingerprint, secrets, bus, clock)
         broker = node.execution
     if broker is None:
-        venue = brokers.build(
-            settings.broker,
-            BrokerContext(
-                clock,
-                bus,
-                instruments=instruments,
-                settings={
-                    "opening_balance": settings.opening_balance,
-                    "tariff": settings.paper_tariff,
-                    # A simulated market that never closes has no cut-off to square MIS off at.
-                    "square_off_at": None if settings.always_open else settings.paper_square_off_at,
-                },
-            ),
-        )
+        venue = brokers.build(settings.broker, _paper_context(settings, clock, bus, instruments))
         assert venue.execution is not None
         broker = venue.execution
     recorder = Recorder(database, bus) if database is not None else None
@@ -793,6 +883,7 @@ def build_services(
         else MemoryStateStore()
     )
     audit = recorder.audit_nowait if recorder is not None else None
+    node_gate = NodeGate(node)
     path = build_order_path(
         broker,
         instruments,
@@ -808,7 +899,7 @@ def build_services(
         journal=recorder,
         store=store,
         audit=audit,
-        admission=node.admission if node is not None else None,
+        admission=node_gate,
     )
     orders, risk = path.orders, path.risk
     kill_switch = KillSwitch(
@@ -898,10 +989,30 @@ def build_services(
         reconciler=reconciler,
         models=models,
         node=node,
+        home_venue=home_venue if home_venue is not None else broker,
+        home_restored=node is None,
+        node_gate=node_gate,
+        node_settings=lambda: settings.node,
         history_service=history_service,
         backtests=BacktestService(database),
         strategy_runners=_strategy_runners(settings, broker, orders, clock),
         standby=_standby_brokers(settings, live, clock, bus, secrets, brokers),
+    )
+
+
+def _paper_context(
+    settings: Settings, clock: Clock, bus: EventBus, instruments: InstrumentRegistry
+) -> BrokerContext:
+    return BrokerContext(
+        clock,
+        bus,
+        instruments=instruments,
+        settings={
+            "opening_balance": settings.opening_balance,
+            "tariff": settings.paper_tariff,
+            # A simulated market that never closes has no cut-off to square MIS off at.
+            "square_off_at": None if settings.always_open else settings.paper_square_off_at,
+        },
     )
 
 

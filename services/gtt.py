@@ -6,7 +6,9 @@ risk, journal). A *single* GTT has one trigger: it fires when the price reaches 
 from the side it was on when placed. An *OCO* (one cancels other) has a stop-loss trigger
 below the price and a target trigger above it; whichever is reached first fires and the
 other is void, which is how a position is bracketed after entry. Brokers with native GTTs
-(Kite) keep theirs server-side; this book is what the terminal offers where they do not.
+(Kite, Upstox: ``services.brokers.ports.GttVenue``) keep theirs server-side, and the desktop
+sends its GTTs there when that broker is the venue; this book serves the paper broker and
+every venue without one.
 
 Triggers are read from a lossless tick subscription, so a fast spike through a level is not
 coalesced away; if the book ever lags the feed it resynchronises by checking each active GTT
@@ -41,6 +43,7 @@ class GttStatus(enum.StrEnum):
     TRIGGERED = "TRIGGERED"  # its order was sent (see order_id and message)
     CANCELLED = "CANCELLED"
     FAILED = "FAILED"  # triggered, but the order was refused
+    EXPIRED = "EXPIRED"  # a broker's GTT that reached its end date untriggered
 
 
 class GttError(ValueError):
@@ -56,7 +59,11 @@ class GttLeg:
 
 @dataclass(frozen=True, slots=True)
 class Gtt:
-    gtt_id: int
+    """One GTT, whoever holds it: this book (an integer id) or a broker's port
+    (``services.brokers.ports.GttVenue``; the broker's own id, an integer at Kite, text at
+    Upstox)."""
+
+    gtt_id: int | str
     key: str
     kind: GttKind
     legs: tuple[GttLeg, ...]
@@ -82,7 +89,7 @@ class GttBook:
         self._clock = clock
         self._submit = submit
         self._last_price = last_price
-        self._gtts: dict[int, Gtt] = {}
+        self._gtts: dict[int | str, Gtt] = {}
         self._ids = itertools.count(1)
         self._sending: set[asyncio.Task[None]] = set()
         self.resyncs = 0
@@ -127,7 +134,7 @@ class GttBook:
     def _add(self, kind: GttKind, key: str, legs: tuple[GttLeg, ...]) -> Gtt:
         return self._set(Gtt(next(self._ids), key, kind, legs, self._clock.now()))
 
-    def cancel(self, gtt_id: int) -> Gtt:
+    def cancel(self, gtt_id: int | str) -> Gtt:
         gtt = self._gtts.get(gtt_id)
         if gtt is None:
             raise GttError(f"no GTT {gtt_id}")
@@ -136,7 +143,7 @@ class GttBook:
         return self._set(replace(gtt, status=GttStatus.CANCELLED))
 
     def gtts(self) -> list[Gtt]:
-        return [self._gtts[i] for i in sorted(self._gtts)]
+        return list(self._gtts.values())  # ids rise with insertion: oldest first
 
     def _set(self, gtt: Gtt) -> Gtt:
         self._gtts[gtt.gtt_id] = gtt

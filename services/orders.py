@@ -15,7 +15,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Protocol, TypeVar, runtime_checkable
@@ -57,7 +57,9 @@ class OrderJournalPort(Protocol):
     broker's answer (``record_ack``, the ``order_placed`` audit) is queued behind it instead
     of awaited: the caller has its answer one or two synchronous commits sooner, and a crash
     before they land leaves the intent, which the restart resolves by its tag at the broker
-    (``services.brokers.live.resolve_unacknowledged``).
+    (``services.brokers.live.resolve_unacknowledged``). A venue with ``journals_intents``
+    (the order node, which makes the intent durable itself before any broker sees it) gets
+    the intent queued too: the terminal's copy is then a record, not the safeguard.
     """
 
     async def record_intent(self, order: Order) -> None: ...
@@ -212,9 +214,15 @@ class OrderManager:
         self._in_flight[tag] = intent
         self._in_flight_done[tag] = asyncio.Event()
         started = time.perf_counter()
+        journal = self.journal
+        # A venue that makes the intent durable itself before any broker sees the order (the
+        # order node) does not wait for this journal's copy: it is queued, like the ack.
+        queued = journal is not None and getattr(self._broker, "journals_intents", False)
         try:
-            if self.journal is not None:
-                await self.journal.record_intent(intent)
+            if journal is not None and queued:
+                self._journal_later(tag, lambda: journal.record_intent(intent))
+            elif journal is not None:
+                await journal.record_intent(intent)
             # The journal write awaited: a kill switch may have halted trading meanwhile.
             refusal = self.admission() if admit and self.admission is not None else None
             if refusal is not None:
@@ -222,8 +230,10 @@ class OrderManager:
                     OrderStatus.REJECTED, self._clock.now(), status_message=refusal
                 )
                 self._bus.publish(ORDERS, order)
-                if self.journal is not None:
-                    await self.journal.record_ack(tag, order)
+                if journal is not None and queued:
+                    self._journal_later(tag, lambda: journal.record_ack(tag, order))
+                elif journal is not None:
+                    await journal.record_ack(tag, order)
                 raise OrderRejected(refusal, rule="trading_state")
             order = await self._broker.place_order(request)
         finally:
@@ -234,33 +244,33 @@ class OrderManager:
         if self.on_ack is not None:
             self.on_ack(elapsed)
         self._apply_order(order)
-        if self.journal is not None:
-            self._journal_ack(self.journal, tag, request, order)
+        if journal is not None:
+            details = {**_describe(request), "order_id": order.order_id, "status": order.status}
+            self._journal_later(
+                tag,
+                lambda: journal.record_ack(tag, order),
+                lambda: journal.audit("order_placed", request.source, details),
+            )
         return order
 
-    def _journal_ack(
-        self, journal: OrderJournalPort, tag: str, request: OrderRequest, order: Order
-    ) -> None:
-        """Queue the acknowledgement and its audit entry without making the caller wait.
+    def _journal_later(self, tag: str, *writes: Callable[[], Awaitable[None]]) -> None:
+        """Queue journal writes without making the caller wait (the ack and its audit entry;
+        the intent too, for a venue that journals it durably itself).
 
         Tasks start in the order they were created and each hands its write to the journal's
-        single thread at its first step, so the writes land in the order of the answers (the
-        ack before its audit entry). A failure is counted and logged, never raised: the
-        intent stays in the journal and a restart resolves it by its tag.
+        single thread at its first step, so the writes land in the order they were queued
+        (an intent before its ack, the ack before its audit entry). A failure is counted and
+        logged, never raised: what is missing, a restart resolves by the tag at the venue.
         """
+
         async def write() -> None:
             try:
-                await journal.record_ack(tag, order)
-                await journal.audit(
-                    "order_placed",
-                    request.source,
-                    {**_describe(request), "order_id": order.order_id, "status": order.status},
-                )
+                for step in writes:
+                    await step()
             except Exception:
                 self.journal_errors += 1
-                log.exception("journaling the acknowledgement of %s (tag %s) failed; the "
-                              "intent stays and is resolved by its tag on restart",
-                              order.order_id, tag)  # fmt: skip
+                log.exception("journaling order %s failed; a restart resolves it by its tag "
+                              "at the venue", tag)  # fmt: skip
 
         task = asyncio.get_running_loop().create_task(write(), name=f"order-journal:{tag}")
         self._journal_writes.add(task)
@@ -407,15 +417,44 @@ class OrderManager:
 
     async def resync(self) -> None:
         """Reload every snapshot from the broker, dropping events queued before the reload."""
+        self._drain()
+        self._replace(*(await _read(self._broker)))
+
+    @property
+    def venue(self) -> ExecutionClient:
+        """Where orders go now."""
+        return self._broker
+
+    def in_flight(self) -> list[Order]:
+        """Orders sent and not yet answered by the venue."""
+        return list(self._in_flight.values())
+
+    async def use_venue(self, venue: ExecutionClient) -> None:
+        """Send every order to ``venue`` from now on; the snapshots become its own.
+
+        Its orders, fills, positions and funds are read first, so a venue that cannot be read
+        raises here and nothing changes. Raises ``VenueBusy`` while an order is in flight: its
+        answer belongs to the venue it was sent to.
+        """
+        if self._in_flight:
+            raise VenueBusy(_busy(self._in_flight))
+        snapshot = await _read(venue)
+        if self._in_flight:  # sent while the new venue was being read
+            raise VenueBusy(_busy(self._in_flight))
+        self._broker = venue
+        self._drain()  # the old venue's events still queued
+        self._replace(*snapshot)
+
+    def _drain(self) -> None:
         for sub in (self._order_sub, self._fill_sub, self._position_sub, self._funds_sub):
             try:
                 sub.drain()
             except SubscriberLagged:
                 sub.drain()
-        orders = await self._broker.orders()
-        fills = await self._broker.fills()
-        positions = await self._broker.positions()
-        funds = await self._broker.funds()
+
+    def _replace(
+        self, orders: list[Order], fills: list[Fill], positions: list[Position], funds: Funds
+    ) -> None:
         self._orders = {o.order_id: o for o in sorted(orders, key=lambda o: o.placed_at)}
         self._fills = {f.fill_id: f for f in fills}
         self._positions = {(p.key, p.product): p for p in positions}
@@ -468,6 +507,24 @@ class OrderManager:
     def _apply_funds(self, funds: list[Funds]) -> None:
         if funds:
             self._funds = funds[-1]
+
+
+class VenueBusy(BrokerError):
+    """The venue cannot change now: an order sent to the current one has no answer yet."""
+
+
+def _busy(in_flight: dict[str, Order]) -> str:
+    first = next(iter(in_flight.values()))
+    return (f"{len(in_flight)} order(s) in flight ({first.key} {first.side.value} "
+            f"{first.quantity}, tag {first.order_id}): switch the venue once it has its "
+            "answer")  # fmt: skip
+
+
+async def _read(
+    venue: ExecutionClient,
+) -> tuple[list[Order], list[Fill], list[Position], Funds]:
+    """Everything the snapshots hold, as ``venue`` reports it now."""
+    return await venue.orders(), await venue.fills(), await venue.positions(), await venue.funds()
 
 
 def _never_sent(order: Order) -> bool:

@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from app.settings import SettingsError, load_settings
 
@@ -39,3 +40,13 @@ def test_an_unknown_paper_tariff_is_refused_with_the_choices(tmp_path: Path) -> 
     path.write_text(json.dumps({"paper_tariff": "zerodah"}))
     with pytest.raises(SettingsError, match=r"unknown tariff 'zerodah'; choose one of .*zerodha"):
         load_settings(path)
+
+
+@pytest.mark.parametrize("section", ["kite", "upstox", "breeze"])
+def test_a_login_redirect_off_loopback_is_refused_with_the_reason(section: str) -> None:
+    from app.settings import Settings
+
+    with pytest.raises(ValidationError, match="only binds the loopback address"):
+        Settings.model_validate({section: {"redirect_url": "https://example.com/callback"}})
+    ok = Settings.model_validate({section: {"redirect_url": "http://127.0.0.1:5000/cb"}})
+    assert getattr(ok, section).redirect_url == "http://127.0.0.1:5000/cb"

@@ -8,6 +8,11 @@ registered broker, the one in use or not: a broker that is not in use keeps its 
 when the settings choose it, and connecting it runs its feed beside the one in use (its
 prices do not reach the views). What a verb did is shown in the status bar. A login that
 needs something typed (Angel One's TOTP code without a stored seed) asks in a dialog.
+
+"Send orders to" switches the order venue (the paper or live broker the settings name, or
+the order node) while the terminal runs (``widgets.ports.VenueControls``); a switch the
+services refuse (an order in flight, the node down) is said in the status bar, and the
+check mark stays where orders really go.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMenu, QWidget
 
-from widgets.ports import BrokerControls, BrokerRow
+from widgets.ports import BrokerControls, BrokerRow, VenueControls
 from widgets.ui_pump import spawn
 
 SESSION_TEXT = {
@@ -83,6 +88,8 @@ class BrokerMenu(QMenu):
         self._open_browser = open_browser
         self.ask: Callable[[str, bool], Awaitable[str]] = TextQuestion(parent)
         self.submenus: dict[str, QMenu] = {}
+        self._venues = controls if isinstance(controls, VenueControls) else None
+        self.venue_menu: QMenu | None = None
         self.aboutToShow.connect(self._opening)
         self.refresh()
 
@@ -102,6 +109,7 @@ class BrokerMenu(QMenu):
         if [r.name for r in rows] != list(self.submenus):
             self.clear()
             self.submenus = {}
+            self.venue_menu = None
             for row in rows:
                 sub = self.addMenu(describe(row))
                 for text, slot in (
@@ -114,6 +122,7 @@ class BrokerMenu(QMenu):
                     action.triggered.connect(lambda _=False, n=row.name, f=slot: f(n))
                     sub.addAction(action)
                 self.submenus[row.name] = sub
+        self._refresh_venues()
         for row in rows:
             sub = self.submenus[row.name]
             sub.setTitle(describe(row))
@@ -123,6 +132,34 @@ class BrokerMenu(QMenu):
                     action.setEnabled(not row.connected)
                 elif verb == "disconnect":
                     action.setEnabled(row.connected)
+
+    def _refresh_venues(self) -> None:
+        if self._venues is None:
+            return
+        if self.venue_menu is None:
+            self.addSeparator()
+            self.venue_menu = self.addMenu("Send orders to")
+            self.venue_menu.setObjectName("venues")
+        self.venue_menu.clear()
+        for name, title, in_use in self._venues.venues():
+            action = QAction(title, self.venue_menu)
+            action.setObjectName(f"venue:{name}")
+            action.setCheckable(True)
+            action.setChecked(in_use)
+            action.triggered.connect(lambda _=False, n=name: self._switch(n))
+            self.venue_menu.addAction(action)
+
+    def venue_action(self, name: str) -> QAction:
+        assert self.venue_menu is not None
+        for action in self.venue_menu.actions():
+            if action.objectName() == f"venue:{name}":
+                return action
+        raise KeyError(name)
+
+    def _switch(self, name: str) -> None:
+        assert self._venues is not None
+        self._say(f"switching orders to {name}…")
+        spawn(self._run(self._venues.switch_venue(name)), name=f"venue:{name}")
 
     def action(self, name: str, verb: str) -> QAction:
         for action in self.submenus[name].actions():

@@ -139,6 +139,13 @@ _ITM_BRUSH = QColor("#1f2a36")
 
 
 _Cell = tuple[str, QColor | None, QColor | None]  # text, foreground, background
+_CELL_SLOT = {
+    Qt.ItemDataRole.DisplayRole.value: 0,
+    Qt.ItemDataRole.ForegroundRole.value: 1,
+    Qt.ItemDataRole.BackgroundRole.value: 2,
+}
+_ALIGNMENT_ROLE = Qt.ItemDataRole.TextAlignmentRole.value
+_FONT_ROLE = Qt.ItemDataRole.FontRole.value
 
 
 class ChainModel(QAbstractTableModel):
@@ -266,18 +273,16 @@ class ChainModel(QAbstractTableModel):
         return self.snapshot.quote(self.first + row, call=column < STRIKE_COLUMN)
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or self.snapshot is None:
-            return None
-        col = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._cells[index.row()][col][0]
-        if role == Qt.ItemDataRole.ForegroundRole:
-            return self._cells[index.row()][col][1]
-        if role == Qt.ItemDataRole.BackgroundRole:
-            return self._cells[index.row()][col][2]
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _CENTER if col == STRIKE_COLUMN else _RIGHT
-        if role == Qt.ItemDataRole.FontRole and col == STRIKE_COLUMN:
+        # The view asks each visible cell for a dozen roles on every repaint; the ones the
+        # chain has no answer for return before touching the index.
+        slot = _CELL_SLOT.get(role)
+        if slot is not None:
+            if self.snapshot is None or not index.isValid():
+                return None
+            return self._cells[index.row()][index.column()][slot]
+        if role == _ALIGNMENT_ROLE:
+            return _CENTER if index.column() == STRIKE_COLUMN else _RIGHT
+        if role == _FONT_ROLE and index.column() == STRIKE_COLUMN:
             return self.bold_font
         return None
 

@@ -34,6 +34,11 @@ LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 CENTER = Qt.AlignmentFlag.AlignCenter
 
 AnyIndex = QModelIndex | QPersistentModelIndex
+_DISPLAY_ROLE = Qt.ItemDataRole.DisplayRole.value
+_ALIGNMENT_ROLE = Qt.ItemDataRole.TextAlignmentRole.value
+_ROLES = frozenset(
+    (_DISPLAY_ROLE, _ALIGNMENT_ROLE, Qt.ItemDataRole.ForegroundRole.value)
+)
 
 
 @dataclass(frozen=True)
@@ -77,16 +82,17 @@ class RowTableModel(QAbstractTableModel, Generic[T]):
         return 0 if parent.isValid() else len(self.columns)
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
+        # A repaint asks every visible cell for a dozen roles: those without an answer
+        # return before the row and column are looked up.
+        if role not in _ROLES or not index.isValid():
             return None
-        row = self._rows[index.row()]
         col = self.columns[index.column()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return col.text(row)
-        if role == Qt.ItemDataRole.TextAlignmentRole:
+        if role == _ALIGNMENT_ROLE:
             return col.align
-        if role == Qt.ItemDataRole.ForegroundRole and col.colour is not None:
-            return col.colour(row)
+        if role == _DISPLAY_ROLE:
+            return col.text(self._rows[index.row()])
+        if col.colour is not None:  # the foreground
+            return col.colour(self._rows[index.row()])
         return None
 
     def headerData(

@@ -28,6 +28,7 @@ from app.headless.listen import (
 from app.headless.profile import open_profile_store
 from app.headless.runtime import NoKeys, build_runtime
 from app.headless.systemd import sd_notify
+from app.heap import freeze_startup_heap
 from app.http.auth import AuditFn, Guard, KeyVerifier, log_audit
 from app.http.routes import ProbeContext
 from app.http.server import build_control_app, runner_options
@@ -63,6 +64,9 @@ class ServerOptions:
     metrics_require_key: bool = False  # /metrics needs a read key even from loopback
     secrets: SecretStore | None = None  # broker credentials (default: the profile keyring)
     session_poll: float = SESSION_POLL_SECONDS  # token look-ups while a session is expired
+    # Freeze start-up's objects out of the cyclic GC once serving (app.heap): the process's
+    # own choice (run_headless), not that of a test suite serving in its own process.
+    freeze_heap: bool = False
 
 
 async def serve(
@@ -137,6 +141,8 @@ async def serve(
         _remove_handlers(loop, handled)
         return 2
 
+    if options.freeze_heap:
+        freeze_startup_heap(collect=True)  # no full GC pass over start-up's objects mid-order
     url = bound_url(runner, tls=options.tls is not None)
     if isinstance(runtime.keys, NoKeys):
         log.warning("no API key store is open: every /v1 request will be refused")
@@ -216,7 +222,8 @@ def run_headless(
             settings.profile, key_fd=key_fd, key_credential=key_credential
         )
     options = ServerOptions(
-        tls=tls, keys=keys, audit=audit, metrics_require_key=metrics_require_key
+        tls=tls, keys=keys, audit=audit, metrics_require_key=metrics_require_key,
+        freeze_heap=True,
     )
     if store is not None:
         options = ServerOptions(
@@ -226,6 +233,7 @@ def run_headless(
             database=store.db,
             state_dir=store.state_dir,
             metrics_require_key=metrics_require_key,
+            freeze_heap=True,
         )
     try:
         return asyncio.run(serve(settings, address, version=version, options=options))

@@ -22,6 +22,7 @@ InvalidInput            the broker refused the parameters          show it
 InsufficientFunds       margin short                               show it
 InsufficientHoldings    holdings short for a sell                  show it
 InstrumentUnknown       key not in the broker's master             show it
+NotOffered              the broker lacks that kind of request      show it; nothing was sent
 CapacityExceeded        a subscription over the feed's capacity    show it; nothing subscribed
 HistoryNotCovered       interval/range outside the coverage        try another provider
 ======================  =========================================  ============================
@@ -48,6 +49,7 @@ __all__ = [
     "InsufficientHoldings",
     "InvalidInput",
     "IpNotAllowed",
+    "NotOffered",
     "OrderNotFound",
     "OrderRejected",
     "OutcomeUnknown",
@@ -141,6 +143,13 @@ class InstrumentUnknown(_Coded, OrderRejected):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, rule="instrument")
+
+
+class NotOffered(_Coded, OrderRejected):
+    """The broker has no such request (an OCO GTT at Upstox): refused before anything left."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, rule="broker-feature")
 
 
 class ThrottleLimited(_Coded, OrderRejected):

@@ -14,6 +14,8 @@ MarketDataFeed      live.py (subscriptions from the views)    feed.py
 HistoryProvider     backfill, charts, models                  history.py
 ==================  ========================================  =========================
 
+Optional: ``GttVenue`` (GTTs held at the broker; Kite's ``execution.py``/``gtt.py``).
+
 Every port speaks the domain (``services.domain``): canonical keys ``EXCHANGE:SYMBOL``,
 ``Decimal`` prices, aware datetimes, and the error taxonomy of ``services.brokers.errors``.
 Nothing here names a broker; broker words stay inside the broker's folder.
@@ -27,6 +29,7 @@ import enum
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
 from services.broker import OrderChange
@@ -43,6 +46,7 @@ from services.domain import (
     Position,
     Timeframe,
 )
+from services.gtt import Gtt
 
 __all__ = [
     "BrokerId",
@@ -54,6 +58,7 @@ __all__ = [
     "FeedCapacity",
     "FeedMode",
     "FeedStatus",
+    "GttVenue",
     "HistoryProvider",
     "InstrumentMaster",
     "InstrumentProvider",
@@ -497,6 +502,55 @@ class ExecutionClient(Protocol):
     async def holdings(self) -> list[Holding]: ...
 
     async def funds(self) -> Funds: ...
+
+
+@runtime_checkable
+class GttVenue(Protocol):
+    """Good-till-triggered orders held *at the broker*: they fire when the terminal is closed.
+
+    ``BrokerParts.gtt`` holds it (Kite: single and two-leg OCO; Upstox: single only). The
+    terminal's own book (``services.gtt.GttBook``) is what the paper venue, and any venue
+    without this port, offers instead: it fires only while the terminal runs.
+
+    ===================  =====================================================================
+    call                 contract
+    ===================  =====================================================================
+    title                the broker's name as the trader knows it ("Zerodha"), for "held at"
+    oco                  whether ``place_oco`` is offered; when False it raises NotOffered
+    place_single(t, o,   must:   rest ``o`` at the broker until the price reaches ``t`` from
+      last_price)                where ``last_price`` is; return the Gtt as the broker then
+                                 reports it, with the broker's own id
+                         raises: InvalidInput (an order the broker's GTT cannot carry, said
+                                 before anything is sent), InstrumentUnknown, SessionExpired
+    place_oco(stop, so,  must:   one GTT with the stop leg below ``last_price`` (leg 0) and the
+      target, to, lp)            target above (leg 1); the first reached fires, the other is void
+                         raises: NotOffered when ``oco`` is False; otherwise as place_single
+    cancel(id)           must:   delete the broker's GTT; return it as the broker reports it
+                         raises: InvalidInput (not active, unknown id)
+    gtts()               must:   every GTT on the account, as the broker reports it now
+                         timing: one round trip each (blocking SDK calls in an executor)
+    ===================  =====================================================================
+    """
+
+    title: str
+    oco: bool
+
+    async def place_single(
+        self, trigger: Decimal, order: OrderRequest, last_price: Decimal
+    ) -> Gtt: ...
+
+    async def place_oco(
+        self,
+        stop_trigger: Decimal,
+        stop_order: OrderRequest,
+        target_trigger: Decimal,
+        target_order: OrderRequest,
+        last_price: Decimal,
+    ) -> Gtt: ...
+
+    async def cancel(self, gtt_id: int | str) -> Gtt: ...
+
+    async def gtts(self) -> list[Gtt]: ...
 
 
 # -- market data ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from services.brokers.ports import (
     BrokerSession,
     ExecutionClient,
+    GttVenue,
     HistoryProvider,
     InstrumentMaster,
     InstrumentProvider,
@@ -178,6 +179,8 @@ class BrokerParts:
     feed: FeedFactory | None = None
     # Order updates on a socket of their own (not on the feed), started with the feed.
     order_stream: OrderUpdateStream | None = None
+    # GTTs held at the broker (Kite, Upstox); None: the terminal's own GTT book serves.
+    gtt: GttVenue | None = None
     use_token: Callable[[SessionToken], None] = lambda token: None
     # The day's master, once loaded or reloaded, for parts that map keys (history).
     use_master: Callable[[InstrumentMaster], None] = lambda master: None

@@ -40,6 +40,10 @@ class StuckOrderMonitor:
         self._clock = clock
         self._orders: dict[str, tuple[Order, datetime]] = {}
 
+    def forget_all(self) -> None:
+        """Stop watching every order (the venue that could report on them was switched)."""
+        self._orders.clear()
+
     def on_order_update(self, order: Order) -> None:
         """Record a broker update; terminal orders stop being watched."""
         if order.status.is_terminal:

@@ -44,6 +44,13 @@ class RiskSupervisor:
         self._order_sub = bus.subscribe(ORDERS, "risk-supervisor", lossless=True)
         self.last_report: ReconcileReport | None = None
 
+    def use_broker(self, broker: ExecutionClient, positions: Sequence[Position]) -> None:
+        """Watch ``broker`` from now on (the venue was switched): its positions, and none of
+        the old venue's orders, which the new one cannot report on."""
+        self._broker = broker
+        self.stuck.forget_all()
+        self.seed(positions)
+
     def seed(self, positions: Sequence[Position]) -> None:
         """Start from the broker's positions (after a restart or a resync)."""
         self._positions = {(p.key, p.product): p for p in positions}

@@ -119,7 +119,7 @@ async def test_own_tag_is_kept_but_not_reused_or_overlong(
     assert fake.orders[order.order_id]["tag"] == "basket7leg1"
     with pytest.raises(OrderRejected, match="already used"):
         await broker.place_order(req(tag="basket7leg1"))
-    with pytest.raises(OrderRejected, match="at most 20"):
+    with pytest.raises(OrderRejected, match="longer than 20 characters"):
         await broker.place_order(req(tag="x" * 21))
     assert len(fake.orders) == 1
 

@@ -287,6 +287,8 @@ class FakeKite(LoopbackServer):
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
+        self.gtts: dict[int, dict[str, Any]] = {}  # trigger id -> Kite's GTT record
+        self._gtt_ids = itertools.count(105_100)
         self.sockets: list[_Socket] = []
         self.ws_commands: list[dict[str, Any]] = []
         self.ws_connects = 0
@@ -323,9 +325,11 @@ class FakeKite(LoopbackServer):
         return token
 
     def set_price(self, key: str, price: str) -> None:
+        """Move ``key``'s last price; an active GTT whose trigger it reaches fires."""
         with self._lock:
             inst = self.instruments[key]
             self.instruments[key] = FakeInstrument(**{**inst.__dict__, "last_price": price})
+            self._fire_gtts(key, Decimal(price))
 
     def fill(self, order_id: str, quantity: int | None = None, price: str | None = None) -> None:
         """Fill a working order (partly if ``quantity`` is less than what is pending)."""
@@ -372,6 +376,11 @@ class FakeKite(LoopbackServer):
         r.add_get("/instruments", self._instruments)
         r.add_get("/instruments/{exchange}", self._instruments)
         r.add_get("/instruments/historical/{token}/{interval}", self._historical)
+        r.add_get("/gtt/triggers", self._gtts)
+        r.add_post("/gtt/triggers", self._gtt_place)
+        r.add_get("/gtt/triggers/{trigger_id}", self._gtt_info)
+        r.add_put("/gtt/triggers/{trigger_id}", self._gtt_modify)
+        r.add_delete("/gtt/triggers/{trigger_id}", self._gtt_delete)
 
     @staticmethod
     def _route_of(request: web.Request) -> str:
@@ -821,6 +830,10 @@ class FakeKite(LoopbackServer):
     async def _place(self, request: web.Request) -> web.StreamResponse:
         variety = request.match_info["variety"]
         form = await request.post()
+        return _envelope({"order_id": self._place_form(variety, form)})
+
+    def _place_form(self, variety: str, form: Any) -> str:
+        """Validate and record one order (``form``: the POST fields); its order id."""
         if variety not in VARIETIES:
             raise KiteError(400, "InputException", "Invalid `variety`.")
         exchange = self._required(form, "exchange")
@@ -911,7 +924,7 @@ class FakeKite(LoopbackServer):
             self._snapshot(order)
             self._snapshot(order, "VALIDATION PENDING")
             self._accept(order, inst, price, trigger)
-        return _envelope({"order_id": order_id})
+        return order_id
 
     def _accept(
         self, order: dict[str, Any], inst: FakeInstrument, price: Decimal, trigger: Decimal
@@ -1037,6 +1050,159 @@ class FakeKite(LoopbackServer):
     async def _trades(self, request: web.Request) -> web.StreamResponse:
         with self._lock:
             return _envelope(list(self.trades))
+
+    # -- GTT (/gtt/triggers) ----------------------------------------------------------------
+    # Record shapes as kiteconnect-mocks' gtt_get_orders.json: ``condition`` with the trigger
+    # values and the last price at placement, one ``orders`` entry per trigger, each with a
+    # ``result`` once it fired. Kite keeps deleted and fired GTTs in the list with their status.
+
+    def _gtt_record(self, form: Any, trigger_id: int, created: str) -> dict[str, Any]:
+        kind = self._required(form, "type")
+        if kind not in ("single", "two-leg"):
+            raise KiteError(400, "InputException", "Invalid `type`.")
+        try:
+            condition = json.loads(self._required(form, "condition"))
+            orders = json.loads(self._required(form, "orders"))
+        except ValueError:
+            raise KiteError(400, "InputException", "Invalid `condition` or `orders`.") from None
+        inst = self.instruments.get(f"{condition.get('exchange')}:{condition.get('tradingsymbol')}")
+        if inst is None:
+            raise KiteError(
+                400, "InputException", "The instrument you are placing a GTT for does not exist."
+            )
+        triggers = [Decimal(str(v)) for v in condition.get("trigger_values") or []]
+        last = Decimal(str(condition.get("last_price") or "0"))
+        if len(triggers) != (1 if kind == "single" else 2) or len(orders) != len(triggers):
+            raise KiteError(400, "InputException", "Invalid `trigger_values` for the `type`.")
+        if kind == "two-leg" and not triggers[0] < last < triggers[1]:
+            raise KiteError(
+                400, "InputException",
+                "The lower trigger must be below and the upper trigger above the last price.",
+            )  # fmt: skip
+        if kind == "single" and triggers[0] == last:
+            raise KiteError(400, "InputException", "Trigger cannot be the same as last price.")
+        for order in orders:
+            if order.get("order_type") != "LIMIT" or order.get("product") not in PRODUCTS:
+                raise KiteError(400, "InputException", "Invalid `order_type` or `product`.")
+            if int(order.get("quantity") or 0) <= 0 or Decimal(str(order.get("price") or 0)) <= 0:
+                raise KiteError(400, "InputException", "Invalid `quantity` or `price`.")
+        return {
+            "id": trigger_id,
+            "user_id": "AB1234",
+            "parent_trigger": None,
+            "type": kind,
+            "created_at": created,
+            "updated_at": datetime.now(IST).strftime(TS),
+            "expires_at": (datetime.now(IST) + timedelta(days=365)).strftime(TS),
+            "status": "active",
+            "condition": {
+                "exchange": inst.exchange,
+                "last_price": _num(last),
+                "tradingsymbol": inst.tradingsymbol,
+                "trigger_values": [_num(t) for t in triggers],
+                "instrument_token": inst.token,
+            },
+            "orders": [
+                {
+                    "exchange": inst.exchange,
+                    "tradingsymbol": inst.tradingsymbol,
+                    "product": o["product"],
+                    "order_type": o["order_type"],
+                    "transaction_type": o["transaction_type"],
+                    "quantity": int(o["quantity"]),
+                    "price": _num(Decimal(str(o["price"]))),
+                    "result": None,
+                }
+                for o in orders
+            ],
+            "meta": {},
+        }
+
+    async def _gtt_place(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        with self._lock:
+            trigger_id = next(self._gtt_ids)
+            self.gtts[trigger_id] = self._gtt_record(
+                form, trigger_id, datetime.now(IST).strftime(TS)
+            )
+        return _envelope({"trigger_id": trigger_id})
+
+    def _gtt_of(self, request: web.Request, *, active: bool = False) -> dict[str, Any]:
+        try:
+            record = self.gtts.get(int(request.match_info["trigger_id"]))
+        except ValueError:
+            record = None
+        if record is None:
+            raise KiteError(404, "InputException", "Trigger not found.")
+        if active and record["status"] != "active":
+            raise KiteError(400, "InputException", f"Trigger is {record['status']}, not active.")
+        return record
+
+    async def _gtts(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            return _envelope([json.loads(json.dumps(g)) for g in self.gtts.values()])
+
+    async def _gtt_info(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            return _envelope(json.loads(json.dumps(self._gtt_of(request))))
+
+    async def _gtt_modify(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        with self._lock:
+            old = self._gtt_of(request, active=True)
+            self.gtts[old["id"]] = self._gtt_record(form, old["id"], old["created_at"])
+            return _envelope({"trigger_id": old["id"]})
+
+    async def _gtt_delete(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            record = self._gtt_of(request, active=True)
+            record["status"] = "deleted"
+            record["updated_at"] = datetime.now(IST).strftime(TS)
+            return _envelope({"trigger_id": record["id"]})
+
+    def _fire_gtts(self, key: str, price: Decimal) -> None:
+        """Fire each active GTT on ``key`` whose trigger ``price`` reached (lock held)."""
+        for record in self.gtts.values():
+            cond = record["condition"]
+            if record["status"] != "active" or f"{cond['exchange']}:{cond['tradingsymbol']}" != key:
+                continue
+            last = Decimal(str(cond["last_price"]))
+            triggers = [Decimal(str(v)) for v in cond["trigger_values"]]
+            for n, trigger in enumerate(triggers):
+                rising = trigger > last if record["type"] == "single" else n == 1
+                if (price >= trigger) if rising else (price <= trigger):
+                    self._gtt_order(record, n, trigger)
+                    break
+
+    def _gtt_order(self, record: dict[str, Any], leg: int, trigger: Decimal) -> None:
+        order = record["orders"][leg]
+        now = datetime.now(IST).strftime(TS)
+        form = {**order, "validity": "DAY", "tag": None}
+        try:
+            order_id = self._place_form("regular", {k: v for k, v in form.items() if v is not None})
+            placed = self.orders[order_id]
+            outcome = {"status": "success", "order_id": order_id, "rejection_reason": ""}
+            if placed["status"] == "REJECTED":
+                outcome["rejection_reason"] = placed["status_message"] or ""
+        except KiteError as exc:
+            outcome = {"status": "failed", "order_id": "", "rejection_reason": exc.message}
+        order["result"] = {
+            "account_id": "AB1234",
+            "exchange": order["exchange"],
+            "tradingsymbol": order["tradingsymbol"],
+            "validity": "DAY",
+            "product": order["product"],
+            "order_type": order["order_type"],
+            "transaction_type": order["transaction_type"],
+            "quantity": order["quantity"],
+            "price": order["price"],
+            "meta": json.dumps({"app_id": 12617, "gtt": record["id"]}),
+            "timestamp": now,
+            "triggered_at": _num(trigger),
+            "order_result": outcome,
+        }
+        record["status"] = "triggered"
+        record["updated_at"] = now
 
     # -- market data ------------------------------------------------------------------------
 

@@ -90,5 +90,6 @@ async def test_a_failed_ack_write_is_counted_and_logged_not_raised(
         await services.orders.settle_journal()
     assert order.status is OrderStatus.PENDING and fake.live_orders()[0]["tag"] == order.request.tag
     assert services.orders.journal_errors == 1
-    assert f"tag {order.request.tag}" in caplog.text and "resolved by its tag" in caplog.text
+    assert f"order {order.request.tag} failed" in caplog.text
+    assert "resolves it by its tag" in caplog.text
     await services.recorder.close()

@@ -26,16 +26,16 @@ def _limit(side: Side, price: Decimal) -> OrderRequest:
 def test_single_gtt_fires_once_when_the_price_reaches_it(running, qloop) -> None:
     ltp = running.last_tick(KEY).last_price
     trigger = ltp - 5
-    gtt = running.place_gtt_single(trigger, _limit(Side.BUY, trigger))
+    gtt = qloop.run(running.place_gtt_single(trigger, _limit(Side.BUY, trigger)))
     assert gtt.status is GttStatus.ACTIVE and gtt.legs[0].rising is False
     book = running.gtt
     assert book is not None
     book.on_tick(_tick(running, trigger + Decimal("0.05")))  # not there yet
-    assert running.gtt_list()[0].status is GttStatus.ACTIVE
+    assert qloop.run(running.gtt_list())[0].status is GttStatus.ACTIVE
     before = len(running.order_list())
     book.on_tick(_tick(running, trigger - Decimal("0.05")))
-    qloop.until(lambda: running.gtt_list()[0].order_id is not None, what="the GTT's order")
-    fired = running.gtt_list()[0]
+    qloop.until(lambda: book.gtts()[0].order_id is not None, what="the GTT's order")
+    fired = qloop.run(running.gtt_list())[0]
     assert fired.status is GttStatus.TRIGGERED and fired.fired_leg == 0
     orders = running.order_list()
     assert len(orders) == before + 1
@@ -49,31 +49,43 @@ def test_single_gtt_fires_once_when_the_price_reaches_it(running, qloop) -> None
 def test_oco_first_leg_wins_and_voids_the_other(running, qloop) -> None:
     ltp = running.last_tick(KEY).last_price
     stop, target = ltp - 20, ltp + 20
-    gtt = running.place_gtt_oco(stop, _limit(Side.SELL, stop), target, _limit(Side.SELL, target))
+    gtt = qloop.run(
+        running.place_gtt_oco(stop, _limit(Side.SELL, stop), target, _limit(Side.SELL, target))
+    )
     book = running.gtt
     assert book is not None
     book.on_tick(_tick(running, target))
-    qloop.until(lambda: running.gtt_list()[-1].order_id is not None, what="the target's order")
-    done = running.gtt_list()[-1]
+    qloop.until(lambda: book.gtts()[-1].order_id is not None, what="the target's order")
+    done = book.gtts()[-1]
     assert done.gtt_id == gtt.gtt_id and done.fired_leg == 1
     count = len(running.order_list())
     book.on_tick(_tick(running, stop - 1))  # the stop is void now
     assert len(running.order_list()) == count
 
 
-def test_bad_gtts_are_refused_with_a_reason_and_can_be_cancelled(running) -> None:
-    ltp = running.last_tick(KEY).last_price
+def test_bad_gtts_are_refused_with_a_reason_and_can_be_cancelled(running, qloop) -> None:
+    def at_price(place):  # the book's own price, read with no loop turn before the place
+        async def go():
+            ltp = running.quotes.last_price(KEY)
+            assert ltp is not None
+            return await place(ltp)
+
+        return qloop.run(go())
+
+    qloop.until(lambda: running.quotes.last_price(KEY) is not None, what="a quote")
+
     with pytest.raises(GttError, match="stop below and its target above"):
-        running.place_gtt_oco(ltp + 1, _limit(Side.SELL, ltp), ltp + 2, _limit(Side.SELL, ltp))
+        at_price(lambda ltp: running.place_gtt_oco(
+            ltp + 1, _limit(Side.SELL, ltp), ltp + 2, _limit(Side.SELL, ltp)))
     with pytest.raises(GttError, match="equals the last price"):
-        running.place_gtt_single(ltp, _limit(Side.BUY, ltp))
+        at_price(lambda ltp: running.place_gtt_single(ltp, _limit(Side.BUY, ltp)))
     with pytest.raises(GttError, match="no last price"):
-        running.place_gtt_single(Decimal(1), OrderRequest(
-            "NFO:NOSUCH", Side.BUY, 1, OrderType.LIMIT, Product.MIS, price=Decimal(1)))
-    gtt = running.place_gtt_single(ltp + 50, _limit(Side.SELL, ltp + 50))
-    assert running.cancel_gtt(gtt.gtt_id).status is GttStatus.CANCELLED
+        qloop.run(running.place_gtt_single(Decimal(1), OrderRequest(
+            "NFO:NOSUCH", Side.BUY, 1, OrderType.LIMIT, Product.MIS, price=Decimal(1))))
+    gtt = at_price(lambda ltp: running.place_gtt_single(ltp + 50, _limit(Side.SELL, ltp + 50)))
+    assert qloop.run(running.cancel_gtt(gtt.gtt_id)).status is GttStatus.CANCELLED
     with pytest.raises(GttError, match="not active"):
-        running.cancel_gtt(gtt.gtt_id)
+        qloop.run(running.cancel_gtt(gtt.gtt_id))
 
 
 def test_gtt_panel_places_an_oco_and_shows_it_fire(qtbot, services, qloop, tmp_path) -> None:
@@ -108,11 +120,13 @@ def test_gtt_panel_places_an_oco_and_shows_it_fire(qtbot, services, qloop, tmp_p
         panel.price.setText(f"{ltp - 30}")
         panel.target_trigger.setText(f"{ltp + 30}")
         panel.target_price.setText(f"{ltp + 30}")
+        assert panel.home.text().startswith("Held by this terminal")
         qtbot.mouseClick(panel.place_button, Qt.MouseButton.LeftButton)
-        assert "placed (oco)" in panel.message.text()
-        assert panel.table.rowCount() == 1 and panel.table.item(0, 4).text() == "ACTIVE"
+        qloop.until(lambda: "placed (oco)" in panel.message.text(), what="the GTT placed")
+        qloop.until(lambda: panel.table.rowCount() == 1, what="the GTT listed")
+        assert panel.table.item(0, 4).text() == "ACTIVE"
         services.gtt.on_tick(_tick(services, ltp - 31))
         qloop.until(lambda: panel.table.item(0, 4).text() == "TRIGGERED", what="panel update")
-        qloop.until(lambda: services.gtt_list()[0].order_id is not None)
+        qloop.until(lambda: services.gtt.gtts()[0].order_id is not None)
     finally:
         qloop.run(win.stop())

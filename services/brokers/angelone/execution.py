@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import Executor
@@ -35,7 +34,6 @@ from services.brokers.angelone.config import (
     BOOK_INTERVAL,
     BROKER_ID,
     LIMITS,
-    MAX_TAG_LENGTH,
     AngelEndpoints,
 )
 from services.brokers.angelone.errors import map_exception, raise_for_body
@@ -47,6 +45,7 @@ from services.brokers.errors import (
     SessionExpired,
     outcome_unknown,
 )
+from services.brokers.order_tags import TagLedger, find_after_failure
 from services.brokers.ports import InstrumentMaster, SessionToken
 from services.bus import FILLS, ORDERS, POSITIONS, EventBus
 from services.clock import Clock, SystemClock
@@ -102,10 +101,6 @@ class AngelTokens:
                 "client_code": self.client_code,
             },
         )
-
-
-def new_tag(prefix: str = "DT") -> str:
-    return f"{prefix}{secrets.token_hex(8)}"[:MAX_TAG_LENGTH]
 
 
 class _Pacer:
@@ -197,12 +192,11 @@ class AngelExecution:
         self._lookup_attempts = max(1, lookup_attempts)
         self._lookup_delay = lookup_delay
         self._sleep = sleep
-        self._tag_prefix = tag_prefix
+        self._tags = TagLedger(self.limits, tag_prefix)
         self._client: Any = None
         self._client_lock = asyncio.Lock()
         self._pacers: dict[str, _Pacer] = {}
         self._book_interval = book_interval
-        self._tags_used: set[str] = set()
         self._varieties: dict[str, str] = {}
         self._unique: dict[str, str] = {}
         self.placement_attempts = 0
@@ -289,25 +283,7 @@ class AngelExecution:
     # -- orders -----------------------------------------------------------------------------
 
     def _tag_for(self, request: OrderRequest) -> str:
-        tag = request.tag
-        if tag is None:
-            tag = new_tag(self._tag_prefix)
-            while tag in self._tags_used:
-                tag = new_tag(self._tag_prefix)
-        elif len(tag) > MAX_TAG_LENGTH or not tag.isalnum():
-            raise OrderRejected(
-                f"order tag {tag!r} must be letters and digits, at most {MAX_TAG_LENGTH} "
-                "characters (Angel One allows fewer than 20)",
-                rule="tag",
-            )
-        elif tag in self._tags_used:
-            raise OrderRejected(
-                f"order tag {tag!r} was already used: each order needs its own tag so that it "
-                "can be found again",
-                rule="tag",
-            )
-        self._tags_used.add(tag)
-        return tag
+        return self._tags.claim(request.tag)
 
     def _where(self, key: str) -> tuple[str, str, str, Decimal]:
         listing = self.instruments.listing(key)  # InstrumentUnknown names the key
@@ -397,20 +373,10 @@ class AngelExecution:
             return ack
 
     async def _find_after_failure(self, tag: str, cause: BrokerError) -> Order | None:
-        last: BrokerError = cause
-        for attempt in range(self._lookup_attempts):
-            if attempt:
-                await self._sleep(self._lookup_delay * attempt)
-            try:
-                return await self.order_by_tag(tag)
-            except SessionExpired:
-                raise
-            except BrokerError as exc:
-                last = exc
-        raise OutcomeUnknown(
-            f"place order: no answer from Angel One and the order book cannot be read ({last}); "
-            f"check the order book for tag {tag} before placing again"
-        )
+        return await find_after_failure(
+            "Angel One", tag, cause, lambda: self.order_by_tag(tag),
+            attempts=self._lookup_attempts, delay=self._lookup_delay, sleep=self._sleep,
+        )  # fmt: skip
 
     async def _book(self) -> list[Mapping[str, Any]]:
         rows = await self._call("read order book", "orderBook", pace=True)

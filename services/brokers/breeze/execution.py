@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -46,6 +45,7 @@ from services.brokers.errors import (
     ThrottleLimited,
     outcome_unknown,
 )
+from services.brokers.order_tags import TagLedger, find_after_failure
 from services.brokers.ports import BrokerLimits, SessionToken
 from services.brokers.throttle import OrderThrottle
 from services.bus import FILLS, ORDERS, POSITIONS, EventBus
@@ -65,10 +65,6 @@ log = logging.getLogger(__name__)
 
 EXCHANGES = ("NSE", "NFO", "BSE", "BFO")
 _BY_LETTER = {"N": ("NSE", "NFO"), "B": ("BSE", "BFO")}
-
-
-def new_tag(prefix: str = "DT") -> str:
-    return f"{prefix}{secrets.token_hex(8)}"[: LIMITS.tag_max_length]
 
 
 class BreezeExecution:
@@ -127,7 +123,7 @@ class BreezeExecution:
         # Market orders we sent as aggressive limits (by tag): reported back as MARKET, which
         # is what the trader asked for; after a restart Breeze's word (limit) is all we have.
         self._market_tags: set[str] = set()
-        self._tags_used: set[str] = set()
+        self._tags = TagLedger(self.limits)
         self.placement_attempts = 0
         self._bus = bus
         self._filled: dict[str, int] = {}  # order id -> filled quantity last published
@@ -268,23 +264,7 @@ class BreezeExecution:
     # -- orders -----------------------------------------------------------------------------
 
     def _tag_for(self, request: OrderRequest) -> str:
-        tag = request.tag
-        if tag is None:
-            tag = new_tag()
-            while tag in self._tags_used:
-                tag = new_tag()
-        else:
-            problem = self.limits.check_tag(tag)
-            if problem is not None:
-                raise InvalidInput(f"place order: {problem}")
-            if tag in self._tags_used:
-                raise OrderRejected(
-                    f"order tag {tag!r} was already used: each order needs its own tag so "
-                    "that it can be found again",
-                    rule="tag",
-                )
-        self._tags_used.add(tag)
-        return tag
+        return self._tags.claim(request.tag)
 
     async def _aggressive_price(self, request: OrderRequest, contract: BreezeContract) -> Any:
         rows = mapping.records(
@@ -386,20 +366,11 @@ class BreezeExecution:
     async def _find_after_failure(
         self, tag: str, exchange: str, cause: BrokerError
     ) -> Order | None:
-        last: BrokerError = cause
-        for attempt in range(self._lookup_attempts):
-            if attempt:
-                await self._sleep(self._lookup_delay * attempt)
-            try:
-                return await self._by_tag(tag, (exchange,))
-            except (SessionExpired, RateLimited):
-                raise
-            except BrokerError as exc:
-                last = exc
-        raise OutcomeUnknown(
-            f"place order: no answer from Breeze and the order book cannot be read ({last}); "
-            f"check the order book for tag {tag} before placing again"
-        )
+        return await find_after_failure(
+            "Breeze", tag, cause, lambda: self._by_tag(tag, (exchange,)),
+            attempts=self._lookup_attempts, delay=self._lookup_delay, sleep=self._sleep,
+            fatal=(SessionExpired, RateLimited),
+        )  # fmt: skip
 
     async def _list(self, exchange: str) -> list[dict[str, Any]]:
         start, end = self._day_range()

@@ -67,6 +67,7 @@ def build(context: BrokerContext) -> BrokerParts:
     """Kite's adapters on the official SDK (imported here, not at module import)."""
     from services.brokers.kite.execution import KiteBroker
     from services.brokers.kite.feed import KiteFeed
+    from services.brokers.kite.gtt import KiteGtt
     from services.brokers.kite.history import KiteHistory
     from services.brokers.kite.instruments import KiteInstruments
     from services.brokers.kite.session import KiteSecrets, KiteSession
@@ -147,6 +148,7 @@ def build(context: BrokerContext) -> BrokerParts:
         instruments=KiteInstruments(broker.instruments, clock),
         execution=broker,
         history=history,
+        gtt=KiteGtt(broker),
         feed=feed,
         use_token=use_token,
         use_master=use_master,

@@ -16,7 +16,6 @@ import asyncio
 import functools
 import hashlib
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import replace
@@ -34,6 +33,7 @@ from services.brokers.kite.errors import (
     outcome_unknown,
 )
 from services.brokers.kite.instruments import ParsedMaster, parse_instruments
+from services.brokers.order_tags import TagLedger, find_after_failure
 from services.brokers.ports import BrokerLimits
 from services.brokers.throttle import OrderThrottle
 from services.clock import Clock, SystemClock, is_market_open, to_ist
@@ -59,11 +59,6 @@ MAX_TAG_LENGTH = LIMITS.tag_max_length
 # Segments whose regular session is the NSE equity session; outside it an order goes in as
 # an after-market order. MCX and CDS keep other hours, so they are never switched to AMO.
 _AMO_EXCHANGES = frozenset({"NSE", "BSE", "NFO", "BFO"})
-
-
-def new_tag(prefix: str = "DT") -> str:
-    """A fresh order tag: prefix + 64 random bits in hex, alphanumeric as Kite requires."""
-    return f"{prefix}{secrets.token_hex(8)}"[:MAX_TAG_LENGTH]
 
 
 class KiteBroker:
@@ -115,8 +110,7 @@ class KiteBroker:
         self._lookup_attempts = max(1, lookup_attempts)
         self._lookup_delay = lookup_delay
         self._sleep = sleep
-        self._tag_prefix = tag_prefix
-        self._tags_used: set[str] = set()
+        self._tags = TagLedger(self.limits, tag_prefix)
         self._varieties: dict[str, str] = {}
         self.placement_attempts = 0  # SDK place_order calls made, for tests and metrics
 
@@ -176,24 +170,7 @@ class KiteBroker:
     # -- orders -----------------------------------------------------------------------------
 
     def _tag_for(self, request: OrderRequest) -> str:
-        tag = request.tag
-        if tag is None:
-            tag = new_tag(self._tag_prefix)
-            while tag in self._tags_used:
-                tag = new_tag(self._tag_prefix)
-        elif len(tag) > MAX_TAG_LENGTH or not tag.isalnum():
-            raise OrderRejected(
-                f"order tag {tag!r} must be at most {MAX_TAG_LENGTH} letters or digits",
-                rule="tag",
-            )
-        elif tag in self._tags_used:
-            raise OrderRejected(
-                f"order tag {tag!r} was already used: each order needs its own tag so that it "
-                "can be found again",
-                rule="tag",
-            )
-        self._tags_used.add(tag)
-        return tag
+        return self._tags.claim(request.tag)
 
     def _variety_for(self, request: OrderRequest) -> str:
         if request.amo:
@@ -257,21 +234,10 @@ class KiteBroker:
             )
 
     async def _find_after_failure(self, tag: str, cause: BrokerError) -> Order | None:
-        """Look ``tag`` up in the order book; raise if the book itself cannot be read."""
-        last: BrokerError = cause
-        for attempt in range(self._lookup_attempts):
-            if attempt:
-                await self._sleep(self._lookup_delay * attempt)
-            try:
-                return await self.find_by_tag(tag)
-            except SessionExpired:
-                raise
-            except BrokerError as exc:
-                last = exc
-        raise OutcomeUnknown(
-            f"place order: no answer from Kite and the order book cannot be read ({last}); "
-            f"check the order book for tag {tag} before placing again"
-        )
+        return await find_after_failure(
+            "Kite", tag, cause, lambda: self.find_by_tag(tag),
+            attempts=self._lookup_attempts, delay=self._lookup_delay, sleep=self._sleep,
+        )  # fmt: skip
 
     async def find_by_tag(self, tag: str) -> Order | None:
         records = await self._call("read order book", self._kite.orders)

@@ -57,6 +57,10 @@ class _Unreachable(Exception):
 class NodeExecution:
     name = "node"
     limits = NODE_LIMITS
+    # The node writes the idempotency claim and the order's intent with synchronous commits
+    # before its broker sees the order, so the desktop's order manager queues its own copy
+    # of the intent instead of waiting for a second fsync on this side (services.orders).
+    journals_intents = True
 
     def __init__(
         self,

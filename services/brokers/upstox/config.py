@@ -185,12 +185,12 @@ def build(context: BrokerContext) -> BrokerParts:
         lookup_delay=float(options.get("lookup_delay", 0.5)),
         **sleep,
     )
-    from services.brokers.upstox.gtt import UpstoxGtt
+    from services.brokers.upstox.gtt import UpstoxGtt, UpstoxGttVenue
 
     order_stream = UpstoxOrderStream(api, context.bus, execution, clock=clock, **feed_options)
     sockets: list[UpstoxFeed | UpstoxOrderStream] = [order_stream]
-    # Upstox's own single-trigger GTTs (services/brokers/upstox/gtt.py); the desktop's GTT
-    # panel still uses the terminal's book (services/gtt.py) on every broker.
+    # Upstox's own single-trigger GTTs (services/brokers/upstox/gtt.py), the desktop's GTT
+    # venue when Upstox is the execution venue (BrokerParts.gtt).
     execution.gtt = UpstoxGtt(execution)
 
     def feed(master: InstrumentMaster) -> MarketDataFeed:
@@ -212,6 +212,7 @@ def build(context: BrokerContext) -> BrokerParts:
         history=UpstoxHistory(api, cache, clock=clock),
         feed=feed,
         order_stream=order_stream,
+        gtt=UpstoxGttVenue(execution.gtt),
         use_token=use_token,
         logged_in=token is not None,
     )

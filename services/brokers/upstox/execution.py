@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Protocol
@@ -31,9 +30,9 @@ from services.brokers.errors import (
     InstrumentUnknown,
     InvalidInput,
     OutcomeUnknown,
-    SessionExpired,
     outcome_unknown,
 )
+from services.brokers.order_tags import TagLedger, find_after_failure
 from services.brokers.ports import BrokerLimits, InstrumentMaster
 from services.brokers.upstox import mapping
 from services.brokers.upstox.client import UpstoxApi
@@ -59,10 +58,6 @@ log = logging.getLogger(__name__)
 
 class Throttle(Protocol):
     async def acquire(self) -> float: ...
-
-
-def new_tag(prefix: str = "DT") -> str:
-    return f"{prefix}{secrets.token_hex(8)}"
 
 
 class UpstoxExecution:
@@ -95,8 +90,7 @@ class UpstoxExecution:
         self._lookup_attempts = max(1, lookup_attempts)
         self._lookup_delay = lookup_delay
         self._sleep = sleep
-        self._tag_prefix = tag_prefix
-        self._tags_used: set[str] = set()
+        self._tags = TagLedger(self.limits, tag_prefix)
         # Sliced orders: our order id (the first slice) -> every slice id, and back.
         self._slices: dict[str, list[str]] = {}
         self._parent: dict[str, str] = {}
@@ -142,23 +136,7 @@ class UpstoxExecution:
     # -- placement --------------------------------------------------------------------------
 
     def _tag_for(self, request: OrderRequest) -> str:
-        tag = request.tag
-        if tag is None:
-            tag = new_tag(self._tag_prefix)
-            while tag in self._tags_used:
-                tag = new_tag(self._tag_prefix)
-        else:
-            problem = self.limits.check_tag(tag)
-            if problem is not None:
-                raise OrderRejected(problem, rule="tag")
-            if tag in self._tags_used:
-                raise OrderRejected(
-                    f"order tag {tag!r} was already used: each order needs its own tag so "
-                    "that it can be found again",
-                    rule="tag",
-                )
-        self._tags_used.add(tag)
-        return tag
+        return self._tags.claim(request.tag)
 
     def _place_body(self, request: OrderRequest, tag: str, master: InstrumentMaster) -> Any:
         import upstox_client  # type: ignore[import-untyped]
@@ -243,20 +221,10 @@ class UpstoxExecution:
             self._parent[child] = ids[0]
 
     async def _find_after_failure(self, tag: str, cause: BrokerError) -> Order | None:
-        last: BrokerError = cause
-        for attempt in range(self._lookup_attempts):
-            if attempt:
-                await self._sleep(self._lookup_delay * attempt)
-            try:
-                return await self.order_by_tag(tag)
-            except SessionExpired:
-                raise
-            except BrokerError as exc:
-                last = exc
-        raise OutcomeUnknown(
-            f"place order: no answer from Upstox and the order book cannot be read ({last}); "
-            f"check the order book for tag {tag} before placing again"
-        )
+        return await find_after_failure(
+            "Upstox", tag, cause, lambda: self.order_by_tag(tag),
+            attempts=self._lookup_attempts, delay=self._lookup_delay, sleep=self._sleep,
+        )  # fmt: skip
 
     # -- lookups ----------------------------------------------------------------------------
 

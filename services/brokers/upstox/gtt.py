@@ -11,7 +11,7 @@ What is mapped, and what is refused rather than guessed:
 * a *single* trigger: the rule ``ENTRY`` with ``trigger_type`` ``ABOVE`` (the price rises to
   the trigger) or ``BELOW``. Upstox's ``MULTIPLE`` type (an entry with its own target and
   stop-loss) is a bracket around a new entry, not the terminal's OCO on a held position, so
-  OCOs stay in the terminal's own GTT book (``services/gtt.py``);
+  the port (``UpstoxGttVenue``) refuses an OCO with ``NotOffered``;
 * the order Upstox places when the rule fires carries no price: it is a market order, with
   the order's market protection (automatic when unset). A LIMIT, SL or SL-M order is
   refused, as are IOC and TTL validity (the order is a day order);
@@ -28,10 +28,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from services.brokers.errors import InvalidInput
+from services.brokers.errors import InvalidInput, NotOffered
 from services.brokers.upstox import mapping
 from services.clock import IST
 from services.domain import OrderRequest, OrderType, Product, Side, Validity
+from services.gtt import Gtt, GttKind, GttLeg, GttStatus
 
 if TYPE_CHECKING:
     from services.brokers.upstox.execution import UpstoxExecution
@@ -197,4 +198,82 @@ class UpstoxGtt:
         )
 
 
-__all__ = ["UpstoxGtt", "UpstoxGttOrder"]
+# Upstox's words for a rule's state, as the terminal's GTT states.
+_STATUS = {
+    "SCHEDULED": GttStatus.ACTIVE,
+    "PENDING": GttStatus.ACTIVE,
+    "OPEN": GttStatus.ACTIVE,
+    "TRIGGERED": GttStatus.TRIGGERED,
+    "COMPLETED": GttStatus.TRIGGERED,
+    "CANCELLED": GttStatus.CANCELLED,
+    "EXPIRED": GttStatus.EXPIRED,
+    "FAILED": GttStatus.FAILED,
+    "REJECTED": GttStatus.FAILED,
+}
+
+
+def gtt_from_upstox(record: UpstoxGttOrder) -> Gtt:
+    """Upstox's GTT as the terminal's ``Gtt``: one leg whose order is a market order."""
+    order = OrderRequest(
+        key=record.key,
+        side=record.side,
+        quantity=record.quantity,
+        order_type=OrderType.MARKET,
+        product=record.product,
+        source="gtt",
+    )
+    status = _STATUS.get(record.status.upper(), GttStatus.ACTIVE)
+    fired = 0 if status in (GttStatus.TRIGGERED, GttStatus.FAILED) else None
+    return Gtt(
+        gtt_id=record.gtt_id,
+        key=record.key,
+        kind=GttKind.SINGLE,
+        legs=(GttLeg(record.trigger, order, record.rising),),
+        created_at=record.created_at or datetime.fromtimestamp(0, IST),
+        status=status,
+        fired_leg=fired,
+        order_id=record.order_id,
+        message=f"order {record.order_id}" if record.order_id else record.status,
+    )
+
+
+class UpstoxGttVenue:
+    """The ``GttVenue`` port on ``UpstoxGtt``: single triggers only (see the module)."""
+
+    title = "Upstox"
+    oco = False
+
+    def __init__(self, gtt: UpstoxGtt) -> None:
+        self.gtt = gtt
+
+    async def place_single(
+        self, trigger: Decimal, order: OrderRequest, last_price: Decimal
+    ) -> Gtt:
+        if trigger == last_price:
+            raise InvalidInput(f"trigger {trigger} equals the last price: it would fire at once")
+        placed = await self.gtt.place_single(trigger, order, rising=trigger > last_price)
+        return gtt_from_upstox(placed)
+
+    async def place_oco(
+        self,
+        stop_trigger: Decimal,
+        stop_order: OrderRequest,
+        target_trigger: Decimal,
+        target_order: OrderRequest,
+        last_price: Decimal,
+    ) -> Gtt:
+        refusal = NotOffered(
+            "Upstox's GTT has no OCO on a held position (its multi-leg GTT brackets a new "
+            "entry): place the stop and the target as two single GTTs"
+        )
+        refusal.coded("upstox")
+        raise refusal
+
+    async def cancel(self, gtt_id: int | str) -> Gtt:
+        return gtt_from_upstox(await self.gtt.cancel(str(gtt_id)))
+
+    async def gtts(self) -> list[Gtt]:
+        return [gtt_from_upstox(r) for r in await self.gtt.gtts()]
+
+
+__all__ = ["UpstoxGtt", "UpstoxGttOrder", "UpstoxGttVenue", "gtt_from_upstox"]

@@ -135,7 +135,6 @@ async def test_stop_loss_order(rig: Rig) -> None:
         (limit(order_type=OrderType.SL_M, price=None, trigger_price=Decimal(2900)), "SL-M"),
         (limit(validity=Validity.TTL), "TTL"),
         (limit(amo=True), "after-market"),
-        (limit(tag="not alnum!"), "letters and digits"),
     ],
 )
 async def test_values_breeze_does_not_offer_are_refused_before_sending(
@@ -144,6 +143,14 @@ async def test_values_breeze_does_not_offer_are_refused_before_sending(
     broker = await rig.execution()
     with pytest.raises(InvalidInput, match=reason):
         await broker.place_order(request_)
+    assert rig.fake.journal.count("POST", "/order") == 0
+
+
+async def test_a_tag_breeze_cannot_carry_is_refused_before_sending(rig: Rig) -> None:
+    broker = await rig.execution()
+    with pytest.raises(OrderRejected, match="letters and digits") as refused:
+        await broker.place_order(limit(tag="not alnum!"))
+    assert refused.value.rule == "tag"
     assert rig.fake.journal.count("POST", "/order") == 0
 
 

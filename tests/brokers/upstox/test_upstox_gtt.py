@@ -98,3 +98,39 @@ async def test_a_bad_trigger_is_refused(execution: UpstoxExecution, fake: FakeUp
     with pytest.raises(InvalidInput, match="positive"):
         await UpstoxGtt(execution).place_single(Decimal("0"), market(), rising=False)
     assert fake.gtt_requests == []
+
+
+async def test_the_gtt_port_on_upstox_places_reads_and_cancels_single_triggers(
+    execution: UpstoxExecution, fake: FakeUpstox
+) -> None:
+    from services.brokers.errors import NotOffered
+    from services.brokers.ports import GttVenue
+    from services.brokers.upstox.gtt import UpstoxGttVenue
+    from services.gtt import GttKind, GttStatus
+
+    venue = UpstoxGttVenue(UpstoxGtt(execution))
+    assert isinstance(venue, GttVenue) and not venue.oco
+    placed = await venue.place_single(Decimal("1450"), market(), Decimal("1500"))
+    assert fake.gtt_requests[0][1]["rules"][0]["trigger_type"] == "BELOW"  # from last price
+    assert placed.kind is GttKind.SINGLE and placed.status is GttStatus.ACTIVE
+    assert isinstance(placed.gtt_id, str) and placed.key == "NSE:INFY"
+    (leg,) = placed.legs
+    assert leg.trigger == Decimal("1450") and not leg.rising
+    assert leg.order.order_type is OrderType.MARKET and leg.order.quantity == 4
+    assert [g.gtt_id for g in await venue.gtts()] == [placed.gtt_id]
+    (order_id,) = fake.trigger_gtts(INFY, "1449")
+    fired = (await venue.gtts())[0]
+    assert fired.status is GttStatus.TRIGGERED and fired.order_id == order_id
+    assert fired.fired_leg == 0
+
+    other = await venue.place_single(Decimal("1600"), market(side=Side.BUY), Decimal("1500"))
+    assert other.legs[0].rising
+    assert (await venue.cancel(other.gtt_id)).status is GttStatus.CANCELLED
+    sent = len(fake.gtt_requests)
+    with pytest.raises(NotOffered, match="no OCO"):
+        await venue.place_oco(
+            Decimal("1400"), market(), Decimal("1600"), market(), Decimal("1500")
+        )
+    with pytest.raises(InvalidInput, match="equals the last price"):
+        await venue.place_single(Decimal("1500"), market(), Decimal("1500"))
+    assert len(fake.gtt_requests) == sent

@@ -1,0 +1,59 @@
+"""The desktop's journal does not hold an order to the node: the node makes the intent
+durable itself (idempotency claim, journal) before its broker sees the order, so the
+desktop's copy of the intent is queued like the acknowledgement, not waited for."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+from app.settings import NodeSettings, Settings
+from app.wiring import build_services
+from services.apikeys import Scope
+from services.domain import OrderRequest, OrderStatus, OrderType, Product, Side
+from services.risk.limits import RiskLimits
+from services.storage import Database
+from tests.api.server import running_server
+from tests.kite_app.conftest import MemorySecrets
+
+OPEN = RiskLimits(max_orders_per_second=None, duplicate_window_seconds=None,
+                  max_open_orders=None, equity_price_band_percent=None)  # fmt: skip
+
+
+async def test_an_order_to_the_node_does_not_wait_for_the_desktops_journal(
+    tmp_path: Path,
+) -> None:
+    node_settings = Settings(ticks_per_second=20, models_enabled=False, risk=OPEN)
+    async with running_server(settings=node_settings) as srv:
+        token = srv.key(Scope.TRADE, Scope.READ)
+        settings = Settings(models_enabled=False, risk=OPEN,
+                            node=NodeSettings(venue="node", url=srv.base))  # fmt: skip
+        with Database.open(tmp_path / "desktop.db", os.urandom(32), create=True) as db:
+            services = build_services(settings, database=db,
+                                      secrets=MemorySecrets({"node": {"api_key": token}}))
+            services.bus.bind_loop(asyncio.get_running_loop())
+            assert services.recorder is not None and services.node is not None
+            release = threading.Event()
+            held = asyncio.ensure_future(services.recorder.durable(release.wait))
+            try:
+                request = OrderRequest("NSE:RELIANCE", Side.BUY, 1, OrderType.LIMIT,
+                                       Product.CNC, price=Decimal("100.00"))  # fmt: skip
+                # The desktop's journal thread is busy; the order goes to the node anyway.
+                order = await asyncio.wait_for(services.submit_order(request), 30)
+                assert order.status is OrderStatus.OPEN and order.order_id != order.request.tag
+                assert db.orders.all() == []  # nothing of it written here yet
+            finally:
+                release.set()
+                await held
+            await services.orders.settle_journal()
+            # Then the intent and the node's acknowledgement, in that order: the ack row.
+            stored = db.orders.all()
+            assert [(o.order_id, o.request.tag) for o in stored] == [
+                (order.order_id, order.request.tag)]
+            assert "order_placed" in [row.kind for row in db.audit.rows()]
+            assert services.orders.journal_errors == 0
+            await services.node.execution.close()
+            await services.recorder.close()
