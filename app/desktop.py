@@ -112,8 +112,9 @@ class ProfileSession:
 
 
 def ephemeral_session(why: str) -> ProfileSession:
-    note = f"⚠ In-memory session ({why}): nothing is saved"
-    return ProfileSession(EphemeralGate(), note, warning=True)
+    # Short enough for a 1280 px status bar beside funds and the clock; the reason is logged.
+    log.info("in-memory session (%s): nothing is saved", why)
+    return ProfileSession(EphemeralGate(), "⚠ In-memory session: nothing is saved", warning=True)
 
 
 @dataclass

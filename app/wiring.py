@@ -462,6 +462,11 @@ class AppServices:
         venue = self._gtt_venue()
         return None if venue is None else venue.title
 
+    def gtt_offers_oco(self) -> bool:
+        """False where the broker holding the GTTs has no OCO (Upstox); the book has one."""
+        venue = self._gtt_venue()
+        return venue is None or venue.oco
+
     def _gtt_price(self, key: str) -> Decimal:
         price = self.quotes.last_price(key)
         if price is None:

@@ -18,11 +18,10 @@ import sys
 import time
 from datetime import date
 
-from distributed import LocalCluster
-
 from services.backtest.data import simulator_bars
 from services.backtest.engine import BacktestConfig
 from services.backtest.sweep import SweepResult, grid, run_config, sweep
+from services.cluster import local_cluster
 from services.domain import Timeframe
 
 TARGET = 1.6
@@ -48,7 +47,7 @@ def main() -> int:
 
     serial_s = statistics.median(timed(serial) for _ in range(3))
     print(f"serial median {serial_s:.2f} s (load {_load()})", flush=True)
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+    with local_cluster(2) as cluster:  # the app's own local:2 cluster
         address = cluster.scheduler_address
 
         def clustered() -> None:

@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -58,6 +59,8 @@ class GttPort(Protocol):
     def instrument(self, key: str) -> Instrument | None: ...
 
     def gtt_held_at(self) -> str | None: ...
+
+    def gtt_offers_oco(self) -> bool: ...
 
     async def place_gtt_single(self, trigger: Decimal, order: OrderRequest) -> Gtt: ...
 
@@ -158,6 +161,18 @@ class GttPanel(QWidget):
         self.kind.currentTextChanged.connect(self._kind_changed)
         self.order_type.currentTextChanged.connect(self._kind_changed)
         self._kind_changed(self.kind.currentText())
+        self._show_home()
+
+    def _show_home(self) -> None:
+        """Where the GTTs live, and whether that place takes an OCO (Upstox's does not)."""
+        self.home.setText(home_text(self._port.gtt_held_at()))
+        oco = self._port.gtt_offers_oco()
+        model = self.kind.model()
+        if isinstance(model, QStandardItemModel):
+            item = model.item(1)
+            if item is not None:
+                item.setEnabled(oco)
+                item.setToolTip("" if oco else "this broker's GTT has no OCO")
 
     def set_symbol(self, key: str) -> None:
         self.symbol.setText(key)
@@ -260,7 +275,7 @@ class GttPanel(QWidget):
     async def _load(self) -> None:
         while True:
             self._reload_again = False
-            self.home.setText(home_text(self._port.gtt_held_at()))
+            self._show_home()
             try:
                 gtts = await self._port.gtt_list()
             except (GttError, BrokerError) as e:

@@ -98,4 +98,7 @@ class TerminalStatusBar(QStatusBar):
             self.ticks_per_second = (count - self._last_count) / elapsed
             self._last_count, self._last_time = count, now
             self.rate_label.setText(f"{self.ticks_per_second:,.0f} ticks/s")
-        self.clock_label.setText(f"{datetime.now(IST):%d %b %Y  %H:%M:%S} IST")
+        # Short, so that it is not the one cut off at 1366 px; the date is in the tooltip.
+        ist = datetime.now(IST)
+        self.clock_label.setText(f"{ist:%a %H:%M:%S} IST")
+        self.clock_label.setToolTip(f"{ist:%A %d %B %Y}, India Standard Time")

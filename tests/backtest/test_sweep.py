@@ -34,6 +34,8 @@ def test_a_bad_cluster_address_is_refused_clearly() -> None:
 def test_walk_forward_training_on_a_two_worker_cluster_equals_the_local_run() -> None:
     from dataclasses import replace
 
+    import dask
+
     from models.features import BarArrays
     from models.synthetic import synthetic_bars
     from models.training import TrainingConfig, train
@@ -44,5 +46,13 @@ def test_walk_forward_training_on_a_two_worker_cluster_equals_the_local_run() ->
     local = train(bars, replace(config, backend="loky", n_jobs=1))
     with dask_cluster("local:2"):
         remote = train(bars, replace(config, backend="dask", n_jobs=-1))
+        # The local cluster's workers run without dask's profiler and with a slow loop check.
+        from distributed import get_client
+
+        seen = get_client().run(  # type: ignore[no-untyped-call]
+            lambda: (dask.config.get("distributed.worker.profile.enabled"),
+                     dask.config.get("distributed.admin.tick.interval"))
+        )
+        assert list(seen.values()) == [(False, "1s"), (False, "1s")]
     assert remote.metrics == local.metrics
     assert len(remote.folds) == len(local.folds) == 4

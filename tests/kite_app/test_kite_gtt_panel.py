@@ -62,6 +62,7 @@ def test_gtts_placed_from_the_panel_rest_at_zerodha(
     win.show_gtt()
     panel = win.gtt_panel
     assert panel.home.text() == "Held at Zerodha: they fire even while this terminal is closed"
+    assert panel.kind.model().item(1).isEnabled()  # Kite takes an OCO
     qloop.until(lambda: panel.loads >= 1, what="the first read of Kite's GTTs")
     assert panel.table.rowCount() == 0
 

@@ -36,11 +36,17 @@ def seen(widget: QWidget, window: QWidget) -> bool:
 
 
 async def probe(out: str) -> dict[str, object]:
+    from app.desktop import ephemeral_session
     from widgets.main_window import MainWindow
 
     settings = Settings(seed=7, always_open=True, ticks_per_second=500)
     services = build_services(settings)
-    window = MainWindow(services, settings.watchlist, None)
+    # The longest session note the status bar carries (a profile-less session's warning).
+    window = MainWindow(
+        services, settings.watchlist, None,
+        session_note=ephemeral_session("screen probe").note,
+        session_warning=True,
+    )  # fmt: skip
     await services.start()
     window.fit_to_screen()
     window.show()
@@ -87,6 +93,9 @@ async def probe(out: str) -> dict[str, object]:
         "place_button": seen(window.ticket.place_button, window),
         "ticket_quantity": seen(window.ticket.quantity, window),
         "status_bar": seen(window.status, window),
+        # The right-hand figures (funds, rate, clock) are squeezed first when the bar is full.
+        "clock_uncut": window.status.clock_label.width()
+        >= window.status.clock_label.sizeHint().width(),
         "chart": seen(window.chart, window),
         "symbol_column": watch.columnWidth(0),
         "widest_symbol": widest,

@@ -52,6 +52,7 @@ def test_a_single_gtt_rests_at_upstox_and_an_oco_is_refused(
         win.show_gtt()
         panel = win.gtt_panel
         assert panel.home.text().startswith("Held at Upstox")
+        assert not panel.kind.model().item(1).isEnabled()  # no OCO to choose at Upstox
         panel.side.setCurrentText("SELL")
         panel.product.setCurrentText("CNC")
         panel.quantity.setValue(4)
