@@ -6,6 +6,7 @@ the real window and reads the real models. Nothing of ours is mocked.
 
 from __future__ import annotations
 
+import gc
 import time
 from decimal import Decimal
 
@@ -191,12 +192,19 @@ def test_ui_stays_responsive_at_5000_ticks_per_second(qtbot, qloop, tmp_path):
     qtbot.addWidget(win)
     win.show()
     win.start()
-    gaps: list[float] = []
-    last = [time.perf_counter()]
+    # The desktop freezes start-up's heap (app.heap), so its full GC passes are short; this
+    # process also holds what earlier tests left, whose passes (100+ ms) are not the app's.
+    gc.collect()
+    gc.disable()
+    # Between two beats of a 10 ms timer: the UI thread's own CPU time. A handler that
+    # blocks the loop shows here however loaded the machine is; a process the OS did not
+    # schedule (a shared CI machine) spends wall time, not CPU, so it does not.
+    busy: list[float] = []
+    last = [time.thread_time()]
 
     def beat() -> None:
-        now = time.perf_counter()
-        gaps.append(now - last[0])
+        now = time.thread_time()
+        busy.append(now - last[0])
         last[0] = now
 
     timer = QTimer()
@@ -207,6 +215,7 @@ def test_ui_stays_responsive_at_5000_ticks_per_second(qtbot, qloop, tmp_path):
         qloop.for_seconds(2.0)
     finally:
         timer.stop()
+        gc.enable()
         qloop.run(win.stop())
         qloop.run(services.stop())
     published = services.bus.published.get("ticks", 0)
@@ -215,6 +224,8 @@ def test_ui_stays_responsive_at_5000_ticks_per_second(qtbot, qloop, tmp_path):
     # coalesced to at most the frame rate, not one update per tick
     assert win.pump.frames <= 2.0 / FRAME_SECONDS * 1.25 < published / 20
     assert win.watchlist.model.ticks_applied > 0
-    # The Qt loop kept serving the 10 ms timer (how long it stalled is measured, on a quiet
-    # machine, by bench/bench_window_ticks.py: timings are not asserted in tests).
-    assert len(gaps) > 50
+    # The Qt loop kept serving the 10 ms timer: no stretch of more than 100 ms of UI-thread
+    # work without returning to it (a frame's work is a few ms; how long the window takes
+    # to paint a tick is measured on a quiet machine by bench/bench_window_ticks.py).
+    assert len(busy) > 5, busy
+    assert max(busy) < 0.1, sorted(busy)[-5:]
