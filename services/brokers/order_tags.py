@@ -51,9 +51,6 @@ class TagLedger:
         self._used.add(tag)
         return tag
 
-    def __contains__(self, tag: str) -> bool:
-        return tag in self._used
-
 
 async def find_after_failure(
     broker: str,
