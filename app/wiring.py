@@ -476,7 +476,7 @@ class AppServices:
     async def place_gtt_single(self, trigger: Decimal, order: OrderRequest) -> Gtt:
         venue = self._gtt_venue()
         if venue is None:
-            return self._gtt_book().place_single(trigger, order)
+            return await self._gtt_book().place_single(trigger, order)
         return await venue.place_single(trigger, order, self._gtt_price(order.key))
 
     async def place_gtt_oco(
@@ -488,7 +488,7 @@ class AppServices:
     ) -> Gtt:
         venue = self._gtt_venue()
         if venue is None:
-            return self._gtt_book().place_oco(
+            return await self._gtt_book().place_oco(
                 stop_trigger, stop_order, target_trigger, target_order
             )
         return await venue.place_oco(
@@ -499,14 +499,17 @@ class AppServices:
     async def cancel_gtt(self, gtt_id: int | str) -> Gtt:
         venue = self._gtt_venue()
         if venue is None:
-            return self._gtt_book().cancel(gtt_id)
+            return await self._gtt_book().cancel(gtt_id)
         return await venue.cancel(gtt_id)
 
     async def gtt_list(self) -> list[Gtt]:
         venue = self._gtt_venue()
         if venue is not None:
             return await venue.gtts()
-        return [] if self.gtt is None else self.gtt.gtts()
+        if self.gtt is None:
+            return []
+        await self.gtt.load()  # before the book's task has run, the stored GTTs still show
+        return self.gtt.gtts()
 
     def _gtt_book(self) -> GttBook:
         if self.gtt is None:
@@ -982,7 +985,7 @@ def build_services(
         kill_switch=kill_switch,
         risk_supervisor=supervisor,
         alerts=AlertBook(bus, clock, database),
-        gtt=GttBook(bus, clock, orders.submit, quotes.last_price),
+        gtt=GttBook(bus, clock, orders.submit, quotes.last_price, database),
         recorder=recorder,
         live=live,
         secrets=secrets,
