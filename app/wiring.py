@@ -450,10 +450,13 @@ class AppServices:
     def instrument(self, key: str) -> Instrument | None:
         return self.instruments.get(key)
 
-    # GTTs go to the broker when the venue holds them there (BrokerParts.gtt: Kite, Upstox),
-    # so they fire with the terminal closed; otherwise (paper, the order node) to the book.
+    # GTTs go where they fire with the terminal closed: to the order node when orders go
+    # there (it holds them at its broker or in its own book), to the broker when it holds
+    # them (BrokerParts.gtt: Kite, Upstox); otherwise (paper) to this terminal's book.
     def _gtt_venue(self) -> GttVenue | None:
-        if self.node is None and self.live is not None and self.live.execution is not None:
+        if self.node is not None:
+            return self.node.gtt
+        if self.live is not None and self.live.execution is not None:
             return self.live.parts.gtt
         return None
 

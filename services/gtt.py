@@ -23,6 +23,7 @@ against the latest price (a level crossed during the gap still fires) and the bu
 from __future__ import annotations
 
 import asyncio
+import decimal
 import enum
 import itertools
 import json
@@ -94,9 +95,11 @@ INTERRUPTED = (
 )
 
 
-def gtt_record(gtt: Gtt) -> str:
-    """The stored form: JSON with exact decimal strings (order requests as on the node's wire)."""
-    return json.dumps({
+def gtt_to_dict(gtt: Gtt) -> dict[str, Any]:
+    """A GTT as JSON values, exact decimal strings and order requests as on the node's wire:
+    the form it is stored in and the form the order node's API sends."""
+    return {
+        "gtt_id": gtt.gtt_id,
         "key": gtt.key,
         "kind": gtt.kind.value,
         "legs": [
@@ -112,20 +115,32 @@ def gtt_record(gtt: Gtt) -> str:
         "fired_leg": gtt.fired_leg,
         "order_id": gtt.order_id,
         "message": gtt.message,
-    })
+    }
 
 
-def gtt_from_record(gtt_id: int, record: str) -> Gtt:
-    raw: dict[str, Any] = json.loads(record)
+def gtt_from_dict(raw: dict[str, Any]) -> Gtt:
+    """Raises KeyError, TypeError or ValueError (WireError among them) on a malformed GTT."""
     legs = tuple(
         GttLeg(Decimal(leg["trigger"]), decode_request(leg["order"]), bool(leg["rising"]))
         for leg in raw["legs"]
     )
+    gtt_id = raw["gtt_id"]
+    if not isinstance(gtt_id, (int, str)) or isinstance(gtt_id, bool):
+        raise TypeError(f"gtt_id {gtt_id!r} is not a number or text")
     return Gtt(
         gtt_id, str(raw["key"]), GttKind(raw["kind"]), legs, from_iso(raw["created_at"]),
         GttStatus(raw["status"]), raw.get("fired_leg"), raw.get("order_id"),
         str(raw.get("message", "")),
     )
+
+
+def gtt_record(gtt: Gtt) -> str:
+    """The stored form (``GttRepository``)."""
+    return json.dumps(gtt_to_dict(gtt))
+
+
+def gtt_from_record(gtt_id: int, record: str) -> Gtt:
+    return gtt_from_dict({**json.loads(record), "gtt_id": gtt_id})
 
 
 class GttBook:
@@ -242,7 +257,7 @@ class GttBook:
             last = max(last, gtt_id)
             try:
                 gtt = gtt_from_record(gtt_id, record)
-            except (KeyError, TypeError, ValueError) as e:
+            except (KeyError, TypeError, ValueError, decimal.InvalidOperation) as e:
                 log.warning("stored GTT %s is unreadable (%s); left out of the book", gtt_id, e)
                 continue
             if gtt.status is GttStatus.TRIGGERED and gtt.message == SENDING:
