@@ -63,3 +63,29 @@ def test_uninstall_collects_what_is_left_and_gives_collection_back(qtbot: QtBot)
         assert gc.isenabled() and not ui_thread_gc.installed()
     finally:
         ui_thread_gc.install()  # the fixture's uninstall follows
+
+
+def test_a_full_pass_waits_until_the_old_heap_has_grown_by_a_quarter() -> None:
+    due = ui_thread_gc.due_generation
+    assert due((10, 0, 0), (700, 10, 10), pending=0, total=0) is None
+    assert due((701, 0, 0), (700, 10, 10), pending=0, total=0) == 0
+    assert due((701, 11, 0), (700, 10, 10), pending=0, total=0) == 1
+    # Generation 2's counter is past its threshold, but 1,000 promoted onto 1,000,000 old
+    # objects is no reason for a full pass: CPython would collect generation 1 instead.
+    assert due((701, 11, 11), (700, 10, 10), pending=1_000, total=1_000_000) == 1
+    assert due((701, 11, 11), (700, 10, 10), pending=250_000, total=1_000_000) == 2
+    assert due((20_001, 0, 0), (20_000, 10, 10), pending=0, total=0) == 0  # paced thresholds
+
+
+def test_the_collector_follows_the_thresholds_set_after_it_started(qtbot: QtBot) -> None:
+    before = ui_thread_gc.passes()
+    threshold = gc.get_threshold()
+    gc.set_threshold(100_000, threshold[1], threshold[2])
+    try:
+        kept = [[i] for i in range(50_000)]  # past CPython's 700, not past 100,000
+        qtbot.wait(400)
+        assert ui_thread_gc.passes()[0] == before[0]
+        kept += [[i] for i in range(60_000)]
+        qtbot.waitUntil(lambda: ui_thread_gc.passes()[0] > before[0], timeout=5000)
+    finally:
+        gc.set_threshold(*threshold)
