@@ -76,7 +76,15 @@ async def test_gtts_placed_from_the_desktop_rest_on_the_node_and_survive_its_res
     low, high = (ltp * Decimal("0.7")).quantize(Decimal("0.05")), (
         ltp * Decimal("1.3")).quantize(Decimal("0.05"))
 
-    single = await services.place_gtt_single(low, _limit(Side.BUY, low))
+    for _ in range(300):  # the node compares with its own last price: wait for its first
+        try:
+            single = await services.place_gtt_single(low, _limit(Side.BUY, low))
+            break
+        except InvalidInput as e:
+            assert "no last price" in str(e)
+            await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the node never had a price for the instrument")
     oco = await services.place_gtt_oco(low, _limit(Side.SELL, low), high, _limit(Side.SELL, high))
     assert single.status is GttStatus.ACTIVE and single.legs[0].rising is False
     assert oco.kind is GttKind.OCO and [leg.trigger for leg in oco.legs] == [low, high]
