@@ -16,7 +16,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
-from services.bus import BARS, FILLS, ORDERS, TICKS, EventBus, SubscriberLagged, Subscription
+from services.bus import (
+    BARS,
+    FILLS,
+    ORDERS,
+    TICKS,
+    EventBus,
+    SubscriberLagged,
+    Subscription,
+    closed_bars,
+)
 from services.clock import IST
 from services.domain import Bar, Fill, Order, Tick
 from services.metrics import RecorderSource
@@ -76,7 +85,7 @@ class Recorder:
         self._tick_sub = bus.subscribe(TICKS, "recorder", lossless=True) if record_ticks else None
         # Only closed bars are stored: live-bar updates (one per instrument and timeframe per
         # tick batch) would fill the mailbox and make the recorder lag at a high tick rate.
-        self._bars = bus.subscribe(BARS, "recorder", lossless=True, accept=_closed)
+        self._bars = bus.subscribe(BARS, "recorder", lossless=True, accept=closed_bars)
         self.errors = 0
         self.tick_backlog_peak = 0
 
@@ -253,10 +262,6 @@ class Recorder:
             await self._on(self._bulk, self._flush_ticks)
         self._durable.shutdown(wait=True)
         self._bulk.shutdown(wait=True)
-
-
-def _closed(bar: Bar) -> bool:
-    return bar.closed
 
 
 def _log_failure(future: Future[Any]) -> None:
