@@ -189,26 +189,32 @@ def ticks_from(key: str, rows: Iterable[tuple[int, str]]) -> list[Tick]:
     def side(levels: list[list[Any]]) -> tuple[DepthLevel, ...]:
         return tuple([DepthLevel(d(p), q, o) for p, q, o in levels])
 
+    def _depth(book: dict[str, list[list[Any]]]) -> Depth:
+        return Depth(side(book["b"]), side(book["a"]))
+
     fromtimestamp = datetime.fromtimestamp
     loads = json.loads
     out: list[Tick] = []
     for ns, data in rows:
-        last, last_qty, volume, open_, high, low, close, oi, oi_close, depth = loads(data)
+        # The text is ours (or json_array's, the same): nine scalars with no comma inside,
+        # then the depth. Split, not json.loads: a chart's 500 depthless ticks read back in
+        # half the time.
+        last, last_qty, volume, open_, high, low, close, oi, oi_close, depth = data.split(",", 9)
         out.append(
             Tick(
                 key,
                 # Exact to the microsecond until ~2112 (µs count < 2**52), 2x a timedelta.
                 fromtimestamp(ns // 1000 / 1e6, UTC),
-                d(last),
-                last_qty,
-                volume,
-                d(open_),
-                d(high),
-                d(low),
-                d(close),
-                None if depth is None else Depth(side(depth["b"]), side(depth["a"])),
-                oi,
-                oi_close,
+                d(last[2:-1]),  # '["1500.05"'
+                int(last_qty),
+                int(volume),
+                d(open_[1:-1]),
+                d(high[1:-1]),
+                d(low[1:-1]),
+                d(close[1:-1]),
+                None if depth == "null]" else _depth(loads(depth[:-1])),
+                int(oi),
+                int(oi_close),
             )
         )
     return out
