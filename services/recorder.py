@@ -82,7 +82,14 @@ class Recorder:
         # Subscribed at construction so nothing published before run() starts is missed.
         self._orders = bus.subscribe(ORDERS, "recorder", lossless=True)
         self._fills = bus.subscribe(FILLS, "recorder", lossless=True)
-        self._tick_sub = bus.subscribe(TICKS, "recorder", lossless=True) if record_ticks else None
+        # A full mailbox keeps the ticks it holds and refuses only the excess: there is no
+        # snapshot to resync a recording from, and clearing 200,000 queued ticks because the
+        # next one did not fit turned a short overload into a loss of them all.
+        self._tick_sub = (
+            bus.subscribe(TICKS, "recorder", lossless=True, keep_backlog=True)
+            if record_ticks
+            else None
+        )
         # Only closed bars are stored: live-bar updates (one per instrument and timeframe per
         # tick batch) would fill the mailbox and make the recorder lag at a high tick rate.
         self._bars = bus.subscribe(BARS, "recorder", lossless=True, accept=closed_bars)
@@ -170,7 +177,8 @@ class Recorder:
             try:
                 batch = await sub.next_batch()
             except SubscriberLagged:
-                log.error("recorder fell behind on %s; some events were not recorded", sub.topic)
+                log.error("recorder fell behind on %s; %d events were not recorded so far",
+                          sub.topic, sub.dropped)  # fmt: skip
                 self.errors += 1
                 continue
             for wait in (*retries, None):
