@@ -8,14 +8,16 @@ checks, the Kite adapter and the kiteconnect SDK) in its own process, with the f
 the desktop. Orders are paced at 4 a second, under the node's SEBI gate (10/s) and the Kite
 adapter's throttle (8/s, 350/min), so neither holds one back (their waits are policy, not
 latency).
-Target: p99 <= 10 ms on loopback.
+Target: p99 <= 10 ms on loopback, in the deployed configuration, which is the default: the
+node on its encrypted profile database as ``dalal headless`` runs in production (API keys,
+idempotency ledger, order journal, audit log, all synchronous=FULL where the order path needs
+it) and the desktop on its own profile (its copy of each order and the audit log). The node's
+one fsync per order (the intent, which carries the idempotency claim with it) is on the clock.
 
-With ``--profile-db`` the node runs on its encrypted profile database as ``dalal headless``
-does in production (idempotency ledger, order journal, audit log); ``--desktop-db`` gives the
-desktop its profile too, as the desktop app has one: it journals each intent durably before
-sending it to the node.
+``--memory`` runs both without a database instead, for comparison only: the figure it prints
+leaves the disk out and is marked so.
 
-    .venv/bin/python bench/bench_node_order_path.py [--orders N] [--profile-db] [--desktop-db]
+    .venv/bin/python bench/bench_node_order_path.py [--orders N] [--memory]
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from app.headless import ServerOptions, parse_listen, serve
 from app.heap import freeze_startup_heap
 from app.settings import NodeSettings, Settings
 from app.wiring import build_services
-from services.apikeys import ApiKeyStore, Scope
+from services.apikeys import ApiKeyStore, DatabaseConnection, Scope
 from services.brokers.kite.session import CREDENTIALS, SESSION
 from services.domain import OrderRequest, OrderType, Product, Side
 from services.risk import RiskLimits
@@ -62,11 +64,13 @@ def node_process(out: Queue[tuple[str, str]], stop: Event, profile_db: str | Non
     production: every order then also writes the idempotency ledger, the order journal (intent
     and acknowledgement, synchronous=FULL) and the audit log.
     """
-    store = ApiKeyStore(sqlite3.connect(":memory:", check_same_thread=False))
-    token = str(store.create("desktop", [Scope.READ, Scope.TRADE]).token)
     database = None
     if profile_db is not None:
         database = Database.open(Path(profile_db) / "terminal.db", os.urandom(32), create=True)
+        store = ApiKeyStore(DatabaseConnection(database))  # as dalal headless keeps them
+    else:
+        store = ApiKeyStore(sqlite3.connect(":memory:", check_same_thread=False))
+    token = str(store.create("desktop", [Scope.READ, Scope.TRADE]).token)
 
     async def main(fake: FakeKite) -> None:
         halt = asyncio.Event()
@@ -129,33 +133,37 @@ async def desktop(base: str, token: str, orders: int, profile: Path | None) -> l
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--orders", type=int, default=150)
-    parser.add_argument("--profile-db", action="store_true",
-                        help="the node on an encrypted profile database, as in production")
-    parser.add_argument("--desktop-db", action="store_true",
-                        help="the desktop on its encrypted profile database too")
+    parser.add_argument("--memory", action="store_true",
+                        help="node and desktop without a database (not the deployed "
+                             "configuration: for comparison only, never the verdict on it)")
     args = parser.parse_args()
+    deployed = not args.memory
     context = multiprocessing.get_context("spawn")
     out: Queue[tuple[str, str]] = context.Queue()
     stop = context.Event()
     with tempfile.TemporaryDirectory() as tmp:
         proc = context.Process(target=node_process, name="node",
-                               args=(out, stop, tmp if args.profile_db else None))  # fmt: skip
+                               args=(out, stop, tmp if deployed else None))  # fmt: skip
         proc.start()
         try:
             base, token = out.get(timeout=90)
-            profile = Path(tmp) if args.desktop_db else None
+            profile = Path(tmp) if deployed else None
             samples = asyncio.run(desktop(base, token, args.orders, profile))
         finally:
             stop.set()
             proc.join(30)
     ms = sorted(s * 1000 for s in samples)
     p50, p99 = statistics.median(ms), ms[int(0.99 * (len(ms) - 1))]
-    dbs = [name for name, on in (("node", args.profile_db), ("desktop", args.desktop_db)) if on]
-    where = f" ({' and '.join(dbs)} on a profile database)" if dbs else ""
+    where = (" (deployed: node and desktop each on its encrypted profile database)" if deployed
+             else " (--memory: no database on either side, NOT the deployed configuration)")
     load = os.getloadavg()[0]  # the figures swing with it on a shared machine
     print(f"{len(ms)} orders ticket -> node -> Kite fake -> ack{where}: p50 {p50:.2f} ms  "
           f"p99 {p99:.2f} ms  max {ms[-1]:.2f} ms  (load average {load:.1f} on "
           f"{os.cpu_count()} cores)")
+    if not deployed:
+        print(f"p99 {p99:.2f} ms   target <= {TARGET_P99_MS:.0f} ms   no verdict: the target "
+              "is for the deployed configuration (run without --memory)")
+        return 0
     met = p99 <= TARGET_P99_MS
     print(f"p99 {p99:.2f} ms   target <= {TARGET_P99_MS:.0f} ms   {'MET' if met else 'NOT MET'}")
     return 0 if met else 1

@@ -120,6 +120,9 @@ async def measure(seconds: float, rate: float, four_charts: bool = False) -> Fig
     await services.start()
     window = MainWindow(services, settings.watchlist, None)
     window.resize(1600, 900)
+    from app.heap import freeze_startup_heap
+
+    freeze_startup_heap()  # as app.desktop does once the window is built and services started
     window.show()
     window.start()
     if four_charts:  # issue 19: four charts and the option chain open

@@ -59,7 +59,8 @@ class OrderJournalPort(Protocol):
     before they land leaves the intent, which the restart resolves by its tag at the broker
     (``services.brokers.live.resolve_unacknowledged``). A venue with ``journals_intents``
     (the order node, which makes the intent durable itself before any broker sees it) gets
-    the intent queued too: the terminal's copy is then a record, not the safeguard.
+    no intent written before its answer: the terminal's copy is then a record, not the
+    safeguard, and is the answer (``record_ack``), or the intent when no answer came.
     """
 
     async def record_intent(self, order: Order) -> None: ...
@@ -216,12 +217,14 @@ class OrderManager:
         started = time.perf_counter()
         journal = self.journal
         # A venue that makes the intent durable itself before any broker sees the order (the
-        # order node) does not wait for this journal's copy: it is queued, like the ack.
+        # order node) does not wait for this journal's copy. Nor is the copy written while the
+        # order is out: the answer replaces it (``record_ack``), so the journal gets the answer
+        # alone, queued after it arrives, or the intent when there is no answer (an unknown
+        # outcome stays PENDING, resolved by its tag). No write of this side's then competes
+        # for the disk with the venue's own synchronous commit of the intent.
         queued = journal is not None and getattr(self._broker, "journals_intents", False)
         try:
-            if journal is not None and queued:
-                self._journal_later(tag, lambda: journal.record_intent(intent))
-            elif journal is not None:
+            if journal is not None and not queued:
                 await journal.record_intent(intent)
             # The journal write awaited: a kill switch may have halted trading meanwhile.
             refusal = self.admission() if admit and self.admission is not None else None
@@ -235,7 +238,12 @@ class OrderManager:
                 elif journal is not None:
                     await journal.record_ack(tag, order)
                 raise OrderRejected(refusal, rule="trading_state")
-            order = await self._broker.place_order(request)
+            try:
+                order = await self._broker.place_order(request)
+            except BaseException:
+                if journal is not None and queued:
+                    self._journal_later(tag, lambda: journal.record_intent(intent))
+                raise
         finally:
             del self._in_flight[tag]
             self._in_flight_done.pop(tag).set()

@@ -204,8 +204,7 @@ class Recorder:
             await self._on(self._bulk, self._flush_ticks)
 
     def _write_orders(self, orders: list[Order]) -> None:
-        for order in orders:
-            self._journal.record_update(order)
+        self._journal.record_updates(orders)
 
     def _write_fills(self, fills: list[Fill]) -> None:
         for fill in fills:

@@ -53,6 +53,7 @@ from services.domain import Instrument, Side, Tick
 from services.options.chain import ChainQuote, ChainSnapshot, OptionChain
 from services.options.pricing import Model
 from widgets import theme
+from widgets.fence import fence
 
 REFRESH_SECONDS = 0.25
 DASH = "—"
@@ -344,7 +345,7 @@ class OptionChainPanel(QWidget):
         top.addWidget(self.underlying)
         top.addWidget(self.expiry)
         top.addWidget(self.width_box)
-        top.addWidget(self.summary, 1)
+        top.addWidget(fence(self.summary), 1)  # new figures every refresh (widgets/fence.py)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(4)

@@ -39,6 +39,7 @@ from services.domain import (
     Validity,
 )
 from services.validation import OrderValidationError, validate_order
+from widgets.fence import fence
 from widgets.narrow import yield_width
 from widgets.ports import TerminalFacade
 from widgets.table_model import fmt_price
@@ -170,7 +171,7 @@ class OrderTicket(QFrame):
         layout.setContentsMargins(8, 6, 8, 6)
         layout.setSpacing(6)
         layout.addLayout(sides)
-        layout.addWidget(self.quote)
+        layout.addWidget(fence(self.quote))  # a new price every tick: see widgets/fence.py
         layout.addLayout(grid)
         layout.addWidget(self.message)
         layout.addStretch(1)

@@ -75,7 +75,11 @@ PAGES: dict[str, list[Field]] = {
     "Brokers": [
         Field("broker", "Broker", "choice", ("paper", "kite"),
               hint="paper: simulator and paper broker; kite: your Zerodha account"),
-        Field("paper_tariff", "Paper charges as at"),
+        Field("paper_tariff", "Paper charges as at", "choice",
+              ("zerodha", "upstox", "angelone", "breeze", "flat20"),
+              hint="whose brokerage paper fills pay (docs/backtesting.md); breeze is ICICI "
+                   "Direct's iValue plan, its delivery rate unverified; flat20 is a "
+                   "hypothetical ₹20 an order, no broker's tariff"),
         Field("kite.api_key", "Kite API key", "optional",
               hint="the secret goes to `dalal credentials set kite`, never here"),
         Field("kite.redirect_url", "Kite redirect URL"),

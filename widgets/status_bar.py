@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from services.clock import IST
 from services.domain import ConnectionState, ConnectionStatus, Funds, format_inr
+from widgets.fence import fence
 
 _DOT = "●"
 
@@ -46,7 +47,7 @@ class TerminalStatusBar(QStatusBar):
             self.rate_label,
             self.clock_label,
         ):
-            self.addPermanentWidget(label)
+            self.addPermanentWidget(fence(label))  # clock and rate change every second
         self._timer = QTimer(self)
         self._timer.setInterval(1000)
         self._timer.timeout.connect(self.refresh_clock)

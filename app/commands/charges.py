@@ -13,7 +13,7 @@ from services.domain import Exchange, Instrument, InstrumentKind
 @guarded
 def day_cmd(args: argparse.Namespace) -> int:
     from services.clock import IST
-    from services.costs import ChargeBreakdown, OrderCharges
+    from services.costs import ChargeBreakdown, OrderCharges, load_schedule
     from services.instruments import InstrumentRegistry, bundled_universe
 
     try:
@@ -45,6 +45,12 @@ def day_cmd(args: argparse.Namespace) -> int:
         qty, value = turnover.get(f.order_id, (0, Decimal(0)))
         turnover[f.order_id] = (qty + f.quantity, value + f.price * f.quantity)
     print(f"Charges for {day:%d %b %Y} at the {args.tariff} tariff (₹)")
+    tariff = load_schedule().tariff_on(args.tariff, day)
+    if tariff.hypothetical:
+        print(f"({args.tariff} is a hypothetical tariff, no broker's: see docs/backtesting.md)")
+    elif tariff.unverified:
+        print(f"(not checked against {args.tariff}'s own published tariff: "
+              f"{', '.join(tariff.unverified)})")
     head = ("order", "symbol", "side", "qty", "turnover", "brokerage", "STT", "exch", "SEBI",
             "IPFT", "stamp", "GST", "DP", "total")
     print(f"{head[0]:10} {head[1]:22} {head[2]:4} {head[3]:>6} {head[4]:>12} " +

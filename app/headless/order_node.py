@@ -27,7 +27,16 @@ def trading_state_of(services: AppServices) -> dict[str, Any]:
 def build_node_controls(services: AppServices) -> NodeControls:
     node = services.settings.node
     recorder = services.recorder
-    ledger: Ledger = SqlLedger(recorder.db) if recorder is not None else MemoryLedger()
+    ledger: Ledger = MemoryLedger()
+    if recorder is not None:
+        orders = services.orders
+
+        def intent_follows() -> bool:
+            """The order manager commits the intent durably here before the broker call."""
+            return orders.journal is recorder and not getattr(
+                orders.venue, "journals_intents", False)
+
+        ledger = SqlLedger(recorder.db, intent_follows)
     idempotency = IdempotentOrders(ledger, recorder.durable if recorder is not None else None)
     rate = node.registered_rate_per_second if node.registered_strategy_id else (
         node.order_rate_per_second)

@@ -69,7 +69,9 @@ class BrokerageRule:
 class Tariff:
     """One broker's tariff from ``effective_from``. ``unverified`` names the figures (segment
     names, ``dp_charge``) that no stored copy of the broker's own page confirms, so a user
-    (and the docs) can tell a checked rate from a best reading of third-party summaries."""
+    (and the docs) can tell a checked rate from a best reading of third-party summaries.
+    ``hypothetical`` marks an illustration (``flat20``) that is no broker's tariff at all, so
+    nothing presents it as one."""
 
     broker: str
     effective_from: date
@@ -78,6 +80,7 @@ class Tariff:
     rules: dict[Segment, BrokerageRule]
     dp_charge: Decimal
     stt_to_rupee: bool
+    hypothetical: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +159,11 @@ def _tariff(broker: str, raw: dict[str, Any]) -> Tariff:
     unknown = set(unverified) - _CHECKABLE
     if unknown:
         raise ValueError(f"the {broker} tariff marks unknown figures unverified: {sorted(unknown)}")
+    hypothetical = raw.get("hypothetical", False)
+    if hypothetical is not True and hypothetical is not False:
+        raise ValueError(f"the {broker} tariff's 'hypothetical' must be true or false")
+    if hypothetical and unverified:
+        raise ValueError(f"the {broker} tariff is hypothetical: it has no figures to verify")
     return Tariff(
         broker=broker,
         effective_from=date.fromisoformat(raw["effective_from"]),
@@ -164,6 +172,7 @@ def _tariff(broker: str, raw: dict[str, Any]) -> Tariff:
         rules={seg: _rule(raw[seg.value]) for seg in Segment},
         dp_charge=Decimal(raw["dp_charge"]),
         stt_to_rupee=raw["stt_rounding"] == "rupee",
+        hypothetical=hypothetical,
     )
 
 

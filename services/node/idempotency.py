@@ -14,7 +14,13 @@ journal's synchronous=FULL connection); the answer is stored with them. A retry 
 Keys are scoped by API key id, so two clients cannot collide, and are kept for a day.
 
 The answer is stored after it is sent, not before: the claim (with the tag) is what makes a
-retry safe, and it is durable before the broker is called. Until the answer is stored, a retry
+retry safe, and it is durable before the broker is called. On a profile database it is made
+durable by the order's intent, not by a commit of its own: the claim is committed without an
+fsync on the journal's connection and the intent's synchronous commit right after it, on the
+same WAL, syncs both, so the order path pays one fsync, not two. A killed process keeps the
+claim either way (it is in the WAL); a power cut between the two loses the claim, but then
+the intent was not durable either and the broker had not been called, so a retry after the
+restart simply places the order once, under a new claim. Until the answer is stored, a retry
 in this process waits for the first attempt, and one after a crash finds the order by its tag.
 On a profile database each stored answer is one more synchronous commit on the journal's
 thread; awaiting it cost the order path a median 3 ms (and its queue) per order.
@@ -62,7 +68,8 @@ class Entry:
 
 
 class Ledger(Protocol):
-    """Where the keys live. Blocking; ``claim`` must be durable when it returns."""
+    """Where the keys live. Blocking; ``claim`` must be durable before the broker is called
+    (when it returns, or with the order's intent: ``SqlLedger``)."""
 
     def claim(self, scope: str, key: str, fingerprint: str, tag: str, now_ns: int) -> Entry: ...
 
@@ -97,13 +104,21 @@ class MemoryLedger:
 
 
 class SqlLedger:
-    """The ``idempotency_keys`` table of the profile database (its journal connection)."""
+    """The ``idempotency_keys`` table of the profile database (its journal connection).
 
-    def __init__(self, db: Database) -> None:
+    ``intent_follows`` says, at each claim, whether the order path will commit the order's
+    intent durably on this same database before its broker sees the order (the node's order
+    manager journals to this database and its venue is a broker, not a venue that journals
+    intents itself). Then the claim rides on that commit's fsync; otherwise it has its own.
+    """
+
+    def __init__(self, db: Database, intent_follows: Callable[[], bool] = lambda: False) -> None:
         self._db = db
+        self._intent_follows = intent_follows
 
     def claim(self, scope: str, key: str, fingerprint: str, tag: str, now_ns: int) -> Entry:
-        with self._db.journal_transaction() as conn:
+        durable = not self._intent_follows()
+        with self._db.journal_transaction(durable=durable) as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO idempotency_keys "
                 "(scope, idem_key, fingerprint, tag, status, response, created_ns) "

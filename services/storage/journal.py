@@ -42,6 +42,12 @@ class OrderJournal:
         with self._db.journal_transaction() as c:
             self._db.orders.upsert(c, order)
 
+    def record_updates(self, orders: Sequence[Order]) -> None:
+        """A batch of order updates in one transaction: one fsync for the batch, not each."""
+        with self._db.journal_transaction() as c:
+            for order in orders:
+                self._db.orders.upsert(c, order)
+
     def record_fill(self, fill: Fill) -> None:
         with self._db.journal_transaction() as c:
             self._db.fills.insert(c, fill)

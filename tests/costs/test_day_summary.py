@@ -17,9 +17,9 @@ from services.storage.journal import OrderJournal
 from tests.keyrings import MemoryKeyring
 
 
-def test_day_summary_lists_each_order_with_its_charges(
-    tmp_path: Path, memory_keyring: MemoryKeyring, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _journal_an_option_round_trip(tmp_path: Path) -> list[str]:
+    """A profile whose journal holds one NIFTY option bought at 100 and sold at 110 on
+    10 Jun 2026; the profile arguments for ``dalal``."""
     where = ["--data-dir", str(tmp_path / "d"), "--cache-dir", str(tmp_path / "c"),
              "--kdf-time-cost", "1"]
     args = argparse.Namespace(profile="default", data_dir=tmp_path / "d",
@@ -37,6 +37,13 @@ def test_day_summary_lists_each_order_with_its_charges(
             Fill(f"PT{n:06d}", order.order_id, request.key, side, Product.NRML, 75, D(price),
                  at), order)
     db.close()
+    return where
+
+
+def test_day_summary_lists_each_order_with_its_charges(
+    tmp_path: Path, memory_keyring: MemoryKeyring, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = _journal_an_option_round_trip(tmp_path)
     rc = cli.main(["charges", "day", "--date", "2026-06-10", *where])
     out = capsys.readouterr().out
     assert rc == 0, out
@@ -44,3 +51,20 @@ def test_day_summary_lists_each_order_with_its_charges(
     # The worked Zerodha example of tests/costs/test_charges.py: 66.06 in all.
     assert total.split()[-1] == "66.06"
     assert "PA000001" in out and "PA000002" in out
+    assert "hypothetical" not in out and "not checked" not in out  # all checked at Zerodha
+
+
+def test_day_summary_says_when_the_tariff_is_hypothetical_or_partly_unchecked(
+    tmp_path: Path, memory_keyring: MemoryKeyring, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = _journal_an_option_round_trip(tmp_path)
+    assert cli.main(["charges", "day", "--date", "2026-06-10", "--tariff", "flat20",
+                     *where]) == 0
+    assert "(flat20 is a hypothetical tariff, no broker's" in capsys.readouterr().out
+    assert cli.main(["charges", "day", "--date", "2026-06-10", "--tariff", "breeze",
+                     *where]) == 0
+    assert "(not checked against breeze's own published tariff: EQ_DELIVERY)" in (
+        capsys.readouterr().out)
+    assert cli.main(["charges", "day", "--date", "2026-06-10", "--tariff", "nobody",
+                     *where]) == 2
+    assert "no brokerage tariff for 'nobody'" in capsys.readouterr().err

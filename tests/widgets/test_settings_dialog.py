@@ -101,6 +101,16 @@ def test_watchlists_saved_while_the_dialog_is_open_are_kept(qtbot, tmp_path: Pat
     assert saved.watchlists.current == "Banks" and saved.seed == 5
 
 
+def test_the_paper_tariff_choices_are_the_bundled_tariffs_and_flat20_is_called_hypothetical(
+) -> None:
+    from services.costs import load_schedule
+
+    field = next(f for fields in PAGES.values() for f in fields if f.path == "paper_tariff")
+    assert field.kind == "choice" and set(field.choices) == set(load_schedule().tariffs)
+    hypothetical = [b for b, v in load_schedule().tariffs.items() if v[-1].hypothetical]
+    assert hypothetical == ["flat20"] and "flat20 is a hypothetical" in field.hint
+
+
 def test_rebase_keeps_their_changes_where_mine_did_not_touch() -> None:
     base = {"a": 1, "b": {"x": 1, "y": 2}, "gone": 1, "kept": 1}
     mine = {"a": 2, "b": {"x": 1, "y": 3}, "kept": 1}  # a and b.y edited, "gone" removed
