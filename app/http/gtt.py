@@ -9,6 +9,7 @@ call the same facade the desktop's GTT panel uses, so the same checks apply.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -124,6 +125,8 @@ async def delete_gtt(request: web.Request) -> web.Response:
     ctx = request.app[API_CONTEXT]
     gtts = _facade(request)
     raw = request.match_info["gtt_id"]
+    if not GTT_ID.fullmatch(raw):
+        raise ApiProblem(404, f"no GTT {raw[:70]!r}")
     gtt_id: int | str = int(raw) if raw.isdigit() else raw  # the book's and Kite's are numbers
     try:
         gtt = await gtts.cancel_gtt(gtt_id)
@@ -136,6 +139,7 @@ async def delete_gtt(request: web.Request) -> web.Response:
     return json_response(GttOut.of(gtt))
 
 
+GTT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the book's and Kite's numbers, Upstox's text
 GTT_ERRORS = (400, 401, 403, 408, 409, 413, 415, 422, 429, 502)
 
 GTT_ENDPOINTS: list[Endpoint] = [
