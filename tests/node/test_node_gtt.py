@@ -19,7 +19,7 @@ from app.settings import NodeSettings, Settings
 from app.wiring import AppServices, build_services
 from services.brokers.errors import InvalidInput
 from services.domain import OrderRequest, OrderType, Product, Side
-from services.gtt import GttKind, GttStatus
+from services.gtt import GttKind, GttStatus, LegChange
 from services.risk.limits import RiskLimits
 from tests.kite_app.conftest import MemorySecrets
 from tests.node.node_process import NodeProcess
@@ -101,6 +101,10 @@ async def test_gtts_placed_from_the_desktop_rest_on_the_node_and_survive_its_res
     assert services.gtt_held_at() == "your order node"  # the paper node's own book
     assert listed[1].legs[1].order.price == high  # exact decimals across the wire
 
+    moved = await services.modify_gtt(oco.gtt_id, [LegChange(low + 1, low), LegChange(high)])
+    assert [leg.trigger for leg in moved.legs] == [low + 1, high]
+    assert moved.legs[0].order.price == low and moved.gtt_id == oco.gtt_id
+    oco = moved
     cancelled = await services.cancel_gtt(single.gtt_id)
     assert cancelled.status is GttStatus.CANCELLED
 
