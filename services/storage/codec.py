@@ -100,7 +100,7 @@ def instrument_from(row: tuple[Any, ...]) -> Instrument:
     )
 
 
-# A recorded tick's text (``tick_rows.data``, migration 11): a JSON array, built by one
+# A recorded tick's text (``tick_rows.data``, migration 12): a JSON array, built by one
 # %-format per tick with a format string per depth shape. It is byte for byte the
 # ``json_array`` SQLite made of the v10 columns, so converted and new rows read the same.
 # A price's text is digits, sign, point and exponent only: it needs no escaping.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from services.storage.repositories import (
     BarRepository,
     CredentialMetaRepository,
     FillRepository,
+    GttRepository,
     InstrumentRepository,
     OrderRepository,
     PositionRepository,
@@ -45,6 +46,7 @@ EXPORT_TABLES: tuple[str, ...] = (
     "fills",
     "positions",
     "alerts",
+    "gtts",
     "backtests",
     "settings",
     "ml_models",
@@ -75,6 +77,9 @@ class Database:
         self._journal_conn = journal_conn
         self._lock = threading.RLock()
         self._journal_lock = threading.Lock()
+        # Writes waiting for the next transaction on the journal connection.
+        self._riders: list[Callable[[Connection], None]] = []
+        self._riders_lock = threading.Lock()
         self._closed = False
         self.instruments = InstrumentRepository(self)
         self.ticks = TickRepository(self)
@@ -83,6 +88,7 @@ class Database:
         self.fills = FillRepository(self)
         self.positions = PositionRepository(self)
         self.alerts = AlertRepository(self)
+        self.gtts = GttRepository(self)
         self.settings = SettingsRepository(self)
         self.credential_meta = CredentialMetaRepository(self)
         self.audit = AuditRepository(self)
@@ -146,19 +152,48 @@ class Database:
         """
         with self._journal_lock:
             conn = self._journal_conn
+            with self._riders_lock:
+                riders, self._riders = self._riders, []
             if not durable:
                 conn.execute("PRAGMA synchronous = NORMAL")
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
+                    for ride in riders:
+                        ride(conn)
                     yield conn
                 except BaseException:
                     conn.execute("ROLLBACK")
+                    self._unride(riders)
                     raise
-                conn.execute("COMMIT")
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        conn.execute("ROLLBACK")
+                    self._unride(riders)
+                    raise
             finally:
                 if not durable:
                     conn.execute("PRAGMA synchronous = FULL")
+
+    def ride_next_journal_commit(self, write: Callable[[Connection], None]) -> None:
+        """Run ``write`` at the start of the next transaction on the journal connection.
+
+        For a write that must be on disk no later than a journal write queued after it, with
+        no thread hop or commit of its own: the order node's idempotency claim, which rides
+        in the order's intent (the intent's transaction, or one before it, takes it). A
+        transaction that fails puts its riders back for the next one, so a rider that cannot
+        be written stops the journal writes after it: an idempotency claim that is not on
+        disk must not let its order out. Callable from any thread, the event loop included.
+        """
+        with self._riders_lock:
+            self._riders.append(write)
+
+    def _unride(self, riders: list[Callable[[Connection], None]]) -> None:
+        if riders:
+            with self._riders_lock:
+                self._riders[:0] = riders
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

@@ -335,7 +335,17 @@ CREATE VIEW ticks AS
     FROM tick_log l JOIN tick_keys k ON k.id = l.instrument;
 """
 
-# v11: a recorded tick is one JSON text, ``[last, last_qty, volume, open, high, low, close,
+# v11: the terminal's own GTTs (paper, and venues without broker-held GTTs) survive a
+# restart. A GTT changes a handful of times in its life, so it is kept whole, as the JSON of
+# ``services.gtt`` (its legs carry whole order requests), keyed by the book's id.
+_GTTS = """
+CREATE TABLE gtts (
+    gtt_id INTEGER PRIMARY KEY,
+    record TEXT NOT NULL
+);
+"""
+
+# v12: a recorded tick is one JSON text, ``[last, last_qty, volume, open, high, low, close,
 # oi, oi_close, depth]`` with every price a string (exact decimal text, as before) and depth
 # ``{"b":[[price,qty,orders],...],"a":[...]}`` or null. Binding twelve parameters a row was
 # a third of the recorder's insert time, and the recorder builds the text in one formatting
@@ -366,7 +376,7 @@ CREATE VIEW ticks AS
 
 MIGRATIONS: tuple[str, ...] = (
     _V1, _V2, _V3, _V4, _HISTORY, _ORDER_COUNTS, _VAULT_SECRETS, _BACKTESTS, _IDEMPOTENCY,
-    _TICK_LOG, _TICK_ROWS,
+    _TICK_LOG, _GTTS, _TICK_ROWS,
 )
 CURRENT_VERSION = len(MIGRATIONS)
 

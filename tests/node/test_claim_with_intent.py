@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -111,20 +112,97 @@ async def test_the_claim_is_made_durable_by_the_intents_commit(
             aiohttp.ClientSession() as http,
         ):
             token = srv.key(Scope.TRADE, Scope.READ)
-            async with http.post(srv.base + "/v1/orders", json=ORDER,
-                                 headers=auth(token, "one-fsync")) as r:  # fmt: skip
-                assert r.status == 201, await r.text()
+            for idem in ("first-order", "second-order"):
+                async with http.post(srv.base + "/v1/orders", json=ORDER,
+                                     headers=auth(token, idem)) as r:  # fmt: skip
+                    assert r.status == 201, await r.text()
     finally:
         journal.set_trace_callback(None)
     done = _transactions(statements)
-    claim = next(i for i, (_, sql) in enumerate(done)
-                 if any(s.startswith("INSERT OR IGNORE INTO idempotency_keys") for s in sql))
-    mode, _ = done[claim]
-    assert mode == "NORMAL"  # no fsync of its own
-    # The very next commit on the connection is the order's intent, synchronous=FULL: its
-    # fsync makes the claim durable before the broker sees the order.
-    intent_mode, intent = done[claim + 1]
-    assert intent_mode == "FULL"
-    assert any("INTO orders" in s for s in intent) and not any("DELETE" in s for s in intent)
-    # And the connection is back to FULL for every commit after the claim.
-    assert {m for m, _ in done[claim + 1 :]} == {"FULL"}
+
+    def claim_of(idem: str) -> int:
+        return next(i for i, (_, sql) in enumerate(done) if any(
+            s.startswith("INSERT OR IGNORE INTO idempotency_keys") and idem in s for s in sql))
+
+    def intent_of(claim: int) -> int:
+        tag = re.findall(r"'(dt[0-9a-f]{12})'", done[claim][1][0])[0]
+        return next(i for i, (_, sql) in enumerate(done) if any(
+            "INTO orders" in s and tag in s for s in sql) and not any("DELETE" in s for s in sql))
+
+    # The node's first claim reads the kept keys and commits without an fsync of its own;
+    # the very next commit is the order's intent, synchronous=FULL, whose fsync makes the
+    # claim durable before the broker sees the order.
+    first = claim_of("first-order")
+    assert done[first][0] == "NORMAL" and len(done[first][1]) == 2  # the insert, its read
+    assert intent_of(first) == first + 1 and done[first + 1][0] == "FULL"
+    # Later claims are answered from memory and ride, first thing, in the next transaction
+    # of the journal: a FULL one no later than the order's intent (the intent's own, or the
+    # one storing the previous order's answer that was still queued).
+    second = claim_of("second-order")
+    mode, sql = done[second]
+    assert mode == "FULL" and sql[0].startswith("INSERT OR IGNORE INTO idempotency_keys")
+    assert len(sql) > 1 and second <= intent_of(second)
+    # And the connection is back to FULL for every commit after the first claim.
+    assert {m for m, _ in done[first + 1 :]} == {"FULL"}
+    # Both keys are on disk with their answers.
+    rows = database.query("SELECT idem_key, status FROM idempotency_keys ORDER BY idem_key")
+    assert rows == [("first-order", 201), ("second-order", 201)]
+
+
+# A node whose claim is answered from memory (the keys are loaded) and that is killed before
+# the next journal transaction: the claim was never written, and nothing was sent.
+CLAIM_IN_MEMORY_THEN_DIE = """
+import sys, time
+from pathlib import Path
+from services.storage import Database
+from services.node.idempotency import SqlLedger
+db = Database.open(Path(sys.argv[1]), bytes.fromhex(sys.stdin.readline().strip()))
+ledger = SqlLedger(db, lambda: True)
+ledger.claim("desktop", "k-loaded", "fp", "dtloaded00001", 1)  # loads the keys
+entry = ledger.claim_now("desktop", "k-memory", "fp", "dtmemory00001", 2)
+print("claimed", entry.tag, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_node_killed_before_an_in_memory_claim_is_written_places_the_order_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "terminal.db"
+    key = os.urandom(32)
+    Database.open(path, key, create=True).close()
+    child = subprocess.Popen(
+        [sys.executable, "-c", CLAIM_IN_MEMORY_THEN_DIE, str(path)], cwd=REPO, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(key.hex() + "\n")
+        child.stdin.flush()
+        assert child.stdout.readline().split() == ["claimed", "dtmemory00001"]
+    finally:
+        child.kill()
+        child.wait(30)
+
+    looked_up: list[str] = []
+    sent: list[str] = []
+
+    async def recover(tag: str) -> Outcome | None:
+        looked_up.append(tag)
+        return None
+
+    async def attempt(tag: str) -> tuple[Outcome, bool]:
+        sent.append(tag)
+        return Outcome(201, f'{{"tag": "{tag}"}}'), True
+
+    async def retry() -> tuple[Outcome, bool]:
+        with Database.open(path, key) as db:
+            orders = IdempotentOrders(SqlLedger(db, lambda: True))
+            answer = await orders.execute("desktop", "k-memory", "fp", attempt, recover)
+            await orders.settled()
+            return answer
+
+    _, replayed = asyncio.run(retry())
+    # A key new to the restarted node: one attempt under a fresh tag, no look-up needed.
+    assert looked_up == [] and len(sent) == 1 and sent[0] != "dtmemory00001"
+    assert not replayed

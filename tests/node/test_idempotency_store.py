@@ -9,7 +9,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from services.node.idempotency import IdempotentOrders, MemoryLedger, Outcome
+import pytest
+
+from services.node.idempotency import IdempotencyConflict, IdempotentOrders, MemoryLedger, Outcome
 
 T = TypeVar("T")
 
@@ -45,13 +47,19 @@ async def test_the_answer_is_not_awaited_and_a_retry_still_replays_it() -> None:
         orders.execute("k", "idem-1", "fp", attempt, recover), 5
     )  # answered while the commit is still held
     assert not replayed and completes == []
-    # A retry queues behind the commit on the journal's thread and gets the first answer.
-    retry = asyncio.ensure_future(orders.execute("k", "idem-1", "fp", attempt, recover))
-    await asyncio.sleep(0.05)
-    assert not retry.done()
+    # A retry while the commit is still held gets the first answer, never a second attempt
+    # (nor a look-up at the broker).
+    again, replayed = await asyncio.wait_for(
+        orders.execute("k", "idem-1", "fp", attempt, recover), 5
+    )
+    assert replayed and again == first and len(attempts) == 1 and completes == []
+    # With another body it is refused, as after the commit.
+    with pytest.raises(IdempotencyConflict):
+        await asyncio.wait_for(orders.execute("k", "idem-1", "other", attempt, recover), 5)
     release.set()
-    again, replayed = await asyncio.wait_for(retry, 5)
-    assert replayed and again == first and len(attempts) == 1
     await orders.settled()
     assert completes == ["idem-1"]
+    # And once stored, from the ledger.
+    again, replayed = await orders.execute("k", "idem-1", "fp", attempt, recover)
+    assert replayed and again == first and len(attempts) == 1
     journal.shutdown()

@@ -31,7 +31,7 @@ from services.storage import (
     TickWriter,
     WrongKeyError,
 )
-from services.storage.sqlcipher import connect_raw
+from services.storage.sqlcipher import Connection, connect_raw
 from tests.storage.helpers import T0, make_fill, make_order, make_tick
 
 KEY = bytes(range(32))
@@ -253,3 +253,28 @@ def test_a_days_orders_and_fills_are_read_by_ist_date(tmp_path: Path) -> None:
         end = start + timedelta(days=1)
         assert [o.order_id for o in db.orders.placed_between(start, end)] == ["first", "late"]
         assert [f.fill_id for f in db.fills.between(start, end)] == ["f-first", "f-late"]
+
+
+def test_a_rider_is_written_in_the_next_journal_transaction_and_survives_its_failure(
+    tmp_path: Path,
+) -> None:
+    """``ride_next_journal_commit``: the node's idempotency claim, written inside the order's
+    intent. A transaction that fails keeps its riders for the next one, never drops them."""
+    with Database.open(tmp_path / "t.db", KEY, create=True) as db:
+
+        def claim(conn: Connection) -> None:
+            conn.execute("INSERT INTO settings (name, value) VALUES ('claim', '1')")
+
+        db.ride_next_journal_commit(claim)
+        assert db.query("SELECT value FROM settings WHERE name = 'claim'") == []
+        with pytest.raises(RuntimeError), db.journal_transaction():
+            raise RuntimeError("the intent's write failed")
+        assert db.query("SELECT value FROM settings WHERE name = 'claim'") == []
+        order = make_order("ord-1")
+        with db.journal_transaction(durable=False) as c:  # the claim without an fsync...
+            db.orders.upsert(c, order)
+        assert db.query("SELECT value FROM settings WHERE name = 'claim'") == [("1",)]
+        assert [o.order_id for o in db.orders.all()] == [order.order_id]
+        # ...and the connection is back to synchronous=FULL for the intent after it.
+        with db.journal_transaction() as c:
+            assert c.execute("PRAGMA synchronous").fetchone() == (2,)

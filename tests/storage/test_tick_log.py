@@ -1,8 +1,8 @@
-"""Recorded ticks in the compact log (migrations 10 and 11): what was recorded before still
+"""Recorded ticks in the compact log (migrations 10 and 12): what was recorded before still
 reads back.
 
 The v1 ``ticks`` table is rewritten into ``tick_log`` by migration 10, whose twelve columns
-migration 11 folds into one JSON text per tick (``tick_rows``); the readers (chart history,
+migration 12 folds into one JSON text per tick (``tick_rows``); the readers (chart history,
 backtest replay through ``TickRepository``) and the export must see the same ticks, in the
 same order, as before.
 """
@@ -122,7 +122,7 @@ def _v10_row(tick: Tick, instrument: int) -> tuple[object, ...]:
     )  # fmt: skip
 
 
-def test_ticks_recorded_in_the_v10_log_read_back_exactly_after_migration_11(
+def test_ticks_recorded_in_the_v10_log_read_back_exactly_after_migration_12(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "t.db"
