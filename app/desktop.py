@@ -318,6 +318,7 @@ def run_desktop(
     from app.settings import APP_NAME
     from app.watchlist_store import FileWatchlistStore, state_of
     from app.wiring import build_services
+    from widgets import ui_thread_gc
     from widgets.broker_menu import TextQuestion
     from widgets.login_dialog import LoginDialog
     from widgets.main_window import MainWindow
@@ -330,6 +331,7 @@ def run_desktop(
     app.setQuitOnLastWindowClosed(False)  # the window's `closed` ends the coroutine below
     if settings.theme == "dark":
         apply_dark_theme(app)
+    ui_thread_gc.install()  # Qt objects must not be freed on a worker thread
 
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
@@ -419,4 +421,5 @@ def run_desktop(
             loop.run_until_complete(main())
     finally:
         asyncio.set_event_loop(None)
+        ui_thread_gc.uninstall()
     return exit_code

@@ -54,7 +54,7 @@ from services.domain import (
     Tick,
     Timeframe,
 )
-from services.gtt import Gtt, GttBook, GttError
+from services.gtt import Gtt, GttBook, GttError, LegChange
 from services.instruments import InstrumentRegistry, Reference, bundled_universe
 from services.marketdata.router import ProviderHealth
 from services.marketdata.service import (
@@ -450,10 +450,13 @@ class AppServices:
     def instrument(self, key: str) -> Instrument | None:
         return self.instruments.get(key)
 
-    # GTTs go to the broker when the venue holds them there (BrokerParts.gtt: Kite, Upstox),
-    # so they fire with the terminal closed; otherwise (paper, the order node) to the book.
+    # GTTs go where they fire with the terminal closed: to the order node when orders go
+    # there (it holds them at its broker or in its own book), to the broker when it holds
+    # them (BrokerParts.gtt: Kite, Upstox); otherwise (paper) to this terminal's book.
     def _gtt_venue(self) -> GttVenue | None:
-        if self.node is None and self.live is not None and self.live.execution is not None:
+        if self.node is not None:
+            return self.node.gtt
+        if self.live is not None and self.live.execution is not None:
             return self.live.parts.gtt
         return None
 
@@ -476,7 +479,7 @@ class AppServices:
     async def place_gtt_single(self, trigger: Decimal, order: OrderRequest) -> Gtt:
         venue = self._gtt_venue()
         if venue is None:
-            return self._gtt_book().place_single(trigger, order)
+            return await self._gtt_book().place_single(trigger, order)
         return await venue.place_single(trigger, order, self._gtt_price(order.key))
 
     async def place_gtt_oco(
@@ -488,7 +491,7 @@ class AppServices:
     ) -> Gtt:
         venue = self._gtt_venue()
         if venue is None:
-            return self._gtt_book().place_oco(
+            return await self._gtt_book().place_oco(
                 stop_trigger, stop_order, target_trigger, target_order
             )
         return await venue.place_oco(
@@ -496,17 +499,30 @@ class AppServices:
             self._gtt_price(stop_order.key),
         )  # fmt: skip
 
+    async def modify_gtt(self, gtt_id: int | str, changes: list[LegChange]) -> Gtt:
+        """Move an active GTT's triggers and limit prices, wherever it is held."""
+        venue = self._gtt_venue()
+        if venue is None:
+            return await self._gtt_book().modify(gtt_id, changes)
+        current = next((g for g in await venue.gtts() if str(g.gtt_id) == str(gtt_id)), None)
+        if current is None:
+            raise GttError(f"no GTT {gtt_id}")
+        return await venue.modify(current.gtt_id, changes, self._gtt_price(current.key))
+
     async def cancel_gtt(self, gtt_id: int | str) -> Gtt:
         venue = self._gtt_venue()
         if venue is None:
-            return self._gtt_book().cancel(gtt_id)
+            return await self._gtt_book().cancel(gtt_id)
         return await venue.cancel(gtt_id)
 
     async def gtt_list(self) -> list[Gtt]:
         venue = self._gtt_venue()
         if venue is not None:
             return await venue.gtts()
-        return [] if self.gtt is None else self.gtt.gtts()
+        if self.gtt is None:
+            return []
+        await self.gtt.load()  # before the book's task has run, the stored GTTs still show
+        return self.gtt.gtts()
 
     def _gtt_book(self) -> GttBook:
         if self.gtt is None:
@@ -982,7 +998,7 @@ def build_services(
         kill_switch=kill_switch,
         risk_supervisor=supervisor,
         alerts=AlertBook(bus, clock, database),
-        gtt=GttBook(bus, clock, orders.submit, quotes.last_price),
+        gtt=GttBook(bus, clock, orders.submit, quotes.last_price, database),
         recorder=recorder,
         live=live,
         secrets=secrets,

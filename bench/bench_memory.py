@@ -29,6 +29,7 @@ from app.settings import Settings
 from app.wiring import build_services
 from services.bus import BARS
 from services.domain import Bar, Timeframe
+from widgets import ui_thread_gc
 from widgets.chart import ChartWidget
 from widgets.main_window import MainWindow
 from widgets.ui_pump import UiPump
@@ -50,6 +51,7 @@ async def run(minutes: float) -> int:
     settings = Settings(seed=11, always_open=True, ticks_per_second=5000, watchlist=keys)
     services = build_services(settings)
     await services.start()
+    ui_thread_gc.install()  # as the desktop does (app/desktop.py)
     win = MainWindow(services, keys, None)
     win.resize(1600, 900)
     win.show()

@@ -113,11 +113,13 @@ async def measure(seconds: float, rate: float, four_charts: bool = False) -> Fig
     from app.wiring import build_services
     from services.clock import IST
     from services.domain import Tick
+    from widgets import ui_thread_gc
     from widgets.main_window import MainWindow
 
     settings = Settings(ticks_per_second=rate, always_open=True, seed=7)
     services = build_services(settings)
     await services.start()
+    ui_thread_gc.install()  # as the desktop does (app/desktop.py)
     window = MainWindow(services, settings.watchlist, None)
     window.resize(1600, 900)
     from app.heap import freeze_startup_heap

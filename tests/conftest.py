@@ -42,3 +42,20 @@ def memory_keyring() -> Iterator[MemoryKeyring]:
         yield backend
     finally:
         keyring.set_keyring(previous)
+
+
+@pytest.fixture(autouse=True)
+def _ui_thread_gc(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A Qt test collects cycles on its UI thread only, as the desktop does
+    (``widgets.ui_thread_gc``); what it leaves is collected there at its end."""
+    if not {"qtbot", "qapp"} & set(request.fixturenames):
+        yield
+        return
+    request.getfixturevalue("qapp")
+    from widgets import ui_thread_gc
+
+    ui_thread_gc.install()
+    try:
+        yield
+    finally:
+        ui_thread_gc.uninstall()

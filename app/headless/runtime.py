@@ -132,6 +132,7 @@ class HeadlessRuntime:
             models=self.services.models,
             trading_state=self.services.risk,
             node=self.node,
+            gtts=self.services,
         )
 
 

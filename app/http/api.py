@@ -28,6 +28,7 @@ from app.http.context import (
 )
 from app.http.deployment import DEPLOYMENT_ENDPOINTS
 from app.http.endpoints import Endpoint, Param
+from app.http.gtt import GTT_ENDPOINTS
 from app.http.problems import PROBLEM_TYPE, ApiProblem
 from app.http.schemas import (
     FundsOut,
@@ -336,3 +337,4 @@ API_ENDPOINTS: list[Endpoint] = [
 ]  # fmt: skip
 
 API_ENDPOINTS += DEPLOYMENT_ENDPOINTS
+API_ENDPOINTS += GTT_ENDPOINTS

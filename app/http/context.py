@@ -19,6 +19,7 @@ from app.http.auth import API_KEY, AuditFn, log_audit
 from app.http.problems import ApiProblem
 from services.broker import OrderChange
 from services.domain import Funds, Order, OrderRequest, Position
+from services.gtt import Gtt, LegChange
 from services.metrics import Metrics
 from services.node.idempotency import IdempotentOrders, MemoryLedger
 from services.risk import TradingState
@@ -44,6 +45,21 @@ class TradingFacade(Protocol):
     async def cancel_order(self, order_id: str) -> Order: ...
     def order_detail(self, order_id: str) -> Order | None: ...
     async def order_by_tag(self, tag: str) -> Order | None: ...
+
+
+class GttFacade(Protocol):
+    """The GTT part of ``app.wiring.AppServices``."""
+
+    def gtt_held_at(self) -> str | None: ...
+    def gtt_offers_oco(self) -> bool: ...
+    async def gtt_list(self) -> list[Gtt]: ...
+    async def place_gtt_single(self, trigger: Decimal, order: OrderRequest) -> Gtt: ...
+    async def place_gtt_oco(
+        self, stop_trigger: Decimal, stop_order: OrderRequest, target_trigger: Decimal,
+        target_order: OrderRequest,
+    ) -> Gtt: ...  # fmt: skip
+    async def modify_gtt(self, gtt_id: int | str, changes: list[LegChange]) -> Gtt: ...
+    async def cancel_gtt(self, gtt_id: int | str) -> Gtt: ...
 
 
 class KillReportLike(Protocol):
@@ -98,6 +114,7 @@ class ApiContext:
     models: ModelsRuntime | None = None
     trading_state: TradingStatePort | None = None
     node: NodeControls = field(default_factory=NodeControls)
+    gtts: GttFacade | None = None  # /v1/gtts (app.http.gtt); None: not offered
 
 
 API_CONTEXT: web.AppKey[ApiContext] = web.AppKey("dalal_api_context", ApiContext)

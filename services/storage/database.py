@@ -24,6 +24,7 @@ from services.storage.repositories import (
     BarRepository,
     CredentialMetaRepository,
     FillRepository,
+    GttRepository,
     InstrumentRepository,
     OrderRepository,
     PositionRepository,
@@ -45,6 +46,7 @@ EXPORT_TABLES: tuple[str, ...] = (
     "fills",
     "positions",
     "alerts",
+    "gtts",
     "backtests",
     "settings",
     "ml_models",
@@ -86,6 +88,7 @@ class Database:
         self.fills = FillRepository(self)
         self.positions = PositionRepository(self)
         self.alerts = AlertRepository(self)
+        self.gtts = GttRepository(self)
         self.settings = SettingsRepository(self)
         self.credential_meta = CredentialMetaRepository(self)
         self.audit = AuditRepository(self)

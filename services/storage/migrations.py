@@ -335,9 +335,19 @@ CREATE VIEW ticks AS
     FROM tick_log l JOIN tick_keys k ON k.id = l.instrument;
 """
 
+# v11: the terminal's own GTTs (paper, and venues without broker-held GTTs) survive a
+# restart. A GTT changes a handful of times in its life, so it is kept whole, as the JSON of
+# ``services.gtt`` (its legs carry whole order requests), keyed by the book's id.
+_GTTS = """
+CREATE TABLE gtts (
+    gtt_id INTEGER PRIMARY KEY,
+    record TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1, _V2, _V3, _V4, _HISTORY, _ORDER_COUNTS, _VAULT_SECRETS, _BACKTESTS, _IDEMPOTENCY,
-    _TICK_LOG,
+    _TICK_LOG, _GTTS,
 )
 CURRENT_VERSION = len(MIGRATIONS)
 

@@ -302,6 +302,20 @@ class AlertRepository(_Repository):
         ]
 
 
+class GttRepository(_Repository):
+    """The terminal's GTT book, each GTT as its JSON record (``services.gtt`` owns the form)."""
+
+    def put(self, gtt_id: int, record: str) -> None:
+        with self._db.transaction() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO gtts (gtt_id, record) VALUES (?, ?)", (gtt_id, record)
+            )
+
+    def all(self) -> list[tuple[int, str]]:
+        rows = self._db.query("SELECT gtt_id, record FROM gtts ORDER BY gtt_id")
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+
 class SettingsRepository(_Repository):
     """Per-profile settings as JSON values (never secrets: those live in the keyring)."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from decimal import Decimal
 
 import aiohttp
 import pytest
@@ -74,6 +75,23 @@ async def test_token_handover_and_one_kite_order_per_idempotency_key(
         sent = list(fake.orders.values())
         assert [o["algo_id"] for o in sent] == ["ALGO42", "ALGO42"]
         assert sent[1]["market_protection"] == 2
+
+        # A GTT through the node rests at Kite (placed from the node's address).
+        async with http.get(srv.base + "/v1/gtts", headers=headers) as r:
+            listed = await r.json()
+        assert r.status == 200 and listed["held_at"] == "Zerodha" and listed["oco"] is True
+        gtt_order = {**order, "side": "SELL", "price": "1800.00"}
+        body = {"legs": [{"trigger": "1000.00", "order": {**gtt_order, "price": "999.00"}},
+                         {"trigger": "1800.00", "order": gtt_order}]}  # fmt: skip
+        async with http.post(srv.base + "/v1/gtts", json=body, headers=headers) as r:
+            assert r.status == 201, await r.text()
+            gtt = await r.json()
+        assert gtt["kind"] == "oco" and [Decimal(leg["trigger"]) for leg in gtt["legs"]] == [
+            1000, 1800]  # as Kite reports them
+        assert list(fake.gtts) == [int(gtt["gtt_id"])]
+        async with http.delete(srv.base + f"/v1/gtts/{gtt['gtt_id']}", headers=headers) as r:
+            assert r.status == 200, await r.text()
+        assert [e["gtt_id"] for e in srv.events("api.gtt_placed")] == [str(gtt["gtt_id"])]
     # The node's own code never logs it (the Kite SDK's ticker URL is the SDK's business).
     ours = [r for r in caplog.records if r.name.startswith(("dalal", "app", "services"))]
     assert not [r for r in ours if "handedtoken123" in r.getMessage()]

@@ -10,7 +10,6 @@ callbacks between runs, when no loop is marked running, and the services would c
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -78,9 +77,6 @@ def qloop(qapp: QApplication, qtbot: QtBot) -> Iterator[LoopRunner]:
         for timer_id in list(callbacks):
             timer.killTimer(timer_id)
         callbacks.clear()
-        # Free this test's windows, scenes and wrappers now, between tests, rather than in a
-        # full GC pass that lands inside a later test's event processing or paint.
-        gc.collect()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from services.broker import BrokerError
 from services.brokers.node.execution import NODE_LIMITS, NodeExecution
+from services.brokers.node.gtt import NodeGtt
 from services.brokers.node.stream import NodeStream
 from services.brokers.ports import SecretStore
 from services.brokers.registry import BrokerContext, BrokerParts
@@ -31,6 +32,7 @@ class NodeVenue:
 
     execution: NodeExecution
     stream: NodeStream
+    gtt: NodeGtt  # the node's /v1/gtts: GTTs fire with the desktop closed
 
     def admission(self) -> str | None:
         """Why a new order must not go out now: the node is unreachable or HALTED."""
@@ -61,7 +63,7 @@ def build_venue(
     stream = NodeStream(url, key, bus, clock, fingerprint=fingerprint)
     execution = NodeExecution(url, key, fingerprint=fingerprint, reachable=stream.unreachable,
                               fills=stream.fill_list)  # fmt: skip
-    return NodeVenue(execution, stream)
+    return NodeVenue(execution, stream, NodeGtt(execution))
 
 
 def build(context: BrokerContext) -> BrokerParts:
@@ -77,4 +79,4 @@ def build(context: BrokerContext) -> BrokerParts:
         context.bus,
         context.clock,
     )
-    return BrokerParts(NAME, execution=venue.execution)
+    return BrokerParts(NAME, execution=venue.execution, gtt=venue.gtt)

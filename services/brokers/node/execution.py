@@ -268,8 +268,20 @@ class NodeExecution:
             raise BrokerError(f"the order node did not resume: {_detail(body)}")
         return str(body["state"])
 
+    # -- for the node's other ports (services.brokers.node.gtt) ----------------------------
+    async def get_json(self, path: str) -> Any:
+        """GET a snapshot; BrokerUnavailable when the node cannot answer it."""
+        return await self._get(path)
+
+    async def request_once(self, method: str, path: str, *, json: Any = None) -> tuple[int, Any]:
+        """One request whose loss leaves its outcome unknown (OutcomeUnknown), no retry."""
+        return await self._once(method, path, json=json)
+
 
 def _detail(answer: Any) -> str:
     if isinstance(answer, dict):
         return str(answer.get("detail") or answer.get("title") or answer)
     return str(answer)
+
+
+detail_of = _detail  # the problem document's detail, for the node's other ports
