@@ -54,7 +54,7 @@ from services.domain import (
     Tick,
     Timeframe,
 )
-from services.gtt import Gtt, GttBook, GttError
+from services.gtt import Gtt, GttBook, GttError, LegChange
 from services.instruments import InstrumentRegistry, Reference, bundled_universe
 from services.marketdata.router import ProviderHealth
 from services.marketdata.service import (
@@ -498,6 +498,16 @@ class AppServices:
             stop_trigger, stop_order, target_trigger, target_order,
             self._gtt_price(stop_order.key),
         )  # fmt: skip
+
+    async def modify_gtt(self, gtt_id: int | str, changes: list[LegChange]) -> Gtt:
+        """Move an active GTT's triggers and limit prices, wherever it is held."""
+        venue = self._gtt_venue()
+        if venue is None:
+            return await self._gtt_book().modify(gtt_id, changes)
+        current = next((g for g in await venue.gtts() if str(g.gtt_id) == str(gtt_id)), None)
+        if current is None:
+            raise GttError(f"no GTT {gtt_id}")
+        return await venue.modify(current.gtt_id, changes, self._gtt_price(current.key))
 
     async def cancel_gtt(self, gtt_id: int | str) -> Gtt:
         venue = self._gtt_venue()

@@ -35,7 +35,7 @@ from models.features import WARMUP, BarArrays, latest_features
 from models.inference import InferenceEngine
 from models.monitoring import ModelMonitor
 from models.registry import ModelRecord, ModelRegistry
-from services.bus import BARS, EventBus, SubscriberLagged, Subscription, Topic
+from services.bus import BARS, EventBus, SubscriberLagged, Subscription, Topic, closed_bars
 from services.clock import IST, Clock
 from services.domain import (
     Bar,
@@ -182,7 +182,9 @@ class SignalService:
     def start(self) -> None:
         if self._task is not None:
             raise RuntimeError("signal service already started")
-        self._sub = self.bus.subscribe(BARS, self._name, lossless=True)
+        # Closed bars only: the live-bar updates (one per instrument and timeframe per tick
+        # batch) would fill the bounded mailbox at a high tick rate and make it lag.
+        self._sub = self.bus.subscribe(BARS, self._name, lossless=True, accept=closed_bars)
         self._task = asyncio.get_running_loop().create_task(self._run(self._sub))
 
     async def stop(self) -> None:

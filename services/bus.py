@@ -12,6 +12,9 @@ Publishing never awaits and never blocks: each subscriber has its own mailbox.
   subscriber that falls that far behind is marked as lagged and gets ``SubscriberLagged`` on
   its next read, so it resynchronises from a snapshot instead of silently missing an order
   update, and the publisher (the order path) is never held up by a slow view.
+  A subscriber with no snapshot to resync from (the tick recorder) subscribes with
+  ``keep_backlog=True``: when full it keeps what it holds and refuses only what does not fit
+  (counted in ``dropped``); it is told it lagged all the same.
 
 All methods must be called on the event loop's thread; SDK threads use
 ``publish_threadsafe``.
@@ -74,6 +77,7 @@ class Subscription(Generic[T]):
         *,
         lossless: bool,
         accept: Callable[[T], bool] | None = None,
+        keep_backlog: bool = False,
     ) -> None:
         self._bus = bus
         self.topic = topic
@@ -84,9 +88,11 @@ class Subscription(Generic[T]):
         self._queue: deque[T] = deque()
         self._ready = asyncio.Event()
         self._lagged = False
+        self._keep_backlog = keep_backlog
         self.closed = False
         self.delivered = 0
         self.coalesced_away = 0
+        self.dropped = 0  # refused while full (keep_backlog); otherwise the cleared mailbox
 
     def _offer(self, event: T) -> None:
         if self._accept is not None and not self._accept(event):
@@ -100,11 +106,15 @@ class Subscription(Generic[T]):
                 del self._coalesced[key]
             self._coalesced[key] = event
         elif self._lagged:
-            pass  # everything up to the resync is superseded by the snapshot it will take
+            # everything up to the resync is superseded by the snapshot it will take
+            self.dropped += 1
         elif len(self._queue) >= self.topic.maxsize:
             log.warning("subscriber %s lagged on %s; it must resync", self.name, self.topic)
             self._lagged = True
-            self._queue.clear()
+            self.dropped += 1
+            if not self._keep_backlog:
+                self.dropped += len(self._queue)
+                self._queue.clear()
             lagged = self._bus.lagged
             lagged[self.name] = lagged.get(self.name, 0) + 1
         else:
@@ -135,6 +145,7 @@ class Subscription(Generic[T]):
             self._ready.set()
             return
         if self._lagged:
+            self.dropped += len(events)
             self._ready.set()
             return
         room = self.topic.maxsize - len(self._queue)
@@ -144,7 +155,8 @@ class Subscription(Generic[T]):
             return
         self._queue.extend(events[:room])
         self._offer(events[room])  # the one that does not fit marks the lag
-        # the rest are superseded by the resync, as in _offer
+        # the rest are superseded by the resync (or refused, keep_backlog), as in _offer
+        self.dropped += len(events) - room - 1
 
     @property
     def lagging(self) -> bool:
@@ -158,7 +170,8 @@ class Subscription(Generic[T]):
         """Return everything waiting now without waiting (possibly nothing)."""
         if self._lagged:
             self._lagged = False
-            self._ready.clear()
+            if not self._queue:
+                self._ready.clear()  # with keep_backlog, what it kept is still to be read
             raise SubscriberLagged(f"{self.name} fell behind on {self.topic.name}")
         if self._key_fn is not None:
             batch = list(self._coalesced.values())
@@ -212,6 +225,7 @@ class EventBus:
         lossless: bool = False,
         accept: Callable[[T], bool] | None = None,
         replay: bool = False,
+        keep_backlog: bool = False,
     ) -> Subscription[T]:
         """Return a new mailbox on ``topic``; ``lossless`` turns off coalescing for it.
 
@@ -219,8 +233,11 @@ class EventBus:
         takes closed bars only): the live-bar updates it would discard cannot fill its
         bounded mailbox and make it lag. ``replay`` starts the mailbox with what a retaining
         topic holds (``latest``): a window built after a feed connected still shows it.
+        ``keep_backlog`` (lossless only): on overflow keep the mailbox, refuse the excess.
         """
-        sub = Subscription(self, topic, name, lossless=lossless, accept=accept)
+        sub = Subscription(
+            self, topic, name, lossless=lossless, accept=accept, keep_backlog=keep_backlog
+        )
         self._subs.setdefault(topic, []).append(sub)
         if replay:
             held = self.latest(topic)
@@ -277,6 +294,16 @@ class EventBus:
         """The names of ``topic``'s subscribers (a started service has subscribed)."""
         return [sub.name for sub in self._subs.get(topic, ())]
 
+    def takes_other_than(self, topic: Topic[T], accept: Callable[[T], bool]) -> bool:
+        """Whether some subscriber of ``topic`` may take an event that ``accept`` refuses:
+        one with no filter, or with a filter other than ``accept`` itself.
+
+        A publisher asks it before building events that only some subscribers want: the
+        bar builder freezes its live bars (a record per bar per batch, most of its time at
+        50,000 ticks/s) only when someone besides the ``closed_bars`` subscribers is there.
+        """
+        return any(sub._accept is not accept for sub in self._subs.get(topic, ()))
+
 
 def _tick_key(tick: Tick) -> str:
     return tick.key
@@ -288,6 +315,13 @@ def _bar_key(bar: Bar) -> tuple[str, str, object]:
 
 def _position_key(position: Position) -> tuple[str, str]:
     return (position.key, position.product)
+
+
+def closed_bars(bar: Bar) -> bool:
+    """The filter of a BARS subscriber that wants closed bars only (the recorder, the signal
+    service): the bar builder skips building live-bar updates that only such subscribers
+    would see (``EventBus.takes_other_than``)."""
+    return bar.closed
 
 
 def _constant_key(_event: object) -> int:

@@ -37,7 +37,7 @@ from typing import Any
 
 from services.bus import TICKS, EventBus, SubscriberLagged, Topic
 from services.clock import Clock
-from services.domain import Order, OrderRequest, OrderStatus, Tick
+from services.domain import Order, OrderRequest, OrderStatus, OrderType, Tick
 from services.node.wire import decode_request, encode_request
 from services.storage import Database
 from services.storage.codec import from_iso, to_iso
@@ -87,6 +87,54 @@ class Gtt:
 
 
 GTTS: Topic[Gtt] = Topic("gtts")
+
+
+@dataclass(frozen=True, slots=True)
+class LegChange:
+    """A leg's new trigger and, for a LIMIT order, its new limit price (a trailing stop moves
+    both); None keeps a MARKET order's."""
+
+    trigger: Decimal
+    price: Decimal | None = None
+
+
+def changed_legs(
+    gtt: Gtt, changes: list[LegChange], last_price: Decimal
+) -> tuple[GttLeg, ...]:
+    """The legs of ``gtt`` moved as ``changes`` say, checked as a new GTT would be.
+
+    Every venue modifies through this, so a move is refused for the same reasons, in the
+    same words, whoever holds the GTT.
+    """
+    if gtt.status is not GttStatus.ACTIVE:
+        raise GttError(f"GTT {gtt.gtt_id} is {gtt.status.value}, not active")
+    if len(changes) != len(gtt.legs):
+        raise GttError(f"GTT {gtt.gtt_id} has {len(gtt.legs)} leg(s); {len(changes)} given")
+    legs = []
+    for leg, change in zip(gtt.legs, changes, strict=True):
+        if not change.trigger.is_finite() or change.trigger <= 0:
+            raise GttError("a GTT trigger must be a positive price")
+        order = leg.order
+        if order.order_type is OrderType.LIMIT:
+            price = change.price if change.price is not None else order.price
+            if price is None or not price.is_finite() or price <= 0:
+                raise GttError("a GTT's limit order needs a positive price")
+            order = replace(order, price=price)
+        elif change.price is not None:
+            raise GttError(f"a {order.order_type.value} order has no limit price to change")
+        legs.append(GttLeg(change.trigger, order, leg.rising))
+    if gtt.kind is GttKind.SINGLE:
+        (only,) = legs
+        if only.trigger == last_price:
+            raise GttError(f"trigger {only.trigger} equals the last price: it would fire at once")
+        return (replace(only, rising=only.trigger > last_price),)
+    stop, target = legs
+    if not stop.trigger < last_price < target.trigger:
+        raise GttError(
+            f"an OCO needs its stop below and its target above the last price {last_price} "
+            f"(stop {stop.trigger}, target {target.trigger})"
+        )
+    return (stop, target)
 
 SENDING = "sending"  # a fired GTT's message until its order is answered
 INTERRUPTED = (
@@ -220,6 +268,15 @@ class GttBook:
         cancelled = replace(gtt, status=GttStatus.CANCELLED)
         await self._save(cancelled)
         return self._set(cancelled)
+
+    async def modify(self, gtt_id: int | str, changes: list[LegChange]) -> Gtt:
+        """Move an active GTT's triggers (and limit prices) in place; same id, same orders."""
+        gtt = self._gtts.get(gtt_id)
+        if gtt is None:
+            raise GttError(f"no GTT {gtt_id}")
+        moved = replace(gtt, legs=changed_legs(gtt, changes, self._price_now(gtt.key)))
+        await self._save(moved)
+        return self._set(moved)
 
     def gtts(self) -> list[Gtt]:
         return list(self._gtts.values())  # ids rise with insertion: oldest first

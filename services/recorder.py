@@ -16,7 +16,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
-from services.bus import BARS, FILLS, ORDERS, TICKS, EventBus, SubscriberLagged, Subscription
+from services.bus import (
+    BARS,
+    FILLS,
+    ORDERS,
+    TICKS,
+    EventBus,
+    SubscriberLagged,
+    Subscription,
+    closed_bars,
+)
 from services.clock import IST
 from services.domain import Bar, Fill, Order, Tick
 from services.metrics import RecorderSource
@@ -73,10 +82,17 @@ class Recorder:
         # Subscribed at construction so nothing published before run() starts is missed.
         self._orders = bus.subscribe(ORDERS, "recorder", lossless=True)
         self._fills = bus.subscribe(FILLS, "recorder", lossless=True)
-        self._tick_sub = bus.subscribe(TICKS, "recorder", lossless=True) if record_ticks else None
+        # A full mailbox keeps the ticks it holds and refuses only the excess: there is no
+        # snapshot to resync a recording from, and clearing 200,000 queued ticks because the
+        # next one did not fit turned a short overload into a loss of them all.
+        self._tick_sub = (
+            bus.subscribe(TICKS, "recorder", lossless=True, keep_backlog=True)
+            if record_ticks
+            else None
+        )
         # Only closed bars are stored: live-bar updates (one per instrument and timeframe per
         # tick batch) would fill the mailbox and make the recorder lag at a high tick rate.
-        self._bars = bus.subscribe(BARS, "recorder", lossless=True, accept=_closed)
+        self._bars = bus.subscribe(BARS, "recorder", lossless=True, accept=closed_bars)
         self.errors = 0
         self.tick_backlog_peak = 0
 
@@ -161,7 +177,8 @@ class Recorder:
             try:
                 batch = await sub.next_batch()
             except SubscriberLagged:
-                log.error("recorder fell behind on %s; some events were not recorded", sub.topic)
+                log.error("recorder fell behind on %s; %d events were not recorded so far",
+                          sub.topic, sub.dropped)  # fmt: skip
                 self.errors += 1
                 continue
             for wait in (*retries, None):
@@ -252,10 +269,6 @@ class Recorder:
             await self._on(self._bulk, self._flush_ticks)
         self._durable.shutdown(wait=True)
         self._bulk.shutdown(wait=True)
-
-
-def _closed(bar: Bar) -> bool:
-    return bar.closed
 
 
 def _log_failure(future: Future[Any]) -> None:

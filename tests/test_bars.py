@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from services.bars import BarBuilder, bucket_end, bucket_start, session_buckets
-from services.bus import BARS, TICKS, EventBus
+from services.bars import BarBuilder, _new_bar, bucket_end, bucket_start, session_buckets
+from services.bus import BARS, TICKS, EventBus, closed_bars
 from services.clock import IST, ManualClock
 from services.domain import LIVE_TIMEFRAMES, Bar, Tick, Timeframe
 from services.instruments import bundled_universe
@@ -201,3 +201,68 @@ def test_one_minute_bars_roll_up_into_closed_higher_timeframes() -> None:
     assert aggregate(minutes[1:], Timeframe.M5, now=ist(11, 0)) == [
         b for b in aggregate(minutes, Timeframe.M5, now=ist(11, 0)) if b.start != ist(10, 15)
     ]
+
+
+def test_the_fast_path_folds_ticks_as_bucket_by_bucket_aggregation_does() -> None:
+    # Three instruments ticking every 7 s (several ticks in one batch, some sharing an
+    # instant) across minute, 5-, 15-minute and hour boundaries: every bar the builder keeps
+    # equals the plain aggregation of its bucket's ticks.
+    import random
+
+    rng = random.Random(7)
+    keys = ["NSE:A", "NSE:B", "NSE:C"]
+    volume = dict.fromkeys(keys, 0)
+    ticks: list[Tick] = []
+    ts = ist(9, 15)
+    while ts < ist(11, 40):
+        for key in rng.sample(keys, rng.randint(1, 3)):
+            qty = rng.randint(1, 50)
+            volume[key] += qty
+            price = Decimal(rng.randint(9_000, 11_000)) / 100
+            ticks.append(Tick(key, ts, price, qty, volume[key], price, price, price, price))
+        ts += timedelta(seconds=rng.choice((0, 7, 7, 13)))
+    builder = BarBuilder(bus := EventBus())
+    bus.subscribe(BARS, "chart")
+    for start in range(0, len(ticks), 37):
+        builder.on_ticks(ticks[start : start + 37])
+    for key in keys:
+        mine = [t for t in ticks if t.key == key]
+        for tf in LIVE_TIMEFRAMES:
+            expected: dict[datetime, list[Tick]] = {}
+            for t in mine:
+                expected.setdefault(bucket_start(t.ts, tf), []).append(t)
+            got = builder.bars(key, tf)
+            assert [b.start for b in got] == list(expected)
+            for bar, group in zip(got, expected.values(), strict=True):
+                prices = [t.last_price for t in group]
+                assert (bar.open, bar.high, bar.low, bar.close) == (
+                    prices[0], max(prices), min(prices), prices[-1]
+                )
+                assert bar.volume == sum(t.last_quantity for t in group)
+            assert [b.closed for b in got] == [True] * (len(got) - 1) + [False]
+
+
+def test_live_bars_are_built_only_when_a_subscriber_takes_them() -> None:
+    bus = EventBus()
+    recorder = bus.subscribe(BARS, "recorder", lossless=True, accept=closed_bars)
+    builder = BarBuilder(bus, [Timeframe.M1])
+    builder.on_tick(tick(ist(10, 0, 1), "100.00", 10, 10))
+    builder.on_tick(tick(ist(10, 1, 1), "101.00", 20, 10))
+    assert [(b.start, b.closed) for b in recorder.drain()] == [(ist(10, 0), True)]
+    chart = bus.subscribe(BARS, "chart")
+    builder.on_tick(tick(ist(10, 1, 2), "102.00", 25, 5))
+    (live,) = chart.drain()
+    assert (live.start, live.high, live.volume) == (ist(10, 1), Decimal(102), 15)
+    assert not live.closed
+    assert recorder.drain() == []
+
+
+def test_a_bar_built_on_the_fast_path_equals_one_built_by_its_constructor() -> None:
+    args = (KEY, Timeframe.M5, ist(10, 0), Decimal("1.5"), Decimal(2), Decimal(1), Decimal(2), 7)
+    for closed in (False, True):
+        fast = _new_bar(*args, closed)
+        assert type(fast) is Bar
+        assert fast == Bar(*args, closed=closed)
+        assert hash(fast) == hash(Bar(*args, closed=closed))
+        with pytest.raises(AttributeError):
+            fast.close = Decimal(3)  # type: ignore[misc]

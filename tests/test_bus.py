@@ -139,3 +139,34 @@ def test_a_late_view_starts_from_the_connection_states_already_published() -> No
     assert bus.subscribe(CONNECTION, "reconciler").drain() == []
     bus.publish(TICKS, tick("NSE:INFY", "1500"))
     assert bus.latest(TICKS) == [] and bus.subscribe(TICKS, "chart", replay=True).drain() == []
+
+
+def test_a_full_keep_backlog_mailbox_keeps_what_it_holds_and_refuses_the_excess() -> None:
+    # The recorder's mailbox: no snapshot to resync from, so an overflow must not throw away
+    # the ticks already queued (the plain lossless mailbox clears them).
+    bus = EventBus()
+    small: Topic[Tick] = Topic("small", coalesce_key=lambda t: t.key, maxsize=100)
+    sub = bus.subscribe(small, "recorder", lossless=True, keep_backlog=True)
+    plain = bus.subscribe(small, "bars", lossless=True)
+    bus.publish_many(small, [tick("NSE:INFY", "1")] * 90)
+    bus.publish_many(small, [tick("NSE:INFY", "2")] * 20)  # 10 fit, 10 refused
+    bus.publish(small, tick("NSE:INFY", "3"))  # refused
+    assert bus.lagged == {"recorder": 1, "bars": 1}
+    assert (sub.dropped, plain.dropped) == (11, 111)
+    with pytest.raises(SubscriberLagged):
+        sub.drain()
+    kept = sub.drain()
+    assert [str(t.last_price) for t in kept] == ["1"] * 90 + ["2"] * 10
+    bus.publish(small, tick("NSE:INFY", "4"))
+    assert [str(t.last_price) for t in sub.drain()] == ["4"]
+    assert sub.delivered + sub.dropped == 112
+
+
+async def test_a_keep_backlog_reader_is_woken_for_what_it_kept_after_the_lag() -> None:
+    bus = EventBus()
+    small: Topic[Tick] = Topic("small", coalesce_key=lambda t: t.key, maxsize=3)
+    sub = bus.subscribe(small, "recorder", lossless=True, keep_backlog=True)
+    bus.publish_many(small, [tick("NSE:INFY", "1")] * 5)
+    with pytest.raises(SubscriberLagged):
+        await sub.next_batch()
+    assert len(await asyncio.wait_for(sub.next_batch(), 5)) == 3

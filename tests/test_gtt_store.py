@@ -15,7 +15,15 @@ import pytest
 from app.settings import Settings
 from app.wiring import AppServices, build_services
 from services.domain import OrderRequest, OrderType, Product, Side, Tick
-from services.gtt import INTERRUPTED, SENDING, GttKind, GttStatus, gtt_from_record
+from services.gtt import (
+    INTERRUPTED,
+    SENDING,
+    GttError,
+    GttKind,
+    GttStatus,
+    LegChange,
+    gtt_from_record,
+)
 from services.storage import Database
 from tests.kite_app.test_ack_after_answer import crash_copy
 
@@ -59,6 +67,14 @@ async def test_gtts_and_their_states_come_back_after_a_restart(tmp_path: Path) -
             _limit(Side.SELL, ltp + Decimal("20.05")),
         )
         cancelled = await services.cancel_gtt(single.gtt_id)
+        with pytest.raises(GttError, match="CANCELLED, not active"):
+            await services.modify_gtt(single.gtt_id, [LegChange(ltp - 8)])
+        with pytest.raises(GttError, match="stop below and its target above"):
+            await services.modify_gtt(oco.gtt_id, [LegChange(ltp + 1), LegChange(ltp + 30)])
+        oco = await services.modify_gtt(  # a trailing stop: trigger and limit move together
+            oco.gtt_id, [LegChange(ltp - 10, ltp - Decimal("10.5")), LegChange(ltp + 25)])
+        assert [(leg.trigger, leg.order.price) for leg in oco.legs] == [
+            (ltp - 10, ltp - Decimal("10.5")), (ltp + 25, ltp + Decimal("20.05"))]
         before = await services.gtt_list()
         await services.stop()
 

@@ -41,7 +41,10 @@ def test_a_lazy_books_stored_text_is_its_built_books_without_building_it() -> No
     from decimal import Decimal
 
     from services.simulator.depth import _scale, _text
-    from services.storage.codec import _depth_json
+    from services.storage.codec import tick_row
+
+    def _depth_json(book: Depth) -> str:  # the stored text of a tick carrying the book
+        return tick_row(Tick("NSE:X", OPEN, Decimal(1), 1, 1, *(Decimal(1),) * 4, book))
 
     ticks = run_steps(make_sim(seed=11), OPEN + timedelta(minutes=3), 30, 0.05, 40)
     books = [b for b in _books(ticks) if isinstance(b, LazyDepth)]

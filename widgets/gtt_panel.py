@@ -24,6 +24,8 @@ from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QDialog,
+    QDialogButtonBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -39,7 +41,7 @@ from PySide6.QtWidgets import (
 
 from services.broker import BrokerError
 from services.domain import Instrument, OrderRequest, OrderType, Product, Side
-from services.gtt import Gtt, GttError, GttKind
+from services.gtt import Gtt, GttError, GttKind, GttStatus, LegChange
 from widgets.ui_pump import spawn
 
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -71,6 +73,8 @@ class GttPort(Protocol):
         target_trigger: Decimal,
         target_order: OrderRequest,
     ) -> Gtt: ...
+
+    async def modify_gtt(self, gtt_id: int | str, changes: list[LegChange]) -> Gtt: ...
 
     async def cancel_gtt(self, gtt_id: int | str) -> Gtt: ...
 
@@ -122,6 +126,11 @@ class GttPanel(QWidget):
         self.place_button.clicked.connect(self.place)
         self.cancel_button = QPushButton("Cancel selected")
         self.cancel_button.clicked.connect(self.cancel_selected)
+        self.modify_button = QPushButton("Modify selected…")
+        self.modify_button.setToolTip("move the triggers (and limit prices) of an active GTT")
+        self.modify_button.clicked.connect(self.modify_selected)
+        self.modify_dialog: GttModifyDialog | None = None
+        self._shown: dict[str, Gtt] = {}  # the listed GTTs by id, for the selection
         self.message = QLabel("")
         self.message.setObjectName("ticketMessage")
         self.message.setWordWrap(True)
@@ -150,6 +159,7 @@ class GttPanel(QWidget):
         form.addRow("Target (OCO)", _pair(self.target_trigger, self.target_price))
         buttons = QHBoxLayout()
         buttons.addWidget(self.place_button)
+        buttons.addWidget(self.modify_button)
         buttons.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -239,13 +249,55 @@ class GttPanel(QWidget):
         self.refresh()
         return gtt
 
-    def cancel_selected(self) -> None:
+    def _selected(self) -> Gtt | None:
         row = self.table.currentRow()
         item = self.table.item(row, 0) if row >= 0 else None
-        if item is None:
+        return None if item is None else self._shown.get(str(item.data(_ID)))
+
+    def cancel_selected(self) -> None:
+        gtt = self._selected()
+        if gtt is None:
             return
         self.busy = True
-        spawn(self._cancel(item.data(_ID)), name="gtt-cancel")
+        spawn(self._cancel(gtt.gtt_id), name="gtt-cancel")
+
+    def modify_selected(self) -> GttModifyDialog | None:
+        """Open the move dialog for the selected GTT; None (and why) when it cannot move."""
+        gtt = self._selected()
+        if gtt is None:
+            self.message.setText("Select a GTT to modify")
+            return None
+        if gtt.status is not GttStatus.ACTIVE:
+            self.message.setText(f"GTT {gtt.gtt_id} is {gtt.status.value}: only an active "
+                                 "GTT can be modified")  # fmt: skip
+            return None
+        dialog = GttModifyDialog(gtt, self)
+        dialog.accepted.connect(lambda: self._send_modify(gtt, dialog))
+        self.modify_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _send_modify(self, gtt: Gtt, dialog: GttModifyDialog) -> None:
+        try:
+            changes = dialog.changes()
+        except GttError as e:
+            self.message.setText(str(e))
+            return
+        self.busy = True
+        self.message.setText(f"Modifying GTT {gtt.gtt_id}…")
+        spawn(self._modify(gtt.gtt_id, changes), name="gtt-modify")
+
+    async def _modify(self, gtt_id: int | str, changes: list[LegChange]) -> None:
+        try:
+            gtt = await self._port.modify_gtt(gtt_id, changes)
+        except (GttError, BrokerError) as e:
+            self.message.setText(str(e))
+        else:
+            triggers = " / ".join(str(leg.trigger) for leg in gtt.legs)
+            self.message.setText(f"GTT {gtt.gtt_id} now triggers at {triggers}")
+        finally:
+            self.busy = False
+        self.refresh()
 
     async def _cancel(self, gtt_id: int | str) -> None:
         try:
@@ -286,6 +338,7 @@ class GttPanel(QWidget):
                 return
 
     def _show(self, gtts: list[Gtt]) -> None:
+        self._shown = {str(g.gtt_id): g for g in gtts}
         rows = list(reversed(gtts))
         self.table.setRowCount(len(rows))
         for row, gtt in enumerate(rows):
@@ -303,6 +356,47 @@ class GttPanel(QWidget):
                     item.setData(_ID, gtt.gtt_id)
                 self.table.setItem(row, col, item)
         self.loads += 1
+
+
+class GttModifyDialog(QDialog):
+    """Each leg's trigger and limit price, filled with today's values: a trailing stop moves
+    both; a MARKET leg (Upstox) has only its trigger."""
+
+    def __init__(self, gtt: Gtt, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Modify GTT {gtt.gtt_id}")
+        self.gtt = gtt
+        self.triggers: list[QLineEdit] = []
+        self.prices: list[QLineEdit] = []
+        form = QFormLayout()
+        names = ["Stop", "Target"] if gtt.kind is GttKind.OCO else ["Trigger"]
+        for name, leg in zip(names, gtt.legs, strict=True):
+            trigger = QLineEdit(str(leg.trigger))
+            price = QLineEdit("" if leg.order.price is None else str(leg.order.price))
+            price.setEnabled(leg.order.order_type is OrderType.LIMIT)
+            price.setPlaceholderText("market order")
+            self.triggers.append(trigger)
+            self.prices.append(price)
+            form.addRow(f"{name} trigger / limit", _pair(trigger, price))
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(f"{gtt.key}: {gtt.legs[0].order.side.value} "
+                                f"{gtt.legs[0].order.quantity}"))  # fmt: skip
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def changes(self) -> list[LegChange]:
+        out = []
+        for trigger, price in zip(self.triggers, self.prices, strict=True):
+            out.append(LegChange(
+                _price(trigger, "trigger"),
+                _price(price, "limit price") if price.isEnabled() else None,
+            ))  # fmt: skip
+        return out
 
 
 def _pair(a: QWidget, b: QWidget) -> QHBoxLayout:

@@ -27,7 +27,7 @@ from services.domain import (
     Tick,
     Timeframe,
 )
-from services.gtt import Gtt
+from services.gtt import Gtt, LegChange
 from services.options.chain import OptionChain
 from services.options.pricing import Model
 from services.risk import KillReport, RiskEngine
@@ -95,6 +95,8 @@ class TerminalFacade(Protocol):
         target_trigger: Decimal,
         target_order: OrderRequest,
     ) -> Gtt: ...
+
+    async def modify_gtt(self, gtt_id: int | str, changes: list[LegChange]) -> Gtt: ...
 
     async def cancel_gtt(self, gtt_id: int | str) -> Gtt: ...
 

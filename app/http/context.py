@@ -19,7 +19,7 @@ from app.http.auth import API_KEY, AuditFn, log_audit
 from app.http.problems import ApiProblem
 from services.broker import OrderChange
 from services.domain import Funds, Order, OrderRequest, Position
-from services.gtt import Gtt
+from services.gtt import Gtt, LegChange
 from services.metrics import Metrics
 from services.node.idempotency import IdempotentOrders, MemoryLedger
 from services.risk import TradingState
@@ -58,6 +58,7 @@ class GttFacade(Protocol):
         self, stop_trigger: Decimal, stop_order: OrderRequest, target_trigger: Decimal,
         target_order: OrderRequest,
     ) -> Gtt: ...  # fmt: skip
+    async def modify_gtt(self, gtt_id: int | str, changes: list[LegChange]) -> Gtt: ...
     async def cancel_gtt(self, gtt_id: int | str) -> Gtt: ...
 
 

@@ -9,6 +9,7 @@ call the same facade the desktop's GTT panel uses, so the same checks apply.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -22,7 +23,7 @@ from app.http.schemas import DecimalString, OrderBody, _Request
 from services.apikeys import Scope
 from services.broker import BrokerError, OrderRejected
 from services.brokers.errors import InvalidInput, IpNotAllowed, NotOffered
-from services.gtt import Gtt, GttError, gtt_to_dict
+from services.gtt import Gtt, GttError, LegChange, gtt_to_dict
 from services.validation import OrderValidationError
 
 # -- bodies ----------------------------------------------------------------------------------
@@ -37,6 +38,18 @@ class GttBody(_Request):
     """One leg: a single GTT. Two: an OCO, the stop (below the price) first, the target second."""
 
     legs: Annotated[list[GttLegBody], Field(min_length=1, max_length=2)]
+
+
+class GttLegChangeBody(_Request):
+    trigger: DecimalString
+    price: DecimalString | None = Field(
+        default=None, description="the leg's new limit price; absent: unchanged")
+
+
+class GttChangeBody(_Request):
+    """A new trigger (and limit price) for each leg, in the GTT's own leg order."""
+
+    legs: Annotated[list[GttLegChangeBody], Field(min_length=1, max_length=2)]
 
 
 class GttLegOut(BaseModel):
@@ -120,11 +133,39 @@ async def post_gtt(request: web.Request) -> web.Response:
     return json_response(GttOut.of(gtt), status=201)
 
 
+def _gtt_id(request: web.Request) -> int | str:
+    raw = request.match_info["gtt_id"]
+    if not GTT_ID.fullmatch(raw):
+        raise ApiProblem(404, f"no GTT {raw[:70]!r}")
+    return int(raw) if raw.isdigit() else raw  # the book's and Kite's are numbers
+
+
+async def patch_gtt(request: web.Request) -> web.Response:
+    ctx = request.app[API_CONTEXT]
+    gtts = _facade(request)
+    gtt_id = _gtt_id(request)
+    body = await read_body(request, GttChangeBody, read_timeout=ctx.body_timeout)
+    changes = [
+        LegChange(Decimal(leg.trigger), None if leg.price is None else Decimal(leg.price))
+        for leg in body.legs
+    ]
+    try:
+        gtt = await gtts.modify_gtt(gtt_id, changes)
+    except GttError as e:
+        status = 404 if str(e).startswith("no GTT") else 422
+        raise ApiProblem(status, str(e)) from None
+    except BrokerError as e:
+        raise _problem(e) from None
+    ctx.audit("api.gtt_modified", request_actor(request),
+              {"gtt_id": str(gtt_id), "triggers": [leg.trigger for leg in body.legs]})
+    return json_response(GttOut.of(gtt))
+
+
 async def delete_gtt(request: web.Request) -> web.Response:
     ctx = request.app[API_CONTEXT]
     gtts = _facade(request)
-    raw = request.match_info["gtt_id"]
-    gtt_id: int | str = int(raw) if raw.isdigit() else raw  # the book's and Kite's are numbers
+    gtt_id = _gtt_id(request)
+    raw = str(gtt_id)
     try:
         gtt = await gtts.cancel_gtt(gtt_id)
     except GttError as e:
@@ -136,6 +177,7 @@ async def delete_gtt(request: web.Request) -> web.Response:
     return json_response(GttOut.of(gtt))
 
 
+GTT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the book's and Kite's numbers, Upstox's text
 GTT_ERRORS = (400, 401, 403, 408, 409, 413, 415, 422, 429, 502)
 
 GTT_ENDPOINTS: list[Endpoint] = [
@@ -147,6 +189,10 @@ GTT_ENDPOINTS: list[Endpoint] = [
              "Place a GTT: one leg (single) or two (OCO: the stop below the price, then the "
              "target above); its order is validated and risk-checked when it fires",
              scope=Scope.TRADE, body=GttBody, response=GttOut, success=201,
+             errors=(*GTT_ERRORS, 404), tags=("trade",)),
+    Endpoint("PATCH", "/v1/gtts/{gtt_id}", patch_gtt, "modifyGtt",
+             "Move an active GTT's triggers (and limit prices) in place, checked as a new "
+             "GTT would be", scope=Scope.TRADE, body=GttChangeBody, response=GttOut,
              errors=(*GTT_ERRORS, 404), tags=("trade",)),
     Endpoint("DELETE", "/v1/gtts/{gtt_id}", delete_gtt, "cancelGtt", "Cancel an active GTT",
              scope=Scope.TRADE, response=GttOut, errors=(401, 403, 404, 409, 429, 502),

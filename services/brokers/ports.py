@@ -46,7 +46,7 @@ from services.domain import (
     Position,
     Timeframe,
 )
-from services.gtt import Gtt
+from services.gtt import Gtt, LegChange
 
 __all__ = [
     "BrokerId",
@@ -525,6 +525,10 @@ class GttVenue(Protocol):
     place_oco(stop, so,  must:   one GTT with the stop leg below ``last_price`` (leg 0) and the
       target, to, lp)            target above (leg 1); the first reached fires, the other is void
                          raises: NotOffered when ``oco`` is False; otherwise as place_single
+    modify(id, changes,  must:   move an active GTT's triggers and limit prices in place (its
+      last_price)                id, kind, sides and quantities stay), checked by
+                                 ``services.gtt.changed_legs``; return it as the broker reports it
+                         raises: GttError (not active, a trigger on the wrong side), as place_*
     cancel(id)           must:   delete the broker's GTT; return it as the broker reports it
                          raises: InvalidInput (not active, unknown id)
     gtts()               must:   every GTT on the account, as the broker reports it now
@@ -546,6 +550,10 @@ class GttVenue(Protocol):
         target_trigger: Decimal,
         target_order: OrderRequest,
         last_price: Decimal,
+    ) -> Gtt: ...
+
+    async def modify(
+        self, gtt_id: int | str, changes: list[LegChange], last_price: Decimal
     ) -> Gtt: ...
 
     async def cancel(self, gtt_id: int | str) -> Gtt: ...

@@ -97,7 +97,7 @@ class TickWriter:
             room = self.batch_size - len(self._pending)
             chunk = ticks[start : start + room]
             start += len(chunk)
-            self._pending += codec.tick_log_rows(chunk, ids)
+            self._pending += codec.tick_rows(chunk, ids)
             if len(self._pending) >= self.batch_size:
                 self.flush()
                 flushes += 1

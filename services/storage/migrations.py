@@ -345,9 +345,38 @@ CREATE TABLE gtts (
 );
 """
 
+# v12: a recorded tick is one JSON text, ``[last, last_qty, volume, open, high, low, close,
+# oi, oi_close, depth]`` with every price a string (exact decimal text, as before) and depth
+# ``{"b":[[price,qty,orders],...],"a":[...]}`` or null. Binding twelve parameters a row was
+# a third of the recorder's insert time, and the recorder builds the text in one formatting
+# step per tick (services/storage/codec.py). SQLite's json_array of the v10 columns gives
+# exactly that text, so the old rows are converted here in their order, and ``ticks`` stays
+# a view with the old columns for the export.
+_TICK_ROWS = """
+CREATE TABLE tick_rows (
+    instrument INTEGER NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+INSERT INTO tick_rows (instrument, ts_ns, data)
+    SELECT instrument, ts_ns, json_array(last_price, last_quantity, volume, open, high, low,
+                                         close, oi, oi_close, json(depth))
+    FROM tick_log ORDER BY rowid;
+DROP VIEW ticks;
+DROP TABLE tick_log;
+CREATE INDEX tick_rows_by_instrument ON tick_rows (instrument, ts_ns);
+CREATE VIEW ticks AS
+    SELECT k.key AS key, r.ts_ns AS ts_ns, r.rowid AS seq,
+           r.data ->> '$[0]' AS last_price, r.data ->> '$[1]' AS last_quantity,
+           r.data ->> '$[2]' AS volume, r.data ->> '$[3]' AS open, r.data ->> '$[4]' AS high,
+           r.data ->> '$[5]' AS low, r.data ->> '$[6]' AS close, r.data ->> '$[9]' AS depth,
+           r.data ->> '$[7]' AS oi, r.data ->> '$[8]' AS oi_close
+    FROM tick_rows r JOIN tick_keys k ON k.id = r.instrument;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1, _V2, _V3, _V4, _HISTORY, _ORDER_COUNTS, _VAULT_SECRETS, _BACKTESTS, _IDEMPOTENCY,
-    _TICK_LOG, _GTTS,
+    _TICK_LOG, _GTTS, _TICK_ROWS,
 )
 CURRENT_VERSION = len(MIGRATIONS)
 

@@ -53,15 +53,15 @@ class InstrumentRepository(_Repository):
         return [codec.instrument_from(r) for r in rows]
 
 
-_INSERT_TICK = "INSERT INTO tick_log VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_TICK = "INSERT INTO tick_rows VALUES (?,?,?)"
 _TICK_SELECT = (
-    f"SELECT {codec.TICK_LOG_COLUMNS} FROM tick_log "  # noqa: S608
+    f"SELECT {codec.TICK_COLUMNS} FROM tick_rows "  # noqa: S608
     "WHERE instrument = (SELECT id FROM tick_keys WHERE key = ?) "
 )
 
 
 class TickRepository(_Repository):
-    """Recorded ticks: ``tick_log`` rows, appended in arrival order, and their instruments.
+    """Recorded ticks: ``tick_rows`` rows, appended in arrival order, and their instruments.
 
     Instrument ids are cached per database (both connections and every writer share one
     ``Database``); a key is given its id in a transaction of its own before the first row
@@ -73,7 +73,7 @@ class TickRepository(_Repository):
         self._ids: dict[str, int] | None = None
 
     def key_ids(self, keys: Iterable[str]) -> dict[str, int]:
-        """The id of every key (a new key gets one): the mapping ``codec.tick_log_rows`` takes.
+        """The id of every key (a new key gets one): the mapping ``codec.tick_rows`` takes.
 
         Returns the shared cache itself; it only ever grows.
         """
@@ -100,7 +100,7 @@ class TickRepository(_Repository):
 
     def insert_many(self, ticks: Iterable[Tick]) -> None:
         ticks = list(ticks)
-        rows = codec.tick_log_rows(ticks, self.key_ids(t.key for t in ticks))
+        rows = codec.tick_rows(ticks, self.key_ids(t.key for t in ticks))
         with self._db.transaction() as c:
             self.insert_rows(c, rows)
 
@@ -121,7 +121,7 @@ class TickRepository(_Repository):
         return codec.ticks_from(key, rows)
 
     def count(self) -> int:
-        return int(self._db.query("SELECT count(*) FROM tick_log")[0][0])
+        return int(self._db.query("SELECT count(*) FROM tick_rows")[0][0])
 
 
 class BarRepository(_Repository):

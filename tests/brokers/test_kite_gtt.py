@@ -15,7 +15,7 @@ from services.brokers.kite.execution import KiteBroker
 from services.brokers.kite.gtt import KiteGtt, gtt_from_kite
 from services.brokers.ports import GttVenue
 from services.domain import OrderRequest, OrderType, Product, Side, Validity
-from services.gtt import GttKind, GttStatus
+from services.gtt import GttError, GttKind, GttStatus, LegChange
 from tests.fakes.kite_server import FakeKite
 
 KEY = "NSE:INFY"  # the fake's last price: 1573.70
@@ -97,8 +97,16 @@ async def test_a_gtt_is_modified_and_cancelled_at_zerodha(
     venue = KiteGtt(broker)
     placed = await venue.place_single(Decimal("1700"), limit(Side.SELL, "1699"), LAST)
     assert placed.legs[0].rising is True
-    moved = await venue.modify(placed, [Decimal("1710.5")], LAST)
+    moved = await venue.modify(placed.gtt_id, [LegChange(Decimal("1710.5"))], LAST)
     assert moved.gtt_id == placed.gtt_id and moved.legs[0].trigger == Decimal("1710.5")
+    assert moved.legs[0].order.price == Decimal("1699")  # no new price: the limit stays
+    moved = await venue.modify(placed.gtt_id, [LegChange(Decimal("1720"), Decimal("1719.5"))],
+                               LAST)  # fmt: skip
+    assert (moved.legs[0].trigger, moved.legs[0].order.price) == (1720, Decimal("1719.5"))
+    puts = fake.journal.count("PUT", f"/gtt/triggers/{placed.gtt_id}")
+    with pytest.raises(GttError, match="equals the last price"):
+        await venue.modify(placed.gtt_id, [LegChange(LAST)], LAST)
+    assert fake.journal.count("PUT", f"/gtt/triggers/{placed.gtt_id}") == puts == 2
     cancelled = await venue.cancel(placed.gtt_id)
     assert cancelled.status is GttStatus.CANCELLED
     assert fake.journal.count("DELETE", f"/gtt/triggers/{placed.gtt_id}") == 1

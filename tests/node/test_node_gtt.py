@@ -19,7 +19,7 @@ from app.settings import NodeSettings, Settings
 from app.wiring import AppServices, build_services
 from services.brokers.errors import InvalidInput
 from services.domain import OrderRequest, OrderType, Product, Side
-from services.gtt import GttKind, GttStatus
+from services.gtt import GttKind, GttStatus, LegChange
 from services.risk.limits import RiskLimits
 from tests.kite_app.conftest import MemorySecrets
 from tests.node.node_process import NodeProcess
@@ -56,8 +56,15 @@ def _limit(side: Side, price: Decimal) -> OrderRequest:
 
 
 def _post(process: NodeProcess, token: str, path: str, body: Any) -> tuple[int, Any]:
+    return _call(process, token, "POST", path, body)
+
+
+def _call(
+    process: NodeProcess, token: str, method: str, path: str, body: Any = None
+) -> tuple[int, Any]:
     request = urllib.request.Request(
-        process.base + path, data=json.dumps(body).encode(), method="POST",
+        process.base + path, data=None if body is None else json.dumps(body).encode(),
+        method=method,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as r:
@@ -94,6 +101,10 @@ async def test_gtts_placed_from_the_desktop_rest_on_the_node_and_survive_its_res
     assert services.gtt_held_at() == "your order node"  # the paper node's own book
     assert listed[1].legs[1].order.price == high  # exact decimals across the wire
 
+    moved = await services.modify_gtt(oco.gtt_id, [LegChange(low + 1, low), LegChange(high)])
+    assert [leg.trigger for leg in moved.legs] == [low + 1, high]
+    assert moved.legs[0].order.price == low and moved.gtt_id == oco.gtt_id
+    oco = moved
     cancelled = await services.cancel_gtt(single.gtt_id)
     assert cancelled.status is GttStatus.CANCELLED
 
@@ -127,6 +138,8 @@ async def _refuses_bad_bodies_and_read_only_keys(process: NodeProcess, token: st
     status, body = await asyncio.to_thread(_post, process, token, "/v1/gtts", {"legs": [
         {"trigger": 100.5, "order": order}]})  # a float price is refused, never rounded
     assert status == 422 and "legs.0.trigger" in [e["field"] for e in body["errors"]]
+    status, body = await asyncio.to_thread(_call, process, token, "DELETE", "/v1/gtts/9%20or%201")
+    assert status == 404 and body["detail"] == "no GTT '9 or 1'"
     reader = await asyncio.to_thread(process.create_key, "read")
     status, body = await asyncio.to_thread(_post, process, reader, "/v1/gtts", {"legs": [
         {"trigger": "100", "order": order}]})

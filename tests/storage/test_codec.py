@@ -1,5 +1,5 @@
 """The tick encoding the recorder writes: the fast path gives exactly what json and timedelta
-arithmetic gave, so rows written before and after read back the same."""
+arithmetic give, so rows written before and after read back the same."""
 
 from __future__ import annotations
 
@@ -10,27 +10,45 @@ from decimal import Decimal
 import pytest
 
 from services.clock import IST
-from services.domain import Depth, DepthLevel
+from services.domain import Depth, DepthLevel, Tick
 from services.storage import codec
 
 PRICES = ["1500", "1500.05", "0.05", "-3.25", "1E+3", "26000.000", "0"]
 
 
-def _reference_depth_json(depth: Depth) -> str:
+def _reference_text(tick: Tick) -> str:
     def side(levels: tuple[DepthLevel, ...]) -> list[list[object]]:
         return [[str(x.price), x.quantity, x.orders] for x in levels]
 
-    return json.dumps({"b": side(depth.bids), "a": side(depth.asks)}, separators=(",", ":"))
+    depth = None if tick.depth is None else {"b": side(tick.depth.bids), "a": side(tick.depth.asks)}
+    fields = [
+        str(tick.last_price), tick.last_quantity, tick.volume, str(tick.open), str(tick.high),
+        str(tick.low), str(tick.close), tick.oi, tick.oi_close, depth,
+    ]  # fmt: skip
+    return json.dumps(fields, separators=(",", ":"))
 
 
-@pytest.mark.parametrize("levels", [0, 1, 5])
-def test_depth_text_is_the_json_it_always_was(levels: int) -> None:
-    bids = tuple(DepthLevel(Decimal(p), 10 * i + 1, i + 1) for i, p in enumerate(PRICES[:levels]))
-    asks = tuple(DepthLevel(Decimal(p), 7 + i, 1) for i, p in enumerate(reversed(PRICES[:levels])))
-    depth = Depth(bids, asks)
-    text = codec._depth_json(depth)
-    assert text == _reference_depth_json(depth)
-    assert codec._depth_from(text) == depth  # exact prices back
+@pytest.mark.parametrize("levels", [None, 0, 1, 5])
+def test_a_ticks_text_is_the_json_of_its_exact_values(levels: int | None) -> None:
+    depth = None
+    if levels is not None:
+        prices = PRICES[:levels]
+        bids = tuple(DepthLevel(Decimal(p), 10 * i + 1, i + 1) for i, p in enumerate(prices))
+        asks = tuple(DepthLevel(Decimal(p), 7 + i, 1) for i, p in enumerate(prices[::-1]))
+        depth = Depth(bids, asks)
+    for last in PRICES:
+        tick = Tick(
+            "NFO:X", datetime(2026, 12, 2, 9, 15, tzinfo=IST), Decimal(last), 75, 9000,
+            Decimal("26000.000"), Decimal("1E+3"), Decimal("-3.25"), Decimal("0.05"), depth,
+            oi=1_234_500, oi_close=1_200_000,
+        )  # fmt: skip
+        text = codec.tick_row(tick)
+        assert text == _reference_text(tick)
+        (back,) = codec.ticks_from(tick.key, [(codec.to_ns(tick.ts), text)])
+        assert back == tick  # exact prices back, trailing zeros and exponents included
+        assert [str(p) for p in (back.last_price, back.open, back.high)] == [
+            last, "26000.000", "1E+3"
+        ]
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,17 @@
-"""Recorded ticks in the compact log (migration 10): what was recorded before still reads back.
+"""Recorded ticks in the compact log (migrations 10 and 12): what was recorded before still
+reads back.
 
-The v1 ``ticks`` table is rewritten into ``tick_log`` by the migration; the readers (chart
-history, backtest replay through ``TickRepository``) and the export must see the same ticks,
-in the same order, as before.
+The v1 ``ticks`` table is rewritten into ``tick_log`` by migration 10, whose twelve columns
+migration 12 folds into one JSON text per tick (``tick_rows``); the readers (chart history,
+backtest replay through ``TickRepository``) and the export must see the same ticks, in the
+same order, as before.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import zipfile
 from datetime import timedelta
@@ -23,6 +26,7 @@ from tests.storage.helpers import T0, make_tick
 
 KEY = os.urandom(32)
 BEFORE_TICK_LOG = MIGRATIONS.index(next(m for m in MIGRATIONS if "CREATE TABLE tick_log" in m))
+BEFORE_TICK_ROWS = MIGRATIONS.index(next(m for m in MIGRATIONS if "CREATE TABLE tick_rows" in m))
 
 DEPTH = Depth(
     (DepthLevel(Decimal("99.95"), 10, 2), DepthLevel(Decimal("99.90"), 4, 1)),
@@ -98,3 +102,53 @@ def test_a_batch_keeps_each_instruments_arrival_order_across_flushes(tmp_path: P
         assert writer.written == db.ticks.count() == 40
         for key in set(keys):
             assert db.ticks.latest(key, limit=100) == [t for t in ticks if t.key == key]
+
+
+def _v10_row(tick: Tick, instrument: int) -> tuple[object, ...]:
+    """A ``tick_log`` row as the v10 recorder wrote it (depth as its own JSON text)."""
+    depth = None
+    if tick.depth is not None:
+        depth = json.dumps(
+            {
+                "b": [[str(x.price), x.quantity, x.orders] for x in tick.depth.bids],
+                "a": [[str(x.price), x.quantity, x.orders] for x in tick.depth.asks],
+            },
+            separators=(",", ":"),
+        )
+    return (
+        instrument, codec.to_ns(tick.ts), str(tick.last_price), tick.last_quantity, tick.volume,
+        str(tick.open), str(tick.high), str(tick.low), str(tick.close), tick.oi, tick.oi_close,
+        depth,
+    )  # fmt: skip
+
+
+def test_ticks_recorded_in_the_v10_log_read_back_exactly_after_migration_12(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "t.db"
+    option = Tick(
+        "NFO:NIFTY26DEC26000CE", T0, Decimal("101.350"), 75, 9000, Decimal("9E+1"),
+        Decimal("110.5"), Decimal("0.05"), Decimal("95.05"), DEPTH, oi=1_234_500, oi_close=7,
+    )  # fmt: skip
+    plain = [make_tick("NSE:A", T0 + timedelta(seconds=i // 2), i) for i in range(6)]
+    empty_book = Tick("NSE:A", T0, Decimal("100"), 1, 1, *(Decimal("100"),) * 4, Depth((), ()))
+    rows = [_v10_row(option, 1)] + [_v10_row(t, 2) for t in (*plain, empty_book)]
+    with (
+        Database.open(path, KEY, create=True, target_version=BEFORE_TICK_ROWS) as old,
+        old.transaction() as c,
+    ):
+        c.executemany("INSERT INTO tick_keys (id, key) VALUES (?, ?)",
+                      [(1, option.key), (2, "NSE:A")])  # fmt: skip
+        c.executemany("INSERT INTO tick_log VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    with Database.open(path, KEY) as db:
+        assert db.schema_version == len(MIGRATIONS)
+        assert db.ticks.latest(option.key) == [option]
+        assert [str(p) for p in (option.last_price, option.open)] == ["101.350", "9E+1"]
+        got = db.ticks.latest("NSE:A", limit=50)
+        assert got == sorted([*plain, empty_book], key=lambda t: t.ts)  # arrival order kept
+        # The converted text is the text the recorder writes today, byte for byte.
+        stored = db.query("SELECT data FROM tick_rows ORDER BY rowid")
+        assert [r[0] for r in stored] == [codec.tick_row(t) for t in (option, *plain, empty_book)]
+        # New rows after the converted ones keep the readers' (time, arrival) order.
+        db.ticks.insert_many([make_tick("NSE:A", T0, 99)])
+        assert [t.volume for t in db.ticks.latest("NSE:A", limit=50)][:4] == [0, 1, 1, 99]

@@ -125,8 +125,30 @@ def test_gtt_panel_places_an_oco_and_shows_it_fire(qtbot, services, qloop, tmp_p
         qloop.until(lambda: "placed (oco)" in panel.message.text(), what="the GTT placed")
         qloop.until(lambda: panel.table.rowCount() == 1, what="the GTT listed")
         assert panel.table.item(0, 4).text() == "ACTIVE"
-        services.gtt.on_tick(_tick(services, ltp - 31))
+        # Trail the stop: the dialog shows each leg's trigger and limit, the move keeps the id.
+        panel.table.selectRow(0)
+        qtbot.mouseClick(panel.modify_button, Qt.MouseButton.LeftButton)
+        dialog = panel.modify_dialog
+        assert dialog is not None and dialog.isVisible()
+        assert [t.text() for t in dialog.triggers] == [f"{ltp - 30}", f"{ltp + 30}"]
+        dialog.triggers[0].setText(f"{ltp - 20}")
+        dialog.prices[0].setText(f"{ltp - Decimal('20.5')}")
+        dialog.accept()
+        qloop.until(lambda: "now triggers at" in panel.message.text(), what="the GTT moved")
+        qloop.until(lambda: panel.table.item(0, 3).text() == f"{ltp - 20} / {ltp + 30}",
+                    what="the moved triggers listed")  # fmt: skip
+        (moved,) = services.gtt.gtts()
+        assert moved.legs[0].order.price == ltp - Decimal("20.5")
+        panel.table.selectRow(0)
+        dialog = panel.modify_dialog = panel.modify_selected()
+        assert dialog is not None
+        dialog.triggers[0].setText(f"{ltp + 40}")  # above the target: refused, said why
+        dialog.accept()
+        qloop.until(lambda: "stop below and its target above" in panel.message.text())
+        services.gtt.on_tick(_tick(services, ltp - 21))
         qloop.until(lambda: panel.table.item(0, 4).text() == "TRIGGERED", what="panel update")
         qloop.until(lambda: services.gtt.gtts()[0].order_id is not None)
+        panel.table.selectRow(0)
+        assert panel.modify_selected() is None and "only an active" in panel.message.text()
     finally:
         qloop.run(win.stop())

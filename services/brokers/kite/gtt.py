@@ -29,7 +29,7 @@ from services.brokers.errors import DataError, InvalidInput
 from services.brokers.kite import mapping
 from services.clock import IST
 from services.domain import OrderRequest, OrderType, Product, Side, Validity
-from services.gtt import Gtt, GttKind, GttLeg, GttStatus
+from services.gtt import Gtt, GttKind, GttLeg, GttStatus, LegChange, changed_legs
 
 if TYPE_CHECKING:
     from services.brokers.kite.execution import KiteBroker
@@ -151,12 +151,16 @@ class KiteGtt:
             last_price,
         )  # fmt: skip
 
-    async def modify(self, gtt: Gtt, triggers: list[Decimal], last_price: Decimal) -> Gtt:
-        """Move an active GTT's triggers in place (same orders, same kind)."""
+    async def modify(
+        self, gtt_id: int | str, changes: list[LegChange], last_price: Decimal
+    ) -> Gtt:
+        """Move an active GTT's triggers and limit prices in place (same id, same kind)."""
+        gtt = await self.gtt(gtt_id)
+        legs = changed_legs(gtt, changes, last_price)
         kind = TWO_LEG if gtt.kind is GttKind.OCO else SINGLE
         return await self._send(
-            f"modify GTT {gtt.gtt_id}", kind, triggers, [leg.order for leg in gtt.legs],
-            last_price, trigger_id=int(gtt.gtt_id),
+            f"modify GTT {gtt.gtt_id}", kind, [leg.trigger for leg in legs],
+            [leg.order for leg in legs], last_price, trigger_id=self._id(gtt.gtt_id),
         )  # fmt: skip
 
     async def cancel(self, gtt_id: int | str) -> Gtt:

@@ -22,7 +22,7 @@ from services.brokers.errors import (
 )
 from services.brokers.node.execution import NodeExecution, detail_of
 from services.domain import OrderRequest
-from services.gtt import Gtt, GttError, gtt_from_dict
+from services.gtt import Gtt, GttError, LegChange, gtt_from_dict
 from services.node.wire import encode_request
 
 NODE_TITLE = "your order node"
@@ -65,6 +65,18 @@ class NodeGtt:
     async def _place(self, legs: list[tuple[Decimal, OrderRequest]]) -> Gtt:
         body = {"legs": [{"trigger": str(t), "order": _order_body(o)} for t, o in legs]}
         status, answer = await self._execution.request_once("POST", "/v1/gtts", json=body)
+        return self._gtt_or_raise(status, answer)
+
+    async def modify(
+        self, gtt_id: int | str, changes: list[LegChange], last_price: Decimal
+    ) -> Gtt:
+        """The node checks the move against its own last price (``changed_legs``)."""
+        body = {"legs": [
+            {"trigger": str(c.trigger), **({} if c.price is None else {"price": str(c.price)})}
+            for c in changes
+        ]}  # fmt: skip
+        status, answer = await self._execution.request_once("PATCH", f"/v1/gtts/{gtt_id}",
+                                                            json=body)  # fmt: skip
         return self._gtt_or_raise(status, answer)
 
     async def cancel(self, gtt_id: int | str) -> Gtt:

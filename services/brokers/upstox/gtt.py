@@ -32,7 +32,7 @@ from services.brokers.errors import InvalidInput, NotOffered
 from services.brokers.upstox import mapping
 from services.clock import IST
 from services.domain import OrderRequest, OrderType, Product, Side, Validity
-from services.gtt import Gtt, GttKind, GttLeg, GttStatus
+from services.gtt import Gtt, GttKind, GttLeg, GttStatus, LegChange, changed_legs
 
 if TYPE_CHECKING:
     from services.brokers.upstox.execution import UpstoxExecution
@@ -268,6 +268,15 @@ class UpstoxGttVenue:
         )
         refusal.coded("upstox")
         raise refusal
+
+    async def modify(
+        self, gtt_id: int | str, changes: list[LegChange], last_price: Decimal
+    ) -> Gtt:
+        current = gtt_from_upstox(await self.gtt.gtt(str(gtt_id)))
+        (leg,) = changed_legs(current, changes, last_price)  # Upstox's are single
+        moved = await self.gtt.modify_single(str(gtt_id), leg.trigger, leg.order,
+                                             rising=leg.rising)  # fmt: skip
+        return gtt_from_upstox(moved)
 
     async def cancel(self, gtt_id: int | str) -> Gtt:
         return gtt_from_upstox(await self.gtt.cancel(str(gtt_id)))

@@ -125,6 +125,14 @@ async def test_the_gtt_port_on_upstox_places_reads_and_cancels_single_triggers(
 
     other = await venue.place_single(Decimal("1600"), market(side=Side.BUY), Decimal("1500"))
     assert other.legs[0].rising
+    from services.gtt import GttError, LegChange
+
+    moved = await venue.modify(other.gtt_id, [LegChange(Decimal("1620"))], Decimal("1500"))
+    assert moved.gtt_id == other.gtt_id and moved.legs[0].trigger == Decimal("1620")
+    assert fake.gtt_requests[-1][1]["rules"][0]["trigger_price"] == 1620
+    with pytest.raises(GttError, match="no limit price"):  # Upstox's GTT order is MARKET
+        await venue.modify(other.gtt_id, [LegChange(Decimal("1620"), Decimal("1621"))],
+                           Decimal("1500"))  # fmt: skip
     assert (await venue.cancel(other.gtt_id)).status is GttStatus.CANCELLED
     sent = len(fake.gtt_requests)
     with pytest.raises(NotOffered, match="no OCO"):
