@@ -56,6 +56,7 @@ from widgets import theme
 from widgets.fence import fence
 
 REFRESH_SECONDS = 0.25
+NBSP = "\u00a0"
 DASH = "—"
 AnyIndex = QModelIndex | QPersistentModelIndex
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -461,10 +462,12 @@ class OptionChainPanel(QWidget):
         pcr = DASH if snap.pcr is None else f"{snap.pcr:.2f}"
         pain = DASH if snap.max_pain is None else f"{snap.max_pain.normalize():f}"
         basis = "Black-76" if model is Model.BLACK_76 else "Black-Scholes"
-        return (
-            f"Spot {spot}   Fwd {fwd}   ATM {atm}   PCR {pcr}   Max pain {pain}   "
-            f"lot {snap.lot_size}   {basis}, r {rate * 100:.2f}%"
-        )
+        figures = (
+            f"Spot {spot}", f"Fwd {fwd}", f"ATM {atm}", f"PCR {pcr}", f"Max pain {pain}",
+            f"lot {snap.lot_size}", f"{basis}, r {rate * 100:.2f}%",
+        )  # fmt: skip
+        # A narrow dock wraps between figures, never inside one ("lot" above its "65").
+        return "   ".join(f.replace(" ", NBSP) for f in figures)
 
     # -- trading -------------------------------------------------------------------------
     def _clicked(self, index: QModelIndex) -> None:

@@ -68,8 +68,9 @@ def test_chain_shows_atm_highlighted_greeks_pcr_and_never_nan(qtbot, running, ql
         assert f"CE {name}" in headers and f"PE {name}" in headers
     delta = model.data(model.index(atm, headers.index("CE Delta")))
     assert delta != DASH and 0.3 < float(delta) < 0.7
-    assert "PCR" in panel.summary.text() and "Max pain" in panel.summary.text()
-    assert "r 6.50%" in panel.summary.text()
+    summary = panel.summary.text()
+    assert "PCR" in summary and "Max\u00a0pain\u00a0" in summary and "lot\u00a0" in summary
+    assert "r\u00a06.50%" in summary  # a figure never wraps inside itself
     panel.grab().save(str(tmp_path / "chain.png"))
 
 
