@@ -384,9 +384,10 @@ def run_desktop(
 
             window.firstTickPainted.connect(first_paint)
         await services.start()
-        from app.heap import freeze_startup_heap
+        from app.heap import freeze_startup_heap, pace_collector
 
         freeze_startup_heap()  # full GC passes then skip start-up's objects (app.heap)
+        pace_collector()  # and come seldom: the feed's short-lived objects stay young
         settings_menu = add_settings_menu(window, config_path)
         secrets = services.secrets
         if secrets is None and session.database is not None:

@@ -17,6 +17,7 @@ A 10 ms Qt timer measures how long the loop went without serving timers.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_window_ticks.py [--seconds 6]
     ... bench/bench_window_ticks.py --four-charts-and-chain   # issue 19: p99 <= 16 ms
+    ... bench/bench_window_ticks.py --four-charts-and-chain --trace-slow 8   # what stalled
 
 Exits non-zero when the p99 target is missed (50 ms; 16 ms with four charts and the chain).
 """
@@ -35,6 +36,9 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.stall_trace import StallTrace
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 TARGET_P99_MS = 50.0
@@ -99,6 +103,7 @@ class PaintProbe:
 
 _FRAME_WORK: frozenset[int] = frozenset()
 PROBE = PaintProbe()
+TRACE: StallTrace | None = None  # --trace-slow
 
 
 def pct(values: list[float], q: float) -> float:
@@ -122,9 +127,10 @@ async def measure(seconds: float, rate: float, four_charts: bool = False) -> Fig
     ui_thread_gc.install()  # as the desktop does (app/desktop.py)
     window = MainWindow(services, settings.watchlist, None)
     window.resize(1600, 900)
-    from app.heap import freeze_startup_heap
+    from app.heap import freeze_startup_heap, pace_collector
 
     freeze_startup_heap()  # as app.desktop does once the window is built and services started
+    pace_collector()
     window.show()
     window.start()
     if four_charts:  # issue 19: four charts and the option chain open
@@ -251,7 +257,15 @@ def main() -> int:
         "--four-charts-and-chain", action="store_true",
         help="the 2x2 charts and the option chain open (issue 19's target: p99 <= 16 ms)",
     )
+    parser.add_argument(
+        "--trace-slow", type=float, metavar="MS",
+        help="also list the asyncio callbacks, Qt events and full GC passes over MS ms",
+    )
     args = parser.parse_args()
+    global TRACE
+    if args.trace_slow:
+        TRACE = StallTrace(args.trace_slow)
+        TRACE.install()
 
     load = os.getloadavg()
     f = _run(_probing_app(), args.seconds, args.rate, args.four_charts_and_chain)
@@ -279,6 +293,9 @@ def main() -> int:
         f"event-loop stall (10 ms timer gaps) ms: p50 {statistics.median(f.stalls):.1f}  "
         f"p99 {pct(f.stalls, 0.99):.1f}  max {max(f.stalls):.1f}"
     )
+    if TRACE is not None:
+        TRACE.uninstall()
+        TRACE.report()
     return 0 if p99 < target else 1
 
 
@@ -295,11 +312,12 @@ def _probing_app() -> object:
 
     class ProbingApp(QApplication):
         def notify(self, receiver: QObject, event: QEvent) -> bool:
-            return PROBE.notify(
-                lambda: super(ProbingApp, self).notify(receiver, event),
-                receiver,
-                event.type().value,
-            )
+            kind = event.type().value
+            deliver = lambda: super(ProbingApp, self).notify(receiver, event)  # noqa: E731
+            if TRACE is not None:
+                untraced = deliver
+                deliver = lambda: TRACE.event(untraced, receiver, kind)  # noqa: E731
+            return PROBE.notify(deliver, receiver, kind)
 
     return QApplication.instance() or ProbingApp([])
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import threading
+import time
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -12,7 +14,7 @@ import pytest
 
 from services.bars import bucket_end
 from services.bus import CONNECTION, TICKS, EventBus
-from services.clock import IST, ManualClock, is_market_open, is_trading_day
+from services.clock import IST, ManualClock, SystemClock, is_market_open, is_trading_day
 from services.domain import ConnectionStatus, InstrumentKind, Tick, Timeframe, is_on_tick
 from services.instruments import bundled_universe
 from services.simulator import MarketSimulator
@@ -247,6 +249,37 @@ async def test_run_publishes_about_the_configured_rate_and_connection_state() ->
     assert 0.4 * 2000 < produced < 1.25 * 2000, produced
     assert ticks.pending() > 0
     assert [s.status for s in conn.drain()] == [ConnectionStatus.DISCONNECTED]
+
+
+async def test_run_makes_ticks_on_its_own_thread_and_does_not_flood_a_busy_loop() -> None:
+    """The ticks are made off the loop (a tick is made while the loop is blocked), and a
+    long UI frame costs at most a quarter of a second of catch-up, in order, afterwards."""
+    bus = EventBus()
+    rate = 2000
+    sim = MarketSimulator(
+        *UNIVERSE, bus, SystemClock(), seed=7, ticks_per_second=rate, always_open=True
+    )
+    ticks = bus.subscribe(TICKS, "test", lossless=True)
+    task = asyncio.create_task(sim.run())
+    await asyncio.sleep(0.2)
+    ticks.drain()
+    blocked_from = datetime.now(IST)
+    time.sleep(0.6)  # noqa: ASYNC251 -- the point: the loop serves nothing for 0.6 s
+    blocked_to = datetime.now(IST)
+    await asyncio.sleep(0)  # one pass of the loop: what waited is published now
+    burst = ticks.drain()
+    await asyncio.sleep(0.3)
+    after = ticks.drain()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sim.generated_on == "simulator-ticks"
+    assert [t for t in burst if blocked_from < t.ts < blocked_to]  # made during the block
+    assert 0 < len(burst) <= rate * (0.25 + 0.1), len(burst)  # not 0.6 s of ticks at once
+    assert len(after) > rate * 0.3 * 0.3  # then the normal pace (a loaded machine: less)
+    got = burst + after
+    assert all(a.ts <= b.ts for a, b in itertools.pairwise(got))
+    assert not [t for t in threading.enumerate() if t.name == "simulator-ticks"]
 
 
 def test_set_rate_validates() -> None:

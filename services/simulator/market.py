@@ -22,6 +22,8 @@ import contextlib
 import itertools
 import math
 import random
+import threading
+import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -61,6 +63,7 @@ _GAP_SHARE_OF_DAILY_SD = 0.3
 _MAX_STEP_SECONDS = 22_500.0  # one session: a longer silence is a day roll, not a walk
 _BATCH_SECONDS = 0.015
 _CLOSED_POLL_SECONDS = 0.5
+_MAX_OWED_SECONDS = 0.25
 _LIQUID = frozenset({"RELIANCE", "HDFCBANK", "ICICIBANK", "INFY", "SBIN", "TCS", "BHARTIARTL"})
 # Tick classes. Index options and stock F&O are capped at a multiple of the ticks the
 # indices, index futures and equities get, so thousands of contracts cannot starve the
@@ -116,6 +119,7 @@ class _State:
     oi: int = 0  # open interest in units; derivatives only
     oi_close: int = 0
     expiry_day: date | None = None
+    last_n: int = 0  # the last trade today, in ticks (the close at the next day roll)
 
     def price(self, n: int) -> Decimal:
         return self.tick_dec * n
@@ -163,6 +167,13 @@ class MarketSimulator:
         # Open interest has its own random stream so that turning it on left every price
         # path of a seed unchanged.
         self._oi_rng = random.Random(f"{seed}:oi")  # noqa: S311 -- a simulation
+        # ``run`` generates on a thread of its own; this lock keeps the loop's readers
+        # (``history``, ``fair_price``, ``step``) from seeing a walk half-way through a batch.
+        self._lock = threading.Lock()
+        self._outbox: list[Tick] = []  # generated, not yet published (guarded by _out_lock)
+        self._out_lock = threading.Lock()
+        self._flush_scheduled = False
+        self.generated_on: str | None = None  # the thread ``run`` generated on (tests read it)
         self._build(instruments, references)
         self._indices = range(len(self._states))
         self._cum_weights = self._weights(None)
@@ -341,9 +352,8 @@ class MarketSimulator:
         """Start a session: yesterday's last price becomes ``close``, then an opening gap."""
         first = self._day is None
         for s in self._states:
-            last = self._last.get(s.key)
-            if not first and last is not None and s.open_n:
-                s.prev_close = last.last_price
+            if not first and s.open_n:
+                s.prev_close = s.price(s.last_n)
             else:
                 spot = s.walk.prev_close if first else math.exp(s.walk.x)
                 s.prev_close = s.price(self._to_steps(s, self._fair(s, spot, t)))
@@ -420,7 +430,8 @@ class MarketSimulator:
 
         ``last_tick`` answers with them at once; ``run`` records them as it publishes them.
         """
-        ticks = self._generate(now, count)
+        with self._lock:
+            ticks = self._generate(now, count)
         self._remember(ticks)
         return ticks
 
@@ -460,6 +471,7 @@ class MarketSimulator:
             if s.role != _ROLE_SPOT:
                 self._move_oi(s, lots, fraction)
         price = s.tick_dec * n
+        s.last_n = n
         if not s.open_n:
             s.open_n = s.high_n = s.low_n = n
             s.open = s.high = s.low = price
@@ -504,7 +516,9 @@ class MarketSimulator:
         s = self._by_key.get(key)
         if s is None:
             return None
-        return s.price(self._to_steps(s, self._fair(s, math.exp(s.walk.x), now.timestamp())))
+        with self._lock:
+            x = s.walk.x
+        return s.price(self._to_steps(s, self._fair(s, math.exp(x), now.timestamp())))
 
     def history(self, key: str, timeframe: Timeframe, count: int, end: datetime) -> list[Bar]:
         """Return ``count`` synthetic closed bars ending before ``end``, joining the live price.
@@ -518,9 +532,10 @@ class MarketSimulator:
             raise KeyError(key)
         walk = s.walk
         walk_key = next(k for k, v in self._walks.items() if v is walk)
-        spot = walk.x
+        with self._lock:
+            spot, today = walk.x, self._day
         day = to_ist(end).date()
-        if day != self._day and is_market_open(end, always_open=self._always_open):
+        if day != today and is_market_open(end, always_open=self._always_open):
             spot += self._opening_gap(walk_key, walk, day)  # the first tick at ``end`` adds it
         return self._path_bars(key, timeframe, count, end, spot)
 
@@ -590,31 +605,88 @@ class MarketSimulator:
         self._bus.publish(CONNECTION, ConnectionState(COMPONENT, status, ts=self._clock.now()))
 
     async def run(self) -> None:
-        """Publish TICKS at the configured rate in ~15 ms batches until cancelled."""
+        """Publish TICKS at the configured rate in ~15 ms batches until cancelled.
+
+        The ticks are made on a thread of their own: at 5,000 ticks/s generating them took
+        a fifth of the desktop's UI thread. The thread hands each batch to the loop with
+        ``call_soon_threadsafe``, and makes no more while the loop has not published the
+        last one (a long UI frame): then it owes at most a quarter of a second of ticks, as
+        the loop-driven feed did, because every lossless subscriber (bars, paper broker,
+        recorder) takes a backlog in one go on the loop. Each tick keeps the time it was
+        made at, so a tick that waited for the loop counts that wait in its latency.
+        """
         loop = asyncio.get_running_loop()
         self._announce(ConnectionStatus.CONNECTED)
+        stop = threading.Event()
+        ended: asyncio.Future[None] = loop.create_future()
+        thread = threading.Thread(
+            target=self._produce, args=(loop, stop, ended), name="simulator-ticks", daemon=True
+        )
+        thread.start()
         try:
-            last = loop.time()
+            await ended  # only the thread's own failure ends it; otherwise cancelled
+        finally:
+            stop.set()
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(asyncio.to_thread(thread.join))
+            with contextlib.suppress(Exception):
+                self._announce(ConnectionStatus.DISCONNECTED)
+
+    def _produce(
+        self, loop: asyncio.AbstractEventLoop, stop: threading.Event, ended: asyncio.Future[None]
+    ) -> None:
+        """The tick thread: generate a batch every ~15 ms while the market is open."""
+        self.generated_on = threading.current_thread().name
+        try:
+            last = time.monotonic()
             owed = 0.0
-            while True:
-                now = self._clock.now()
-                if not is_market_open(now, always_open=self._always_open):
+            while not stop.is_set():
+                if not is_market_open(self._clock.now(), always_open=self._always_open):
                     owed = 0.0
-                    await asyncio.sleep(_CLOSED_POLL_SECONDS)
-                    last = loop.time()
+                    stop.wait(_CLOSED_POLL_SECONDS)
+                    last = time.monotonic()
                     continue
-                await asyncio.sleep(_BATCH_SECONDS)
-                mono = loop.time()
-                # A stalled loop resumes at the normal pace instead of bursting to catch up.
-                owed += self._rate * min(mono - last, 0.25)
+                if stop.wait(_BATCH_SECONDS):
+                    return
+                mono = time.monotonic()
+                # At most a quarter of a second is owed: after a stall (of this thread, or
+                # of the loop, which has not taken the last batch yet) the feed resumes at
+                # its normal pace instead of bursting, as a slow loop's ``run`` always did;
+                # a burst is processed in one go by every lossless subscriber on the loop.
+                owed = min(owed + self._rate * (mono - last), self._rate * _MAX_OWED_SECONDS)
                 last = mono
+                with self._out_lock:
+                    if self._flush_scheduled:
+                        continue
                 count = int(owed)
                 if count:
                     owed -= count
-                    ticks = self._generate(self._clock.now(), count)
+                    with self._lock:
+                        ticks = self._generate(self._clock.now(), count)
                     if ticks:
-                        self._remember(ticks)
-                        self._bus.publish_many(TICKS, ticks)
-        finally:
-            with contextlib.suppress(Exception):
-                self._announce(ConnectionStatus.DISCONNECTED)
+                        self._post(loop, ticks)
+        except BaseException as e:  # handed to ``run``, which raises it
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+                loop.call_soon_threadsafe(_fail, ended, e)
+
+    def _post(self, loop: asyncio.AbstractEventLoop, ticks: list[Tick]) -> None:
+        with self._out_lock:
+            self._outbox.extend(ticks)
+            if self._flush_scheduled:
+                return
+            self._flush_scheduled = True
+        loop.call_soon_threadsafe(self._flush)
+
+    def _flush(self) -> None:
+        """On the loop: publish every batch made since the last flush, oldest first."""
+        with self._out_lock:
+            ticks, self._outbox = self._outbox, []
+            self._flush_scheduled = False
+        if ticks:
+            self._remember(ticks)
+            self._bus.publish_many(TICKS, ticks)
+
+
+def _fail(ended: asyncio.Future[None], error: BaseException) -> None:
+    if not ended.done():
+        ended.set_exception(error)

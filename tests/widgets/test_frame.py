@@ -103,3 +103,43 @@ def test_outside_a_frame_nothing_is_held(four):
     for _ in range(5):
         QApplication.processEvents()
     assert counter.paints >= 1
+
+
+def test_between_frames_an_update_waits_for_the_next_frames_paint(four):
+    """A timer's update (the clock, the risk panel) while frames are coming: one paint."""
+    window, charts = four
+    counter = PaintCounter([], window)
+    presenter = FramePresenter(
+        window, lambda: [c.graphics_scene() for c in charts.charts], hold_seconds=30.0
+    )
+    _live(charts, 1)
+    presenter.present()  # frames are coming
+    counter.window_paints = 0
+    charts.charts[0].show_last_bars(50)  # an update from outside the pump
+    for _ in range(5):
+        QApplication.processEvents()
+    assert counter.window_paints == 0
+    assert presenter.held_between_frames >= 1
+    _live(charts, 2)
+    presenter.present()
+    assert counter.window_paints == 1  # the held update and the frame's, in one paint
+    for _ in range(5):
+        QApplication.processEvents()
+    assert counter.window_paints == 1
+
+
+def test_a_held_update_is_painted_when_no_frame_comes(four, qtbot):
+    window, charts = four
+    counter = PaintCounter([charts.charts[0]._graphics.viewport()], window)
+    presenter = FramePresenter(
+        window, lambda: [c.graphics_scene() for c in charts.charts], hold_seconds=1.0
+    )
+    _live(charts, 1)
+    presenter.present()  # the last frame: the feed stops here
+    counter.paints = counter.window_paints = 0
+    charts.charts[0].show_last_bars(50)
+    for _ in range(5):
+        QApplication.processEvents()
+    assert counter.paints == 0  # held: a frame may still come
+    qtbot.waitUntil(lambda: counter.paints >= 1, timeout=5000)  # by the fallback timer
+    assert counter.window_paints >= 1
