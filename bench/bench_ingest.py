@@ -10,9 +10,11 @@ subscriber, ticks delivered against ticks published and how often it lagged (eac
 resync, also exported as ``dalal_bus_subscriber_lagged_total``), and the rate achieved. For
 the recorder, delivered is not enough: the rows in the database are counted after its last
 commit, and its backlog (mailbox plus encoded-but-uncommitted ticks) is sampled as it runs.
-The simulator's depth is built before the run, as a broker's decoder builds it
-(``--lazy-depth`` leaves that to the recorder), and the pre-built ticks are frozen out of the
-garbage collector's way (a feed's ticks do not outlive their recording).
+The simulator's depth is built before the run, as a broker's decoder builds it on its own
+thread (``--lazy-depth`` leaves the simulator's books undecoded, so the recorder turns their
+random draws into text: it pays for the simulator's book generation, some 8 us a tick more,
+which is why it is not the default), and the pre-built ticks are frozen out of the garbage
+collector's way (a feed's ticks do not outlive their recording).
 
 Targets: >= 50,000 ticks/s on one core: the achieved rate, or (on a shared machine, where the
 wall clock measures the neighbours too) ticks per CPU-second of the whole process, recorder
@@ -159,9 +161,11 @@ async def run(
             if name in LOSSLESS and lost:
                 ok = False
         print(line)
-    print(f"  recorder stored {stored:,} rows (lost {published - stored:,}); backlog peaked at "
-          f"{backlog:,} ticks (mailbox + encoded, not committed); commits every "
-          f"{flush:g} s or {batch_rows:,} rows, so a crash loses at most that")
+    print(f"  recorder stored {stored:,} rows (lost {published - stored:,}, of which "
+          f"{subs['recorder'].dropped:,} refused by its full mailbox); backlog peaked at "
+          f"{backlog:,} ticks (mailbox + encoded, not committed; the mailbox holds "
+          f"{TICKS.maxsize:,}); commits every {flush:g} s or {batch_rows:,} rows, so a crash "
+          f"loses at most that")
     if stored != published:
         ok = False
     dead = [name for name, up in alive.items() if not up]
