@@ -54,7 +54,7 @@ from services.domain import (
     Tick,
     Timeframe,
 )
-from services.gtt import Gtt, GttBook, GttError, LegChange
+from services.gtt import Gtt, GttBook, GttError, GttNotFound, LegChange
 from services.instruments import InstrumentRegistry, Reference, bundled_universe
 from services.marketdata.router import ProviderHealth
 from services.marketdata.service import (
@@ -506,7 +506,7 @@ class AppServices:
             return await self._gtt_book().modify(gtt_id, changes)
         current = next((g for g in await venue.gtts() if str(g.gtt_id) == str(gtt_id)), None)
         if current is None:
-            raise GttError(f"no GTT {gtt_id}")
+            raise GttNotFound(f"no GTT {gtt_id}")
         return await venue.modify(current.gtt_id, changes, self._gtt_price(current.key))
 
     async def cancel_gtt(self, gtt_id: int | str) -> Gtt:

@@ -62,6 +62,10 @@ class GttError(ValueError):
     """A GTT that cannot be placed as asked; the message says why."""
 
 
+class GttNotFound(GttError):
+    """No GTT by that id where this session's GTTs are held."""
+
+
 @dataclass(frozen=True, slots=True)
 class GttLeg:
     trigger: Decimal
@@ -262,7 +266,7 @@ class GttBook:
     async def cancel(self, gtt_id: int | str) -> Gtt:
         gtt = self._gtts.get(gtt_id)
         if gtt is None:
-            raise GttError(f"no GTT {gtt_id}")
+            raise GttNotFound(f"no GTT {gtt_id}")
         if gtt.status is not GttStatus.ACTIVE:
             raise GttError(f"GTT {gtt_id} is {gtt.status.value}, not active")
         cancelled = replace(gtt, status=GttStatus.CANCELLED)
@@ -273,7 +277,7 @@ class GttBook:
         """Move an active GTT's triggers (and limit prices) in place; same id, same orders."""
         gtt = self._gtts.get(gtt_id)
         if gtt is None:
-            raise GttError(f"no GTT {gtt_id}")
+            raise GttNotFound(f"no GTT {gtt_id}")
         moved = replace(gtt, legs=changed_legs(gtt, changes, self._price_now(gtt.key)))
         await self._save(moved)
         return self._set(moved)

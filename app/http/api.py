@@ -22,6 +22,7 @@ from app.http.context import (
     ApiContext,
     KillSwitchPort,
     TradingFacade,
+    broker_problem,
     json_response,
     read_body,
     request_actor,
@@ -50,7 +51,7 @@ from services.apikeys import Scope
 from services.broker import BrokerError, OrderNotFound, OrderRejected
 from services.brokers.errors import IpNotAllowed
 from services.node.idempotency import IdempotencyConflict, Outcome
-from services.node.sebi import ip_not_allowed_message, with_market_protection
+from services.node.sebi import with_market_protection
 from services.risk import TradingState
 from services.risk.state import StateTransitionError
 from services.validation import OrderValidationError
@@ -97,16 +98,6 @@ def _problem_outcome(problem: ApiProblem) -> Outcome:
     return Outcome(problem.status, response.body.decode())
 
 
-def _broker_problem(ctx: ApiContext, e: BrokerError, what: str) -> ApiProblem:
-    """A broker's refusal as a problem; "IP not allowed" says which address to register."""
-    if _ip_not_allowed(e):
-        detail = ip_not_allowed_message(str(getattr(e, "broker", "") or "the broker"),
-                                        ctx.node.registered_ip, None)
-        return ApiProblem(409, f"{detail} ({e})", title="IP not allowed",
-                          rule="ip_not_allowed")  # fmt: skip
-    return ApiProblem(502, f"the broker did not take the {what}: {e}")
-
-
 def _ip_not_allowed(e: BrokerError) -> bool:
     return isinstance(e, IpNotAllowed)
 
@@ -151,12 +142,12 @@ async def post_order(request: web.Request) -> web.Response:
                                          "type": "order"}])), True  # fmt: skip
         except OrderRejected as e:
             if _ip_not_allowed(e):
-                return _problem_outcome(_broker_problem(ctx, e, "order")), True
+                return _problem_outcome(broker_problem(ctx, e, "order")), True
             return _problem_outcome(ApiProblem(
                 409, str(e), title="Order refused by a risk rule", rule=e.rule)), True
         except BrokerError as e:
             # Not final: the broker may have the order. A retry looks it up by its tag.
-            return _problem_outcome(_broker_problem(ctx, e, "order")), False
+            return _problem_outcome(broker_problem(ctx, e, "order")), False
         ctx.metrics.order_path_observer("api")(time.perf_counter() - started)
         ctx.audit(
             "api.order_placed", actor,
@@ -203,7 +194,7 @@ async def patch_order(request: web.Request) -> web.Response:
         ) from None
     except OrderRejected as e:
         if _ip_not_allowed(e):
-            raise _broker_problem(ctx, e, "modification") from None
+            raise broker_problem(ctx, e, "modification") from None
         raise ApiProblem(409, str(e), title="Modification refused", rule=e.rule) from None
     except BrokerError as e:
         raise ApiProblem(409, f"order {order_id!r} cannot be modified: {e}") from None
@@ -224,7 +215,7 @@ async def delete_order(request: web.Request) -> web.Response:
         raise ApiProblem(404, f"no order {order_id!r}") from None
     except BrokerError as e:
         if _ip_not_allowed(e):
-            raise _broker_problem(ctx, e, "cancellation") from None
+            raise broker_problem(ctx, e, "cancellation") from None
         raise ApiProblem(409, f"order {order_id!r} cannot be cancelled: {e}") from None
     ctx.audit("api.order_cancelled", request_actor(request), {"order_id": order_id})
     return json_response(OrderOut.of(order))

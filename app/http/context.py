@@ -17,11 +17,13 @@ from pydantic import BaseModel, ValidationError
 
 from app.http.auth import API_KEY, AuditFn, log_audit
 from app.http.problems import ApiProblem
-from services.broker import OrderChange
+from services.broker import BrokerError, OrderChange
+from services.brokers.errors import IpNotAllowed
 from services.domain import Funds, Order, OrderRequest, Position
 from services.gtt import Gtt, LegChange
 from services.metrics import Metrics
 from services.node.idempotency import IdempotentOrders, MemoryLedger
+from services.node.sebi import ip_not_allowed_message
 from services.risk import TradingState
 
 if TYPE_CHECKING:
@@ -158,6 +160,16 @@ async def read_body(
 async def request_body(request: web.Request, model: type[M]) -> M:
     """``read_body`` with the context's body timeout."""
     return await read_body(request, model, read_timeout=request.app[API_CONTEXT].body_timeout)
+
+
+def broker_problem(ctx: ApiContext, e: BrokerError, what: str) -> ApiProblem:
+    """A broker's refusal as a problem; "IP not allowed" says which address to register."""
+    if isinstance(e, IpNotAllowed):
+        detail = ip_not_allowed_message(str(getattr(e, "broker", "") or "the broker"),
+                                        ctx.node.registered_ip, None)
+        return ApiProblem(409, f"{detail} ({e})", title="IP not allowed",
+                          rule="ip_not_allowed")  # fmt: skip
+    return ApiProblem(502, f"the broker did not take the {what}: {e}")
 
 
 def json_response(model: BaseModel, status: int = 200) -> web.Response:

@@ -16,14 +16,22 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from app.http.context import API_CONTEXT, GttFacade, json_response, read_body, request_actor
+from app.http.context import (
+    API_CONTEXT,
+    ApiContext,
+    GttFacade,
+    broker_problem,
+    json_response,
+    read_body,
+    request_actor,
+)
 from app.http.endpoints import Endpoint
 from app.http.problems import ApiProblem
 from app.http.schemas import DecimalString, OrderBody, _Request
 from services.apikeys import Scope
 from services.broker import BrokerError, OrderRejected
 from services.brokers.errors import InvalidInput, IpNotAllowed, NotOffered
-from services.gtt import Gtt, GttError, LegChange, gtt_to_dict
+from services.gtt import Gtt, GttError, GttNotFound, LegChange, gtt_to_dict
 from services.validation import OrderValidationError
 
 # -- bodies ----------------------------------------------------------------------------------
@@ -92,16 +100,22 @@ def _facade(request: web.Request) -> GttFacade:
     return gtts
 
 
-def _problem(e: Exception) -> ApiProblem:
-    if isinstance(e, IpNotAllowed):
-        return ApiProblem(409, str(e), title="IP not allowed", rule="ip_not_allowed")
+def _problem(
+    ctx: ApiContext, e: GttError | BrokerError | OrderValidationError, *, refused: int = 422
+) -> ApiProblem:
+    """``refused``: the status of a GTT this request cannot act on (409 for a cancel: it is
+    no longer active; 422 for a place or a move checked as a new GTT)."""
+    if isinstance(e, GttNotFound):
+        return ApiProblem(404, str(e))
+    if isinstance(e, GttError):
+        return ApiProblem(refused, str(e))
+    if isinstance(e, (InvalidInput, OrderValidationError)):
+        return ApiProblem(422, str(e))
     if isinstance(e, NotOffered):
         return ApiProblem(409, str(e), title="Not offered", rule="not_offered")
-    if isinstance(e, (GttError, InvalidInput, OrderValidationError)):
-        return ApiProblem(422, str(e))
-    if isinstance(e, OrderRejected):
+    if isinstance(e, OrderRejected) and not isinstance(e, IpNotAllowed):
         return ApiProblem(409, str(e), title="Refused", rule=e.rule)
-    return ApiProblem(502, f"the broker did not take the GTT: {e}")
+    return broker_problem(ctx, e, "GTT")  # "IP not allowed" names the address to register
 
 
 async def get_gtts(request: web.Request) -> web.Response:
@@ -127,7 +141,7 @@ async def post_gtt(request: web.Request) -> web.Response:
             (stop, stop_order), (target, target_order) = legs
             gtt = await gtts.place_gtt_oco(Decimal(stop), stop_order, Decimal(target), target_order)
     except (GttError, BrokerError, OrderValidationError) as e:
-        raise _problem(e) from None
+        raise _problem(ctx, e) from None
     ctx.audit("api.gtt_placed", request_actor(request),
               {"gtt_id": str(gtt.gtt_id), "key": gtt.key, "kind": gtt.kind.value})  # fmt: skip
     return json_response(GttOut.of(gtt), status=201)
@@ -151,11 +165,8 @@ async def patch_gtt(request: web.Request) -> web.Response:
     ]
     try:
         gtt = await gtts.modify_gtt(gtt_id, changes)
-    except GttError as e:
-        status = 404 if str(e).startswith("no GTT") else 422
-        raise ApiProblem(status, str(e)) from None
-    except BrokerError as e:
-        raise _problem(e) from None
+    except (GttError, BrokerError) as e:
+        raise _problem(ctx, e) from None
     ctx.audit("api.gtt_modified", request_actor(request),
               {"gtt_id": str(gtt_id), "triggers": [leg.trigger for leg in body.legs]})
     return json_response(GttOut.of(gtt))
@@ -165,15 +176,11 @@ async def delete_gtt(request: web.Request) -> web.Response:
     ctx = request.app[API_CONTEXT]
     gtts = _facade(request)
     gtt_id = _gtt_id(request)
-    raw = str(gtt_id)
     try:
         gtt = await gtts.cancel_gtt(gtt_id)
-    except GttError as e:
-        status = 404 if str(e).startswith("no GTT") else 409
-        raise ApiProblem(status, str(e)) from None
-    except BrokerError as e:
-        raise _problem(e) from None
-    ctx.audit("api.gtt_cancelled", request_actor(request), {"gtt_id": raw})
+    except (GttError, BrokerError) as e:
+        raise _problem(ctx, e, refused=409) from None
+    ctx.audit("api.gtt_cancelled", request_actor(request), {"gtt_id": str(gtt_id)})
     return json_response(GttOut.of(gtt))
 
 

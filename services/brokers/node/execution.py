@@ -137,7 +137,7 @@ class NodeExecution:
                 await asyncio.sleep(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)])
                 continue
             if status == 502 and attempt + 1 < self._attempts:
-                last = _detail(answer)
+                last = detail_of(answer)
                 continue  # the broker's answer was lost at the node: the same key resolves it
             return self._order_or_raise(status, answer, "order")
         raise OutcomeUnknown(
@@ -148,16 +148,17 @@ class NodeExecution:
 
     async def modify_order(self, order_id: str, change: OrderChange) -> Order:
         self._refuse_if_down()
-        status, answer = await self._once("PATCH", f"/v1/orders/{order_id}",
-                                          json=encode_change(change))  # fmt: skip
+        status, answer = await self.request_once("PATCH", f"/v1/orders/{order_id}",
+                                                 json=encode_change(change))  # fmt: skip
         return self._order_or_raise(status, answer, "modification")
 
     async def cancel_order(self, order_id: str) -> Order:
         self._refuse_if_down()
-        status, answer = await self._once("DELETE", f"/v1/orders/{order_id}")
+        status, answer = await self.request_once("DELETE", f"/v1/orders/{order_id}")
         return self._order_or_raise(status, answer, "cancellation")
 
-    async def _once(self, method: str, path: str, *, json: Any = None) -> tuple[int, Any]:
+    async def request_once(self, method: str, path: str, *, json: Any = None) -> tuple[int, Any]:
+        """One request whose loss leaves its outcome unknown (OutcomeUnknown), no retry."""
         try:
             return await self._call(method, path, json=json)
         except _Unreachable as e:
@@ -173,7 +174,7 @@ class NodeExecution:
             except WireError as e:
                 raise BrokerError(f"the order node sent an order this terminal cannot read: "
                                   f"{e}") from None  # fmt: skip
-        detail = _detail(answer)
+        detail = detail_of(answer)
         rule = answer.get("rule") if isinstance(answer, dict) else None
         if status == 404:
             raise OrderNotFound(detail)
@@ -195,18 +196,19 @@ class NodeExecution:
         raise BrokerUnavailable(f"the order node answered {status}: {detail}")
 
     # -- snapshots -------------------------------------------------------------------------
-    async def _get(self, path: str) -> Any:
+    async def get_json(self, path: str) -> Any:
+        """GET a snapshot; BrokerUnavailable when the node cannot answer it."""
         try:
             status, body = await self._call("GET", path)
         except _Unreachable as e:
             raise BrokerUnavailable(f"the order node at {self.url} is not reachable: {e}") from None
         if status != 200:
             raise BrokerUnavailable(f"the order node answered {status} for {path}: "
-                                    f"{_detail(body)}")  # fmt: skip
+                                    f"{detail_of(body)}")  # fmt: skip
         return body
 
     async def orders(self) -> list[Order]:
-        return [decode_order(o) for o in (await self._get("/v1/orders"))["orders"]]
+        return [decode_order(o) for o in (await self.get_json("/v1/orders"))["orders"]]
 
     async def order_status(self, order_id: str) -> Order:
         for order in await self.orders():
@@ -221,13 +223,13 @@ class NodeExecution:
         return self._fills()  # the node streams fills; it has no fills endpoint
 
     async def positions(self) -> list[Position]:
-        return [decode_position(p) for p in (await self._get("/v1/positions"))["positions"]]
+        return [decode_position(p) for p in (await self.get_json("/v1/positions"))["positions"]]
 
     async def holdings(self) -> list[Holding]:
         return []  # holdings are read from the broker by the desktop, not through the node
 
     async def funds(self) -> Funds:
-        return decode_funds(await self._get("/v1/funds"))
+        return decode_funds(await self.get_json("/v1/funds"))
 
     async def key_info(self) -> tuple[str, frozenset[str]]:
         """The name and scopes the node knows this client's key by (``GET /v1/whoami``)."""
@@ -240,48 +242,38 @@ class NodeExecution:
                                    "expired)")  # fmt: skip
         if status != 200 or not isinstance(body, dict):
             raise BrokerUnavailable(f"the order node answered {status} for /v1/whoami: "
-                                    f"{_detail(body)}")  # fmt: skip
+                                    f"{detail_of(body)}")  # fmt: skip
         return str(body.get("name", "")), frozenset(str(s) for s in body.get("scopes") or ())
 
     # -- the node's kill switch --------------------------------------------------------------
     async def kill(self, *, square_off: bool, reason: str) -> dict[str, Any]:
         """Halt the node, cancel its open orders and optionally flatten (its kill switch)."""
-        status, body = await self._once("POST", "/v1/killswitch",
-                                        json={"square_off": square_off, "reason": reason[:200]})
+        kill = {"square_off": square_off, "reason": reason[:200]}
+        status, body = await self.request_once("POST", "/v1/killswitch", json=kill)
         if status != 200:
-            raise BrokerError(f"the order node did not take the kill switch: {_detail(body)}")
+            raise BrokerError(f"the order node did not take the kill switch: {detail_of(body)}")
         return dict(body)
 
     async def hand_over_session(self, broker: str, access_token: str) -> None:
         """Give the node the day's broker token after this desktop's login."""
-        status, body = await self._once("POST", f"/v1/session/{broker}",
-                                        json={"access_token": access_token})  # fmt: skip
+        status, body = await self.request_once("POST", f"/v1/session/{broker}",
+                                               json={"access_token": access_token})  # fmt: skip
         if status != 200:
             raise BrokerError(f"the order node did not take the {broker} token: "
-                              f"{_detail(body)}")  # fmt: skip
+                              f"{detail_of(body)}")  # fmt: skip
 
     async def resume(self, reason: str, to: str = "ACTIVE") -> str:
         """Leave HALTED on the node; return the state it entered."""
-        status, body = await self._once("POST", "/v1/killswitch/resume",
-                                        json={"reason": reason[:200], "to": to})  # fmt: skip
+        status, body = await self.request_once("POST", "/v1/killswitch/resume",
+                                               json={"reason": reason[:200], "to": to})  # fmt: skip
         if status != 200:
-            raise BrokerError(f"the order node did not resume: {_detail(body)}")
+            raise BrokerError(f"the order node did not resume: {detail_of(body)}")
         return str(body["state"])
 
-    # -- for the node's other ports (services.brokers.node.gtt) ----------------------------
-    async def get_json(self, path: str) -> Any:
-        """GET a snapshot; BrokerUnavailable when the node cannot answer it."""
-        return await self._get(path)
 
-    async def request_once(self, method: str, path: str, *, json: Any = None) -> tuple[int, Any]:
-        """One request whose loss leaves its outcome unknown (OutcomeUnknown), no retry."""
-        return await self._once(method, path, json=json)
-
-
-def _detail(answer: Any) -> str:
+def detail_of(answer: Any) -> str:
+    """The problem document's detail (its title, or the whole answer, without one)."""
     if isinstance(answer, dict):
         return str(answer.get("detail") or answer.get("title") or answer)
     return str(answer)
 
-
-detail_of = _detail  # the problem document's detail, for the node's other ports

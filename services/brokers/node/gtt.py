@@ -22,7 +22,7 @@ from services.brokers.errors import (
 )
 from services.brokers.node.execution import NodeExecution, detail_of
 from services.domain import OrderRequest
-from services.gtt import Gtt, GttError, LegChange, gtt_from_dict
+from services.gtt import Gtt, GttNotFound, LegChange, gtt_from_dict
 from services.node.wire import encode_request
 
 NODE_TITLE = "your order node"
@@ -63,7 +63,7 @@ class NodeGtt:
         return await self._place([(stop_trigger, stop_order), (target_trigger, target_order)])
 
     async def _place(self, legs: list[tuple[Decimal, OrderRequest]]) -> Gtt:
-        body = {"legs": [{"trigger": str(t), "order": _order_body(o)} for t, o in legs]}
+        body = {"legs": [{"trigger": str(t), "order": encode_request(o)} for t, o in legs]}
         status, answer = await self._execution.request_once("POST", "/v1/gtts", json=body)
         return self._gtt_or_raise(status, answer)
 
@@ -95,7 +95,7 @@ class NodeGtt:
         if status in (401, 403):
             raise PermissionDenied(f"the order node refused the API key: {detail}")
         if status == 404:
-            raise GttError(detail)
+            raise GttNotFound(detail)
         if status == 409 and rule == "ip_not_allowed":
             raise IpNotAllowed(detail)
         if status == 409 and rule == "not_offered":
@@ -108,7 +108,3 @@ class NodeGtt:
         raise BrokerUnavailable(f"the order node answered {status}: {detail}")
 
 
-def _order_body(order: OrderRequest) -> dict[str, Any]:
-    """The node's ``OrderBody``: no nulls (it forbids nothing it does not know, and a null
-    price is simply absent)."""
-    return {k: v for k, v in encode_request(order).items() if v is not None}
