@@ -41,22 +41,28 @@ time.sleep(600)
 """
 
 
-def test_a_node_killed_between_claim_and_intent_places_the_order_once(tmp_path: Path) -> None:
-    path = tmp_path / "terminal.db"
-    key = os.urandom(32)
+def _claim_then_die(script: str, path: Path, key: bytes, tag: str) -> None:
+    """Run a node process on a new profile until it says it claimed ``tag``, then kill it:
+    no orderly anything between the claim and the intent."""
     Database.open(path, key, create=True).close()
     child = subprocess.Popen(
-        [sys.executable, "-c", CLAIM_THEN_DIE, str(path)], cwd=REPO, text=True,
+        [sys.executable, "-c", script, str(path)], cwd=REPO, text=True,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
     )  # fmt: skip
     try:
         assert child.stdin is not None and child.stdout is not None
         child.stdin.write(key.hex() + "\n")
         child.stdin.flush()
-        assert child.stdout.readline().split() == ["claimed", "dtclaimed0001"]
+        assert child.stdout.readline().split() == ["claimed", tag]
     finally:
-        child.kill()  # between the claim and the intent: no orderly anything
+        child.kill()
         child.wait(30)
+
+
+def test_a_node_killed_between_claim_and_intent_places_the_order_once(tmp_path: Path) -> None:
+    path = tmp_path / "terminal.db"
+    key = os.urandom(32)
+    _claim_then_die(CLAIM_THEN_DIE, path, key, "dtclaimed0001")
 
     looked_up: list[str] = []
     sent: list[str] = []
@@ -170,19 +176,7 @@ def test_a_node_killed_before_an_in_memory_claim_is_written_places_the_order_onc
 ) -> None:
     path = tmp_path / "terminal.db"
     key = os.urandom(32)
-    Database.open(path, key, create=True).close()
-    child = subprocess.Popen(
-        [sys.executable, "-c", CLAIM_IN_MEMORY_THEN_DIE, str(path)], cwd=REPO, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert child.stdin is not None and child.stdout is not None
-        child.stdin.write(key.hex() + "\n")
-        child.stdin.flush()
-        assert child.stdout.readline().split() == ["claimed", "dtmemory00001"]
-    finally:
-        child.kill()
-        child.wait(30)
+    _claim_then_die(CLAIM_IN_MEMORY_THEN_DIE, path, key, "dtmemory00001")
 
     looked_up: list[str] = []
     sent: list[str] = []
